@@ -1,0 +1,228 @@
+//! The command line (CONTRACT section 1).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::lang::{ConnectArgs, ListenArgs, UdpArgs};
+use crate::script::{self, RunOptions};
+
+const EXAMPLES: &str = "\
+Examples:
+  muxcat run script.mux                  run a script, print events
+  printf 'connect 127.0.0.1:7000\\nsend hello\\nwaitfor ^hello$\\n' | muxcat --json
+  muxcat run --keep-going - < checks.mux continue past failed commands
+  muxcat connect 127.0.0.1:7000          like nc 127.0.0.1 7000
+  muxcat listen 7000                     like nc -l 7000
+  muxcat completions bash > /etc/bash_completion.d/muxcat";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "muxcat",
+    version,
+    about = "An interactive netcat-style multiplexer: many TCP, TLS and UDP sessions, scriptable and recorded",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct GlobalArgs {
+    /// Write a transcript of every session into DIR
+    #[arg(long, global = true, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// Events as JSON lines (stdout in `run`, stderr in pipe mode)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Keymap: default, vim, emacs, or a TOML file
+    #[arg(long, global = true, value_name = "NAME|FILE")]
+    pub keymap: Option<String>,
+    /// Write a diagnostic log to FILE
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Print no diagnostics
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more diagnostics
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Sub {
+    /// The terminal UI; each -c command runs at start, in order
+    Tui {
+        #[arg(short = 'c', value_name = "CMD")]
+        commands: Vec<String>,
+    },
+    /// Run a script headless, print events, exit with a status
+    #[command(after_help = "Exit status: 0 all commands succeeded, 1 a command failed, 2 usage error.")]
+    Run {
+        /// Script file, or - for stdin (the default)
+        #[arg(value_name = "FILE|-")]
+        file: Option<String>,
+        /// Continue after a failed command (and exit 1 at the end)
+        #[arg(long)]
+        keep_going: bool,
+        /// Keep sessions open after the script until interrupted
+        #[arg(long)]
+        stay: bool,
+    },
+    /// One outbound session
+    #[command(
+        after_help = "Examples:\n  muxcat connect example.org:80\n  muxcat connect --tls --ca ca.pem device.local:8443"
+    )]
+    Connect {
+        #[command(flatten)]
+        args: ConnectArgs,
+        #[command(flatten)]
+        front: FrontArgs,
+    },
+    /// One listener
+    #[command(after_help = "Examples:\n  muxcat listen 7000\n  muxcat listen --tls 127.0.0.1:8443")]
+    Listen {
+        #[command(flatten)]
+        args: ListenArgs,
+        #[command(flatten)]
+        front: FrontArgs,
+        /// Pipe mode: serve clients one after another
+        #[arg(long, short = 'k')]
+        keep_open: bool,
+        /// Pipe mode: relay every client's bytes to all others and stdout
+        #[arg(long)]
+        broker: bool,
+    },
+    /// One UDP socket
+    #[command(
+        after_help = "Examples:\n  muxcat udp --to 127.0.0.1:5000 0\n  muxcat udp --multicast 239.1.2.3 5000"
+    )]
+    Udp {
+        #[command(flatten)]
+        args: UdpArgs,
+        #[command(flatten)]
+        front: FrontArgs,
+    },
+    /// View a recorded transcript
+    Replay {
+        #[arg(value_name = "TRANSCRIPT")]
+        transcript: PathBuf,
+        /// Write the decoded received (in) or sent (out) byte stream
+        #[arg(long, value_name = "in|out")]
+        raw: Option<String>,
+    },
+    /// Print the effective keymap as TOML
+    Keymap {
+        #[arg(long)]
+        dump: bool,
+    },
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `--pipe` / `--tui` on connect, listen and udp.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FrontArgs {
+    /// Pipe mode even on a terminal (stdin to the peer, received bytes to stdout)
+    #[arg(long, conflicts_with = "tui")]
+    pub pipe: bool,
+    /// The TUI even when stdin/stdout are not terminals
+    #[arg(long)]
+    pub tui: bool,
+}
+
+/// Keeps the log writer alive until exit.
+fn init_log(global: &GlobalArgs) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let path = global.log.as_ref()?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path.file_name()?;
+    let appender = tracing_appender::rolling::never(dir, name);
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let level = if global.verbose {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_max_level(level)
+        .try_init();
+    Some(guard)
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _log = init_log(&cli.global);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("muxcat: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = match cli.command {
+        None if !std::io::stdin().is_terminal() => rt.block_on(run_script(None, &cli.global, false, false)),
+        None | Some(Sub::Tui { .. }) => not_yet("the TUI"),
+        Some(Sub::Run {
+            file,
+            keep_going,
+            stay,
+        }) => rt.block_on(run_script(file, &cli.global, keep_going, stay)),
+        Some(Sub::Connect { .. }) | Some(Sub::Listen { .. }) | Some(Sub::Udp { .. }) => {
+            not_yet("pipe mode and the TUI for connect/listen/udp")
+        }
+        Some(Sub::Replay { .. }) => not_yet("replay"),
+        Some(Sub::Keymap { .. }) => not_yet("keymaps"),
+        Some(Sub::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "muxcat", &mut std::io::stdout());
+            0
+        }
+    };
+    // Sessions were closed cleanly by their front end; do not wait for
+    // stray blocking reads (stdin) to finish.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    ExitCode::from(code)
+}
+
+fn not_yet(what: &str) -> u8 {
+    eprintln!("muxcat: {what} is not part of this build yet; use `muxcat run` (see --help)");
+    2
+}
+
+async fn run_script(file: Option<String>, global: &GlobalArgs, keep_going: bool, stay: bool) -> u8 {
+    let opts = RunOptions {
+        json: global.json,
+        keep_going,
+        stay,
+    };
+    let stdout = std::io::stdout();
+    match file.as_deref() {
+        None | Some("-") => {
+            let input = tokio::io::BufReader::new(tokio::io::stdin());
+            script::run(input, stdout, opts).await
+        }
+        Some(path) => match tokio::fs::File::open(path).await {
+            Ok(f) => script::run(tokio::io::BufReader::new(f), stdout, opts).await,
+            Err(e) => {
+                eprintln!("muxcat: cannot read script {path}: {e}");
+                2
+            }
+        },
+    }
+}

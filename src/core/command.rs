@@ -1,0 +1,142 @@
+//! The commands the session manager takes, and their option types.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::addr::HostPort;
+use super::tls::{ClientTls, ServerTls};
+
+/// How received bytes are framed (fixed when a session opens).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    #[default]
+    Line,
+    Binary,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Line => "line",
+            Mode::Binary => "binary",
+        }
+    }
+}
+
+/// The end of line appended to sends in line mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Eol {
+    #[default]
+    Lf,
+    Crlf,
+    Cr,
+}
+
+impl Eol {
+    pub fn bytes(self) -> &'static [u8] {
+        match self {
+            Eol::Lf => b"\n",
+            Eol::Crlf => b"\r\n",
+            Eol::Cr => b"\r",
+        }
+    }
+}
+
+/// How a session is shown (line or hex); a front-end concern kept per session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum View {
+    #[default]
+    Line,
+    Hex,
+}
+
+/// Options every session has.
+#[derive(Clone, Debug, Default)]
+pub struct SessionOptions {
+    pub id: Option<String>,
+    pub label: Option<String>,
+    pub mode: Mode,
+    pub eol: Eol,
+    /// Inactivity timeout.
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConnectSpec {
+    pub target: HostPort,
+    pub opts: SessionOptions,
+    pub tls: Option<ClientTls>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListenSpec {
+    pub bind: HostPort,
+    pub opts: SessionOptions,
+    pub tls: Option<ServerTls>,
+    pub max_connections: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct UdpSpec {
+    pub bind: HostPort,
+    pub opts: SessionOptions,
+    pub to: Option<HostPort>,
+    pub multicast: Option<std::net::IpAddr>,
+    pub reuse: bool,
+    pub broadcast: bool,
+    pub ttl: Option<u32>,
+}
+
+/// A command for the session manager. Session and listener references are
+/// as the user typed them (id, prefix, label or `@N`); `None` means the
+/// default one.
+#[derive(Clone, Debug)]
+pub enum Command {
+    Connect(ConnectSpec),
+    Listen(ListenSpec),
+    Udp(UdpSpec),
+    Send {
+        to: Option<String>,
+        payload: Bytes,
+        /// Do not append the session's EOL in line mode.
+        raw: bool,
+    },
+    WaitFor {
+        on: Option<String>,
+        timeout: Duration,
+        regex: regex::bytes::Regex,
+    },
+    Accept {
+        on: Option<String>,
+        timeout: Duration,
+    },
+    Disconnect {
+        session: Option<String>,
+    },
+    Close {
+        listener: Option<String>,
+    },
+    View {
+        session: Option<String>,
+        view: View,
+    },
+    Record {
+        session: Option<String>,
+        /// `None` stops recording.
+        file: Option<PathBuf>,
+    },
+    Sessions,
+    Listeners,
+}
+
+/// What a successful command returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// The session opened, accepted or addressed.
+    Session(String),
+    /// The listener opened.
+    Listener(String),
+}

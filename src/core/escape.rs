@@ -1,0 +1,168 @@
+//! Byte escaping: payload escapes typed by users, hex payloads, the lossless
+//! transcript encoding, and the safe display form that never lets a peer's
+//! bytes reach a terminal raw.
+
+use super::events::{CoreError, ErrorCode};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex_escape(out: &mut Vec<u8>, b: u8) {
+    out.extend_from_slice(&[b'\\', b'x', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+}
+
+/// Lossless ASCII encoding (CONTRACT section 5): printable ASCII stays, `\`
+/// doubles, CR/LF/TAB become `\r \n \t`, every other byte `\xHH`.
+pub fn escape_transcript_into(bytes: &[u8], out: &mut Vec<u8>) {
+    out.reserve(bytes.len() + bytes.len() / 8);
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if (0x20..0x7f).contains(&b) && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => push_hex_escape(out, b),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+pub fn escape_transcript(bytes: &[u8]) -> String {
+    let mut out = Vec::new();
+    escape_transcript_into(bytes, &mut out);
+    // Only ASCII was written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Inverse of [`escape_transcript`]. Also accepts `\0`.
+pub fn unescape_transcript(text: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let (byte, used) = decode_escape(&text[i + 1..])?;
+        out.push(byte);
+        i += 1 + used;
+    }
+    Ok(out)
+}
+
+/// Decodes the escape after a backslash; returns the byte and how many input
+/// bytes it used.
+fn decode_escape(rest: &[u8]) -> Result<(u8, usize), String> {
+    match rest.first() {
+        Some(b'r') => Ok((b'\r', 1)),
+        Some(b'n') => Ok((b'\n', 1)),
+        Some(b't') => Ok((b'\t', 1)),
+        Some(b'0') => Ok((0, 1)),
+        Some(b'\\') => Ok((b'\\', 1)),
+        Some(b'x') => {
+            let digits = rest.get(1..3).ok_or("\\x needs two hex digits")?;
+            let s = std::str::from_utf8(digits).map_err(|_| "\\x needs two hex digits")?;
+            let v = u8::from_str_radix(s, 16).map_err(|_| format!("\\x{s} is not two hex digits"))?;
+            Ok((v, 3))
+        }
+        Some(&c) => Err(format!(
+            "unknown escape \\{} (use \\r \\n \\t \\0 \\\\ or \\xHH)",
+            char::from(c).escape_default()
+        )),
+        None => Err("a lone backslash ends the payload (write \\\\ for one)".to_string()),
+    }
+}
+
+/// Decodes the `send` payload escapes `\r \n \t \0 \\ \xHH`.
+pub fn decode_payload(text: &str) -> Result<Vec<u8>, CoreError> {
+    unescape_transcript(text.as_bytes())
+        .map_err(|e| CoreError::new(ErrorCode::PayloadInvalid, format!("payload {text:?}: {e}")))
+}
+
+/// Decodes `send --hex` digits: pairs of hex digits, spaces allowed anywhere
+/// between pairs (`de ad be ef`, `deadbeef`).
+pub fn decode_hex(text: &str) -> Result<Vec<u8>, CoreError> {
+    let digits: String = text.split_whitespace().collect();
+    hex::decode(&digits).map_err(|e| {
+        CoreError::new(
+            ErrorCode::PayloadInvalid,
+            format!("hex payload {text:?}: {e} (expected pairs of hex digits like \"de ad be ef\")"),
+        )
+    })
+}
+
+/// A form safe to print on a terminal: valid UTF-8 text stays readable, but
+/// every control character (C0, DEL, C1) and every invalid byte is escaped,
+/// so no escape sequence from a peer is ever passed through.
+pub fn escape_display(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\r' => out.push_str("\\r"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("\\x{b:02x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcript_round_trip_every_byte() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let enc = escape_transcript(&all);
+        assert!(enc.bytes().all(|b| (0x20..0x7f).contains(&b)));
+        assert_eq!(unescape_transcript(enc.as_bytes()).unwrap(), all);
+    }
+
+    #[test]
+    fn payload_escapes() {
+        assert_eq!(decode_payload(r"a\r\n\t\0\\\x41").unwrap(), b"a\r\n\t\0\\A");
+        let err = decode_payload(r"bad\q").unwrap_err();
+        assert_eq!(err.code, ErrorCode::PayloadInvalid);
+        assert!(err.text.contains("\\q"), "{}", err.text);
+        assert!(decode_payload(r"\x4").is_err());
+        assert!(decode_payload(r"\xzz").is_err());
+        assert!(decode_payload("end\\").is_err());
+    }
+
+    #[test]
+    fn hex_payloads() {
+        assert_eq!(decode_hex("de ad be ef").unwrap(), vec![0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(decode_hex("0102").unwrap(), vec![1, 2]);
+        assert_eq!(decode_hex("abc").unwrap_err().code, ErrorCode::PayloadInvalid);
+        assert_eq!(decode_hex("zz").unwrap_err().code, ErrorCode::PayloadInvalid);
+    }
+
+    #[test]
+    fn display_escapes_controls_keeps_text() {
+        assert_eq!(escape_display(b"\x1b]0;pwn\x07ok"), "\\x1b]0;pwn\\x07ok");
+        assert_eq!(escape_display("température".as_bytes()), "température");
+        assert_eq!(escape_display(b"\xff"), "\\xff");
+        // C1 control U+009B (CSI) is escaped too.
+        assert_eq!(escape_display("\u{9b}2J".as_bytes()), "\\xc2\\x9b2J");
+    }
+}

@@ -1,0 +1,570 @@
+//! Events: everything that happens, in the envelope of CONTRACT section 3,
+//! plus the error codes of section 4.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
+use super::escape::escape_display;
+
+/// The error codes of CONTRACT section 4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    CommandInvalid,
+    AddressInvalid,
+    ResolveFailed,
+    ConnectFailed,
+    ConnectRefused,
+    BindFailed,
+    TlsConfigInvalid,
+    TlsHandshakeFailed,
+    SessionNotFound,
+    SessionAmbiguous,
+    SessionNotConnected,
+    PayloadInvalid,
+    RegexInvalid,
+    WaitforTimeout,
+    Timeout,
+    MaxConnections,
+    UdpSendFailed,
+    MulticastFailed,
+    RecordFailed,
+    IoError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::CommandInvalid => "COMMAND_INVALID",
+            ErrorCode::AddressInvalid => "ADDRESS_INVALID",
+            ErrorCode::ResolveFailed => "RESOLVE_FAILED",
+            ErrorCode::ConnectFailed => "CONNECT_FAILED",
+            ErrorCode::ConnectRefused => "CONNECT_REFUSED",
+            ErrorCode::BindFailed => "BIND_FAILED",
+            ErrorCode::TlsConfigInvalid => "TLS_CONFIG_INVALID",
+            ErrorCode::TlsHandshakeFailed => "TLS_HANDSHAKE_FAILED",
+            ErrorCode::SessionNotFound => "SESSION_NOT_FOUND",
+            ErrorCode::SessionAmbiguous => "SESSION_AMBIGUOUS",
+            ErrorCode::SessionNotConnected => "SESSION_NOT_CONNECTED",
+            ErrorCode::PayloadInvalid => "PAYLOAD_INVALID",
+            ErrorCode::RegexInvalid => "REGEX_INVALID",
+            ErrorCode::WaitforTimeout => "WAITFOR_TIMEOUT",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::MaxConnections => "MAX_CONNECTIONS",
+            ErrorCode::UdpSendFailed => "UDP_SEND_FAILED",
+            ErrorCode::MulticastFailed => "MULTICAST_FAILED",
+            ErrorCode::RecordFailed => "RECORD_FAILED",
+            ErrorCode::IoError => "IO_ERROR",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure with its contract code and a text naming what failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {text}")]
+pub struct CoreError {
+    pub code: ErrorCode,
+    pub text: String,
+}
+
+impl CoreError {
+    pub fn new(code: ErrorCode, text: impl Into<String>) -> Self {
+        CoreError {
+            code,
+            text: text.into(),
+        }
+    }
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;
+
+/// Why a session ended (the `reason` of `disconnected`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    Local,
+    Remote,
+    Timeout,
+    Error,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Local => "local",
+            CloseReason::Remote => "remote",
+            CloseReason::Timeout => "timeout",
+            CloseReason::Error => "error",
+        }
+    }
+}
+
+/// One row of the `sessions` listing.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    pub session_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// `out`, `in` or `udp`.
+    pub direction: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listener_id: Option<String>,
+    pub local_addr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    pub state: String,
+    pub tls: bool,
+    pub mode: &'static str,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// One row of the `listeners` listing.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerInfo {
+    pub listener_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub local_addr: String,
+    pub tls: bool,
+    pub clients: usize,
+    pub max_connections: usize,
+    pub state: &'static str,
+}
+
+/// What happened; the `event` field and its extra fields.
+#[derive(Clone, Debug)]
+pub enum EventKind {
+    Connecting {
+        host: String,
+        port: u16,
+    },
+    Connected {
+        remote: SocketAddr,
+        local: SocketAddr,
+        tls: bool,
+        insecure: bool,
+    },
+    Listening {
+        local: SocketAddr,
+        tls: bool,
+        /// SHA-256 of a self-signed certificate made for this listener.
+        fingerprint: Option<String>,
+    },
+    Accepted {
+        remote: SocketAddr,
+    },
+    /// Received bytes: one line (without its terminator) in line mode, one
+    /// chunk in binary mode, one datagram for UDP. `count` is the number of
+    /// received bytes this event accounts for, terminator included.
+    Data {
+        payload: Bytes,
+        count: usize,
+        from: Option<SocketAddr>,
+    },
+    Sent {
+        message_id: u64,
+        bytes: usize,
+    },
+    Match {
+        lines: Vec<String>,
+        matched: String,
+    },
+    Disconnecting,
+    Disconnected {
+        reason: CloseReason,
+    },
+    Closed,
+    Timeout,
+    Error,
+    Sessions(Vec<SessionInfo>),
+    Listeners(Vec<ListenerInfo>),
+    /// Free text answering `help`.
+    Info(String),
+}
+
+impl EventKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Connecting { .. } => "connecting",
+            EventKind::Connected { .. } => "connected",
+            EventKind::Listening { .. } => "listening",
+            EventKind::Accepted { .. } => "accepted",
+            EventKind::Data { .. } => "data",
+            EventKind::Sent { .. } => "sent",
+            EventKind::Match { .. } => "match",
+            EventKind::Disconnecting => "disconnecting",
+            EventKind::Disconnected { .. } => "disconnected",
+            EventKind::Closed => "closed",
+            EventKind::Timeout => "timeout",
+            EventKind::Error => "error",
+            EventKind::Sessions(_) => "sessions",
+            EventKind::Listeners(_) => "listeners",
+            EventKind::Info(_) => "info",
+        }
+    }
+}
+
+/// The event envelope.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub timestamp: DateTime<Utc>,
+    pub kind: EventKind,
+    pub session_id: Option<String>,
+    pub listener_id: Option<String>,
+    pub error: Option<CoreError>,
+}
+
+impl Event {
+    pub fn new(kind: EventKind) -> Self {
+        Event {
+            timestamp: Utc::now(),
+            kind,
+            session_id: None,
+            listener_id: None,
+            error: None,
+        }
+    }
+
+    pub fn error(err: CoreError) -> Self {
+        Event::new(EventKind::Error).with_error(err)
+    }
+
+    pub fn session(mut self, id: &str) -> Self {
+        self.session_id = Some(id.to_string());
+        self
+    }
+
+    pub fn session_opt(mut self, id: Option<&str>) -> Self {
+        self.session_id = id.map(str::to_string);
+        self
+    }
+
+    pub fn listener(mut self, id: &str) -> Self {
+        self.listener_id = Some(id.to_string());
+        self
+    }
+
+    pub fn listener_opt(mut self, id: Option<&str>) -> Self {
+        self.listener_id = id.map(str::to_string);
+        self
+    }
+
+    pub fn with_error(mut self, err: CoreError) -> Self {
+        self.error = Some(err);
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.error.is_some()
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// One JSON object, as printed by `--json`.
+    pub fn to_json(&self) -> String {
+        // Serialising our own types to a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The readable one-line form printed by `run` without `--json`:
+    /// `03:44:01.123 sess-1a2b3c4d connected 127.0.0.1:2323`.
+    /// Peer bytes are escaped so they never reach the terminal raw.
+    pub fn to_readable(&self) -> String {
+        let mut out = self.timestamp.format("%H:%M:%S%.3f").to_string();
+        out.push(' ');
+        match (&self.session_id, &self.listener_id) {
+            (Some(s), _) => out.push_str(&short_id(s)),
+            (None, Some(l)) => out.push_str(&short_id(l)),
+            (None, None) => out.push('-'),
+        }
+        out.push(' ');
+        match &self.kind {
+            EventKind::Connecting { host, port } => {
+                out.push_str(&format!("connecting {}", join_host_port(host, *port)))
+            }
+            EventKind::Connected {
+                remote,
+                local,
+                tls,
+                insecure,
+            } => {
+                out.push_str(&format!("connected {remote} (local {local}"));
+                if *tls {
+                    out.push_str(", tls");
+                }
+                if *insecure {
+                    out.push_str(", INSECURE: certificate not verified");
+                }
+                out.push(')');
+            }
+            EventKind::Listening {
+                local,
+                tls,
+                fingerprint,
+            } => {
+                out.push_str(&format!("listening {local}"));
+                if *tls {
+                    out.push_str(" tls");
+                }
+                if let Some(fp) = fingerprint {
+                    out.push_str(&format!(" self-signed sha256={fp}"));
+                }
+            }
+            EventKind::Accepted { remote } => {
+                out.push_str(&format!("accepted {remote}"));
+                if let Some(l) = &self.listener_id {
+                    out.push_str(&format!(" on {}", short_id(l)));
+                }
+            }
+            EventKind::Data { payload, from, .. } => {
+                out.push_str("< ");
+                if let Some(from) = from {
+                    out.push_str(&format!("[{from}] "));
+                }
+                out.push_str(&escape_display(payload));
+            }
+            EventKind::Sent { message_id, bytes } => {
+                out.push_str(&format!("> sent {bytes} bytes (message {message_id})"))
+            }
+            EventKind::Match { matched, lines } => {
+                out.push_str(&format!("match {:?}", matched));
+                if !lines.is_empty() {
+                    out.push_str(&format!(" after {} line(s)", lines.len()));
+                }
+            }
+            EventKind::Disconnecting => out.push_str("disconnecting"),
+            EventKind::Disconnected { reason } => out.push_str(&format!("disconnected {}", reason.as_str())),
+            EventKind::Closed => out.push_str("closed"),
+            EventKind::Timeout => out.push_str("timeout"),
+            EventKind::Error => out.push_str("error"),
+            EventKind::Sessions(list) => {
+                out.push_str(&format!("sessions ({})", list.len()));
+                for s in list {
+                    out.push_str(&format!(
+                        "\n  {} {:<3} {} {} {} in={} out={}{}",
+                        short_id(&s.session_id),
+                        s.direction,
+                        s.peer.as_deref().unwrap_or("-"),
+                        s.state,
+                        s.mode,
+                        s.bytes_in,
+                        s.bytes_out,
+                        s.label
+                            .as_deref()
+                            .map(|l| format!(" label={}", escape_display(l.as_bytes())))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+            EventKind::Listeners(list) => {
+                out.push_str(&format!("listeners ({})", list.len()));
+                for l in list {
+                    out.push_str(&format!(
+                        "\n  {} {}{} {}/{} {}",
+                        short_id(&l.listener_id),
+                        l.local_addr,
+                        if l.tls { " tls" } else { "" },
+                        l.clients,
+                        l.max_connections,
+                        l.state
+                    ));
+                }
+            }
+            EventKind::Info(text) => out.push_str(text),
+        }
+        if let Some(err) = &self.error {
+            out.push_str(&format!(" {}: {}", err.code, escape_display(err.text.as_bytes())));
+        }
+        out
+    }
+}
+
+/// `sess-1a2b3c4d-…` shortens to `sess-1a2b3c4d`; ids forced with `--id` stay whole.
+pub fn short_id(id: &str) -> String {
+    for prefix in ["sess-", "lstn-"] {
+        if let Some(rest) = id.strip_prefix(prefix)
+            && rest.len() == 36
+            && uuid::Uuid::parse_str(rest).is_ok()
+        {
+            return format!("{prefix}{}", &rest[..8]);
+        }
+    }
+    id.to_string()
+}
+
+/// `host:port`, with IPv6 literals bracketed.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry(
+            "timestamp",
+            &self.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true),
+        )?;
+        map.serialize_entry("status", if self.is_error() { "error" } else { "ok" })?;
+        map.serialize_entry("event", self.kind.name())?;
+        if let Some(s) = &self.session_id {
+            map.serialize_entry("sessionId", s)?;
+        }
+        if let Some(l) = &self.listener_id {
+            map.serialize_entry("listenerId", l)?;
+        }
+        if let Some(err) = &self.error {
+            map.serialize_entry("errorCode", err.code.as_str())?;
+            map.serialize_entry("errorText", &err.text)?;
+        }
+        match &self.kind {
+            EventKind::Connecting { host, port } => {
+                map.serialize_entry("host", host)?;
+                map.serialize_entry("port", port)?;
+            }
+            EventKind::Connected {
+                remote,
+                local,
+                tls,
+                insecure,
+            } => {
+                map.serialize_entry("remoteHost", &remote.ip().to_string())?;
+                map.serialize_entry("remotePort", &remote.port())?;
+                map.serialize_entry("localAddr", &local.to_string())?;
+                map.serialize_entry("tls", tls)?;
+                if *tls {
+                    map.serialize_entry("insecure", insecure)?;
+                }
+            }
+            EventKind::Listening {
+                local,
+                tls,
+                fingerprint,
+            } => {
+                map.serialize_entry("localHost", &local.ip().to_string())?;
+                map.serialize_entry("localPort", &local.port())?;
+                map.serialize_entry("tls", tls)?;
+                if let Some(fp) = fingerprint {
+                    map.serialize_entry("fingerprint", fp)?;
+                }
+            }
+            EventKind::Accepted { remote } => {
+                map.serialize_entry("remoteHost", &remote.ip().to_string())?;
+                map.serialize_entry("remotePort", &remote.port())?;
+            }
+            EventKind::Data { payload, count, from } => {
+                map.serialize_entry("bytes", count)?;
+                match std::str::from_utf8(payload) {
+                    Ok(text) => map.serialize_entry("text", text)?,
+                    Err(_) => map.serialize_entry("hex", &hex::encode(payload))?,
+                }
+                if let Some(from) = from {
+                    map.serialize_entry("remoteHost", &from.ip().to_string())?;
+                    map.serialize_entry("remotePort", &from.port())?;
+                }
+            }
+            EventKind::Sent { message_id, bytes } => {
+                map.serialize_entry("messageId", message_id)?;
+                map.serialize_entry("bytes", bytes)?;
+            }
+            EventKind::Match { lines, matched } => {
+                map.serialize_entry("lines", lines)?;
+                map.serialize_entry("match", matched)?;
+            }
+            EventKind::Disconnected { reason } => {
+                map.serialize_entry("reason", reason.as_str())?;
+            }
+            EventKind::Sessions(list) => map.serialize_entry("sessions", list)?,
+            EventKind::Listeners(list) => map.serialize_entry("listeners", list)?,
+            EventKind::Info(text) => map.serialize_entry("text", text)?,
+            EventKind::Disconnecting | EventKind::Closed | EventKind::Timeout | EventKind::Error => {}
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_envelope_has_contract_fields() {
+        let ev = Event::new(EventKind::Connected {
+            remote: "127.0.0.1:2323".parse().unwrap(),
+            local: "127.0.0.1:50432".parse().unwrap(),
+            tls: false,
+            insecure: false,
+        })
+        .session("sess-1");
+        let v: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["event"], "connected");
+        assert_eq!(v["sessionId"], "sess-1");
+        assert_eq!(v["remoteHost"], "127.0.0.1");
+        assert_eq!(v["remotePort"], 2323);
+        assert_eq!(v["localAddr"], "127.0.0.1:50432");
+        assert_eq!(v["tls"], false);
+        let ts = v["timestamp"].as_str().unwrap();
+        assert_eq!(ts.len(), "2026-11-23T03:44:01.123Z".len());
+        assert!(ts.ends_with('Z'));
+    }
+
+    #[test]
+    fn error_event_carries_code_and_text() {
+        let ev = Event::error(CoreError::new(ErrorCode::ConnectRefused, "refused by x"));
+        let v: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();
+        assert_eq!(v["status"], "error");
+        assert_eq!(v["errorCode"], "CONNECT_REFUSED");
+        assert_eq!(v["errorText"], "refused by x");
+    }
+
+    #[test]
+    fn data_is_text_or_hex() {
+        let text = Event::new(EventKind::Data {
+            payload: Bytes::from_static(b"hi"),
+            count: 3,
+            from: None,
+        });
+        let v: serde_json::Value = serde_json::from_str(&text.to_json()).unwrap();
+        assert_eq!(v["text"], "hi");
+        assert_eq!(v["bytes"], 3);
+        let bin = Event::new(EventKind::Data {
+            payload: Bytes::from_static(b"\xff\x00"),
+            count: 2,
+            from: None,
+        });
+        let v: serde_json::Value = serde_json::from_str(&bin.to_json()).unwrap();
+        assert_eq!(v["hex"], "ff00");
+        assert!(v.get("text").is_none());
+    }
+
+    #[test]
+    fn readable_escapes_terminal_sequences() {
+        let ev = Event::new(EventKind::Data {
+            payload: Bytes::from_static(b"\x1b[2Jboom"),
+            count: 8,
+            from: None,
+        })
+        .session("sess-1a2b3c4d-0000-4000-8000-000000000000");
+        let line = ev.to_readable();
+        assert!(line.contains("sess-1a2b3c4d < \\x1b[2Jboom"), "{line}");
+        assert!(!line.contains('\x1b'));
+    }
+}

@@ -1,0 +1,174 @@
+//! Line framing: splits a received byte stream on `\r\n`, `\n` or `\r`,
+//! holding a partial line until its end arrives, the session closes, or
+//! [`MAX_LINE`] bytes accumulate.
+
+use bytes::{Bytes, BytesMut};
+
+/// A partial line longer than this is delivered as a chunk of its own.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// One framed line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// The line without its terminator.
+    pub content: Bytes,
+    /// Received bytes this line accounts for, terminator included.
+    pub count: usize,
+    /// False for a line cut at the cap or flushed at close.
+    pub terminated: bool,
+}
+
+#[derive(Debug)]
+pub struct LineSplitter {
+    partial: BytesMut,
+    /// The last chunk ended in `\r`: a `\n` starting the next one belongs to it.
+    skip_lf: bool,
+    /// Bytes (a skipped `\n`) not yet attributed to a line.
+    carried: usize,
+    cap: usize,
+}
+
+impl Default for LineSplitter {
+    fn default() -> Self {
+        Self::new(MAX_LINE)
+    }
+}
+
+impl LineSplitter {
+    pub fn new(cap: usize) -> Self {
+        LineSplitter {
+            partial: BytesMut::new(),
+            skip_lf: false,
+            carried: 0,
+            cap: cap.max(1),
+        }
+    }
+
+    /// Bytes held in a partial line.
+    pub fn pending(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Feeds one received chunk; complete lines are appended to `out`.
+    pub fn push(&mut self, chunk: &Bytes, out: &mut Vec<Line>) {
+        let data = &chunk[..];
+        let mut pos = 0;
+        if self.skip_lf {
+            self.skip_lf = false;
+            if data.first() == Some(&b'\n') {
+                pos = 1;
+                self.carried += 1;
+            }
+        }
+        while pos < data.len() {
+            let Some(rel) = memchr::memchr2(b'\n', b'\r', &data[pos..]) else {
+                self.partial.extend_from_slice(&data[pos..]);
+                while self.partial.len() >= self.cap {
+                    let piece = self.partial.split_to(self.cap).freeze();
+                    self.emit(piece, 0, false, out);
+                }
+                return;
+            };
+            let end = pos + rel;
+            let mut term = 1;
+            if data[end] == b'\r' {
+                match data.get(end + 1) {
+                    Some(b'\n') => term = 2,
+                    Some(_) => {}
+                    None => self.skip_lf = true,
+                }
+            }
+            let content = if self.partial.is_empty() {
+                chunk.slice(pos..end)
+            } else {
+                self.partial.extend_from_slice(&data[pos..end]);
+                self.partial.split().freeze()
+            };
+            self.emit(content, term, true, out);
+            pos = end + term;
+        }
+    }
+
+    /// Delivers a held partial line (at close).
+    pub fn finish(&mut self, out: &mut Vec<Line>) {
+        if !self.partial.is_empty() {
+            let piece = self.partial.split().freeze();
+            self.emit(piece, 0, false, out);
+        }
+    }
+
+    fn emit(&mut self, mut content: Bytes, term: usize, terminated: bool, out: &mut Vec<Line>) {
+        // A line longer than the cap arrives in cap-sized pieces.
+        while content.len() > self.cap {
+            let piece = content.split_to(self.cap);
+            let count = piece.len() + std::mem::take(&mut self.carried);
+            out.push(Line {
+                content: piece,
+                count,
+                terminated: false,
+            });
+        }
+        let count = content.len() + term + std::mem::take(&mut self.carried);
+        out.push(Line {
+            content,
+            count,
+            terminated,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split_all(chunks: &[&[u8]], cap: usize) -> Vec<Line> {
+        let mut s = LineSplitter::new(cap);
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(&Bytes::copy_from_slice(c), &mut out);
+        }
+        s.finish(&mut out);
+        out
+    }
+
+    fn texts(lines: &[Line]) -> Vec<&[u8]> {
+        lines.iter().map(|l| &l.content[..]).collect()
+    }
+
+    #[test]
+    fn splits_on_all_terminators() {
+        let lines = split_all(&[b"a\r\nb\nc\rd"], MAX_LINE);
+        assert_eq!(texts(&lines), vec![&b"a"[..], b"b", b"c", b"d"]);
+        assert_eq!(lines.iter().map(|l| l.count).sum::<usize>(), 8);
+        assert!(!lines[3].terminated);
+    }
+
+    #[test]
+    fn crlf_across_chunks_is_one_terminator() {
+        let lines = split_all(&[b"a\r", b"\nb\n"], MAX_LINE);
+        assert_eq!(texts(&lines), vec![&b"a"[..], b"b"]);
+        assert_eq!(lines.iter().map(|l| l.count).sum::<usize>(), 5);
+    }
+
+    #[test]
+    fn partial_lines_are_held() {
+        let lines = split_all(&[b"hel", b"lo", b"\nwor", b"ld\n"], MAX_LINE);
+        assert_eq!(texts(&lines), vec![&b"hello"[..], b"world"]);
+    }
+
+    #[test]
+    fn empty_lines_are_lines() {
+        let lines = split_all(&[b"\n\n"], MAX_LINE);
+        assert_eq!(texts(&lines), vec![&b""[..], b""]);
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_the_cap() {
+        let lines = split_all(&[b"abcdefgh", b"ij\n"], 4);
+        assert_eq!(texts(&lines), vec![&b"abcd"[..], b"efgh", b"ij"]);
+        assert!(!lines[0].terminated && lines[2].terminated);
+        let lines = split_all(&[b"abcdefghij\n"], 4);
+        assert_eq!(texts(&lines), vec![&b"abcd"[..], b"efgh", b"ij"]);
+        assert_eq!(lines.iter().map(|l| l.count).sum::<usize>(), 11);
+    }
+}

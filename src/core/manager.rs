@@ -1,0 +1,773 @@
+//! The session manager actor: one task owns the tables of sessions and
+//! listeners; [`Manager`] is the cheap cloneable handle front ends hold.
+//! Commands that wait (connect, waitfor, accept, disconnect) run in tasks of
+//! their own so the actor never blocks.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use super::command::{Command, ConnectSpec, ListenSpec, Outcome, UdpSpec};
+use super::events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventKind};
+use super::listener::Listener;
+use super::session::{Direction, Io, Parts, ReadSide, Session};
+use super::{Ctx, EventSink, addr, new_id, udp};
+
+/// Default timeout of a TCP connect (a `--timeout` on the session overrides it).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Closed sessions kept listed (for their scrollback and `sessions`) before
+/// the oldest are forgotten.
+const KEEP_CLOSED: usize = 1000;
+
+#[derive(Clone, Debug)]
+pub struct ManagerConfig {
+    /// Capacity of the event channel: how far the front end may fall behind
+    /// before sessions stop reading.
+    pub event_capacity: usize,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig { event_capacity: 1024 }
+    }
+}
+
+/// A failed command, with the session or listener it concerned.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub error: CoreError,
+    pub session_id: Option<String>,
+    pub listener_id: Option<String>,
+}
+
+impl From<CoreError> for Failure {
+    fn from(error: CoreError) -> Self {
+        Failure {
+            error,
+            session_id: None,
+            listener_id: None,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Outcome, Failure>>;
+
+pub(crate) enum Msg {
+    Command(Command, Reply),
+    Register(Arc<Session>, oneshot::Sender<bool>),
+    /// `accept` found a client: make it the default session.
+    Claimed(String, Reply),
+    Shutdown(oneshot::Sender<()>),
+    Snapshot(oneshot::Sender<Snapshot>),
+}
+
+/// The current tables, for front ends that draw them.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub sessions: Vec<Arc<Session>>,
+    pub listeners: Vec<Arc<Listener>>,
+}
+
+/// The handle: send commands, read events from the receiver `start` returned.
+#[derive(Clone)]
+pub struct Manager {
+    tx: mpsc::Sender<Msg>,
+    events: EventSink,
+}
+
+impl Manager {
+    /// Spawns the actor; events arrive on the returned receiver.
+    pub fn start(config: ManagerConfig) -> (Manager, mpsc::Receiver<Event>) {
+        let (events, rx_events) = EventSink::new(config.event_capacity);
+        let (tx, rx) = mpsc::channel(256);
+        let ctx = Arc::new(Ctx {
+            events: events.clone(),
+            next_message: AtomicU64::new(0),
+            actor: tx.downgrade(),
+        });
+        let actor = Actor {
+            ctx,
+            sessions: Vec::new(),
+            listeners: Vec::new(),
+            default_session: None,
+            default_listener: None,
+            self_tx: tx.downgrade(),
+        };
+        tokio::spawn(actor.run(rx));
+        (Manager { tx, events }, rx_events)
+    }
+
+    /// Runs a command. A failure is also emitted as an `error` event.
+    pub async fn execute(&self, cmd: Command) -> CoreResult<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        let gone = || CoreError::new(ErrorCode::IoError, "the session manager has stopped");
+        self.tx.send(Msg::Command(cmd, reply)).await.map_err(|_| gone())?;
+        match rx.await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(failure)) => {
+                let ev = Event::error(failure.error.clone())
+                    .session_opt(failure.session_id.as_deref())
+                    .listener_opt(failure.listener_id.as_deref());
+                self.events.emit(ev).await;
+                Err(failure.error)
+            }
+            Err(_) => Err(gone()),
+        }
+    }
+
+    /// Puts an event of the front end's own (a parse error, say) in the
+    /// stream, in order with the others.
+    pub async fn emit(&self, event: Event) {
+        self.events.emit(event).await;
+    }
+
+    /// Closes every session and listener, waiting until they are closed.
+    pub async fn shutdown(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(done)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub async fn snapshot(&self) -> Option<Snapshot> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Snapshot(reply)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+struct Actor {
+    ctx: Arc<Ctx>,
+    sessions: Vec<Arc<Session>>,
+    listeners: Vec<Arc<Listener>>,
+    default_session: Option<String>,
+    default_listener: Option<String>,
+    self_tx: mpsc::WeakSender<Msg>,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Msg::Command(cmd, reply) => self.command(cmd, reply).await,
+                Msg::Register(session, ack) => {
+                    self.register(session);
+                    let _ = ack.send(true);
+                }
+                Msg::Claimed(id, reply) => {
+                    self.default_session = Some(id.clone());
+                    let _ = reply.send(Ok(Outcome::Session(id)));
+                }
+                Msg::Shutdown(done) => self.shutdown(done),
+                Msg::Snapshot(reply) => {
+                    let _ = reply.send(Snapshot {
+                        sessions: self.sessions.clone(),
+                        listeners: self.listeners.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, session: Arc<Session>) {
+        // Opened sessions become the default at once; accepted ones when
+        // `accept` returns them.
+        if session.direction != Direction::In {
+            self.default_session = Some(session.id.clone());
+        }
+        self.sessions.push(session);
+        let closed = self.sessions.iter().filter(|s| s.is_closed()).count();
+        if closed > KEEP_CLOSED {
+            let mut excess = closed - KEEP_CLOSED;
+            self.sessions.retain(|s| {
+                if excess > 0 && s.is_closed() {
+                    excess -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    }
+
+    fn shutdown(&mut self, done: oneshot::Sender<()>) {
+        for l in &self.listeners {
+            l.close();
+        }
+        let open: Vec<_> = self.sessions.iter().filter(|s| !s.is_closed()).cloned().collect();
+        tokio::spawn(async move {
+            let closing = open.iter().map(|s| s.close(CloseReason::Local, None));
+            futures_util::future::join_all(closing).await;
+            // Let listener tasks report `closed`.
+            tokio::task::yield_now().await;
+            let _ = done.send(());
+        });
+    }
+
+    fn id_in_use(&self, id: &str) -> bool {
+        self.sessions.iter().any(|s| s.id == id) || self.listeners.iter().any(|l| l.id == id)
+    }
+
+    fn take_id(&self, forced: &Option<String>, prefix: &str) -> CoreResult<String> {
+        match forced {
+            Some(id) if self.id_in_use(id) => Err(CoreError::new(
+                ErrorCode::CommandInvalid,
+                format!("--id {id}: a session or listener already has this id"),
+            )),
+            Some(id) if id.is_empty() || id.starts_with('@') || id.chars().any(char::is_whitespace) => {
+                Err(CoreError::new(
+                    ErrorCode::CommandInvalid,
+                    format!("--id {id:?}: ids must be non-empty, without spaces, and not start with @"),
+                ))
+            }
+            Some(id) => Ok(id.clone()),
+            None => Ok(new_id(prefix)),
+        }
+    }
+
+    async fn command(&mut self, cmd: Command, reply: Reply) {
+        match cmd {
+            Command::Connect(spec) => self.connect(spec, reply),
+            Command::Listen(spec) => {
+                let result = self.listen(spec).await;
+                let _ = reply.send(result);
+            }
+            Command::Udp(spec) => {
+                let result = self.udp(spec).await;
+                let _ = reply.send(result);
+            }
+            Command::Send { to, payload, raw } => {
+                let session = match self.find_session(to.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => return fail(reply, e, None),
+                };
+                let data = if raw || session.mode == super::Mode::Binary {
+                    payload
+                } else {
+                    let mut buf = BytesMut::with_capacity(payload.len() + 2);
+                    buf.extend_from_slice(&payload);
+                    buf.extend_from_slice(session.eol.bytes());
+                    buf.freeze()
+                };
+                self.send(session, data, reply);
+            }
+            Command::WaitFor { on, timeout, regex } => {
+                let session = match self.find_session(on.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => return fail(reply, e, None),
+                };
+                tokio::spawn(async move {
+                    let result = match session.wait_for(&regex, timeout).await {
+                        Ok(found) => {
+                            session.emit(found).await;
+                            Ok(Outcome::Session(session.id.clone()))
+                        }
+                        Err(e) => Err(failure(e, &session)),
+                    };
+                    let _ = reply.send(result);
+                });
+            }
+            Command::Accept { on, timeout } => {
+                let listener = match self.find_listener(on.as_deref()) {
+                    Ok(l) => l,
+                    Err(e) => return fail(reply, e, None),
+                };
+                let actor = self.self_tx.clone();
+                tokio::spawn(async move {
+                    match listener.claim(timeout).await {
+                        Ok(id) => match actor.upgrade() {
+                            Some(actor) => {
+                                // The reply goes back through the actor, which makes
+                                // the client the default session first.
+                                if let Err(mpsc::error::SendError(Msg::Claimed(id, reply))) =
+                                    actor.send(Msg::Claimed(id.clone(), reply)).await
+                                {
+                                    let _ = reply.send(Ok(Outcome::Session(id)));
+                                }
+                            }
+                            None => {
+                                let _ = reply.send(Ok(Outcome::Session(id)));
+                            }
+                        },
+                        Err(e) => {
+                            let _ = reply.send(Err(Failure {
+                                error: e,
+                                session_id: None,
+                                listener_id: Some(listener.id.clone()),
+                            }));
+                        }
+                    }
+                });
+            }
+            Command::Disconnect { session } => {
+                let session = match self.find_session(session.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => return fail(reply, e, None),
+                };
+                tokio::spawn(async move {
+                    let result = if session.close(CloseReason::Local, None).await {
+                        Ok(Outcome::Session(session.id.clone()))
+                    } else {
+                        Err(failure(
+                            CoreError::new(
+                                ErrorCode::SessionNotConnected,
+                                format!("session {} is already closed", session.id),
+                            ),
+                            &session,
+                        ))
+                    };
+                    let _ = reply.send(result);
+                });
+            }
+            Command::Close { listener } => {
+                let result = self
+                    .find_listener(listener.as_deref())
+                    .map_err(Failure::from)
+                    .and_then(|l| {
+                        if l.close() {
+                            Ok(Outcome::Listener(l.id.clone()))
+                        } else {
+                            Err(Failure {
+                                error: CoreError::new(
+                                    ErrorCode::SessionNotConnected,
+                                    format!("listener {} is already closed", l.id),
+                                ),
+                                session_id: None,
+                                listener_id: Some(l.id.clone()),
+                            })
+                        }
+                    });
+                let _ = reply.send(result);
+            }
+            Command::View { session, view } => {
+                let result = self.find_session(session.as_deref()).map(|s| {
+                    s.set_view(view);
+                    Outcome::Session(s.id.clone())
+                });
+                let _ = reply.send(result.map_err(Failure::from));
+            }
+            Command::Record { .. } => {
+                let err = CoreError::new(
+                    ErrorCode::RecordFailed,
+                    "recording is not available in this build yet",
+                );
+                fail(reply, err, None);
+            }
+            Command::Sessions => {
+                let list = self.sessions.iter().map(|s| s.info()).collect();
+                self.ctx.events.emit(Event::new(EventKind::Sessions(list))).await;
+                let _ = reply.send(Ok(Outcome::Done));
+            }
+            Command::Listeners => {
+                let list = self.listeners.iter().map(|l| l.info()).collect();
+                self.ctx.events.emit(Event::new(EventKind::Listeners(list))).await;
+                let _ = reply.send(Ok(Outcome::Done));
+            }
+        }
+    }
+
+    fn send(&self, session: Arc<Session>, data: Bytes, reply: Reply) {
+        tokio::spawn(async move {
+            let result = session
+                .send(data)
+                .await
+                .map(|_| Outcome::Session(session.id.clone()))
+                .map_err(|e| failure(e, &session));
+            let _ = reply.send(result);
+        });
+    }
+
+    fn connect(&mut self, spec: ConnectSpec, reply: Reply) {
+        let id = match self.take_id(&spec.opts.id, "sess") {
+            Ok(id) => id,
+            Err(e) => return fail(reply, e, None),
+        };
+        let tls = match &spec.tls {
+            Some(t) => match t
+                .config()
+                .and_then(|c| Ok((c, t.server_name(&spec.target.host)?)))
+            {
+                Ok(pair) => Some((pair, t.insecure)),
+                Err(e) => return fail(reply, e, Some(id)),
+            },
+            None => None,
+        };
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let event = |kind| Event::new(kind).session(&id);
+            ctx.events
+                .emit(event(EventKind::Connecting {
+                    host: spec.target.host.clone(),
+                    port: spec.target.port,
+                }))
+                .await;
+            let connect_timeout = spec.opts.timeout.unwrap_or(CONNECT_TIMEOUT);
+            let stream = match tcp_connect(&spec.target, connect_timeout).await {
+                Ok(s) => s,
+                Err(e) => return fail(reply, e, Some(id)),
+            };
+            let _ = stream.set_nodelay(true);
+            let (local, remote) = match (stream.local_addr(), stream.peer_addr()) {
+                (Ok(l), Ok(r)) => (l, r),
+                (Err(e), _) | (_, Err(e)) => {
+                    let err = CoreError::new(ErrorCode::ConnectFailed, format!("{}: {e}", spec.target));
+                    return fail(reply, err, Some(id));
+                }
+            };
+            let (io, insecure) = match tls {
+                None => {
+                    let (r, w) = stream.into_split();
+                    (
+                        Io::Stream {
+                            read: ReadSide::Tcp(r),
+                            write: Box::new(w),
+                        },
+                        false,
+                    )
+                }
+                Some(((config, name), insecure)) => {
+                    let connector = TlsConnector::from(config);
+                    let hs = tokio::time::timeout(connect_timeout, connector.connect(name, stream)).await;
+                    match hs {
+                        Ok(Ok(tls)) => {
+                            let (r, w) = tokio::io::split(tls);
+                            (
+                                Io::Stream {
+                                    read: ReadSide::Other(Box::new(r)),
+                                    write: Box::new(w),
+                                },
+                                insecure,
+                            )
+                        }
+                        Ok(Err(e)) => {
+                            return fail(
+                                reply,
+                                super::tls::handshake_error(&spec.target.to_string(), e),
+                                Some(id),
+                            );
+                        }
+                        Err(_) => {
+                            let err = CoreError::new(
+                                ErrorCode::TlsHandshakeFailed,
+                                format!("TLS handshake with {} timed out", spec.target),
+                            );
+                            return fail(reply, err, Some(id));
+                        }
+                    }
+                }
+            };
+            let parts = Parts {
+                id: id.clone(),
+                label: spec.opts.label.clone(),
+                direction: Direction::Out,
+                listener: None,
+                local,
+                peer: Some(remote),
+                tls: spec.tls.is_some(),
+                mode: spec.opts.mode,
+                eol: spec.opts.eol,
+                timeout: spec.opts.timeout,
+            };
+            let (session, read) = Session::new(parts, io, ctx.clone());
+            if !ctx.register(session.clone()).await {
+                session.close(CloseReason::Local, None).await;
+                let err = CoreError::new(ErrorCode::IoError, "the session manager is shutting down");
+                return fail(reply, err, Some(id));
+            }
+            session
+                .emit(EventKind::Connected {
+                    remote,
+                    local,
+                    tls: spec.tls.is_some(),
+                    insecure,
+                })
+                .await;
+            session.start_reading(read);
+            let _ = reply.send(Ok(Outcome::Session(id)));
+        });
+    }
+
+    async fn listen(&mut self, spec: ListenSpec) -> Result<Outcome, Failure> {
+        let id = self.take_id(&spec.opts.id, "lstn")?;
+        let with_id = |e: CoreError| Failure {
+            error: e,
+            session_id: None,
+            listener_id: Some(id.clone()),
+        };
+        let (acceptor, fingerprint) = match &spec.tls {
+            Some(t) => {
+                let setup = t.config().map_err(with_id)?;
+                (Some(TlsAcceptor::from(setup.config)), setup.fingerprint)
+            }
+            None => (None, None),
+        };
+        let addrs = addr::resolve(&spec.bind).await.map_err(with_id)?;
+        let mut last_err = None;
+        let mut bound = None;
+        for a in &addrs {
+            match tokio::net::TcpListener::bind(a).await {
+                Ok(l) => {
+                    bound = Some(l);
+                    break;
+                }
+                Err(e) => last_err = Some((a, e)),
+            }
+        }
+        let tcp = match (bound, last_err) {
+            (Some(l), _) => l,
+            (None, Some((a, e))) => {
+                return Err(with_id(CoreError::new(
+                    ErrorCode::BindFailed,
+                    format!("cannot listen on {a}: {e}"),
+                )));
+            }
+            (None, None) => {
+                return Err(with_id(CoreError::new(
+                    ErrorCode::BindFailed,
+                    format!("{}: no address", spec.bind),
+                )));
+            }
+        };
+        let local = tcp
+            .local_addr()
+            .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
+        let listener = Listener::new(
+            id.clone(),
+            local,
+            spec.tls.is_some(),
+            spec.max_connections,
+            spec.opts,
+        );
+        self.ctx
+            .events
+            .emit(
+                Event::new(EventKind::Listening {
+                    local,
+                    tls: spec.tls.is_some(),
+                    fingerprint,
+                })
+                .listener(&id),
+            )
+            .await;
+        self.listeners.push(listener.clone());
+        self.default_listener = Some(id.clone());
+        tokio::spawn(listener.run(tcp, acceptor, self.ctx.clone()));
+        Ok(Outcome::Listener(id))
+    }
+
+    async fn udp(&mut self, spec: UdpSpec) -> Result<Outcome, Failure> {
+        let id = self.take_id(&spec.opts.id, "sess")?;
+        let with_id = |e: CoreError| Failure {
+            error: e,
+            session_id: Some(id.clone()),
+            listener_id: None,
+        };
+        let opened = udp::open(&spec).await.map_err(with_id)?;
+        let local = opened
+            .socket
+            .local_addr()
+            .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
+        let parts = Parts {
+            id: id.clone(),
+            label: spec.opts.label.clone(),
+            direction: Direction::Udp,
+            listener: None,
+            local,
+            peer: opened.to,
+            tls: false,
+            mode: spec.opts.mode,
+            eol: spec.opts.eol,
+            timeout: spec.opts.timeout,
+        };
+        let (session, read) = Session::new(parts, Io::Udp(Arc::new(opened.socket)), self.ctx.clone());
+        self.register(session.clone());
+        session
+            .emit(EventKind::Listening {
+                local,
+                tls: false,
+                fingerprint: None,
+            })
+            .await;
+        session.start_reading(read);
+        Ok(Outcome::Session(id))
+    }
+
+    /// Resolves a session reference: id, unique id prefix (4+ hex digits,
+    /// with or without `sess-`), label, or `@N`; `None` is the default.
+    fn find_session(&self, r: Option<&str>) -> CoreResult<Arc<Session>> {
+        let Some(r) = r else {
+            return self
+                .default_session
+                .as_deref()
+                .and_then(|id| self.sessions.iter().find(|s| s.id == id))
+                .cloned()
+                .ok_or_else(|| {
+                    CoreError::new(
+                        ErrorCode::SessionNotFound,
+                        "no session given and none is selected: connect, udp or accept first, or name one",
+                    )
+                });
+        };
+        if let Some(n) = r.strip_prefix('@') {
+            let n: usize = n.parse().map_err(|_| {
+                CoreError::new(
+                    ErrorCode::SessionNotFound,
+                    format!("{r:?}: @N takes a number from 1"),
+                )
+            })?;
+            return self
+                .sessions
+                .iter()
+                .filter(|s| !s.is_closed())
+                .nth(n.wrapping_sub(1))
+                .cloned()
+                .ok_or_else(|| {
+                    CoreError::new(
+                        ErrorCode::SessionNotFound,
+                        format!("there is no live session {r}"),
+                    )
+                });
+        }
+        let found = find_by_ref(&self.sessions, r, "sess", |s| (&s.id, &s.label));
+        resolve_found(found, r, "session")
+    }
+
+    fn find_listener(&self, r: Option<&str>) -> CoreResult<Arc<Listener>> {
+        let Some(r) = r else {
+            return self
+                .default_listener
+                .as_deref()
+                .and_then(|id| self.listeners.iter().find(|l| l.id == id))
+                .cloned()
+                .ok_or_else(|| {
+                    CoreError::new(
+                        ErrorCode::SessionNotFound,
+                        "no listener: listen first, or name one",
+                    )
+                });
+        };
+        if let Some(n) = r.strip_prefix('@') {
+            let n: usize = n.parse().unwrap_or(0);
+            return self
+                .listeners
+                .iter()
+                .filter(|l| !l.is_closed())
+                .nth(n.wrapping_sub(1))
+                .cloned()
+                .ok_or_else(|| {
+                    CoreError::new(
+                        ErrorCode::SessionNotFound,
+                        format!("there is no open listener {r}"),
+                    )
+                });
+        }
+        let found = find_by_ref(&self.listeners, r, "lstn", |l| (&l.id, &l.label));
+        resolve_found(found, r, "listener")
+    }
+}
+
+/// Exact id, then label, then unique prefix of the uuid part.
+fn find_by_ref<T>(
+    items: &[Arc<T>],
+    r: &str,
+    prefix: &str,
+    key: impl Fn(&T) -> (&String, &Option<String>),
+) -> Vec<Arc<T>> {
+    if let Some(hit) = items.iter().find(|i| key(i).0 == r) {
+        return vec![hit.clone()];
+    }
+    let by_label: Vec<_> = items
+        .iter()
+        .filter(|i| key(i).1.as_deref() == Some(r))
+        .cloned()
+        .collect();
+    if !by_label.is_empty() {
+        return by_label;
+    }
+    let stem = r.strip_prefix(&format!("{prefix}-")).unwrap_or(r);
+    let hexish = stem.len() >= 4 && stem.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    if !hexish {
+        return Vec::new();
+    }
+    let full = format!("{prefix}-{}", stem.to_ascii_lowercase());
+    items
+        .iter()
+        .filter(|i| key(i).0.starts_with(&full))
+        .cloned()
+        .collect()
+}
+
+fn resolve_found<T>(mut found: Vec<Arc<T>>, r: &str, what: &str) -> CoreResult<Arc<T>> {
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(CoreError::new(
+            ErrorCode::SessionNotFound,
+            format!("no {what} matches {r:?}"),
+        )),
+        n => Err(CoreError::new(
+            ErrorCode::SessionAmbiguous,
+            format!("{n} {what}s match {r:?}: give more of the id"),
+        )),
+    }
+}
+
+fn failure(error: CoreError, session: &Session) -> Failure {
+    Failure {
+        error,
+        session_id: Some(session.id.clone()),
+        listener_id: session.listener_id().map(str::to_string),
+    }
+}
+
+fn fail(reply: Reply, error: CoreError, session_id: Option<String>) {
+    let _ = reply.send(Err(Failure {
+        error,
+        session_id,
+        listener_id: None,
+    }));
+}
+
+/// Connects to the first address of the host that accepts, within `limit`.
+async fn tcp_connect(target: &addr::HostPort, limit: Duration) -> CoreResult<TcpStream> {
+    let addrs = addr::resolve(target).await?;
+    let attempt = async {
+        let mut last = None;
+        for a in &addrs {
+            match TcpStream::connect(a).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some((*a, e)),
+            }
+        }
+        let Some((a, e)) = last else {
+            return Err(CoreError::new(
+                ErrorCode::ResolveFailed,
+                format!("{target}: no address"),
+            ));
+        };
+        Err(if e.kind() == std::io::ErrorKind::ConnectionRefused {
+            CoreError::new(
+                ErrorCode::ConnectRefused,
+                format!("{target} ({a}) refused the connection"),
+            )
+        } else {
+            CoreError::new(
+                ErrorCode::ConnectFailed,
+                format!("cannot connect to {target} ({a}): {e}"),
+            )
+        })
+    };
+    tokio::time::timeout(limit, attempt).await.unwrap_or_else(|_| {
+        Err(CoreError::new(
+            ErrorCode::ConnectFailed,
+            format!(
+                "connecting to {target} timed out after {}",
+                super::format_duration(limit)
+            ),
+        ))
+    })
+}

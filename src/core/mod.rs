@@ -1,0 +1,95 @@
+//! The library core: a session manager that owns every listener and session,
+//! takes [`Command`]s and emits [`Event`]s. Nothing here knows about terminals.
+//!
+//! - `manager`: the actor and its cloneable handle
+//! - `session`: one TCP/TLS connection or UDP socket, its reader and writer
+//! - `listener`: accept loop, connection limit, the `accept` queue
+//! - `udp`: opening UDP sockets (broadcast, multicast, reuse)
+//! - `tls`: rustls configuration for both sides
+//! - `framing`: line splitting; `escape`: payload, transcript and display escapes
+//! - `events`: the event envelope and error codes; `command`: the commands
+//! - `addr`: `HOST:PORT` parsing and resolution
+
+pub mod addr;
+pub mod command;
+pub mod escape;
+pub mod events;
+pub mod framing;
+pub mod listener;
+pub mod manager;
+pub mod session;
+pub mod tls;
+pub mod udp;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use command::{Command, Eol, Mode, Outcome, View};
+pub use events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventKind};
+pub use manager::{Manager, ManagerConfig};
+
+/// Where events go: a bounded channel to the front end. When the front end
+/// falls behind, senders wait, and sessions stop reading (TCP backpressure).
+#[derive(Clone)]
+pub struct EventSink {
+    tx: mpsc::Sender<Event>,
+}
+
+impl EventSink {
+    pub fn new(capacity: usize) -> (EventSink, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (EventSink { tx }, rx)
+    }
+
+    /// Delivers an event; a front end that went away is not an error.
+    pub async fn emit(&self, event: Event) {
+        let _ = self.tx.send(event).await;
+    }
+}
+
+/// What every session and listener task shares.
+pub(crate) struct Ctx {
+    pub events: EventSink,
+    next_message: AtomicU64,
+    actor: mpsc::WeakSender<manager::Msg>,
+}
+
+impl Ctx {
+    pub fn next_message_id(&self) -> u64 {
+        self.next_message.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Hands a new session to the manager; false when it is shutting down.
+    pub async fn register(&self, session: Arc<session::Session>) -> bool {
+        let Some(actor) = self.actor.upgrade() else {
+            return false;
+        };
+        let (ack, done) = oneshot::channel();
+        if actor.send(manager::Msg::Register(session, ack)).await.is_err() {
+            return false;
+        }
+        done.await.unwrap_or(false)
+    }
+}
+
+/// `sess-<uuid v4>` / `lstn-<uuid v4>`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4())
+}
+
+/// `1.5s`, `500ms`, `2m`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(60_000) && ms >= 60_000 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) && ms >= 1000 {
+        format!("{}s", ms / 1000)
+    } else if ms >= 1000 {
+        format!("{:.3}s", d.as_secs_f64())
+    } else {
+        format!("{ms}ms")
+    }
+}

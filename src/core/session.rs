@@ -1,0 +1,721 @@
+//! One session: a TCP or TLS connection or a UDP socket, with a reader task
+//! that frames and reports received bytes, a writer task for sends, the
+//! waitfor backlog and the inactivity timeout.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UdpSocket;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Ctx;
+use super::command::{Eol, Mode, View};
+use super::events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventKind, SessionInfo};
+use super::framing::{Line, LineSplitter};
+use super::listener::Listener;
+
+/// Size of one read; a flood is read in chunks of this size.
+pub const READ_SIZE: usize = 64 * 1024;
+/// Reads smaller than this are copied out so an idle session keeps no buffer.
+const SMALL_READ: usize = 4 * 1024;
+/// What `waitfor` can look back on: received lines/bytes since the previous
+/// `waitfor` returned, the oldest dropped past these bounds.
+pub const BACKLOG_LINES: usize = 10_000;
+pub const BACKLOG_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Out,
+    In,
+    Udp,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Out => "out",
+            Direction::In => "in",
+            Direction::Udp => "udp",
+        }
+    }
+}
+
+/// A request to the writer task.
+pub(crate) struct WriteReq {
+    data: Bytes,
+    done: oneshot::Sender<CoreResult<u64>>,
+}
+
+/// How sends leave the session.
+pub(crate) enum Transport {
+    Stream(mpsc::UnboundedSender<WriteReq>),
+    Udp {
+        socket: Arc<UdpSocket>,
+        to: Option<SocketAddr>,
+    },
+}
+
+/// What the reader reads from.
+pub(crate) enum ReadSide {
+    Tcp(OwnedReadHalf),
+    Other(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+impl ReadSide {
+    /// Reads one chunk. For plain TCP the buffer is only allocated once the
+    /// socket is readable, so idle sessions hold no read buffer.
+    async fn read_chunk(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            ReadSide::Tcp(rd) => loop {
+                rd.readable().await?;
+                if buf.capacity() - buf.len() < SMALL_READ {
+                    buf.reserve(READ_SIZE);
+                }
+                match rd.try_read_buf(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
+            },
+            ReadSide::Other(rd) => {
+                if buf.capacity() - buf.len() < SMALL_READ {
+                    buf.reserve(READ_SIZE);
+                }
+                rd.read_buf(buf).await
+            }
+        }
+    }
+}
+
+/// Received data not yet consumed by a `waitfor`.
+#[derive(Default)]
+struct Backlog {
+    lines: VecDeque<Bytes>,
+    line_bytes: usize,
+    /// Binary mode: the accumulated received bytes.
+    stream: BytesMut,
+}
+
+impl Backlog {
+    fn push_line(&mut self, line: &[u8]) {
+        // Copied so a short line does not pin a whole read buffer.
+        self.lines.push_back(Bytes::copy_from_slice(line));
+        self.line_bytes += line.len();
+        while self.lines.len() > BACKLOG_LINES || self.line_bytes > BACKLOG_BYTES {
+            match self.lines.pop_front() {
+                Some(old) => self.line_bytes -= old.len(),
+                None => break,
+            }
+        }
+    }
+
+    fn push_stream(&mut self, chunk: &[u8]) {
+        self.stream.extend_from_slice(chunk);
+        if self.stream.len() > BACKLOG_BYTES {
+            let excess = self.stream.len() - BACKLOG_BYTES;
+            let _ = self.stream.split_to(excess);
+        }
+    }
+}
+
+struct State {
+    closed: Option<CloseReason>,
+    backlog: Backlog,
+    last_activity: Instant,
+    /// UDP: the last sender, the default destination of sends.
+    last_sender: Option<SocketAddr>,
+    view: View,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+pub struct Session {
+    pub id: String,
+    pub label: Option<String>,
+    pub direction: Direction,
+    pub listener: Option<Arc<Listener>>,
+    pub local: SocketAddr,
+    /// TCP: the peer. UDP: the `--to` destination, if any.
+    pub peer: Option<SocketAddr>,
+    pub tls: bool,
+    pub mode: Mode,
+    pub eol: Eol,
+    pub timeout: Option<Duration>,
+    pub(crate) ctx: Arc<Ctx>,
+    transport: Transport,
+    state: Mutex<State>,
+    /// Bumped on every received line/chunk and on close; waiters watch it.
+    wake: watch::Sender<u64>,
+    cancel: CancellationToken,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    released: AtomicBool,
+}
+
+/// What a session is made of, before its tasks start.
+pub(crate) struct Parts {
+    pub id: String,
+    pub label: Option<String>,
+    pub direction: Direction,
+    pub listener: Option<Arc<Listener>>,
+    pub local: SocketAddr,
+    pub peer: Option<SocketAddr>,
+    pub tls: bool,
+    pub mode: Mode,
+    pub eol: Eol,
+    pub timeout: Option<Duration>,
+}
+
+/// The I/O half not yet handed to tasks.
+pub(crate) enum Io {
+    Stream {
+        read: ReadSide,
+        write: Box<dyn AsyncWrite + Send + Unpin>,
+    },
+    Udp(Arc<UdpSocket>),
+}
+
+impl Session {
+    /// Builds the session and starts its writer; [`Session::start_reading`]
+    /// starts the reader once the opening event has been emitted.
+    pub(crate) fn new(parts: Parts, io: Io, ctx: Arc<Ctx>) -> (Arc<Session>, Option<ReadSide>) {
+        let (transport, read, writer) = match io {
+            Io::Stream { read, write } => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Transport::Stream(tx), Some(read), Some((write, rx)))
+            }
+            Io::Udp(socket) => (
+                Transport::Udp {
+                    socket,
+                    to: parts.peer,
+                },
+                None,
+                None,
+            ),
+        };
+        let session = Arc::new(Session {
+            id: parts.id,
+            label: parts.label,
+            direction: parts.direction,
+            listener: parts.listener,
+            local: parts.local,
+            peer: parts.peer,
+            tls: parts.tls,
+            mode: parts.mode,
+            eol: parts.eol,
+            timeout: parts.timeout,
+            ctx,
+            transport,
+            state: Mutex::new(State {
+                closed: None,
+                backlog: Backlog::default(),
+                last_activity: Instant::now(),
+                last_sender: None,
+                view: View::Line,
+                tasks: Vec::new(),
+            }),
+            wake: watch::Sender::new(0),
+            cancel: CancellationToken::new(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            released: AtomicBool::new(false),
+        });
+        if let Some((write, rx)) = writer {
+            let task = tokio::spawn(write_loop(session.clone(), write, rx));
+            session.lock().tasks.push(task);
+        }
+        (session, read)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not wedge every session: take the state as is.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the reader (stream sessions) or receiver (UDP).
+    pub(crate) fn start_reading(self: &Arc<Self>, read: Option<ReadSide>) {
+        let task = match (&self.transport, read) {
+            (_, Some(read)) => tokio::spawn(read_loop(self.clone(), read)),
+            (Transport::Udp { socket, .. }, None) => tokio::spawn(udp_loop(self.clone(), socket.clone())),
+            (Transport::Stream(_), None) => return,
+        };
+        self.lock().tasks.push(task);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed.is_some()
+    }
+
+    pub fn listener_id(&self) -> Option<&str> {
+        self.listener.as_ref().map(|l| l.id.as_str())
+    }
+
+    pub fn view(&self) -> View {
+        self.lock().view
+    }
+
+    pub fn set_view(&self, view: View) {
+        self.lock().view = view;
+    }
+
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out.load(Ordering::Relaxed)
+    }
+
+    pub fn info(&self) -> SessionInfo {
+        let state = self.lock();
+        let peer = match self.direction {
+            Direction::Udp => self.peer.or(state.last_sender),
+            _ => self.peer,
+        };
+        SessionInfo {
+            session_id: self.id.clone(),
+            label: self.label.clone(),
+            direction: self.direction.as_str(),
+            listener_id: self.listener_id().map(str::to_string),
+            local_addr: self.local.to_string(),
+            peer: peer.map(|p| p.to_string()),
+            state: match state.closed {
+                None => "live".to_string(),
+                Some(reason) => format!("closed ({})", reason.as_str()),
+            },
+            tls: self.tls,
+            mode: self.mode.as_str(),
+            bytes_in: self.bytes_in(),
+            bytes_out: self.bytes_out(),
+        }
+    }
+
+    fn event(&self, kind: EventKind) -> Event {
+        Event::new(kind)
+            .session(&self.id)
+            .listener_opt(self.listener_id())
+    }
+
+    pub(crate) async fn emit(&self, kind: EventKind) {
+        self.ctx.events.emit(self.event(kind)).await;
+    }
+
+    async fn emit_error(&self, kind: EventKind, err: CoreError) {
+        self.ctx.events.emit(self.event(kind).with_error(err)).await;
+    }
+
+    fn touch(&self) {
+        self.lock().last_activity = Instant::now();
+    }
+
+    fn bump(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Sends bytes as they are (the caller appended any EOL). Returns the
+    /// message id once the bytes were handed to the kernel.
+    pub async fn send(self: &Arc<Self>, data: Bytes) -> CoreResult<u64> {
+        if self.is_closed() {
+            return Err(self.not_connected());
+        }
+        match &self.transport {
+            Transport::Stream(tx) => {
+                let (done, rx) = oneshot::channel();
+                tx.send(WriteReq { data, done })
+                    .map_err(|_| self.not_connected())?;
+                rx.await.map_err(|_| self.not_connected())?
+            }
+            Transport::Udp { socket, to } => {
+                let dest = to.or(self.lock().last_sender).ok_or_else(|| {
+                    CoreError::new(
+                        ErrorCode::UdpSendFailed,
+                        format!(
+                            "{}: no destination yet: open it with --to HOST:PORT or wait for a datagram to reply to",
+                            self.id
+                        ),
+                    )
+                })?;
+                let n = socket.send_to(&data, dest).await.map_err(|e| {
+                    CoreError::new(ErrorCode::UdpSendFailed, format!("send to {dest} failed: {e}"))
+                })?;
+                Ok(self.sent(n).await)
+            }
+        }
+    }
+
+    async fn sent(&self, n: usize) -> u64 {
+        self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        self.touch();
+        let message_id = self.ctx.next_message_id();
+        self.emit(EventKind::Sent { message_id, bytes: n }).await;
+        message_id
+    }
+
+    fn not_connected(&self) -> CoreError {
+        CoreError::new(
+            ErrorCode::SessionNotConnected,
+            format!("session {} is closed", self.id),
+        )
+    }
+
+    /// Handles one received chunk: counts it, frames it, reports it.
+    async fn received(&self, chunk: Bytes, splitter: &mut LineSplitter, lines: &mut Vec<Line>) {
+        self.bytes_in.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        match self.mode {
+            Mode::Line => {
+                splitter.push(&chunk, lines);
+                self.deliver_lines(lines).await;
+            }
+            Mode::Binary => {
+                {
+                    let mut state = self.lock();
+                    state.last_activity = Instant::now();
+                    state.backlog.push_stream(&chunk);
+                }
+                self.bump();
+                let count = chunk.len();
+                self.emit(EventKind::Data {
+                    payload: chunk,
+                    count,
+                    from: None,
+                })
+                .await;
+            }
+        }
+    }
+
+    async fn deliver_lines(&self, lines: &mut Vec<Line>) {
+        if lines.is_empty() {
+            self.touch();
+            return;
+        }
+        {
+            let mut state = self.lock();
+            state.last_activity = Instant::now();
+            for line in lines.iter() {
+                state.backlog.push_line(&line.content);
+            }
+        }
+        self.bump();
+        for line in lines.drain(..) {
+            self.emit(EventKind::Data {
+                payload: line.content,
+                count: line.count,
+                from: None,
+            })
+            .await;
+        }
+    }
+
+    /// When the inactivity timeout would expire, if one is set.
+    fn deadline(&self) -> Option<Instant> {
+        self.timeout.map(|t| self.lock().last_activity + t)
+    }
+
+    /// Ends the session once; the first caller's reason wins. Local closes
+    /// wait for the reader and writer to finish, so `disconnected` is the
+    /// session's last event and the peer has seen the FIN.
+    pub async fn close(self: &Arc<Self>, reason: CloseReason, err: Option<CoreError>) -> bool {
+        let tasks = {
+            let mut state = self.lock();
+            if state.closed.is_some() {
+                return false;
+            }
+            state.closed = Some(reason);
+            std::mem::take(&mut state.tasks)
+        };
+        if reason == CloseReason::Local {
+            self.emit(EventKind::Disconnecting).await;
+        }
+        self.cancel.cancel();
+        if reason == CloseReason::Local {
+            for task in tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+            }
+        }
+        self.release();
+        let kind = EventKind::Disconnected { reason };
+        match err {
+            Some(err) => self.emit_error(kind, err).await,
+            None => self.emit(kind).await,
+        }
+        self.bump();
+        true
+    }
+
+    /// Frees the listener slot (once).
+    fn release(&self) {
+        if !self.released.swap(true, Ordering::AcqRel)
+            && let Some(l) = &self.listener
+        {
+            l.client_closed();
+        }
+    }
+
+    async fn expire(self: &Arc<Self>) {
+        let t = self.timeout.unwrap_or_default();
+        self.emit_error(
+            EventKind::Timeout,
+            CoreError::new(
+                ErrorCode::Timeout,
+                format!("session {} idle for {}", self.id, crate::core::format_duration(t)),
+            ),
+        )
+        .await;
+        self.close(CloseReason::Timeout, None).await;
+    }
+
+    async fn fail(self: &Arc<Self>, what: &str, e: std::io::Error) {
+        let err = CoreError::new(ErrorCode::IoError, format!("{what} on {}: {e}", self.id));
+        self.close(CloseReason::Error, Some(err)).await;
+    }
+
+    /// Waits until a line (line mode) or the accumulated bytes (binary mode)
+    /// match, consuming the backlog up to and including the match.
+    pub async fn wait_for(
+        self: &Arc<Self>,
+        regex: &regex::bytes::Regex,
+        timeout: Duration,
+    ) -> CoreResult<EventKind> {
+        let mut wake = self.wake.subscribe();
+        let deadline = Instant::now() + timeout;
+        loop {
+            wake.borrow_and_update();
+            let closed = {
+                let mut state = self.lock();
+                if let Some(found) = self.take_match(&mut state.backlog, regex) {
+                    return Ok(found);
+                }
+                state.closed
+            };
+            if let Some(reason) = closed {
+                return Err(CoreError::new(
+                    ErrorCode::SessionNotConnected,
+                    format!(
+                        "session {} closed ({}) before anything matched /{}/",
+                        self.id,
+                        reason.as_str(),
+                        regex.as_str()
+                    ),
+                ));
+            }
+            tokio::select! {
+                changed = wake.changed() => {
+                    if changed.is_err() {
+                        return Err(self.not_connected());
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(CoreError::new(
+                        ErrorCode::WaitforTimeout,
+                        format!(
+                            "nothing on {} matched /{}/ within {}",
+                            self.id,
+                            regex.as_str(),
+                            crate::core::format_duration(timeout)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn take_match(&self, backlog: &mut Backlog, regex: &regex::bytes::Regex) -> Option<EventKind> {
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match self.mode {
+            Mode::Line => {
+                let pos = backlog.lines.iter().position(|l| regex.is_match(l))?;
+                let before: Vec<String> = backlog.lines.drain(..pos).map(|l| lossy(&l)).collect();
+                let matched = backlog.lines.pop_front()?;
+                backlog.line_bytes = backlog.lines.iter().map(Bytes::len).sum();
+                Some(EventKind::Match {
+                    lines: before,
+                    matched: lossy(&matched),
+                })
+            }
+            Mode::Binary => {
+                let m = regex.find(&backlog.stream)?;
+                let (start, end) = (m.start(), m.end());
+                let consumed = backlog.stream.split_to(end);
+                let before = &consumed[..start];
+                Some(EventKind::Match {
+                    lines: if before.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![lossy(before)]
+                    },
+                    matched: lossy(&consumed[start..]),
+                })
+            }
+        }
+    }
+}
+
+async fn read_loop(session: Arc<Session>, mut read: ReadSide) {
+    let mut buf = BytesMut::new();
+    let mut splitter = LineSplitter::default();
+    let mut lines = Vec::new();
+    loop {
+        let deadline = session.deadline();
+        let result = tokio::select! {
+            _ = session.cancel.cancelled() => return,
+            _ = sleep_until_opt(deadline) => {
+                if session.deadline().is_some_and(|d| d <= Instant::now()) {
+                    session.expire().await;
+                    return;
+                }
+                continue;
+            }
+            r = read.read_chunk(&mut buf) => r,
+        };
+        match result {
+            Ok(0) => {
+                splitter.finish(&mut lines);
+                session.deliver_lines(&mut lines).await;
+                session.close(CloseReason::Remote, None).await;
+                return;
+            }
+            Ok(n) => {
+                let chunk = if n < SMALL_READ && buf.len() == n {
+                    // Copy small reads out and drop the buffer: idle sessions stay small.
+                    let chunk = Bytes::copy_from_slice(&buf);
+                    buf = BytesMut::new();
+                    chunk
+                } else {
+                    buf.split().freeze()
+                };
+                session.received(chunk, &mut splitter, &mut lines).await;
+            }
+            Err(e) => {
+                splitter.finish(&mut lines);
+                session.deliver_lines(&mut lines).await;
+                session.fail("read failed", e).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn write_loop(
+    session: Arc<Session>,
+    mut write: Box<dyn AsyncWrite + Send + Unpin>,
+    mut rx: mpsc::UnboundedReceiver<WriteReq>,
+) {
+    loop {
+        let req = tokio::select! {
+            _ = session.cancel.cancelled() => break,
+            req = rx.recv() => match req {
+                Some(req) => req,
+                None => break,
+            },
+        };
+        let result = async {
+            write.write_all(&req.data).await?;
+            write.flush().await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                let id = session.sent(req.data.len()).await;
+                let _ = req.done.send(Ok(id));
+            }
+            Err(e) => {
+                let _ = req.done.send(Err(CoreError::new(
+                    ErrorCode::IoError,
+                    format!("write to {} failed: {e}", session.id),
+                )));
+                let s = session.clone();
+                // close() waits for nothing when the reason is not Local.
+                s.fail("write failed", e).await;
+                return;
+            }
+        }
+    }
+    // Sends FIN (TCP) or close_notify (TLS) so the peer sees the end.
+    let _ = tokio::time::timeout(Duration::from_secs(2), write.shutdown()).await;
+}
+
+async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let deadline = session.deadline();
+        let result = tokio::select! {
+            _ = session.cancel.cancelled() => return,
+            _ = sleep_until_opt(deadline) => {
+                if session.deadline().is_some_and(|d| d <= Instant::now()) {
+                    session.expire().await;
+                    return;
+                }
+                continue;
+            }
+            r = socket.recv_from(&mut buf) => r,
+        };
+        match result {
+            Ok((n, from)) => {
+                let datagram = &buf[..n];
+                session.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                let shown = match session.mode {
+                    Mode::Line => strip_eol(datagram),
+                    Mode::Binary => datagram,
+                };
+                let payload = Bytes::copy_from_slice(shown);
+                {
+                    let mut state = session.lock();
+                    state.last_activity = Instant::now();
+                    state.last_sender = Some(from);
+                    match session.mode {
+                        Mode::Line => state.backlog.push_line(&payload),
+                        Mode::Binary => state.backlog.push_stream(&payload),
+                    }
+                }
+                session.bump();
+                session
+                    .emit(EventKind::Data {
+                        payload,
+                        count: n,
+                        from: Some(from),
+                    })
+                    .await;
+            }
+            // An ICMP error from an earlier send: report it, keep receiving.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                session
+                    .emit_error(
+                        EventKind::Error,
+                        CoreError::new(
+                            ErrorCode::UdpSendFailed,
+                            format!(
+                                "a datagram from {} was refused by its destination: {e}",
+                                session.id
+                            ),
+                        ),
+                    )
+                    .await;
+            }
+            Err(e) => {
+                session.fail("receive failed", e).await;
+                return;
+            }
+        }
+    }
+}
+
+fn strip_eol(d: &[u8]) -> &[u8] {
+    let d = d.strip_suffix(b"\n").unwrap_or(d);
+    d.strip_suffix(b"\r").unwrap_or(d)
+}

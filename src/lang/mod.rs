@@ -1,0 +1,539 @@
+//! The command language (CONTRACT section 2): one parser for scripts, `-c`,
+//! and the TUI command bar. Lines split into words ([`words`]), then clap
+//! parses the words, so every command gets options, usage and `help`.
+
+pub mod words;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Args, Parser, Subcommand};
+
+use crate::core::addr::{parse_bind, parse_host_port};
+use crate::core::command::{Command, ConnectSpec, Eol, ListenSpec, Mode, SessionOptions, UdpSpec, View};
+use crate::core::escape::{decode_hex, decode_payload};
+use crate::core::tls::{ClientTls, ServerTls};
+use crate::core::{CoreError, CoreResult, ErrorCode};
+
+/// Default `waitfor` and `accept` timeout.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+
+/// A parsed line: a command for the session manager, or one the front end
+/// handles itself.
+#[derive(Debug)]
+pub enum Parsed {
+    Core(Command),
+    Sleep(Duration),
+    Quit,
+    /// `help` output to show.
+    Help(String),
+}
+
+/// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s`; a bare number is milliseconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (like 500ms, 5s, 2m)"))?;
+    let scale = match unit {
+        "" | "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || secs > 1e9 {
+        return Err(format!("{text:?} is too long"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Options every session takes.
+#[derive(Args, Clone, Debug, Default)]
+pub struct SessionArgs {
+    /// Use this id instead of a generated `sess-<uuid>`
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// A name to refer to the session by
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
+    /// How received bytes are framed: lines, or chunks as they arrive
+    #[arg(long, value_enum, default_value_t = Mode::Line)]
+    pub mode: Mode,
+    /// End of line appended to each send in line mode
+    #[arg(long, value_enum, default_value_t = Eol::Lf)]
+    pub eol: Eol,
+    /// Close the session after this long without traffic (e.g. 30s)
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+impl SessionArgs {
+    fn options(&self) -> SessionOptions {
+        SessionOptions {
+            id: self.id.clone(),
+            label: self.label.clone(),
+            mode: self.mode,
+            eol: self.eol,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// `connect`: one outbound TCP or TLS session.
+#[derive(Args, Clone, Debug)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Speak TLS (verifies the server against the system roots and --ca)
+    #[arg(long)]
+    pub tls: bool,
+    /// Also trust this CA certificate (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<PathBuf>,
+    /// Server name to send and verify (default: HOST)
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub sni: Option<String>,
+    /// Accept any server certificate (shown in the session's status)
+    #[arg(long, requires = "tls")]
+    pub insecure: bool,
+    /// Where to connect: name, IPv4 or [IPv6], and port
+    #[arg(value_name = "HOST:PORT")]
+    pub target: String,
+}
+
+impl ConnectArgs {
+    pub fn spec(&self) -> CoreResult<ConnectSpec> {
+        Ok(ConnectSpec {
+            target: parse_host_port(&self.target)?,
+            opts: self.session.options(),
+            tls: self.tls.then(|| ClientTls {
+                ca: self.ca.clone(),
+                sni: self.sni.clone(),
+                insecure: self.insecure,
+            }),
+        })
+    }
+}
+
+/// `listen`: a TCP or TLS listener; each client is a session.
+#[derive(Args, Clone, Debug)]
+pub struct ListenArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Speak TLS (self-signed certificate unless --cert/--key)
+    #[arg(long)]
+    pub tls: bool,
+    /// Server certificate chain (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub cert: Option<PathBuf>,
+    /// Server private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<PathBuf>,
+    /// Clients served at once; one more is accepted and closed at once
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub max_connections: usize,
+    /// Address to listen on (host defaults to 0.0.0.0; port 0 picks one)
+    #[arg(value_name = "[HOST:]PORT")]
+    pub bind: String,
+}
+
+impl ListenArgs {
+    pub fn spec(&self) -> CoreResult<ListenSpec> {
+        Ok(ListenSpec {
+            bind: parse_bind(&self.bind, "0.0.0.0")?,
+            opts: self.session.options(),
+            tls: self.tls.then(|| ServerTls {
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+                client_ca: self.ca.clone(),
+            }),
+            max_connections: self.max_connections,
+        })
+    }
+}
+
+/// `udp`: one UDP socket; each datagram is one `data` event.
+#[derive(Args, Clone, Debug)]
+pub struct UdpArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Join this multicast group
+    #[arg(long, value_name = "GROUP")]
+    pub multicast: Option<std::net::IpAddr>,
+    /// Share the port with other sockets (SO_REUSEADDR + SO_REUSEPORT)
+    #[arg(long)]
+    pub reuse: bool,
+    /// Allow sending to broadcast addresses
+    #[arg(long)]
+    pub broadcast: bool,
+    /// Time to live (hops) of sent datagrams, multicast included
+    #[arg(long, value_name = "N")]
+    pub ttl: Option<u32>,
+    /// Send to this address (default: reply to the last sender)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub to: Option<String>,
+    /// Address to bind (host defaults to 0.0.0.0; port 0 picks one)
+    #[arg(value_name = "[HOST:]PORT")]
+    pub bind: String,
+}
+
+impl UdpArgs {
+    pub fn spec(&self) -> CoreResult<UdpSpec> {
+        let default_host = match self.multicast {
+            Some(std::net::IpAddr::V6(_)) => "::",
+            _ => "0.0.0.0",
+        };
+        Ok(UdpSpec {
+            bind: parse_bind(&self.bind, default_host)?,
+            opts: self.session.options(),
+            to: self.to.as_deref().map(parse_host_port).transpose()?,
+            multicast: self.multicast,
+            reuse: self.reuse,
+            broadcast: self.broadcast,
+            ttl: self.ttl,
+        })
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "muxcat",
+    multicall = true,
+    disable_help_flag = true,
+    color = clap::ColorChoice::Never
+)]
+struct Line {
+    #[command(subcommand)]
+    command: LangCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum LangCommand {
+    /// Open a TCP or TLS connection
+    Connect(ConnectArgs),
+    /// Listen for TCP or TLS clients
+    Listen(ListenArgs),
+    /// Open a UDP socket
+    Udp(UdpArgs),
+    /// Send bytes: words joined by spaces, escapes \r \n \t \0 \\ \xHH
+    Send {
+        /// Session to send to (default: the current one)
+        #[arg(long, value_name = "SESSION")]
+        to: Option<String>,
+        /// The payload is hex digits (`de ad be ef`), sent exactly
+        #[arg(long)]
+        hex: bool,
+        /// Do not append the session's end of line in line mode
+        #[arg(long)]
+        raw: bool,
+        #[arg(value_name = "PAYLOAD", trailing_var_arg = true, allow_hyphen_values = true)]
+        payload: Vec<String>,
+    },
+    /// Wait until a received line matches REGEX
+    #[command(alias = "expect")]
+    Waitfor {
+        /// Session to watch (default: the current one)
+        #[arg(long, value_name = "SESSION")]
+        on: Option<String>,
+        /// Give up after this long (default 10s)
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        /// A Rust regex; several words are joined by spaces
+        #[arg(
+            value_name = "REGEX",
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        regex: Vec<String>,
+    },
+    /// Wait for a client of a listener and make it the current session
+    Accept {
+        /// Listener (default: the one opened last)
+        #[arg(long, value_name = "LISTENER")]
+        on: Option<String>,
+        /// Give up after this long (default 10s)
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+    },
+    /// Close a session
+    Disconnect {
+        #[arg(value_name = "SESSION")]
+        session: Option<String>,
+    },
+    /// Close a listener (its clients stay open)
+    Close {
+        #[arg(value_name = "LISTENER")]
+        listener: Option<String>,
+    },
+    /// Show a session as lines or as a hex dump: view [SESSION] line|hex
+    View {
+        #[arg(value_name = "[SESSION] line|hex", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
+    /// Record a session's transcript: record [SESSION] FILE|off
+    Record {
+        #[arg(value_name = "[SESSION] FILE|off", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
+    /// List sessions
+    Sessions,
+    /// List listeners
+    Listeners,
+    /// Pause the script
+    Sleep {
+        #[arg(value_name = "DUR", value_parser = parse_duration)]
+        duration: Duration,
+    },
+    /// End the script (or the TUI)
+    Quit,
+}
+
+fn invalid(text: impl Into<String>) -> CoreError {
+    CoreError::new(ErrorCode::CommandInvalid, text)
+}
+
+/// clap's message as one line: the error, then the usage.
+fn clap_error_text(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Parses one line. `Ok(None)` for blank and comment lines.
+pub fn parse_line(line: &str) -> CoreResult<Option<Parsed>> {
+    let words = words::split(line).map_err(|e| invalid(format!("{e} in {line:?}")))?;
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let parsed = match Line::try_parse_from(&words) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    Ok(Some(Parsed::Help(e.render().to_string())))
+                }
+                _ => Err(invalid(clap_error_text(&e))),
+            };
+        }
+    };
+    lower(parsed.command).map(Some)
+}
+
+/// `[SESSION] VALUE`: one or two words.
+fn session_and_value(args: Vec<String>) -> (Option<String>, String) {
+    let mut args = args.into_iter();
+    match (args.next(), args.next()) {
+        (Some(a), Some(b)) => (Some(a), b),
+        (Some(a), None) => (None, a),
+        _ => (None, String::new()),
+    }
+}
+
+fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
+    let core = |c| Ok(Parsed::Core(c));
+    match cmd {
+        LangCommand::Connect(a) => core(Command::Connect(a.spec()?)),
+        LangCommand::Listen(a) => core(Command::Listen(a.spec()?)),
+        LangCommand::Udp(a) => core(Command::Udp(a.spec()?)),
+        LangCommand::Send {
+            to,
+            hex,
+            raw,
+            payload,
+        } => {
+            let text = payload.join(" ");
+            let bytes = if hex {
+                decode_hex(&text)?
+            } else {
+                decode_payload(&text)?
+            };
+            core(Command::Send {
+                to,
+                payload: Bytes::from(bytes),
+                // Hex payloads are sent exactly, with no end of line.
+                raw: raw || hex,
+            })
+        }
+        LangCommand::Waitfor { on, timeout, regex } => {
+            let pattern = regex.join(" ");
+            let regex = regex::bytes::Regex::new(&pattern).map_err(|e| {
+                CoreError::new(
+                    ErrorCode::RegexInvalid,
+                    format!("waitfor /{pattern}/: {}", e.to_string().replace('\n', " ")),
+                )
+            })?;
+            core(Command::WaitFor {
+                on,
+                timeout: timeout.unwrap_or(DEFAULT_WAIT),
+                regex,
+            })
+        }
+        LangCommand::Accept { on, timeout } => core(Command::Accept {
+            on,
+            timeout: timeout.unwrap_or(DEFAULT_WAIT),
+        }),
+        LangCommand::Disconnect { session } => core(Command::Disconnect { session }),
+        LangCommand::Close { listener } => core(Command::Close { listener }),
+        LangCommand::View { args } => {
+            let (session, value) = session_and_value(args);
+            let view = match value.as_str() {
+                "line" => View::Line,
+                "hex" => View::Hex,
+                other => {
+                    return Err(invalid(format!(
+                        "view: {other:?} is not line or hex. Usage: view [SESSION] line|hex"
+                    )));
+                }
+            };
+            core(Command::View { session, view })
+        }
+        LangCommand::Record { args } => {
+            let (session, value) = session_and_value(args);
+            let file = (value != "off").then(|| PathBuf::from(value));
+            core(Command::Record { session, file })
+        }
+        LangCommand::Sessions => core(Command::Sessions),
+        LangCommand::Listeners => core(Command::Listeners),
+        LangCommand::Sleep { duration } => Ok(Parsed::Sleep(duration)),
+        LangCommand::Quit => Ok(Parsed::Quit),
+    }
+}
+
+/// The names of the commands, for completion and help.
+pub fn command_names() -> Vec<String> {
+    use clap::CommandFactory;
+    Line::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Parsed {
+        parse_line(line).unwrap().unwrap()
+    }
+
+    fn err(line: &str) -> CoreError {
+        parse_line(line).unwrap_err()
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("250").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn blank_and_comment_lines() {
+        assert!(parse_line("").unwrap().is_none());
+        assert!(parse_line("  # just a comment").unwrap().is_none());
+    }
+
+    #[test]
+    fn connect_with_options() {
+        let Parsed::Core(Command::Connect(spec)) =
+            parse("connect --label dev --tls --sni example.org --mode binary --timeout 5s [::1]:443")
+        else {
+            panic!("not a connect")
+        };
+        assert_eq!(spec.target.host, "::1");
+        assert_eq!(spec.target.port, 443);
+        assert_eq!(spec.opts.label.as_deref(), Some("dev"));
+        assert_eq!(spec.opts.mode, Mode::Binary);
+        assert_eq!(spec.opts.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(spec.tls.unwrap().sni.as_deref(), Some("example.org"));
+    }
+
+    #[test]
+    fn send_payloads() {
+        let Parsed::Core(Command::Send { payload, raw, to }) = parse(r"send --to dev AT\r hello") else {
+            panic!()
+        };
+        assert_eq!(&payload[..], b"AT\r hello");
+        assert!(!raw);
+        assert_eq!(to.as_deref(), Some("dev"));
+        let Parsed::Core(Command::Send { payload, raw, .. }) = parse("send --hex de ad be ef") else {
+            panic!()
+        };
+        assert_eq!(&payload[..], &[0xde, 0xad, 0xbe, 0xef]);
+        assert!(raw);
+        let Parsed::Core(Command::Send { payload, .. }) = parse("send -1 --not-an-option") else {
+            panic!()
+        };
+        assert_eq!(&payload[..], b"-1 --not-an-option");
+    }
+
+    #[test]
+    fn error_codes() {
+        let e = err("frobnicate now");
+        assert_eq!(e.code, ErrorCode::CommandInvalid);
+        assert!(e.text.contains("frobnicate"), "{}", e.text);
+        let e = err("connect --bogus 127.0.0.1:1");
+        assert_eq!(e.code, ErrorCode::CommandInvalid);
+        assert!(e.text.contains("Usage: connect"), "{}", e.text);
+        assert_eq!(err("connect nohostport").code, ErrorCode::AddressInvalid);
+        assert_eq!(err("listen 99999").code, ErrorCode::AddressInvalid);
+        assert_eq!(err("send bad\\q").code, ErrorCode::PayloadInvalid);
+        assert_eq!(err("send --hex xyz").code, ErrorCode::PayloadInvalid);
+        assert_eq!(err("waitfor (unclosed").code, ErrorCode::RegexInvalid);
+        assert_eq!(err("waitfor --timeout soon x").code, ErrorCode::CommandInvalid);
+        assert_eq!(err("view hex line extra").code, ErrorCode::CommandInvalid);
+        assert_eq!(err("view sideways").code, ErrorCode::CommandInvalid);
+        assert_eq!(
+            err("connect --insecure 127.0.0.1:1").code,
+            ErrorCode::CommandInvalid
+        );
+        assert_eq!(err("send 'unclosed").code, ErrorCode::CommandInvalid);
+        assert_eq!(err("sleep").code, ErrorCode::CommandInvalid);
+    }
+
+    #[test]
+    fn expect_is_waitfor_and_help_works() {
+        assert!(matches!(
+            parse("expect ^OK$"),
+            Parsed::Core(Command::WaitFor { .. })
+        ));
+        let Parsed::Help(text) = parse("help send") else {
+            panic!()
+        };
+        assert!(text.contains("--hex"), "{text}");
+        assert!(command_names().contains(&"waitfor".to_string()));
+    }
+
+    #[test]
+    fn view_and_record_take_an_optional_session() {
+        let Parsed::Core(Command::View { session, view }) = parse("view @1 hex") else {
+            panic!()
+        };
+        assert_eq!((session.as_deref(), view), (Some("@1"), View::Hex));
+        let Parsed::Core(Command::Record { session, file }) = parse("record off") else {
+            panic!()
+        };
+        assert_eq!((session, file), (None, None));
+    }
+}

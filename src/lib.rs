@@ -1,0 +1,14 @@
+//! muxcat: an interactive terminal netcat-style multiplexer.
+//!
+//! - [`core`]: the session manager (sessions, listeners, TLS, UDP, framing,
+//!   events); no terminal code
+//! - [`lang`]: the command language, one parser for scripts, `-c` and the TUI
+//! - [`script`]: `muxcat run`, the headless script runner
+//! - [`cli`]: the command line
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used)]
+
+pub mod cli;
+pub mod core;
+pub mod lang;
+pub mod script;
