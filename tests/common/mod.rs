@@ -1,0 +1,198 @@
+//! Helpers shared by the integration tests: a manager with an event reader,
+//! loopback peers written here (not with muxcat), and the muxcat binary.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use muxcat::core::{Command, CoreResult, Event, EventKind, Manager, ManagerConfig, Outcome};
+use muxcat::lang::{Parsed, parse_line};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Upper bound for anything a test waits for.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct Harness {
+    pub manager: Manager,
+    pub events: mpsc::Receiver<Event>,
+    /// Every event seen so far, in order.
+    pub seen: Vec<Event>,
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        let (manager, events) = Manager::start(ManagerConfig::default());
+        Harness {
+            manager,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Parses and runs one command line.
+    pub async fn run(&mut self, line: &str) -> CoreResult<Outcome> {
+        match parse_line(line) {
+            Ok(Some(Parsed::Core(cmd))) => self.exec(cmd).await,
+            Ok(other) => panic!("{line:?} is not a core command: {other:?}"),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs a command while draining events, so a command that waits on a
+    /// full event channel cannot deadlock the test.
+    pub async fn exec(&mut self, cmd: Command) -> CoreResult<Outcome> {
+        let manager = self.manager.clone();
+        let task = tokio::spawn(async move { manager.execute(cmd).await });
+        tokio::pin!(task);
+        loop {
+            tokio::select! {
+                r = &mut task => {
+                    // Events emitted before the reply are already queued.
+                    while let Ok(ev) = self.events.try_recv() {
+                        self.seen.push(ev);
+                    }
+                    return r.expect("command task");
+                }
+                Some(ev) = self.events.recv() => self.seen.push(ev),
+            }
+        }
+    }
+
+    pub async fn ok(&mut self, line: &str) -> Outcome {
+        match self.run(line).await {
+            Ok(o) => o,
+            Err(e) => panic!("{line:?} failed: {e}"),
+        }
+    }
+
+    pub async fn session(&mut self, line: &str) -> String {
+        match self.ok(line).await {
+            Outcome::Session(id) => id,
+            other => panic!("{line:?} returned {other:?}"),
+        }
+    }
+
+    /// Opens a listener and returns (id, port).
+    pub async fn listen(&mut self, line: &str) -> (String, u16) {
+        let id = match self.ok(line).await {
+            Outcome::Listener(id) => id,
+            other => panic!("{line:?} returned {other:?}"),
+        };
+        let ev = self
+            .find(|e| e.listener_id.as_deref() == Some(id.as_str()) && e.name() == "listening")
+            .await;
+        let EventKind::Listening { local, .. } = ev.kind else {
+            unreachable!()
+        };
+        (id, local.port())
+    }
+
+    /// The first event (seen or to come) matching `pred`.
+    pub async fn find(&mut self, pred: impl Fn(&Event) -> bool) -> Event {
+        if let Some(ev) = self.seen.iter().find(|e| pred(e)) {
+            return ev.clone();
+        }
+        self.next(pred).await
+    }
+
+    /// The next new event matching `pred`.
+    pub async fn next(&mut self, pred: impl Fn(&Event) -> bool) -> Event {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no matching event within {WAIT:?}; seen: {:#?}", self.names()))
+                .expect("event channel closed");
+            self.seen.push(ev.clone());
+            if pred(&ev) {
+                return ev;
+            }
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e.name(),
+                    e.error.as_ref().map(|e| e.to_string()).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Received payloads of a session seen so far, in order.
+    pub fn data_of(&self, session: &str) -> Vec<Vec<u8>> {
+        self.seen
+            .iter()
+            .filter(|e| e.session_id.as_deref() == Some(session))
+            .filter_map(|e| match &e.kind {
+                EventKind::Data { payload, .. } => Some(payload.to_vec()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+pub fn is(name: &'static str, session: &str) -> impl Fn(&Event) -> bool + use<> {
+    let session = session.to_string();
+    move |e: &Event| e.name() == name && e.session_id.as_deref() == Some(session.as_str())
+}
+
+pub fn error_code(e: &Event) -> Option<&'static str> {
+    e.error.as_ref().map(|err| err.code.as_str())
+}
+
+/// A plain tokio echo server on 127.0.0.1, written without muxcat.
+pub async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// A server that sends `script` pieces with pauses between them, then
+/// keeps the connection open until the client leaves.
+pub async fn scripted_server(pieces: Vec<(Duration, Vec<u8>)>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        if let Ok((mut s, _)) = listener.accept().await {
+            for (pause, bytes) in pieces {
+                tokio::time::sleep(pause).await;
+                if s.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            let mut sink = [0u8; 1024];
+            while let Ok(n) = s.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    });
+    addr
+}
+
+/// Path of the muxcat binary built for these tests.
+pub fn muxcat_bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_muxcat"))
+}
+
+/// SHA-256 hex of bytes.
+pub fn sha256(data: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
