@@ -474,7 +474,17 @@ impl Session {
     }
 
     async fn fail(self: &Arc<Self>, what: &str, e: std::io::Error) {
-        let err = CoreError::new(ErrorCode::IoError, format!("{what} on {}: {e}", self.id));
+        // With TLS 1.3 a server rejects a client certificate after the
+        // client's handshake finished: the first read gets the alert.
+        let tls_alert = e
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+        let code = if tls_alert && self.bytes_in() == 0 {
+            ErrorCode::TlsHandshakeFailed
+        } else {
+            ErrorCode::IoError
+        };
+        let err = CoreError::new(code, format!("{what} on {}: {e}", self.id));
         self.close(CloseReason::Error, Some(err)).await;
     }
 

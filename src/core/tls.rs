@@ -68,6 +68,9 @@ pub struct ClientTls {
     pub ca: Option<std::path::PathBuf>,
     pub sni: Option<String>,
     pub insecure: bool,
+    /// A client certificate and key (PEM) for servers that ask for one.
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
 }
 
 impl ClientTls {
@@ -75,15 +78,25 @@ impl ClientTls {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| config_err(e.to_string()))?;
-        let config = if self.insecure {
+        let builder = if self.insecure {
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider())))
-                .with_no_client_auth()
         } else {
-            builder
-                .with_root_certificates(root_store(self.ca.as_deref(), true)?)
-                .with_no_client_auth()
+            builder.with_root_certificates(root_store(self.ca.as_deref(), true)?)
+        };
+        let config = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => builder
+                .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+                .map_err(|e| {
+                    config_err(format!(
+                        "client certificate {} and key {} do not fit together: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?,
+            (None, None) => builder.with_no_client_auth(),
+            _ => return Err(config_err("--cert and --key go together".into())),
         };
         Ok(Arc::new(config))
     }

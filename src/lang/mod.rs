@@ -103,6 +103,12 @@ pub struct ConnectArgs {
     /// Accept any server certificate (shown in the session's status)
     #[arg(long, requires = "tls")]
     pub insecure: bool,
+    /// Client certificate (PEM), for servers that require one
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM)
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
+    pub key: Option<PathBuf>,
     /// Where to connect: name, IPv4 or [IPv6], and port
     #[arg(value_name = "HOST:PORT")]
     pub target: String,
@@ -117,6 +123,8 @@ impl ConnectArgs {
                 ca: self.ca.clone(),
                 sni: self.sni.clone(),
                 insecure: self.insecure,
+                cert: self.cert.clone(),
+                key: self.key.clone(),
             }),
         })
     }

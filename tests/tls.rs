@@ -1,0 +1,291 @@
+//! TLS both ways, with certificates made here by rcgen.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::*;
+use muxcat::core::{ErrorCode, EventKind};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A CA, a server certificate for localhost/127.0.0.1 and a client
+/// certificate it signed, written as PEM files.
+struct Pki {
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+fn write(dir: &Path, name: &str, pem: String) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, pem).unwrap();
+    p
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "muxcat test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &ca)
+            .unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let client = CertificateParams::new(vec!["client.test".to_string()])
+            .unwrap()
+            .signed_by(&client_key, &ca)
+            .unwrap();
+        let d = dir.path();
+        Pki {
+            ca: write(d, "ca.pem", ca.pem()),
+            server_cert: write(d, "server.pem", server.pem()),
+            server_key: write(d, "server.key", server_key.serialize_pem()),
+            client_cert: write(d, "client.pem", client.pem()),
+            client_key: write(d, "client.key", client_key.serialize_pem()),
+            _dir: dir,
+        }
+    }
+
+    fn listen(&self) -> String {
+        format!(
+            "listen --tls --cert {} --key {} 127.0.0.1:0",
+            self.server_cert.display(),
+            self.server_key.display()
+        )
+    }
+}
+
+#[tokio::test]
+async fn verified_tls_both_sides() {
+    let pki = Pki::new();
+    let mut h = Harness::new();
+    let (lid, port) = h.listen(&pki.listen()).await;
+    let listening = h.find(|e| e.name() == "listening").await;
+    assert!(listening.to_json().contains(r#""tls":true"#));
+    let client = h
+        .session(&format!(
+            "connect --label c --tls --ca {} localhost:{port}",
+            pki.ca.display()
+        ))
+        .await;
+    let connected = h.find(is("connected", &client)).await;
+    let v: serde_json::Value = serde_json::from_str(&connected.to_json()).unwrap();
+    assert_eq!(v["tls"], true);
+    assert_eq!(v["insecure"], false);
+    let server = h.session(&format!("accept --on {lid}")).await;
+    h.ok("send --to c over tls").await;
+    h.ok(&format!("waitfor --on {server} ^over tls$")).await;
+    h.ok(&format!("send --to {server} and back")).await;
+    h.ok("waitfor --on c ^and back$").await;
+    h.ok("disconnect c").await;
+    h.find(|e| e.name() == "disconnected" && e.session_id.as_deref() == Some(server.as_str()))
+        .await;
+}
+
+#[tokio::test]
+async fn wrong_ca_fails_the_handshake_and_the_listener_keeps_serving() {
+    let pki = Pki::new();
+    let other = Pki::new();
+    let mut h = Harness::new();
+    let (lid, port) = h.listen(&pki.listen()).await;
+    let err = h
+        .run(&format!(
+            "connect --tls --ca {} 127.0.0.1:{port}",
+            other.ca.display()
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::TlsHandshakeFailed);
+    assert!(err.text.contains("invalid peer certificate"), "{}", err.text);
+    let server_side = h
+        .find(|e| error_code(e) == Some("TLS_HANDSHAKE_FAILED") && e.listener_id.as_deref() == Some(&lid))
+        .await;
+    assert!(server_side.error.unwrap().text.contains("127.0.0.1"));
+    // Still serving.
+    h.session(&format!(
+        "connect --tls --ca {} 127.0.0.1:{port}",
+        pki.ca.display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_name_fails_the_handshake() {
+    let pki = Pki::new();
+    let mut h = Harness::new();
+    let (_, port) = h.listen(&pki.listen()).await;
+    let err = h
+        .run(&format!(
+            "connect --tls --ca {} --sni wrong.example 127.0.0.1:{port}",
+            pki.ca.display()
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::TlsHandshakeFailed);
+    assert!(err.text.contains("not valid for name"), "{}", err.text);
+}
+
+#[tokio::test]
+async fn self_signed_listener_and_insecure_client() {
+    let mut h = Harness::new();
+    let (_, port) = h.listen("listen --tls 127.0.0.1:0").await;
+    let ev = h.find(|e| e.name() == "listening").await;
+    let EventKind::Listening { fingerprint, .. } = &ev.kind else {
+        unreachable!()
+    };
+    let fp = fingerprint
+        .clone()
+        .expect("self-signed listeners print a fingerprint");
+    assert_eq!(fp.len(), 32 * 3 - 1, "{fp}");
+    assert!(ev.to_readable().contains(&fp));
+
+    // Verification is on by default: a self-signed certificate is refused.
+    let err = h
+        .run(&format!("connect --tls 127.0.0.1:{port}"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::TlsHandshakeFailed);
+
+    let id = h
+        .session(&format!("connect --tls --insecure 127.0.0.1:{port}"))
+        .await;
+    let connected = h.find(is("connected", &id)).await;
+    assert!(connected.to_json().contains(r#""insecure":true"#));
+    assert!(connected.to_readable().contains("INSECURE"));
+    h.ok("send hi").await;
+    h.ok("accept").await;
+    h.ok("waitfor ^hi$").await;
+}
+
+#[tokio::test]
+async fn client_certificates_when_required() {
+    let pki = Pki::new();
+    let mut h = Harness::new();
+    let (lid, port) = h
+        .listen(&format!("{} --ca {}", pki.listen(), pki.ca.display()))
+        .await;
+    // Without a client certificate: refused, and the listener says why.
+    let _ = h
+        .run(&format!(
+            "connect --tls --ca {} localhost:{port}",
+            pki.ca.display()
+        ))
+        .await;
+    let ev = h
+        .find(|e| error_code(e) == Some("TLS_HANDSHAKE_FAILED") && e.listener_id.as_deref() == Some(&lid))
+        .await;
+    let text = ev.error.unwrap().text;
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+    // With one: accepted.
+    h.session(&format!(
+        "connect --tls --ca {} --cert {} --key {} localhost:{port}",
+        pki.ca.display(),
+        pki.client_cert.display(),
+        pki.client_key.display()
+    ))
+    .await;
+    h.ok("send with cert").await;
+    let server = h.session("accept").await;
+    h.ok(&format!("waitfor --on {server} ^with cert$")).await;
+}
+
+#[tokio::test]
+async fn bad_tls_configuration() {
+    let pki = Pki::new();
+    let other = Pki::new();
+    let mut h = Harness::new();
+    let missing = h
+        .run("listen --tls --cert /nonexistent.pem --key /nonexistent.key 0")
+        .await;
+    let err = missing.unwrap_err();
+    assert_eq!(err.code, ErrorCode::TlsConfigInvalid);
+    assert!(err.text.contains("/nonexistent.pem"), "{}", err.text);
+    // A key that belongs to another certificate.
+    let mismatched = h
+        .run(&format!(
+            "listen --tls --cert {} --key {} 0",
+            pki.server_cert.display(),
+            other.server_key.display()
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(mismatched.code, ErrorCode::TlsConfigInvalid);
+    // Not PEM at all.
+    let garbage = pki.ca.with_file_name("garbage.pem");
+    std::fs::write(&garbage, "hello, not a certificate\n").unwrap();
+    let err = h
+        .run(&format!("connect --tls --ca {} 127.0.0.1:1", garbage.display()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::TlsConfigInvalid);
+    assert!(err.text.contains("garbage.pem"), "{}", err.text);
+    let err = h.run("listen --tls --cert a.pem 0").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::TlsConfigInvalid);
+}
+
+#[tokio::test]
+async fn plain_client_to_tls_listener_is_reported() {
+    let mut h = Harness::new();
+    let (lid, port) = h.listen("listen --tls 127.0.0.1:0").await;
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    plain.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+    let ev = h
+        .find(|e| error_code(e) == Some("TLS_HANDSHAKE_FAILED") && e.listener_id.as_deref() == Some(&lid))
+        .await;
+    assert!(ev.error.unwrap().text.contains("127.0.0.1"));
+    h.ok("listeners").await;
+    let list = h.find(|e| e.name() == "listeners").await;
+    assert!(
+        list.to_json().contains(r#""clients":0"#),
+        "the failed client freed its slot"
+    );
+}
+
+/// A TLS echo server written with tokio-rustls directly, not with muxcat.
+#[tokio::test]
+async fn connects_to_a_tls_server_written_elsewhere() {
+    let pki = Pki::new();
+    let certs = muxcat::core::tls::load_certs(&pki.server_cert).unwrap();
+    let key = muxcat::core::tls::load_key(&pki.server_key).unwrap();
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(s).await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = tls.read(&mut buf).await.unwrap();
+        tls.write_all(&buf[..n].to_ascii_uppercase()).await.unwrap();
+        tls.shutdown().await.unwrap();
+    });
+    let mut h = Harness::new();
+    let id = h
+        .session(&format!(
+            "connect --tls --ca {} localhost:{port}",
+            pki.ca.display()
+        ))
+        .await;
+    h.ok("send shout").await;
+    h.ok("waitfor ^SHOUT$").await;
+    let ev = h.find(is("disconnected", &id)).await;
+    assert!(ev.to_json().contains(r#""reason":"remote""#), "{}", ev.to_json());
+}
