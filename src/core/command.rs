@@ -84,6 +84,8 @@ pub struct UdpSpec {
     pub opts: SessionOptions,
     pub to: Option<HostPort>,
     pub multicast: Option<std::net::IpAddr>,
+    /// Interface address for multicast joins and sends.
+    pub iface: Option<std::net::IpAddr>,
     pub reuse: bool,
     pub broadcast: bool,
     pub ttl: Option<u32>,

@@ -63,17 +63,24 @@ pub async fn open(spec: &UdpSpec) -> CoreResult<OpenedUdp> {
         .map_err(|e| io_err("non-blocking mode", e))?;
     socket.bind(&bind.into()).map_err(|e| io_err("cannot bind", e))?;
     if let Some(group) = spec.multicast {
-        join_multicast(&socket, bind, group, spec.ttl)?;
+        join_multicast(&socket, bind, group, spec.iface)?;
+    }
+    let multicast_dest = to.is_some_and(|t| t.ip().is_multicast());
+    if spec.multicast.is_some() || multicast_dest || spec.iface.is_some() {
+        multicast_sending(&socket, bind, spec.iface, spec.ttl)?;
     }
     let std_socket: std::net::UdpSocket = socket.into();
     let socket = UdpSocket::from_std(std_socket).map_err(|e| io_err("cannot register the socket", e))?;
     Ok(OpenedUdp { socket, to })
 }
 
-fn join_multicast(socket: &Socket, bind: SocketAddr, group: IpAddr, ttl: Option<u32>) -> CoreResult<()> {
-    let fail = |what: &str, e: std::io::Error| {
-        CoreError::new(ErrorCode::MulticastFailed, format!("{what} {group}: {e}"))
-    };
+fn multicast_err(group: impl std::fmt::Display, what: &str, e: std::io::Error) -> CoreError {
+    CoreError::new(ErrorCode::MulticastFailed, format!("{what} {group}: {e}"))
+}
+
+/// Joins `group` on the interface `iface` (or the bound address, or the
+/// kernel's choice).
+fn join_multicast(socket: &Socket, bind: SocketAddr, group: IpAddr, iface: Option<IpAddr>) -> CoreResult<()> {
     if !group.is_multicast() {
         return Err(CoreError::new(
             ErrorCode::MulticastFailed,
@@ -82,47 +89,59 @@ fn join_multicast(socket: &Socket, bind: SocketAddr, group: IpAddr, ttl: Option<
     }
     match (group, bind.ip()) {
         (IpAddr::V4(g), IpAddr::V4(local)) => {
-            // Join on the bound interface, or let the kernel choose.
-            let iface = if local.is_unspecified() {
-                Ipv4Addr::UNSPECIFIED
-            } else {
-                local
+            let iface = match iface {
+                Some(IpAddr::V4(i)) => i,
+                _ if !local.is_unspecified() => local,
+                _ => Ipv4Addr::UNSPECIFIED,
             };
             socket
                 .join_multicast_v4(&g, &iface)
-                .map_err(|e| fail("cannot join", e))?;
-            if !local.is_unspecified() {
-                socket
-                    .set_multicast_if_v4(&local)
-                    .map_err(|e| fail("cannot send to", e))?;
-            }
-            socket
-                .set_multicast_loop_v4(true)
-                .map_err(|e| fail("cannot loop back", e))?;
-            if let Some(ttl) = ttl {
-                socket
-                    .set_multicast_ttl_v4(ttl)
-                    .map_err(|e| fail("cannot set the TTL for", e))?;
-            }
+                .map_err(|e| multicast_err(group, &format!("cannot join (interface {iface})"), e))
         }
-        (IpAddr::V6(g), IpAddr::V6(_)) => {
+        (IpAddr::V6(g), IpAddr::V6(_)) => socket
+            .join_multicast_v6(&g, 0)
+            .map_err(|e| multicast_err(group, "cannot join", e)),
+        _ => Err(CoreError::new(
+            ErrorCode::MulticastFailed,
+            format!("group {group} and bound address {bind} are of different IP families"),
+        )),
+    }
+}
+
+/// Outgoing multicast: the interface, loopback of our own datagrams, and TTL.
+fn multicast_sending(
+    socket: &Socket,
+    bind: SocketAddr,
+    iface: Option<IpAddr>,
+    ttl: Option<u32>,
+) -> CoreResult<()> {
+    if bind.is_ipv4() {
+        let iface = match (iface, bind.ip()) {
+            (Some(IpAddr::V4(i)), _) => Some(i),
+            (None, IpAddr::V4(local)) if !local.is_unspecified() => Some(local),
+            _ => None,
+        };
+        if let Some(i) = iface {
             socket
-                .join_multicast_v6(&g, 0)
-                .map_err(|e| fail("cannot join", e))?;
-            socket
-                .set_multicast_loop_v6(true)
-                .map_err(|e| fail("cannot loop back", e))?;
-            if let Some(ttl) = ttl {
-                socket
-                    .set_multicast_hops_v6(ttl)
-                    .map_err(|e| fail("cannot set the hop limit for", e))?;
-            }
+                .set_multicast_if_v4(&i)
+                .map_err(|e| multicast_err(i, "cannot send multicast from interface", e))?;
         }
-        _ => {
-            return Err(CoreError::new(
-                ErrorCode::MulticastFailed,
-                format!("group {group} and bound address {bind} are of different IP families"),
-            ));
+        socket
+            .set_multicast_loop_v4(true)
+            .map_err(|e| multicast_err(bind, "cannot enable multicast loopback on", e))?;
+        if let Some(ttl) = ttl {
+            socket
+                .set_multicast_ttl_v4(ttl)
+                .map_err(|e| multicast_err(bind, "cannot set the multicast TTL on", e))?;
+        }
+    } else {
+        socket
+            .set_multicast_loop_v6(true)
+            .map_err(|e| multicast_err(bind, "cannot enable multicast loopback on", e))?;
+        if let Some(ttl) = ttl {
+            socket
+                .set_multicast_hops_v6(ttl)
+                .map_err(|e| multicast_err(bind, "cannot set the hop limit on", e))?;
         }
     }
     Ok(())

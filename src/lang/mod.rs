@@ -178,6 +178,9 @@ pub struct UdpArgs {
     /// Join this multicast group
     #[arg(long, value_name = "GROUP")]
     pub multicast: Option<std::net::IpAddr>,
+    /// Interface address for multicast (e.g. 127.0.0.1); default: the bound one
+    #[arg(long, value_name = "ADDR")]
+    pub iface: Option<std::net::IpAddr>,
     /// Share the port with other sockets (SO_REUSEADDR + SO_REUSEPORT)
     #[arg(long)]
     pub reuse: bool,
@@ -206,6 +209,7 @@ impl UdpArgs {
             opts: self.session.options(),
             to: self.to.as_deref().map(parse_host_port).transpose()?,
             multicast: self.multicast,
+            iface: self.iface,
             reuse: self.reuse,
             broadcast: self.broadcast,
             ttl: self.ttl,

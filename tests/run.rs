@@ -1,0 +1,339 @@
+//! `muxcat run` and bare `muxcat` with a piped script: the real binary,
+//! real peers, exit statuses and output formats.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs muxcat with `args` and `script` on stdin, off the async runtime.
+async fn muxcat(args: &[&str], script: &str) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let script = script.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(muxcat_bin())
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start muxcat");
+        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+fn readme_script(port: u16) -> String {
+    format!("connect 127.0.0.1:{port}\nsend hello\nwaitfor ^hello$\ndisconnect\n")
+}
+
+#[tokio::test]
+async fn readme_script_readable() {
+    let echo = echo_server().await;
+    let out = muxcat(&["run"], &readme_script(echo.port())).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let words: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().nth(2).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        words,
+        [
+            "connecting",
+            "connected",
+            ">",
+            "<",
+            "match",
+            "disconnecting",
+            "disconnected"
+        ],
+        "{}",
+        out.stdout
+    );
+    // `03:44:01.123 sess-1a2b3c4d connected 127.0.0.1:2323`
+    let connected = out.stdout.lines().nth(1).unwrap();
+    let parts: Vec<&str> = connected.split_whitespace().collect();
+    assert_eq!(parts[0].len(), "03:44:01.123".len(), "{connected}");
+    assert!(
+        parts[1].starts_with("sess-") && parts[1].len() == 13,
+        "{connected}"
+    );
+    assert_eq!(parts[3], echo.to_string());
+}
+
+#[tokio::test]
+async fn readme_script_json_and_bare_muxcat() {
+    let echo = echo_server().await;
+    // Bare `muxcat` with a piped stdin runs the script.
+    let out = muxcat(&["--json"], &readme_script(echo.port())).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let events = json_lines(&out.stdout);
+    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "connecting",
+            "connected",
+            "sent",
+            "data",
+            "match",
+            "disconnecting",
+            "disconnected"
+        ]
+    );
+    let id = events[0]["sessionId"].as_str().unwrap();
+    for e in &events {
+        assert_eq!(e["status"], "ok");
+        assert_eq!(e["sessionId"], id);
+        let ts = e["timestamp"].as_str().unwrap();
+        assert!(ts.len() == 24 && ts.ends_with('Z') && &ts[10..11] == "T", "{ts}");
+    }
+    assert_eq!(events[0]["host"], "127.0.0.1");
+    assert_eq!(events[0]["port"], echo.port());
+    assert_eq!(events[3]["text"], "hello");
+    assert_eq!(events[4]["match"], "hello");
+    assert_eq!(events[4]["lines"], serde_json::json!([]));
+    assert_eq!(events[6]["reason"], "local");
+}
+
+/// The same script against an echo server this project did not write.
+#[tokio::test]
+async fn readme_script_against_python_asyncio_echo() {
+    let server = r#"
+import asyncio, sys
+async def handle(r, w):
+    while True:
+        d = await r.read(65536)
+        if not d:
+            break
+        w.write(d)
+        await w.drain()
+    w.close()
+async def main():
+    s = await asyncio.start_server(handle, '127.0.0.1', 0)
+    print(s.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(30)
+asyncio.run(main())
+"#;
+    let child = Command::new("python3")
+        .args(["-c", server])
+        .stdout(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        println!("skipping: python3 is not installed");
+        return;
+    };
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+    let out = muxcat(&["run", "--json"], &readme_script(port)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let events = json_lines(&out.stdout);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "match" && e["match"] == "hello")
+    );
+}
+
+#[tokio::test]
+async fn first_failure_stops_the_script_with_status_1() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let script = format!("connect 127.0.0.1:{port}\nlisten 127.0.0.1:0\n");
+    let out = muxcat(&["run", "--json"], &script).await;
+    assert_eq!(out.code, 1);
+    let events = json_lines(&out.stdout);
+    let last = events.last().unwrap();
+    assert_eq!(last["status"], "error");
+    assert_eq!(last["event"], "error");
+    assert_eq!(last["errorCode"], "CONNECT_REFUSED");
+    assert!(last["errorText"].as_str().unwrap().contains(&port.to_string()));
+    assert!(!out.stdout.contains("listening"), "ran past the failure");
+}
+
+#[tokio::test]
+async fn keep_going_runs_everything_and_still_fails() {
+    let script = "bogus command\nsend --hex zz\nwaitfor (\nlisten 127.0.0.1:0\nlisteners\n";
+    let out = muxcat(&["run", "--json", "--keep-going"], script).await;
+    assert_eq!(out.code, 1);
+    let events = json_lines(&out.stdout);
+    let codes: Vec<&str> = events.iter().filter_map(|e| e["errorCode"].as_str()).collect();
+    assert_eq!(codes, ["COMMAND_INVALID", "PAYLOAD_INVALID", "REGEX_INVALID"]);
+    let first = events[0]["errorText"].as_str().unwrap();
+    assert!(first.starts_with("line 1:") && first.contains("bogus"), "{first}");
+    assert!(events.iter().any(|e| e["event"] == "listening"));
+    // The listener was closed at the end.
+    assert_eq!(events.last().unwrap()["event"], "closed");
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2() {
+    let out = muxcat(&["run", "--no-such-flag"], "").await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--no-such-flag"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    let out = muxcat(&["run", "/nonexistent/script.mux"], "").await;
+    assert_eq!(out.code, 2);
+}
+
+#[tokio::test]
+async fn empty_and_comment_only_scripts_succeed() {
+    let out = muxcat(&["run"], "# nothing\n\n   \n").await;
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    let out = muxcat(&["run"], "quit\nbogus\n").await;
+    assert_eq!(out.code, 0, "quit ends the script before the bad line");
+}
+
+#[tokio::test]
+async fn script_file_and_self_contained_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("talk.mux");
+    // Find a free port for the listener (the script needs to name it).
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "listen --label srv 127.0.0.1:{port}\n\
+             connect --label cli 127.0.0.1:{port}\n\
+             accept\n\
+             send --to cli 'hello, server'\n\
+             waitfor '^hello, server$'   # on the accepted session\n\
+             send welcome\n\
+             expect --on cli ^welcome$\n\
+             sleep 50ms\n\
+             sessions\n"
+        ),
+    )
+    .unwrap();
+    let out = muxcat(&["run", path.to_str().unwrap()], "").await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.stdout.matches(" match ").count(), 2, "{}", out.stdout);
+    // End of script: both sessions and the listener closed cleanly.
+    assert_eq!(out.stdout.matches("disconnected").count(), 2, "{}", out.stdout);
+    assert!(out.stdout.contains(" closed"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn lines_run_as_they_arrive() {
+    let echo = echo_server().await;
+    let port = echo.port();
+    let (first_event_after, total) = tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        let mut child = Command::new(muxcat_bin())
+            .arg("run")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "connect 127.0.0.1:{port}").unwrap();
+        stdin.flush().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        // The connect runs while stdin is still open.
+        while !line.contains("connected") {
+            line.clear();
+            out.read_line(&mut line).unwrap();
+        }
+        let first = start.elapsed();
+        std::thread::sleep(Duration::from_millis(300));
+        writeln!(stdin, "send later").unwrap();
+        drop(stdin);
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert!(child.wait().unwrap().success());
+        assert!(rest.contains("sent"), "{rest}");
+        (first, start.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(first_event_after < total);
+}
+
+#[tokio::test]
+async fn stay_serves_until_interrupted() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let code = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(muxcat_bin())
+            .args(["run", "--stay"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "listen 127.0.0.1:{port}").unwrap();
+        drop(stdin);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.contains("listening"), "{line}");
+        // The script has ended, yet the listener still serves.
+        std::thread::sleep(Duration::from_millis(200));
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("still listening");
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        assert!(line.contains("accepted"), "{line}");
+        drop(c);
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().unwrap().code()
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(130));
+}
+
+#[tokio::test]
+async fn end_of_script_closes_sessions_so_the_peer_sees_eof() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).await.unwrap();
+        all
+    });
+    let out = muxcat(&["run"], &format!("connect 127.0.0.1:{port}\nsend --raw bye\n")).await;
+    assert_eq!(out.code, 0);
+    let got = tokio::time::timeout(WAIT, peer).await.unwrap().unwrap();
+    assert_eq!(got, b"bye");
+}
