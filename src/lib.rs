@@ -4,6 +4,7 @@
 //!   events); no terminal code
 //! - [`lang`]: the command language, one parser for scripts, `-c` and the TUI
 //! - [`script`]: `muxcat run`, the headless script runner
+//! - [`transcript`]: lossless session transcripts, written off the data path
 //! - [`cli`]: the command line
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used)]
@@ -12,3 +13,4 @@ pub mod cli;
 pub mod core;
 pub mod lang;
 pub mod script;
+pub mod transcript;

@@ -114,6 +114,10 @@ pub enum Command {
         on: Option<String>,
         timeout: Duration,
     },
+    /// Half-close: send FIN, keep receiving.
+    HalfClose {
+        session: Option<String>,
+    },
     Disconnect {
         session: Option<String>,
     },

@@ -245,6 +245,7 @@ impl Listener {
             session.close(super::events::CloseReason::Local, None).await;
             return;
         }
+        session.record_to_dir().await;
         session.emit(EventKind::Accepted { remote: peer }).await;
         self.push_unclaimed(session.id.clone());
         session.start_reading(read);

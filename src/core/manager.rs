@@ -29,11 +29,16 @@ pub struct ManagerConfig {
     /// Capacity of the event channel: how far the front end may fall behind
     /// before sessions stop reading.
     pub event_capacity: usize,
+    /// `--record DIR`: a transcript per session in DIR.
+    pub record_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ManagerConfig {
     fn default() -> Self {
-        ManagerConfig { event_capacity: 1024 }
+        ManagerConfig {
+            event_capacity: 1024,
+            record_dir: None,
+        }
     }
 }
 
@@ -87,6 +92,8 @@ impl Manager {
         let (tx, rx) = mpsc::channel(256);
         let ctx = Arc::new(Ctx {
             events: events.clone(),
+            recorder: crate::transcript::Recorder::start(events.clone()),
+            record_dir: config.record_dir.clone(),
             next_message: AtomicU64::new(0),
             actor: tx.downgrade(),
         });
@@ -200,9 +207,11 @@ impl Actor {
             l.close();
         }
         let open: Vec<_> = self.sessions.iter().filter(|s| !s.is_closed()).cloned().collect();
+        let recorder = self.ctx.recorder.clone();
         tokio::spawn(async move {
             let closing = open.iter().map(|s| s.close(CloseReason::Local, None));
             futures_util::future::join_all(closing).await;
+            recorder.flush().await;
             // Let listener tasks report `closed`.
             tokio::task::yield_now().await;
             let _ = done.send(());
@@ -304,6 +313,20 @@ impl Actor {
                     }
                 });
             }
+            Command::HalfClose { session } => {
+                let session = match self.find_session(session.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => return fail(reply, e, None),
+                };
+                let closing = session.half_close();
+                tokio::spawn(async move {
+                    let result = closing
+                        .await
+                        .map(|()| Outcome::Session(session.id.clone()))
+                        .map_err(|e| failure(e, &session));
+                    let _ = reply.send(result);
+                });
+            }
             Command::Disconnect { session } => {
                 let session = match self.find_session(session.as_deref()) {
                     Ok(s) => s,
@@ -351,12 +374,25 @@ impl Actor {
                 });
                 let _ = reply.send(result.map_err(Failure::from));
             }
-            Command::Record { .. } => {
-                let err = CoreError::new(
-                    ErrorCode::RecordFailed,
-                    "recording is not available in this build yet",
-                );
-                fail(reply, err, None);
+            Command::Record { session, file } => {
+                let session = match self.find_session(session.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => return fail(reply, e, None),
+                };
+                tokio::spawn(async move {
+                    let result = match file {
+                        Some(path) => session.start_recording(path).await,
+                        None => {
+                            session.stop_recording().await;
+                            Ok(())
+                        }
+                    };
+                    let _ = reply.send(
+                        result
+                            .map(|()| Outcome::Session(session.id.clone()))
+                            .map_err(|e| failure(e, &session)),
+                    );
+                });
             }
             Command::Sessions => {
                 let list = self.sessions.iter().map(|s| s.info()).collect();
@@ -372,9 +408,10 @@ impl Actor {
     }
 
     fn send(&self, session: Arc<Session>, data: Bytes, reply: Reply) {
+        // Queued here, in command order; only the wait runs in a task.
+        let sending = session.send(data);
         tokio::spawn(async move {
-            let result = session
-                .send(data)
+            let result = sending
                 .await
                 .map(|_| Outcome::Session(session.id.clone()))
                 .map_err(|e| failure(e, &session));
@@ -479,6 +516,7 @@ impl Actor {
                 let err = CoreError::new(ErrorCode::IoError, "the session manager is shutting down");
                 return fail(reply, err, Some(id));
             }
+            session.record_to_dir().await;
             session
                 .emit(EventKind::Connected {
                     remote,
@@ -586,6 +624,7 @@ impl Actor {
         };
         let (session, read) = Session::new(parts, Io::Udp(Arc::new(opened.socket)), self.ctx.clone());
         self.register(session.clone());
+        session.record_to_dir().await;
         session
             .emit(EventKind::Listening {
                 local,

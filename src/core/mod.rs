@@ -48,11 +48,19 @@ impl EventSink {
     pub async fn emit(&self, event: Event) {
         let _ = self.tx.send(event).await;
     }
+
+    /// For threads outside the runtime (the transcript writer).
+    pub fn emit_blocking(&self, event: Event) {
+        let _ = self.tx.blocking_send(event);
+    }
 }
 
 /// What every session and listener task shares.
 pub(crate) struct Ctx {
     pub events: EventSink,
+    pub recorder: crate::transcript::Recorder,
+    /// `--record DIR`: every session gets a transcript here.
+    pub record_dir: Option<std::path::PathBuf>,
     next_message: AtomicU64,
     actor: mpsc::WeakSender<manager::Msg>,
 }

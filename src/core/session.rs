@@ -22,6 +22,7 @@ use super::command::{Eol, Mode, View};
 use super::events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventKind, SessionInfo};
 use super::framing::{Line, LineSplitter};
 use super::listener::Listener;
+use crate::transcript::{self, Mark, Transcript};
 
 /// Size of one read; a flood is read in chunks of this size.
 pub const READ_SIZE: usize = 64 * 1024;
@@ -49,19 +50,21 @@ impl Direction {
     }
 }
 
-/// A request to the writer task.
-pub(crate) struct WriteReq {
-    data: Bytes,
-    done: oneshot::Sender<CoreResult<u64>>,
+/// A request to the writer task. One writer per session keeps sends in
+/// the order they were made.
+pub(crate) enum WriteReq {
+    Data {
+        data: Bytes,
+        done: oneshot::Sender<CoreResult<u64>>,
+    },
+    /// Half-close: FIN (or TLS close_notify), keep receiving.
+    Shutdown { done: oneshot::Sender<CoreResult<()>> },
 }
 
-/// How sends leave the session.
-pub(crate) enum Transport {
-    Stream(mpsc::UnboundedSender<WriteReq>),
-    Udp {
-        socket: Arc<UdpSocket>,
-        to: Option<SocketAddr>,
-    },
+/// Where the writer writes.
+enum WriteSide {
+    Stream(Box<dyn AsyncWrite + Send + Unpin>),
+    Udp(Arc<UdpSocket>),
 }
 
 /// What the reader reads from.
@@ -135,6 +138,9 @@ struct State {
     last_sender: Option<SocketAddr>,
     view: View,
     tasks: Vec<JoinHandle<()>>,
+    recording: Option<Transcript>,
+    /// UDP: the destination last noted in the transcript.
+    noted_dest: Option<SocketAddr>,
 }
 
 pub struct Session {
@@ -150,7 +156,8 @@ pub struct Session {
     pub eol: Eol,
     pub timeout: Option<Duration>,
     pub(crate) ctx: Arc<Ctx>,
-    transport: Transport,
+    writer: mpsc::UnboundedSender<WriteReq>,
+    udp: Option<Arc<UdpSocket>>,
     state: Mutex<State>,
     /// Bumped on every received line/chunk and on close; waiters watch it.
     wake: watch::Sender<u64>,
@@ -187,19 +194,10 @@ impl Session {
     /// Builds the session and starts its writer; [`Session::start_reading`]
     /// starts the reader once the opening event has been emitted.
     pub(crate) fn new(parts: Parts, io: Io, ctx: Arc<Ctx>) -> (Arc<Session>, Option<ReadSide>) {
-        let (transport, read, writer) = match io {
-            Io::Stream { read, write } => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                (Transport::Stream(tx), Some(read), Some((write, rx)))
-            }
-            Io::Udp(socket) => (
-                Transport::Udp {
-                    socket,
-                    to: parts.peer,
-                },
-                None,
-                None,
-            ),
+        let (writer, rx) = mpsc::unbounded_channel();
+        let (read, write, udp) = match io {
+            Io::Stream { read, write } => (Some(read), WriteSide::Stream(write), None),
+            Io::Udp(socket) => (None, WriteSide::Udp(socket.clone()), Some(socket)),
         };
         let session = Arc::new(Session {
             id: parts.id,
@@ -213,7 +211,8 @@ impl Session {
             eol: parts.eol,
             timeout: parts.timeout,
             ctx,
-            transport,
+            writer,
+            udp,
             state: Mutex::new(State {
                 closed: None,
                 backlog: Backlog::default(),
@@ -221,6 +220,8 @@ impl Session {
                 last_sender: None,
                 view: View::Line,
                 tasks: Vec::new(),
+                recording: None,
+                noted_dest: None,
             }),
             wake: watch::Sender::new(0),
             cancel: CancellationToken::new(),
@@ -228,10 +229,8 @@ impl Session {
             bytes_out: AtomicU64::new(0),
             released: AtomicBool::new(false),
         });
-        if let Some((write, rx)) = writer {
-            let task = tokio::spawn(write_loop(session.clone(), write, rx));
-            session.lock().tasks.push(task);
-        }
+        let task = tokio::spawn(write_loop(session.clone(), write, rx));
+        session.lock().tasks.push(task);
         (session, read)
     }
 
@@ -242,10 +241,10 @@ impl Session {
 
     /// Starts the reader (stream sessions) or receiver (UDP).
     pub(crate) fn start_reading(self: &Arc<Self>, read: Option<ReadSide>) {
-        let task = match (&self.transport, read) {
-            (_, Some(read)) => tokio::spawn(read_loop(self.clone(), read)),
-            (Transport::Udp { socket, .. }, None) => tokio::spawn(udp_loop(self.clone(), socket.clone())),
-            (Transport::Stream(_), None) => return,
+        let task = match (read, &self.udp) {
+            (Some(read), _) => tokio::spawn(read_loop(self.clone(), read)),
+            (None, Some(socket)) => tokio::spawn(udp_loop(self.clone(), socket.clone())),
+            (None, None) => return,
         };
         self.lock().tasks.push(task);
     }
@@ -298,6 +297,90 @@ impl Session {
         }
     }
 
+    fn transcript(&self) -> Option<Transcript> {
+        self.lock().recording.clone()
+    }
+
+    /// Writes a chunk to the transcript, if recording (waits if the writer is behind).
+    async fn record(&self, mark: Mark, data: &Bytes) {
+        if let Some(t) = self.transcript() {
+            t.write(mark, data.clone()).await;
+        }
+    }
+
+    async fn record_event(&self, text: &str) {
+        if let Some(t) = self.transcript() {
+            t.event(text).await;
+        }
+    }
+
+    /// UDP: true when `dest` differs from the destination last noted.
+    fn to_differs(&self, dest: SocketAddr) -> bool {
+        let mut state = self.lock();
+        if state.recording.is_none() || state.noted_dest == Some(dest) || self.peer == Some(dest) {
+            return false;
+        }
+        state.noted_dest = Some(dest);
+        true
+    }
+
+    /// The transcript header: kind, client -> server, mode.
+    fn transcript_header(&self) -> String {
+        let kind = match (self.direction, self.tls) {
+            (Direction::Udp, _) => "udp",
+            (_, true) => "tls",
+            (_, false) => "tcp",
+        };
+        let peer = self
+            .peer
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "*".to_string());
+        let local = self.local.to_string();
+        let (from, to) = match self.direction {
+            Direction::In => (peer, local),
+            _ => (local, peer),
+        };
+        transcript::header(&self.id, kind, &from, &to, self.mode.as_str())
+    }
+
+    /// Starts a transcript in `path`, replacing any current one.
+    pub async fn start_recording(&self, path: std::path::PathBuf) -> CoreResult<()> {
+        let t = self
+            .ctx
+            .recorder
+            .open(path, &self.id, self.transcript_header())
+            .await?;
+        let old = self.lock().recording.replace(t);
+        if let Some(old) = old {
+            old.event("recording moved to another file").await;
+            old.close().await;
+        }
+        Ok(())
+    }
+
+    pub async fn stop_recording(&self) {
+        let old = self.lock().recording.take();
+        if let Some(old) = old {
+            old.event("recording stopped").await;
+            old.close().await;
+        }
+    }
+
+    pub fn recording_path(&self) -> Option<std::path::PathBuf> {
+        self.lock().recording.as_ref().map(|t| t.path.clone())
+    }
+
+    /// `--record DIR`: starts the session's transcript before its first
+    /// event; a failure is reported and the session goes on unrecorded.
+    pub(crate) async fn record_to_dir(&self) {
+        let Some(dir) = self.ctx.record_dir.clone() else {
+            return;
+        };
+        if let Err(e) = self.start_recording(transcript::file_in(&dir, &self.id)).await {
+            self.emit_error(EventKind::Error, e).await;
+        }
+    }
+
     fn event(&self, kind: EventKind) -> Event {
         Event::new(kind)
             .session(&self.id)
@@ -320,35 +403,53 @@ impl Session {
         self.wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Sends bytes as they are (the caller appended any EOL). Returns the
-    /// message id once the bytes were handed to the kernel.
-    pub async fn send(self: &Arc<Self>, data: Bytes) -> CoreResult<u64> {
-        if self.is_closed() {
-            return Err(self.not_connected());
+    /// Sends bytes as they are (the caller appended any EOL). The bytes are
+    /// queued at once, in call order; the future resolves with the message
+    /// id once they were handed to the kernel.
+    pub fn send(&self, data: Bytes) -> impl Future<Output = CoreResult<u64>> + Send + 'static {
+        let (done, rx) = oneshot::channel();
+        let queued = if self.is_closed() {
+            Err(self.not_connected())
+        } else {
+            self.writer
+                .send(WriteReq::Data { data, done })
+                .map_err(|_| self.not_connected())
+        };
+        let closed = self.not_connected();
+        async move {
+            queued?;
+            rx.await.map_err(|_| closed)?
         }
-        match &self.transport {
-            Transport::Stream(tx) => {
-                let (done, rx) = oneshot::channel();
-                tx.send(WriteReq { data, done })
-                    .map_err(|_| self.not_connected())?;
-                rx.await.map_err(|_| self.not_connected())?
-            }
-            Transport::Udp { socket, to } => {
-                let dest = to.or(self.lock().last_sender).ok_or_else(|| {
-                    CoreError::new(
-                        ErrorCode::UdpSendFailed,
-                        format!(
-                            "{}: no destination yet: open it with --to HOST:PORT or wait for a datagram to reply to",
-                            self.id
-                        ),
-                    )
-                })?;
-                let n = socket.send_to(&data, dest).await.map_err(|e| {
-                    CoreError::new(ErrorCode::UdpSendFailed, format!("send to {dest} failed: {e}"))
-                })?;
-                Ok(self.sent(n).await)
-            }
+    }
+
+    /// Half-closes: no more sends, the peer sees the end; receiving goes on.
+    pub fn half_close(&self) -> impl Future<Output = CoreResult<()>> + Send + 'static {
+        let (done, rx) = oneshot::channel();
+        let queued = if self.is_closed() {
+            Err(self.not_connected())
+        } else {
+            self.writer
+                .send(WriteReq::Shutdown { done })
+                .map_err(|_| self.not_connected())
+        };
+        let closed = self.not_connected();
+        async move {
+            queued?;
+            rx.await.map_err(|_| closed)?
         }
+    }
+
+    /// UDP: where a send goes (the `--to` address, else the last sender).
+    fn udp_destination(&self) -> CoreResult<SocketAddr> {
+        self.peer.or(self.lock().last_sender).ok_or_else(|| {
+            CoreError::new(
+                ErrorCode::UdpSendFailed,
+                format!(
+                    "{}: no destination yet: open it with --to HOST:PORT or wait for a datagram to reply to",
+                    self.id
+                ),
+            )
+        })
     }
 
     async fn sent(&self, n: usize) -> u64 {
@@ -369,6 +470,7 @@ impl Session {
     /// Handles one received chunk: counts it, frames it, reports it.
     async fn received(&self, chunk: Bytes, splitter: &mut LineSplitter, lines: &mut Vec<Line>) {
         self.bytes_in.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.record(Mark::In, &chunk).await;
         match self.mode {
             Mode::Line => {
                 splitter.push(&chunk, lines);
@@ -442,6 +544,15 @@ impl Session {
             }
         }
         self.release();
+        let recording = self.lock().recording.take();
+        if let Some(t) = recording {
+            let note = match &err {
+                Some(e) => format!("disconnected {} {}: {}", reason.as_str(), e.code, e.text),
+                None => format!("disconnected {}", reason.as_str()),
+            };
+            t.event(&note).await;
+            t.close().await;
+        }
         let kind = EventKind::Disconnected { reason };
         match err {
             Some(err) => self.emit_error(kind, err).await,
@@ -621,11 +732,8 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-async fn write_loop(
-    session: Arc<Session>,
-    mut write: Box<dyn AsyncWrite + Send + Unpin>,
-    mut rx: mpsc::UnboundedReceiver<WriteReq>,
-) {
+async fn write_loop(session: Arc<Session>, mut write: WriteSide, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
+    let mut write_closed = false;
     loop {
         let req = tokio::select! {
             _ = session.cancel.cancelled() => break,
@@ -634,30 +742,80 @@ async fn write_loop(
                 None => break,
             },
         };
-        let result = async {
-            write.write_all(&req.data).await?;
-            write.flush().await
-        }
-        .await;
-        match result {
-            Ok(()) => {
-                let id = session.sent(req.data.len()).await;
-                let _ = req.done.send(Ok(id));
+        let (data, done) = match req {
+            WriteReq::Data { data, done } => (data, done),
+            WriteReq::Shutdown { done } => {
+                let result = match &mut write {
+                    WriteSide::Stream(w) if !write_closed => {
+                        write_closed = true;
+                        session.record_event("half-closed (local end of output)").await;
+                        w.shutdown().await.map_err(|e| {
+                            CoreError::new(
+                                ErrorCode::IoError,
+                                format!("half-close of {} failed: {e}", session.id),
+                            )
+                        })
+                    }
+                    _ => Ok(()),
+                };
+                let _ = done.send(result);
+                continue;
             }
-            Err(e) => {
-                let _ = req.done.send(Err(CoreError::new(
-                    ErrorCode::IoError,
-                    format!("write to {} failed: {e}", session.id),
-                )));
-                let s = session.clone();
-                // close() waits for nothing when the reason is not Local.
-                s.fail("write failed", e).await;
-                return;
+        };
+        if write_closed {
+            let _ = done.send(Err(CoreError::new(
+                ErrorCode::SessionNotConnected,
+                format!("session {} is half-closed: it can only receive", session.id),
+            )));
+            continue;
+        }
+        match &mut write {
+            WriteSide::Stream(w) => {
+                let result = async {
+                    w.write_all(&data).await?;
+                    w.flush().await
+                }
+                .await;
+                match result {
+                    Ok(()) => {
+                        session.record(Mark::Out, &data).await;
+                        let id = session.sent(data.len()).await;
+                        let _ = done.send(Ok(id));
+                    }
+                    Err(e) => {
+                        let _ = done.send(Err(CoreError::new(
+                            ErrorCode::IoError,
+                            format!("write to {} failed: {e}", session.id),
+                        )));
+                        // close() waits for no task when the reason is not Local.
+                        session.fail("write failed", e).await;
+                        return;
+                    }
+                }
+            }
+            WriteSide::Udp(socket) => {
+                let result = async {
+                    let dest = session.udp_destination()?;
+                    let n = socket.send_to(&data, dest).await.map_err(|e| {
+                        CoreError::new(ErrorCode::UdpSendFailed, format!("send to {dest} failed: {e}"))
+                    })?;
+                    if session.to_differs(dest) {
+                        session.record_event(&format!("to {dest}")).await;
+                    }
+                    session.record(Mark::Out, &data).await;
+                    Ok(session.sent(n).await)
+                }
+                .await;
+                let _ = done.send(result);
             }
         }
     }
     // Sends FIN (TCP) or close_notify (TLS) so the peer sees the end.
-    let _ = tokio::time::timeout(Duration::from_secs(2), write.shutdown()).await;
+    if let WriteSide::Stream(w) = &mut write
+        && !write_closed
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(2), w.shutdown()).await;
+    }
 }
 
 async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
@@ -679,6 +837,14 @@ async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
             Ok((n, from)) => {
                 let datagram = &buf[..n];
                 session.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                if session.transcript().is_some() {
+                    // Datagrams may come from anyone: note each change of sender.
+                    let changed = session.lock().last_sender != Some(from);
+                    if changed {
+                        session.record_event(&format!("from {from}")).await;
+                    }
+                    session.record(Mark::In, &Bytes::copy_from_slice(datagram)).await;
+                }
                 let shown = match session.mode {
                     Mode::Line => strip_eol(datagram),
                     Mode::Binary => datagram,

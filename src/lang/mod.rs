@@ -278,6 +278,11 @@ enum LangCommand {
         #[arg(long, value_name = "DUR", value_parser = parse_duration)]
         timeout: Option<Duration>,
     },
+    /// Half-close a session: send FIN (end of output), keep receiving
+    Shutdown {
+        #[arg(value_name = "SESSION")]
+        session: Option<String>,
+    },
     /// Close a session
     Disconnect {
         #[arg(value_name = "SESSION")]
@@ -400,6 +405,7 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
             on,
             timeout: timeout.unwrap_or(DEFAULT_WAIT),
         }),
+        LangCommand::Shutdown { session } => core(Command::HalfClose { session }),
         LangCommand::Disconnect { session } => core(Command::Disconnect { session }),
         LangCommand::Close { listener } => core(Command::Close { listener }),
         LangCommand::View { args } => {

@@ -1,0 +1,449 @@
+//! Lossless session transcripts (CONTRACT section 5): writing, off the data
+//! path on a dedicated thread, and reading them back.
+//!
+//! Sessions hand raw chunks ([`Bytes`], no copy) with their timestamps to a
+//! bounded channel; one writer thread escapes and writes them. When the
+//! writer falls behind, the channel fills and sessions wait: nothing is
+//! dropped. The writer flushes whenever it runs out of work and at least
+//! every [`FLUSH_INTERVAL`] under load, so a crash loses at most that window.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::escape::{escape_transcript_into, unescape_transcript};
+use crate::core::{CoreError, CoreResult, ErrorCode, Event, EventSink};
+
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// Chunks queued for the writer before sessions wait.
+const QUEUE: usize = 1024;
+pub const HEADER_PREFIX: &str = "# muxcat transcript v1 ";
+
+/// The direction mark of a transcript line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// `<` received
+    In,
+    /// `>` sent
+    Out,
+    /// `*` event
+    Event,
+}
+
+impl Mark {
+    fn byte(self) -> u8 {
+        match self {
+            Mark::In => b'<',
+            Mark::Out => b'>',
+            Mark::Event => b'*',
+        }
+    }
+}
+
+enum Msg {
+    Open {
+        id: u64,
+        path: PathBuf,
+        header: String,
+        session: String,
+        done: oneshot::Sender<CoreResult<()>>,
+    },
+    Line {
+        id: u64,
+        at: DateTime<Utc>,
+        mark: Mark,
+        data: Bytes,
+    },
+    Close {
+        id: u64,
+    },
+    Flush {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// The writer thread's handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Msg>,
+    next_id: Arc<AtomicU64>,
+}
+
+/// One open transcript file.
+#[derive(Clone)]
+pub struct Transcript {
+    id: u64,
+    tx: mpsc::Sender<Msg>,
+    pub path: PathBuf,
+}
+
+impl Recorder {
+    /// Starts the writer thread; write failures are reported as
+    /// `RECORD_FAILED` events on `events`.
+    pub fn start(events: EventSink) -> Recorder {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("muxcat-transcripts".into())
+            .spawn(move || writer_thread(rx, events));
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the transcript writer: {e}");
+        }
+        Recorder {
+            tx,
+            next_id: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// Creates (truncates) `path`, owner-only, and writes the header.
+    pub async fn open(&self, path: PathBuf, session: &str, header: String) -> CoreResult<Transcript> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (done, rx) = oneshot::channel();
+        let gone = || CoreError::new(ErrorCode::RecordFailed, "the transcript writer has stopped");
+        self.tx
+            .send(Msg::Open {
+                id,
+                path: path.clone(),
+                header,
+                session: session.to_string(),
+                done,
+            })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())??;
+        Ok(Transcript {
+            id,
+            tx: self.tx.clone(),
+            path,
+        })
+    }
+
+    /// Waits until everything queued so far is written and flushed.
+    pub async fn flush(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush { done }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+impl Transcript {
+    /// Queues one chunk; waits if the writer is behind.
+    pub async fn write(&self, mark: Mark, data: Bytes) {
+        let _ = self
+            .tx
+            .send(Msg::Line {
+                id: self.id,
+                at: Utc::now(),
+                mark,
+                data,
+            })
+            .await;
+    }
+
+    pub async fn event(&self, text: &str) {
+        self.write(Mark::Event, Bytes::copy_from_slice(text.as_bytes()))
+            .await;
+    }
+
+    pub async fn close(&self) {
+        let _ = self.tx.send(Msg::Close { id: self.id }).await;
+    }
+}
+
+struct OpenFile {
+    out: BufWriter<File>,
+    session: String,
+    path: PathBuf,
+    failed: bool,
+}
+
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+fn writer_thread(mut rx: mpsc::Receiver<Msg>, events: EventSink) {
+    let mut files: HashMap<u64, OpenFile> = HashMap::new();
+    let mut line = Vec::with_capacity(4096);
+    let mut dirty = false;
+    let mut last_flush = Instant::now();
+    loop {
+        let msg = if dirty {
+            match rx.try_recv() {
+                Ok(m) => m,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    // Out of work: flush now, then sleep until more arrives.
+                    flush_all(&mut files, &events);
+                    dirty = false;
+                    last_flush = Instant::now();
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match rx.blocking_recv() {
+                Some(m) => m,
+                None => break,
+            }
+        };
+        match msg {
+            Msg::Open {
+                id,
+                path,
+                header,
+                session,
+                done,
+            } => {
+                let opened = create_private(&path).and_then(|f| {
+                    let mut out = BufWriter::with_capacity(64 * 1024, f);
+                    writeln!(out, "{header}")?;
+                    out.flush()?;
+                    Ok(out)
+                });
+                let result = match opened {
+                    Ok(out) => {
+                        files.insert(
+                            id,
+                            OpenFile {
+                                out,
+                                session,
+                                path,
+                                failed: false,
+                            },
+                        );
+                        Ok(())
+                    }
+                    Err(e) => Err(CoreError::new(
+                        ErrorCode::RecordFailed,
+                        format!("cannot write transcript {}: {e}", path.display()),
+                    )),
+                };
+                let _ = done.send(result);
+            }
+            Msg::Line { id, at, mark, data } => {
+                let Some(file) = files.get_mut(&id) else { continue };
+                if file.failed {
+                    continue;
+                }
+                line.clear();
+                format_line(&mut line, at, mark, &data);
+                if let Err(e) = file.out.write_all(&line) {
+                    report(file, &events, e);
+                }
+                dirty = true;
+            }
+            Msg::Close { id } => {
+                if let Some(mut file) = files.remove(&id)
+                    && !file.failed
+                    && let Err(e) = file.out.flush()
+                {
+                    report(&mut file, &events, e);
+                }
+            }
+            Msg::Flush { done } => {
+                flush_all(&mut files, &events);
+                let _ = done.send(());
+            }
+        }
+        if dirty && last_flush.elapsed() >= FLUSH_INTERVAL {
+            flush_all(&mut files, &events);
+            last_flush = Instant::now();
+        }
+    }
+    flush_all(&mut files, &events);
+}
+
+fn flush_all(files: &mut HashMap<u64, OpenFile>, events: &EventSink) {
+    for file in files.values_mut() {
+        if !file.failed
+            && let Err(e) = file.out.flush()
+        {
+            report(file, events, e);
+        }
+    }
+}
+
+/// A failed file is reported once; its session goes on unrecorded.
+fn report(file: &mut OpenFile, events: &EventSink, e: std::io::Error) {
+    file.failed = true;
+    let err = CoreError::new(
+        ErrorCode::RecordFailed,
+        format!(
+            "writing transcript {} failed: {e}; recording stopped",
+            file.path.display()
+        ),
+    );
+    events.emit_blocking(Event::error(err).session(&file.session));
+}
+
+/// `2026-11-23T03:44:01.123456Z < hello\r\n` plus the newline.
+pub fn format_line(out: &mut Vec<u8>, at: DateTime<Utc>, mark: Mark, data: &[u8]) {
+    use std::io::Write as _;
+    let _ = write!(out, "{}", at.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
+    out.push(b' ');
+    out.push(mark.byte());
+    out.push(b' ');
+    escape_transcript_into(data, out);
+    out.push(b'\n');
+}
+
+/// The transcript header line (without the newline).
+pub fn header(session: &str, kind: &str, from: &str, to: &str, mode: &str) -> String {
+    format!("{HEADER_PREFIX}{session} {kind} {from} -> {to} mode={mode}")
+}
+
+/// `DIR/<YYYYMMDD-HHMMSS>-<sessionId>.log`.
+pub fn file_in(dir: &Path, session: &str) -> PathBuf {
+    dir.join(format!("{}-{session}.log", Utc::now().format("%Y%m%d-%H%M%S")))
+}
+
+/// One decoded line of a transcript.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub at: String,
+    pub mark: Mark,
+    pub data: Vec<u8>,
+}
+
+/// A transcript read back: the lines before any bad one, and the error
+/// naming the bad line (a file cut by a crash still yields what it holds).
+#[derive(Debug)]
+pub struct Parsed {
+    pub header: String,
+    pub entries: Vec<Entry>,
+    pub error: Option<String>,
+}
+
+impl Parsed {
+    /// The decoded received (`In`) or sent (`Out`) byte stream.
+    pub fn stream(&self, mark: Mark) -> Vec<u8> {
+        let mut out = Vec::new();
+        for e in self.entries.iter().filter(|e| e.mark == mark) {
+            out.extend_from_slice(&e.data);
+        }
+        out
+    }
+}
+
+/// Reads a whole transcript; any bad line is an error naming it.
+pub fn parse(text: &[u8], name: &str) -> Result<Parsed, String> {
+    let parsed = parse_lenient(text, name)?;
+    match parsed.error {
+        Some(e) => Err(e),
+        None => Ok(parsed),
+    }
+}
+
+/// Reads a transcript up to its first bad line. Only a missing header is
+/// an error outright.
+pub fn parse_lenient(text: &[u8], name: &str) -> Result<Parsed, String> {
+    let mut lines = text.split_inclusive(|&b| b == b'\n');
+    let first = lines.next().unwrap_or_default();
+    if !first.starts_with(HEADER_PREFIX.as_bytes()) {
+        return Err(format!(
+            "{name}: line 1 is not a muxcat transcript header (expected {:?})",
+            HEADER_PREFIX.trim_end()
+        ));
+    }
+    let header = String::from_utf8_lossy(first.strip_suffix(b"\n").unwrap_or(first)).into_owned();
+    if !first.ends_with(b"\n") {
+        return Err(format!("{name}: line 1 is truncated (no end of line)"));
+    }
+    let mut entries = Vec::new();
+    let mut error = None;
+    for (i, raw) in lines.enumerate() {
+        match parse_entry(raw, i + 2, name) {
+            Ok(e) => entries.push(e),
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    Ok(Parsed {
+        header,
+        entries,
+        error,
+    })
+}
+
+fn parse_entry(raw: &[u8], n: usize, name: &str) -> Result<Entry, String> {
+    let Some(body) = raw.strip_suffix(b"\n") else {
+        return Err(format!("{name}: line {n} is truncated (no end of line)"));
+    };
+    let bad = |why: &str| format!("{name}: line {n} is not a transcript line: {why}");
+    let mut parts = body.splitn(3, |&b| b == b' ');
+    let at = parts.next().unwrap_or_default();
+    let mark = parts.next().unwrap_or_default();
+    let rest = parts.next().ok_or_else(|| bad("expected TIMESTAMP MARK BYTES"))?;
+    if at.len() != "2026-11-23T03:44:01.123456Z".len() || !at.ends_with(b"Z") {
+        return Err(bad("the timestamp is malformed"));
+    }
+    let mark = match mark {
+        b"<" => Mark::In,
+        b">" => Mark::Out,
+        b"*" => Mark::Event,
+        _ => return Err(bad("the mark is not <, > or *")),
+    };
+    let data = unescape_transcript(rest).map_err(|e| bad(&e))?;
+    Ok(Entry {
+        at: String::from_utf8_lossy(at).into_owned(),
+        mark,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip() {
+        let at = Utc::now();
+        let mut text = b"# muxcat transcript v1 sess-x tcp a -> b mode=line\n".to_vec();
+        let chunks: Vec<(Mark, Vec<u8>)> = vec![
+            (Mark::In, b"hello\r\n".to_vec()),
+            (Mark::Out, (0..=255u8).collect()),
+            (Mark::In, Vec::new()),
+            (Mark::Event, b"disconnected remote".to_vec()),
+        ];
+        for (mark, data) in &chunks {
+            format_line(&mut text, at, *mark, data);
+        }
+        let parsed = parse(&text, "t").unwrap();
+        let got: Vec<(Mark, Vec<u8>)> = parsed.entries.into_iter().map(|e| (e.mark, e.data)).collect();
+        assert_eq!(got, chunks);
+        assert!(String::from_utf8(text).unwrap().contains(" < hello\\r\\n\n"));
+    }
+
+    #[test]
+    fn bad_files_name_the_line() {
+        let err = parse(b"hello\n", "f.log").unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+        let mut text = b"# muxcat transcript v1 s tcp a -> b mode=line\n".to_vec();
+        format_line(&mut text, Utc::now(), Mark::In, b"ok");
+        text.extend_from_slice(b"2026-11-23T03:44:01.123456Z < cut");
+        let err = parse(&text, "f.log").unwrap_err();
+        assert!(err.contains("line 3") && err.contains("truncated"), "{err}");
+        let mut text = b"# muxcat transcript v1 s tcp a -> b mode=line\n".to_vec();
+        text.extend_from_slice(b"2026-11-23T03:44:01.123456Z ? x\n");
+        assert!(parse(&text, "f").unwrap_err().contains("line 2"));
+        let mut text = b"# muxcat transcript v1 s tcp a -> b mode=line\n".to_vec();
+        text.extend_from_slice(b"2026-11-23T03:44:01.123456Z < bad\\q\n");
+        assert!(parse(&text, "f").unwrap_err().contains("line 2"));
+    }
+}
