@@ -6,8 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use std::io::Write;
+
 use crate::lang::{ConnectArgs, ListenArgs, UdpArgs};
+use crate::pipe::{PipeOptions, PipeRole};
 use crate::script::{self, RunOptions};
+use crate::transcript::{self, Mark};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -176,18 +180,44 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let global = cli.global.clone();
     let code = match cli.command {
-        None if !std::io::stdin().is_terminal() => rt.block_on(run_script(None, &cli.global, false, false)),
+        None if !std::io::stdin().is_terminal() => rt.block_on(run_script(None, &global, false, false)),
         None | Some(Sub::Tui { .. }) => not_yet("the TUI"),
         Some(Sub::Run {
             file,
             keep_going,
             stay,
-        }) => rt.block_on(run_script(file, &cli.global, keep_going, stay)),
-        Some(Sub::Connect { .. }) | Some(Sub::Listen { .. }) | Some(Sub::Udp { .. }) => {
-            not_yet("pipe mode and the TUI for connect/listen/udp")
-        }
-        Some(Sub::Replay { .. }) => not_yet("replay"),
+        }) => rt.block_on(run_script(file, &global, keep_going, stay)),
+        Some(Sub::Connect { args, front }) => match args.spec() {
+            Ok(spec) => rt.block_on(pipe(PipeRole::Connect(spec), &global, &front)),
+            Err(e) => usage_error(e),
+        },
+        Some(Sub::Listen {
+            args,
+            front,
+            keep_open,
+            broker,
+        }) => match args.spec() {
+            Ok(spec) => rt.block_on(pipe(
+                PipeRole::Listen {
+                    spec,
+                    keep_open,
+                    broker,
+                },
+                &global,
+                &front,
+            )),
+            Err(e) => usage_error(e),
+        },
+        Some(Sub::Udp { args, front }) => match args.spec() {
+            Ok(spec) => {
+                let line_input = args.session.mode == crate::core::Mode::Line;
+                rt.block_on(pipe(PipeRole::Udp { spec, line_input }, &global, &front))
+            }
+            Err(e) => usage_error(e),
+        },
+        Some(Sub::Replay { transcript, raw }) => replay(&transcript, raw.as_deref()),
         Some(Sub::Keymap { .. }) => not_yet("keymaps"),
         Some(Sub::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "muxcat", &mut std::io::stdout());
@@ -198,6 +228,82 @@ pub fn main() -> ExitCode {
     // stray blocking reads (stdin) to finish.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     ExitCode::from(code)
+}
+
+fn usage_error(e: crate::core::CoreError) -> u8 {
+    eprintln!("muxcat: {}: {}", e.code, e.text);
+    2
+}
+
+/// connect/listen/udp. Until the TUI exists, a terminal gets pipe mode too.
+async fn pipe(role: PipeRole, global: &GlobalArgs, front: &FrontArgs) -> u8 {
+    if front.tui {
+        return not_yet("the TUI");
+    }
+    let opts = PipeOptions {
+        json: global.json,
+        quiet: global.quiet,
+        record_dir: global.record.clone(),
+    };
+    crate::pipe::run(role, opts).await
+}
+
+/// `replay FILE [--raw in|out]`.
+fn replay(path: &std::path::Path, raw: Option<&str>) -> u8 {
+    let mark = match raw {
+        None => None,
+        Some("in") => Some(Mark::In),
+        Some("out") => Some(Mark::Out),
+        Some(other) => {
+            eprintln!("muxcat: --raw takes in or out, not {other:?}");
+            return 2;
+        }
+    };
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("muxcat: cannot read {}: {e}", path.display());
+            return 1;
+        }
+    };
+    let parsed = match transcript::parse_lenient(&text, &path.display().to_string()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("muxcat: {e}");
+            return 1;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let written = match mark {
+        Some(mark) => out.write_all(&parsed.stream(mark)),
+        None => print_transcript(&mut out, &parsed),
+    };
+    if written.and_then(|()| out.flush()).is_err() {
+        return 1;
+    }
+    match parsed.error {
+        Some(e) => {
+            eprintln!("muxcat: {e}");
+            1
+        }
+        None => 0,
+    }
+}
+
+/// The readable form: time of day, mark, bytes shown safely.
+fn print_transcript(out: &mut impl Write, parsed: &transcript::Parsed) -> std::io::Result<()> {
+    writeln!(out, "{}", parsed.header)?;
+    for e in &parsed.entries {
+        let time = e.at.get(11..26).unwrap_or(&e.at);
+        let mark = match e.mark {
+            Mark::In => '<',
+            Mark::Out => '>',
+            Mark::Event => '*',
+        };
+        writeln!(out, "{time} {mark} {}", crate::core::escape::escape_display(&e.data))?;
+    }
+    Ok(())
 }
 
 fn not_yet(what: &str) -> u8 {

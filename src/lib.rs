@@ -3,6 +3,7 @@
 //! - [`core`]: the session manager (sessions, listeners, TLS, UDP, framing,
 //!   events); no terminal code
 //! - [`lang`]: the command language, one parser for scripts, `-c` and the TUI
+//! - [`pipe`]: pipe mode, netcat compatible
 //! - [`script`]: `muxcat run`, the headless script runner
 //! - [`transcript`]: lossless session transcripts, written off the data path
 //! - [`cli`]: the command line
@@ -12,5 +13,6 @@
 pub mod cli;
 pub mod core;
 pub mod lang;
+pub mod pipe;
 pub mod script;
 pub mod transcript;

@@ -61,6 +61,9 @@ pub struct SessionOptions {
     pub eol: Eol,
     /// Inactivity timeout.
     pub timeout: Option<Duration>,
+    /// When the peer ends its output, keep sending until we end ours too
+    /// (pipe mode, like netcat); otherwise the session closes at once.
+    pub half_open: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +79,9 @@ pub struct ListenSpec {
     pub opts: SessionOptions,
     pub tls: Option<ServerTls>,
     pub max_connections: usize,
+    /// At the limit, leave new clients waiting in the kernel's backlog
+    /// instead of accepting and closing them (pipe mode `--keep-open`).
+    pub hold_excess: bool,
 }
 
 #[derive(Clone, Debug)]

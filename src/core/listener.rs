@@ -30,6 +30,8 @@ pub struct Listener {
     pub max_connections: usize,
     pub(crate) opts: SessionOptions,
     clients: AtomicUsize,
+    hold_excess: std::sync::atomic::AtomicBool,
+    slot_freed: tokio::sync::Notify,
     cancel: CancellationToken,
     unclaimed: Mutex<VecDeque<String>>,
     wake: watch::Sender<u64>,
@@ -51,6 +53,8 @@ impl Listener {
             max_connections,
             opts,
             clients: AtomicUsize::new(0),
+            hold_excess: std::sync::atomic::AtomicBool::new(false),
+            slot_freed: tokio::sync::Notify::new(),
             cancel: CancellationToken::new(),
             unclaimed: Mutex::new(VecDeque::new()),
             wake: watch::Sender::new(0),
@@ -71,6 +75,11 @@ impl Listener {
 
     pub(crate) fn client_closed(&self) {
         self.clients.fetch_sub(1, Ordering::AcqRel);
+        self.slot_freed.notify_one();
+    }
+
+    pub(crate) fn set_hold_excess(&self, hold: bool) {
+        self.hold_excess.store(hold, Ordering::Release);
     }
 
     pub fn info(&self) -> ListenerInfo {
@@ -141,6 +150,15 @@ impl Listener {
     pub(crate) async fn run(self: Arc<Self>, tcp: TcpListener, tls: Option<TlsAcceptor>, ctx: Arc<Ctx>) {
         let mut last_error_report: Option<tokio::time::Instant> = None;
         loop {
+            if self.hold_excess.load(Ordering::Acquire) {
+                // Serve one after another: wait for a free slot before accepting.
+                while self.clients() >= self.max_connections {
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => break,
+                        _ = self.slot_freed.notified() => {}
+                    }
+                }
+            }
             let accepted = tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 r = tcp.accept() => r,
@@ -239,6 +257,7 @@ impl Listener {
             mode: self.opts.mode,
             eol: self.opts.eol,
             timeout: self.opts.timeout,
+            half_open: self.opts.half_open,
         };
         let (session, read) = Session::new(parts, io, ctx.clone());
         if !ctx.register(session.clone()).await {

@@ -111,19 +111,31 @@ impl Manager {
 
     /// Runs a command. A failure is also emitted as an `error` event.
     pub async fn execute(&self, cmd: Command) -> CoreResult<Outcome> {
+        self.submit(cmd).await.await
+    }
+
+    /// Queues a command now (commands take effect in submission order) and
+    /// returns a future for its result, to await or to spawn.
+    pub async fn submit(&self, cmd: Command) -> impl Future<Output = CoreResult<Outcome>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
-        let gone = || CoreError::new(ErrorCode::IoError, "the session manager has stopped");
-        self.tx.send(Msg::Command(cmd, reply)).await.map_err(|_| gone())?;
-        match rx.await {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(failure)) => {
-                let ev = Event::error(failure.error.clone())
-                    .session_opt(failure.session_id.as_deref())
-                    .listener_opt(failure.listener_id.as_deref());
-                self.events.emit(ev).await;
-                Err(failure.error)
+        let queued = self.tx.send(Msg::Command(cmd, reply)).await.is_ok();
+        let events = self.events.clone();
+        async move {
+            let gone = || CoreError::new(ErrorCode::IoError, "the session manager has stopped");
+            if !queued {
+                return Err(gone());
             }
-            Err(_) => Err(gone()),
+            match rx.await {
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(failure)) => {
+                    let ev = Event::error(failure.error.clone())
+                        .session_opt(failure.session_id.as_deref())
+                        .listener_opt(failure.listener_id.as_deref());
+                    events.emit(ev).await;
+                    Err(failure.error)
+                }
+                Err(_) => Err(gone()),
+            }
         }
     }
 
@@ -509,6 +521,7 @@ impl Actor {
                 mode: spec.opts.mode,
                 eol: spec.opts.eol,
                 timeout: spec.opts.timeout,
+                half_open: spec.opts.half_open,
             };
             let (session, read) = Session::new(parts, io, ctx.clone());
             if !ctx.register(session.clone()).await {
@@ -581,6 +594,7 @@ impl Actor {
             spec.max_connections,
             spec.opts,
         );
+        listener.set_hold_excess(spec.hold_excess);
         self.ctx
             .events
             .emit(
@@ -621,6 +635,7 @@ impl Actor {
             mode: spec.opts.mode,
             eol: spec.opts.eol,
             timeout: spec.opts.timeout,
+            half_open: spec.opts.half_open,
         };
         let (session, read) = Session::new(parts, Io::Udp(Arc::new(opened.socket)), self.ctx.clone());
         self.register(session.clone());

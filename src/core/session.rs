@@ -141,6 +141,9 @@ struct State {
     recording: Option<Transcript>,
     /// UDP: the destination last noted in the transcript.
     noted_dest: Option<SocketAddr>,
+    /// The peer ended its output / we ended ours (half-open sessions).
+    read_eof: bool,
+    write_eof: bool,
 }
 
 pub struct Session {
@@ -155,6 +158,7 @@ pub struct Session {
     pub mode: Mode,
     pub eol: Eol,
     pub timeout: Option<Duration>,
+    half_open: bool,
     pub(crate) ctx: Arc<Ctx>,
     writer: mpsc::UnboundedSender<WriteReq>,
     udp: Option<Arc<UdpSocket>>,
@@ -179,6 +183,7 @@ pub(crate) struct Parts {
     pub mode: Mode,
     pub eol: Eol,
     pub timeout: Option<Duration>,
+    pub half_open: bool,
 }
 
 /// The I/O half not yet handed to tasks.
@@ -210,6 +215,7 @@ impl Session {
             mode: parts.mode,
             eol: parts.eol,
             timeout: parts.timeout,
+            half_open: parts.half_open,
             ctx,
             writer,
             udp,
@@ -222,6 +228,8 @@ impl Session {
                 tasks: Vec::new(),
                 recording: None,
                 noted_dest: None,
+                read_eof: false,
+                write_eof: false,
             }),
             wake: watch::Sender::new(0),
             cancel: CancellationToken::new(),
@@ -312,6 +320,27 @@ impl Session {
         if let Some(t) = self.transcript() {
             t.event(text).await;
         }
+    }
+
+    /// The peer ended its output. True when the session should close now:
+    /// always, unless it is half-open and we still have output to send.
+    async fn end_of_input(&self) -> bool {
+        let close = {
+            let mut state = self.lock();
+            state.read_eof = true;
+            !self.half_open || state.write_eof
+        };
+        if !close {
+            self.record_event("peer ended its output").await;
+        }
+        close
+    }
+
+    /// We ended our output; true when the peer already ended its own.
+    fn end_of_output(&self) -> bool {
+        let mut state = self.lock();
+        state.write_eof = true;
+        state.read_eof
     }
 
     /// UDP: true when `dest` differs from the destination last noted.
@@ -701,7 +730,9 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide) {
             Ok(0) => {
                 splitter.finish(&mut lines);
                 session.deliver_lines(&mut lines).await;
-                session.close(CloseReason::Remote, None).await;
+                if session.end_of_input().await {
+                    session.close(CloseReason::Remote, None).await;
+                }
                 return;
             }
             Ok(n) => {
@@ -749,12 +780,18 @@ async fn write_loop(session: Arc<Session>, mut write: WriteSide, mut rx: mpsc::U
                     WriteSide::Stream(w) if !write_closed => {
                         write_closed = true;
                         session.record_event("half-closed (local end of output)").await;
-                        w.shutdown().await.map_err(|e| {
+                        let shut = w.shutdown().await.map_err(|e| {
                             CoreError::new(
                                 ErrorCode::IoError,
                                 format!("half-close of {} failed: {e}", session.id),
                             )
-                        })
+                        });
+                        if session.end_of_output() {
+                            // Both directions are done: the session is over.
+                            let s = session.clone();
+                            tokio::spawn(async move { s.close(CloseReason::Remote, None).await });
+                        }
+                        shut
                     }
                     _ => Ok(()),
                 };

@@ -82,6 +82,7 @@ impl SessionArgs {
             mode: self.mode,
             eol: self.eol,
             timeout: self.timeout,
+            half_open: false,
         }
     }
 }
@@ -166,6 +167,7 @@ impl ListenArgs {
                 client_ca: self.ca.clone(),
             }),
             max_connections: self.max_connections,
+            hold_excess: false,
         })
     }
 }

@@ -1,0 +1,318 @@
+//! Pipe mode, netcat compatible: stdin bytes go to the peer, received bytes
+//! go to stdout unchanged, diagnostics go to stderr. A front end of the
+//! session manager like the others, so TLS, timeouts and `--record` work here too.
+//!
+//! stdin and stdout are served by threads of their own with bounded
+//! channels: a slow stdout slows the socket (backpressure), a slow peer
+//! slows stdin.
+
+use std::io::{BufRead, Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use crate::core::command::{ConnectSpec, ListenSpec, UdpSpec};
+use crate::core::{CloseReason, Command, Event, EventKind, Manager, ManagerConfig, Mode, Outcome};
+use crate::script::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, shutdown_signal};
+
+/// stdin is read in chunks of this size.
+const STDIN_CHUNK: usize = 256 * 1024;
+
+pub enum PipeRole {
+    Connect(ConnectSpec),
+    Listen {
+        spec: ListenSpec,
+        keep_open: bool,
+        broker: bool,
+    },
+    Udp {
+        spec: UdpSpec,
+        /// Each stdin line is one datagram (else each read chunk).
+        line_input: bool,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PipeOptions {
+    /// Events as JSON lines on stderr.
+    pub json: bool,
+    /// No diagnostics at all.
+    pub quiet: bool,
+    pub record_dir: Option<PathBuf>,
+}
+
+/// Reads stdin on a thread: whole lines, or chunks as they come.
+fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel(4);
+    let spawned = std::thread::Builder::new().name("muxcat-stdin".into()).spawn(move || {
+        let stdin = std::io::stdin();
+        let mut stdin = stdin.lock();
+        loop {
+            let chunk = if lines {
+                let mut line = Vec::new();
+                match stdin.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => line,
+                }
+            } else {
+                let mut buf = vec![0u8; STDIN_CHUNK];
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        buf
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            };
+            if tx.blocking_send(Bytes::from(chunk)).is_err() {
+                break;
+            }
+        }
+    });
+    if spawned.is_err() {
+        tracing::error!("cannot start the stdin reader");
+    }
+    rx
+}
+
+/// Writes to stdout on a thread; flushes whenever it runs out of work.
+fn stdout_writer() -> (mpsc::Sender<Bytes>, std::thread::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let handle = std::thread::spawn(move || {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let mut broken = false;
+        while let Some(chunk) = rx.blocking_recv() {
+            if broken {
+                continue;
+            }
+            broken = out.write_all(&chunk).is_err() || (rx.is_empty() && out.flush().is_err());
+        }
+        let _ = out.flush();
+    });
+    (tx, handle)
+}
+
+/// Diagnostics on stderr: connection-level events, readable or JSON.
+fn diagnose(ev: &Event, opts: &PipeOptions) {
+    if opts.quiet || matches!(ev.kind, EventKind::Data { .. } | EventKind::Sent { .. }) {
+        return;
+    }
+    let line = if opts.json { ev.to_json() } else { ev.to_readable() };
+    eprintln!("{line}");
+}
+
+/// Runs pipe mode; returns the exit status.
+pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
+    let (manager, mut events) = Manager::start(ManagerConfig {
+        record_dir: opts.record_dir.clone(),
+        ..ManagerConfig::default()
+    });
+    // Pipe mode is byte-transparent whatever --mode says: sessions are
+    // opened in binary mode; --mode only decides how UDP reads stdin.
+    let (open, line_input, keep_open, broker, udp_to) = match role {
+        PipeRole::Connect(mut spec) => {
+            spec.opts.mode = Mode::Binary;
+            spec.opts.half_open = true;
+            (Command::Connect(spec), false, false, false, false)
+        }
+        PipeRole::Listen {
+            mut spec,
+            keep_open,
+            broker,
+        } => {
+            spec.opts.mode = Mode::Binary;
+            spec.opts.half_open = !broker;
+            if !broker {
+                // One client at a time; the next waits in the kernel's backlog.
+                spec.max_connections = 1;
+                spec.hold_excess = true;
+            }
+            (Command::Listen(spec), false, keep_open, broker, false)
+        }
+        PipeRole::Udp { mut spec, line_input } => {
+            spec.opts.mode = Mode::Binary;
+            let to = spec.to.is_some();
+            (Command::Udp(spec), line_input, false, false, to)
+        }
+    };
+    let is_listen = matches!(open, Command::Listen(_));
+    let opened = {
+        let pending = manager.submit(open).await;
+        tokio::pin!(pending);
+        loop {
+            tokio::select! {
+                r = &mut pending => break r,
+                Some(ev) = events.recv() => diagnose(&ev, &opts),
+            }
+        }
+    };
+    let (listener, first_target) = match opened {
+        Ok(Outcome::Listener(id)) => (Some(id), None),
+        Ok(Outcome::Session(id)) => (None, Some(id)),
+        Ok(Outcome::Done) => (None, None),
+        Err(_) => {
+            while let Ok(ev) = events.try_recv() {
+                diagnose(&ev, &opts);
+            }
+            return EXIT_FAILED;
+        }
+    };
+    let (target_tx, target_rx) = watch::channel(first_target);
+    let clients: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stdin_done = Arc::new(AtomicBool::new(false));
+    let (out_tx, out_thread) = stdout_writer();
+    let pump = tokio::spawn(stdin_pump(
+        manager.clone(),
+        stdin_reader(line_input),
+        target_rx,
+        broker.then(|| clients.clone()),
+        stdin_done.clone(),
+    ));
+    tokio::pin!(pump);
+    let mut pump_running = true;
+    let interrupt = shutdown_signal();
+    tokio::pin!(interrupt);
+
+    let mut code = EXIT_OK;
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                diagnose(&ev, &opts);
+                let sid = ev.session_id.clone();
+                match ev.kind {
+                    EventKind::Data { payload, .. } => {
+                        if broker {
+                            relay(&manager, &clients, sid.as_deref(), &payload).await;
+                        }
+                        let _ = out_tx.send(payload).await;
+                    }
+                    EventKind::Accepted { .. } => {
+                        let Some(sid) = sid else { continue };
+                        if broker {
+                            lock(&clients).push(sid.clone());
+                        } else {
+                            target_tx.send_replace(Some(sid.clone()));
+                            if !keep_open && let Some(l) = &listener {
+                                // Like nc -l: one client, then no more.
+                                let _ = manager.submit(Command::Close { listener: Some(l.clone()) }).await;
+                            }
+                        }
+                        if stdin_done.load(Ordering::Acquire) {
+                            let half = manager.submit(Command::HalfClose { session: Some(sid) }).await;
+                            tokio::spawn(half);
+                        }
+                    }
+                    EventKind::Disconnected { reason } => {
+                        let Some(sid) = sid else { continue };
+                        if broker {
+                            lock(&clients).retain(|c| *c != sid);
+                            continue;
+                        }
+                        if target_tx.borrow().as_deref() != Some(sid.as_str()) {
+                            continue;
+                        }
+                        if reason == CloseReason::Error {
+                            code = EXIT_FAILED;
+                        }
+                        if is_listen && keep_open {
+                            target_tx.send_replace(None);
+                        } else {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ = &mut pump, if pump_running => {
+                pump_running = false;
+                // A UDP sender is done when its input is; everyone else
+                // waits for the peer (or Ctrl-C).
+                if udp_to {
+                    break;
+                }
+            }
+            _ = &mut interrupt => {
+                code = EXIT_INTERRUPTED;
+                break;
+            }
+        }
+    }
+    manager.shutdown().await;
+    drop(manager);
+    drop(out_tx);
+    let _ = tokio::task::spawn_blocking(move || out_thread.join()).await;
+    code
+}
+
+fn lock(clients: &Mutex<Vec<String>>) -> std::sync::MutexGuard<'_, Vec<String>> {
+    clients.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Broker: one client's bytes go to every other client, in order.
+async fn relay(manager: &Manager, clients: &Mutex<Vec<String>>, from: Option<&str>, payload: &Bytes) {
+    let others: Vec<String> = lock(clients).iter().filter(|c| Some(c.as_str()) != from).cloned().collect();
+    for other in others {
+        let cmd = Command::Send {
+            to: Some(other),
+            payload: payload.clone(),
+            raw: true,
+        };
+        tokio::spawn(manager.submit(cmd).await);
+    }
+}
+
+/// Feeds stdin to the current session (or every broker client); at EOF
+/// half-closes it, like `nc -N`.
+async fn stdin_pump(
+    manager: Manager,
+    mut stdin: mpsc::Receiver<Bytes>,
+    mut target: watch::Receiver<Option<String>>,
+    broker: Option<Arc<Mutex<Vec<String>>>>,
+    done: Arc<AtomicBool>,
+) {
+    while let Some(chunk) = stdin.recv().await {
+        if let Some(clients) = &broker {
+            let all: Vec<String> = lock(clients).clone();
+            for c in all {
+                let cmd = Command::Send {
+                    to: Some(c),
+                    payload: chunk.clone(),
+                    raw: true,
+                };
+                let _ = manager.execute(cmd).await;
+            }
+            continue;
+        }
+        let Ok(id) = wait_for_target(&mut target).await else { return };
+        let cmd = Command::Send {
+            to: Some(id),
+            payload: chunk,
+            raw: true,
+        };
+        let _ = manager.execute(cmd).await;
+    }
+    done.store(true, Ordering::Release);
+    if broker.is_some() {
+        return;
+    }
+    let current = target.borrow().clone();
+    if let Some(id) = current {
+        let _ = manager.execute(Command::HalfClose { session: Some(id) }).await;
+    }
+}
+
+async fn wait_for_target(target: &mut watch::Receiver<Option<String>>) -> Result<String, ()> {
+    loop {
+        if let Some(id) = target.borrow_and_update().clone() {
+            return Ok(id);
+        }
+        target.changed().await.map_err(|_| ())?;
+    }
+}
