@@ -301,7 +301,11 @@ fn print_transcript(out: &mut impl Write, parsed: &transcript::Parsed) -> std::i
             Mark::Out => '>',
             Mark::Event => '*',
         };
-        writeln!(out, "{time} {mark} {}", crate::core::escape::escape_display(&e.data))?;
+        writeln!(
+            out,
+            "{time} {mark} {}",
+            crate::core::escape::escape_display(&e.data)
+        )?;
     }
     Ok(())
 }

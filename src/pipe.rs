@@ -47,33 +47,35 @@ pub struct PipeOptions {
 /// Reads stdin on a thread: whole lines, or chunks as they come.
 fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(4);
-    let spawned = std::thread::Builder::new().name("muxcat-stdin".into()).spawn(move || {
-        let stdin = std::io::stdin();
-        let mut stdin = stdin.lock();
-        loop {
-            let chunk = if lines {
-                let mut line = Vec::new();
-                match stdin.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => line,
-                }
-            } else {
-                let mut buf = vec![0u8; STDIN_CHUNK];
-                match stdin.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        buf
+    let spawned = std::thread::Builder::new()
+        .name("muxcat-stdin".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            let mut stdin = stdin.lock();
+            loop {
+                let chunk = if lines {
+                    let mut line = Vec::new();
+                    match stdin.read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => line,
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
+                } else {
+                    let mut buf = vec![0u8; STDIN_CHUNK];
+                    match stdin.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            buf
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    }
+                };
+                if tx.blocking_send(Bytes::from(chunk)).is_err() {
+                    break;
                 }
-            };
-            if tx.blocking_send(Bytes::from(chunk)).is_err() {
-                break;
             }
-        }
-    });
+        });
     if spawned.is_err() {
         tracing::error!("cannot start the stdin reader");
     }
@@ -127,7 +129,10 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
             broker,
         } => {
             spec.opts.mode = Mode::Binary;
-            spec.opts.half_open = !broker;
+            // A single client may end its output while we still send
+            // ours; with --keep-open or --broker stdin is shared, so a
+            // client's end of output ends its session.
+            spec.opts.half_open = !broker && !keep_open;
             if !broker {
                 // One client at a time; the next waits in the kernel's backlog.
                 spec.max_connections = 1;
@@ -257,7 +262,11 @@ fn lock(clients: &Mutex<Vec<String>>) -> std::sync::MutexGuard<'_, Vec<String>> 
 
 /// Broker: one client's bytes go to every other client, in order.
 async fn relay(manager: &Manager, clients: &Mutex<Vec<String>>, from: Option<&str>, payload: &Bytes) {
-    let others: Vec<String> = lock(clients).iter().filter(|c| Some(c.as_str()) != from).cloned().collect();
+    let others: Vec<String> = lock(clients)
+        .iter()
+        .filter(|c| Some(c.as_str()) != from)
+        .cloned()
+        .collect();
     for other in others {
         let cmd = Command::Send {
             to: Some(other),
@@ -290,7 +299,9 @@ async fn stdin_pump(
             }
             continue;
         }
-        let Ok(id) = wait_for_target(&mut target).await else { return };
+        let Ok(id) = wait_for_target(&mut target).await else {
+            return;
+        };
         let cmd = Command::Send {
             to: Some(id),
             payload: chunk,
@@ -298,13 +309,15 @@ async fn stdin_pump(
         };
         let _ = manager.execute(cmd).await;
     }
+    tracing::debug!("stdin ended");
     done.store(true, Ordering::Release);
     if broker.is_some() {
         return;
     }
     let current = target.borrow().clone();
     if let Some(id) = current {
-        let _ = manager.execute(Command::HalfClose { session: Some(id) }).await;
+        let r = manager.execute(Command::HalfClose { session: Some(id) }).await;
+        tracing::debug!("half-closed: {r:?}");
     }
 }
 

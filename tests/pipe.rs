@@ -1,0 +1,464 @@
+//! Pipe mode against itself and against socat, ncat and OpenBSD nc.
+//! Peers that are not installed are skipped with a printed reason
+//! (`.ci/run` installs them).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{muxcat_bin, sha256};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        println!("skipping the {tool} part: {tool} is not installed");
+    }
+    found
+}
+
+fn muxcat(args: &[&str]) -> Command {
+    let mut c = Command::new(muxcat_bin());
+    c.args(args);
+    c
+}
+
+/// Waits until something accepts TCP connections on the port.
+fn wait_listening(port: u16) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts a muxcat listener whose diagnostics tell us when it listens
+/// (probing it would use up its one client).
+fn muxcat_listener(args: &[&str]) -> Child {
+    let mut child = muxcat(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "listener exited");
+    }
+    // Keep draining stderr so the child never blocks on it.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    child
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut data = vec![0u8; n];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D ^ n as u64;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    data
+}
+
+/// Runs `client` with `input` on stdin; returns its stdout and status.
+fn run_with_input(mut client: Command, input: Vec<u8>) -> (Vec<u8>, i32) {
+    let mut child = client
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (out.stdout, out.status.code().unwrap_or(-1))
+}
+
+#[test]
+fn one_gib_between_muxcat_connect_and_listen() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut listener = muxcat_listener(&["listen", &format!("127.0.0.1:{port}")]);
+    drop(listener.stdin.take());
+    let mut received = listener.stdout.take().unwrap();
+    let hasher = std::thread::spawn(move || {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0usize;
+        loop {
+            let n = received.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+            ctx.update(&buf[..n]);
+        }
+        (hex::encode(ctx.finish().as_ref()), total)
+    });
+    let sent_hash = dir.path().join("sent");
+    let client = format!(
+        "set -euo pipefail; head -c 1073741824 /dev/urandom | tee >(sha256sum > {}) | {} -q connect 127.0.0.1:{port}",
+        sent_hash.display(),
+        muxcat_bin().display()
+    );
+    let status = Command::new("bash")
+        .args(["-c", &client])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (got, total) = hasher.join().unwrap();
+    assert!(listener.wait().unwrap().success());
+    // tee's process substitution may finish a moment after the pipeline.
+    let start = Instant::now();
+    let mut sent = String::new();
+    while sent.len() < 64 && start.elapsed() < Duration::from_secs(10) {
+        sent = std::fs::read_to_string(&sent_hash).unwrap_or_default();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(total, 1 << 30);
+    assert_eq!(
+        sent.split_whitespace().next(),
+        Some(got.as_str()),
+        "1 GiB arrived changed"
+    );
+}
+
+#[test]
+fn connect_half_closes_on_stdin_eof_and_exits_after_the_peer() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = server.accept().unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap(); // returns at the client's FIN
+        // The client half-closed; it must still receive our answer.
+        std::thread::sleep(Duration::from_millis(200));
+        s.write_all(b"answer after your EOF").unwrap();
+        got
+    });
+    let (out, code) = run_with_input(
+        muxcat(&["connect", &format!("127.0.0.1:{port}")]),
+        b"request".to_vec(),
+    );
+    assert_eq!(peer.join().unwrap(), b"request");
+    assert_eq!(out, b"answer after your EOF");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn listen_keeps_sending_after_the_client_half_closes() {
+    let port = free_port();
+    let mut listener = muxcat_listener(&["listen", &format!("127.0.0.1:{port}")]);
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client.write_all(b"from client").unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut stdin = listener.stdin.take().unwrap();
+    stdin.write_all(b"from server").unwrap();
+    drop(stdin);
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"from server");
+    let out = listener.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"from client");
+    assert!(out.status.success());
+}
+
+#[test]
+fn connection_errors_exit_1_with_a_reason() {
+    let port = free_port();
+    let out = muxcat(&["connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CONNECT_REFUSED"), "{err}");
+    let out = muxcat(&["-q", "connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr.is_empty(), "-q prints nothing");
+    let out = muxcat(&["connect", "no-port"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // --json puts events on stderr, stdout stays the byte stream.
+    let out = muxcat(&["--json", "connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let last = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(v["errorCode"], "CONNECT_REFUSED");
+}
+
+#[test]
+fn keep_open_serves_clients_one_after_another() {
+    let port = free_port();
+    let mut listener = muxcat_listener(&["listen", "--keep-open", &format!("127.0.0.1:{port}")]);
+    for i in 0..3 {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(format!("client {i}\n").as_bytes()).unwrap();
+        drop(c);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = listener.kill();
+    let mut out = String::new();
+    listener.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let _ = listener.wait();
+    assert_eq!(out, "client 0\nclient 1\nclient 2\n");
+}
+
+#[test]
+fn broker_relays_between_clients() {
+    let port = free_port();
+    let mut broker = muxcat_listener(&["listen", "--broker", &format!("127.0.0.1:{port}")]);
+    let mut a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut b = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    a.write_all(b"from a\n").unwrap();
+    for peer in [&mut b, &mut c] {
+        peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 7];
+        peer.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"from a\n");
+    }
+    // stdin goes to every client.
+    broker.stdin.as_mut().unwrap().write_all(b"all\n").unwrap();
+    for peer in [&mut a, &mut b, &mut c] {
+        peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 4];
+        peer.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"all\n");
+    }
+    drop((a, b, c));
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = broker.kill();
+    let mut out = String::new();
+    broker.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let _ = broker.wait();
+    assert_eq!(out, "from a\n", "the broker's stdout gets client bytes");
+}
+
+#[test]
+fn udp_lines_are_datagrams() {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let to = rx.local_addr().unwrap();
+    let (_, code) = run_with_input(
+        muxcat(&["-q", "udp", "--to", &to.to_string(), "127.0.0.1:0"]),
+        b"one\ntwo\n".to_vec(),
+    );
+    assert_eq!(code, 0);
+    let mut buf = [0u8; 64];
+    let (n, _) = rx.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"one\n");
+    let (n, _) = rx.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"two\n");
+}
+
+#[test]
+fn tls_in_pipe_mode() {
+    let port = free_port();
+    let mut listener = muxcat_listener(&["listen", "--tls", &format!("127.0.0.1:{port}")]);
+    drop(listener.stdin.take());
+    let (out, code) = run_with_input(
+        muxcat(&[
+            "-q",
+            "connect",
+            "--tls",
+            "--insecure",
+            &format!("127.0.0.1:{port}"),
+        ]),
+        b"secret bytes".to_vec(),
+    );
+    let got = listener.wait_with_output().unwrap();
+    assert_eq!(code, 0);
+    assert!(out.is_empty());
+    assert_eq!(got.stdout, b"secret bytes");
+}
+
+/// muxcat as client and as server against each peer tool, both directions.
+#[test]
+fn interoperates_with_socat_ncat_and_nc() {
+    let data = random_bytes(4 * 1024 * 1024);
+    let want = sha256(&data);
+    let peers: Vec<(&str, Vec<String>, Vec<String>)> = vec![
+        (
+            "socat",
+            vec![
+                "socat".into(),
+                "-u".into(),
+                "TCP-LISTEN:{port},reuseaddr".into(),
+                "STDOUT".into(),
+            ],
+            vec![
+                "socat".into(),
+                "-u".into(),
+                "STDIN".into(),
+                "TCP:127.0.0.1:{port}".into(),
+            ],
+        ),
+        (
+            "ncat",
+            vec![
+                "ncat".into(),
+                "-l".into(),
+                "--recv-only".into(),
+                "127.0.0.1".into(),
+                "{port}".into(),
+            ],
+            vec![
+                "ncat".into(),
+                "--send-only".into(),
+                "127.0.0.1".into(),
+                "{port}".into(),
+            ],
+        ),
+        (
+            "nc.openbsd",
+            vec![
+                "nc.openbsd".into(),
+                "-d".into(),
+                "-l".into(),
+                "127.0.0.1".into(),
+                "{port}".into(),
+            ],
+            vec![
+                "nc.openbsd".into(),
+                "-N".into(),
+                "127.0.0.1".into(),
+                "{port}".into(),
+            ],
+        ),
+    ];
+    for (tool, server, client) in peers {
+        if !have(tool) {
+            continue;
+        }
+        let fill = |args: &Vec<String>, port: u16| -> Command {
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| a.replace("{port}", &port.to_string()))
+                .collect();
+            let mut c = Command::new(&args[0]);
+            c.args(&args[1..]);
+            c
+        };
+        // Peer listens, muxcat connects.
+        let port = free_port();
+        let srv = fill(&server, port)
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Drain the peer's stdout while the client runs, or it blocks on a full pipe.
+        let srv = std::thread::spawn(move || srv.wait_with_output().unwrap().stdout);
+        wait_for_port_owner(port);
+        let (_, code) = run_with_input(
+            muxcat(&["-q", "connect", &format!("127.0.0.1:{port}")]),
+            data.clone(),
+        );
+        let got = srv.join().unwrap();
+        assert_eq!(code, 0, "{tool} as server");
+        assert_eq!(
+            sha256(&got),
+            want,
+            "{tool} as server: bytes differ ({} received)",
+            got.len()
+        );
+
+        // muxcat listens, peer connects.
+        let port = free_port();
+        let mut lst = muxcat_listener(&["listen", &format!("127.0.0.1:{port}")]);
+        // Nothing to send back: the listener half-closes as soon as the client is in.
+        drop(lst.stdin.take());
+        let lst = std::thread::spawn(move || lst.wait_with_output().unwrap().stdout);
+        let (_, code) = run_with_input(fill(&client, port), data.clone());
+        let got = lst.join().unwrap();
+        assert_eq!(code, 0, "{tool} as client");
+        assert_eq!(
+            sha256(&got),
+            want,
+            "{tool} as client: bytes differ ({} received)",
+            got.len()
+        );
+    }
+}
+
+/// Waits until a peer tool listens, without connecting (which would use
+/// up a one-shot listener): polls /proc/net/tcp for the port in LISTEN.
+fn wait_for_port_owner(port: u16) {
+    let needle = format!(":{port:04X} 00000000:0000 0A");
+    let start = Instant::now();
+    loop {
+        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        if tcp.contains(&needle) {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            // Fall back to trying to connect.
+            wait_listening(port);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_closes_cleanly() {
+    let port = free_port();
+    let server = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let child = muxcat(&["-q", "connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut s, _) = server.accept().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A clean close: FIN (read returns 0), not a reset.
+    assert!(s.read_to_end(&mut rest).is_ok());
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(status.code(), Some(130));
+    wait_listening(port);
+}
