@@ -206,7 +206,7 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                             target_tx.send_replace(Some(sid.clone()));
                             if !keep_open && let Some(l) = &listener {
                                 // Like nc -l: one client, then no more.
-                                let _ = manager.submit(Command::Close { listener: Some(l.clone()) }).await;
+                                tokio::spawn(manager.submit(Command::Close { listener: Some(l.clone()) }).await);
                             }
                         }
                         if stdin_done.load(Ordering::Acquire) {
