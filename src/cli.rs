@@ -320,6 +320,7 @@ async fn run_script(file: Option<String>, global: &GlobalArgs, keep_going: bool,
         json: global.json,
         keep_going,
         stay,
+        record_dir: global.record.clone(),
     };
     let stdout = std::io::stdout();
     match file.as_deref() {

@@ -19,6 +19,8 @@ pub struct RunOptions {
     pub keep_going: bool,
     /// Keep sessions open after the script until interrupted.
     pub stay: bool,
+    /// `--record DIR`: a transcript per session.
+    pub record_dir: Option<std::path::PathBuf>,
 }
 
 /// Exit statuses.
@@ -66,7 +68,10 @@ where
     R: AsyncBufRead + Unpin,
     W: Write + Send + 'static,
 {
-    let (manager, events) = Manager::start(ManagerConfig::default());
+    let (manager, events) = Manager::start(ManagerConfig {
+        record_dir: opts.record_dir.clone(),
+        ..ManagerConfig::default()
+    });
     let printer = tokio::spawn(async move { print_events(events, out, opts.json).await });
     let interrupt = shutdown_signal();
     tokio::pin!(interrupt);

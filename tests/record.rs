@@ -1,0 +1,312 @@
+//! Transcripts: format, byte-exact decoding, crash safety, failures, replay.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Harness, echo_server, muxcat_bin, sha256};
+use muxcat::core::ErrorCode;
+use muxcat::transcript::{self, Mark};
+
+fn transcripts(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut data = vec![0u8; n];
+    let mut x: u64 = seed | 1;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    data
+}
+
+fn replay(args: &[&str]) -> std::process::Output {
+    Command::new(muxcat_bin())
+        .arg("replay")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn run_with_record_dir_writes_the_contract_format() {
+    let echo = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "connect 127.0.0.1:{}\nsend 'hi\\tthere'\nwaitfor there\ndisconnect\n",
+        echo.port()
+    );
+    let out = tokio::task::spawn_blocking({
+        let d = dir.path().to_path_buf();
+        move || {
+            let mut child = Command::new(muxcat_bin())
+                .args(["--record", d.to_str().unwrap(), "run"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+            child.wait_with_output().unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success());
+    let files = transcripts(dir.path());
+    assert_eq!(files.len(), 1);
+    let name = files[0].file_name().unwrap().to_str().unwrap().to_string();
+    // <YYYYMMDD-HHMMSS>-<sessionId>.log
+    assert_eq!(&name[8..9], "-");
+    assert_eq!(&name[15..21], "-sess-", "{name}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "transcripts are owner-only");
+    }
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("# muxcat transcript v1 sess-"), "{text}");
+    assert!(lines[0].contains(" tcp 127.0.0.1:"), "{}", lines[0]);
+    assert!(
+        lines[0].ends_with(&format!(" -> 127.0.0.1:{} mode=line", echo.port())),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].ends_with(" > hi\\tthere\\n"), "{text}");
+    assert!(lines[2].ends_with(" < hi\\tthere\\n"), "{text}");
+    assert!(lines[3].ends_with(" * disconnected local"), "{text}");
+    // 2026-11-23T03:44:01.123456Z
+    let ts = lines[1].split(' ').next().unwrap();
+    assert_eq!(ts.len(), 27);
+    assert!(ts.ends_with('Z') && &ts[10..11] == "T" && &ts[19..20] == ".");
+}
+
+/// 16 MiB of random bytes each way through a recorded pipe-mode session:
+/// replay --raw gives back both streams exactly.
+#[test]
+fn sixteen_mib_both_ways_decode_byte_exact() {
+    const SIZE: usize = 16 * 1024 * 1024;
+    let to_peer = random_bytes(SIZE, 1);
+    let from_peer = random_bytes(SIZE, 2);
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let peer_data = from_peer.clone();
+    let peer = std::thread::spawn(move || {
+        let (s, _) = server.accept().unwrap();
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            w.write_all(&peer_data).unwrap();
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let mut got = Vec::new();
+        (&s).read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        got
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(muxcat_bin())
+        .args([
+            "-q",
+            "--record",
+            dir.path().to_str().unwrap(),
+            "connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = to_peer.clone();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success());
+    assert_eq!(sha256(&out.stdout), sha256(&from_peer));
+    assert_eq!(sha256(&peer.join().unwrap()), sha256(&to_peer));
+
+    let files = transcripts(dir.path());
+    assert_eq!(files.len(), 1);
+    let file = files[0].to_str().unwrap();
+    let sent = replay(&[file, "--raw", "out"]);
+    assert!(sent.status.success());
+    assert_eq!(sent.stdout.len(), SIZE);
+    assert_eq!(sha256(&sent.stdout), sha256(&to_peer), "sent stream differs");
+    let received = replay(&[file, "--raw", "in"]);
+    assert!(received.status.success());
+    assert_eq!(
+        sha256(&received.stdout),
+        sha256(&from_peer),
+        "received stream differs"
+    );
+    // Pipe mode is binary: every line of the file is plain ASCII.
+    let text = std::fs::read(file).unwrap();
+    assert!(text.iter().all(|&b| b == b'\n' || (0x20..0x7f).contains(&b)));
+}
+
+/// A SIGKILLed process loses at most the flush interval.
+#[test]
+fn killed_process_keeps_every_chunk_older_than_the_flush_interval() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = server.accept().unwrap();
+        let mut sent = Vec::new();
+        for i in 0..200 {
+            let line = format!("chunk {i}\n");
+            if s.write_all(line.as_bytes()).is_err() {
+                break;
+            }
+            sent.push((Instant::now(), line));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        sent
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(muxcat_bin())
+        .args(["--record", dir.path().to_str().unwrap(), "run", "--stay"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.as_mut().unwrap(), "connect 127.0.0.1:{port}").unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    child.kill().unwrap(); // SIGKILL
+    let killed_at = Instant::now();
+    child.wait().unwrap();
+    let sent = peer.join().unwrap();
+    let files = transcripts(dir.path());
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read(&files[0]).unwrap();
+    // The file may end mid-line; what it holds decodes.
+    let parsed = transcript::parse_lenient(&text, "t").unwrap();
+    let received = String::from_utf8(parsed.stream(Mark::In)).unwrap();
+    // Chunks sent well before the kill (flush interval plus generous
+    // scheduling slack) must be there.
+    let old_enough: Vec<&String> = sent
+        .iter()
+        .filter(|(at, _)| killed_at.duration_since(*at) > Duration::from_millis(400))
+        .map(|(_, l)| l)
+        .collect();
+    assert!(
+        old_enough.len() > 20,
+        "the peer sent too little: {}",
+        old_enough.len()
+    );
+    for line in old_enough {
+        assert!(
+            received.contains(line.as_str()),
+            "{line:?} missing from the transcript"
+        );
+    }
+}
+
+#[tokio::test]
+async fn record_command_starts_and_stops_a_transcript() {
+    let echo = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.log");
+    let mut h = Harness::new();
+    h.session(&format!("connect --label dev {echo}")).await;
+    h.ok("send before").await;
+    h.ok("waitfor before").await;
+    h.ok(&format!("record dev {}", file.display())).await;
+    h.ok("send during").await;
+    h.ok("waitfor during").await;
+    h.ok("record off").await;
+    h.ok("send after").await;
+    h.ok("waitfor after").await;
+    h.ok(&format!("record {}", file.with_file_name("two.log").display()))
+        .await;
+    h.ok("disconnect").await;
+
+    let text = std::fs::read(&file).unwrap();
+    let parsed = transcript::parse(&text, "one.log").unwrap();
+    assert_eq!(parsed.stream(Mark::Out), b"during\n");
+    assert_eq!(parsed.stream(Mark::In), b"during\n");
+    assert_eq!(parsed.entries.last().unwrap().data, b"recording stopped");
+    let two = std::fs::read_to_string(file.with_file_name("two.log")).unwrap();
+    assert!(two.trim_end().ends_with("* disconnected local"), "{two}");
+
+    // The readable replay shows each line safely.
+    let out = replay(&[file.to_str().unwrap()]);
+    assert!(out.status.success());
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(shown.contains("> during\\n"), "{shown}");
+}
+
+#[tokio::test]
+async fn unwritable_transcript_is_record_failed_and_the_session_goes_on() {
+    let echo = echo_server().await;
+    let mut h = Harness::new();
+    h.session(&format!("connect {echo}")).await;
+    let err = h.run("record /nonexistent-dir/x.log").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::RecordFailed);
+    assert!(err.text.contains("/nonexistent-dir/x.log"), "{}", err.text);
+    h.ok("send still fine").await;
+    h.ok("waitfor still fine").await;
+}
+
+#[tokio::test]
+async fn record_dir_that_cannot_be_written_reports_and_continues() {
+    let echo = echo_server().await;
+    let (manager, events) = muxcat::core::Manager::start(muxcat::core::ManagerConfig {
+        record_dir: Some("/nonexistent-dir".into()),
+        ..Default::default()
+    });
+    let mut h = Harness {
+        manager,
+        events,
+        seen: Vec::new(),
+    };
+    h.session(&format!("connect {echo}")).await;
+    let ev = h.find(|e| common::error_code(e) == Some("RECORD_FAILED")).await;
+    assert!(ev.session_id.is_some());
+    h.ok("send on").await;
+    h.ok("waitfor on").await;
+}
+
+#[test]
+fn replay_rejects_files_that_are_not_transcripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("notes.txt");
+    std::fs::write(&bad, "just some notes\n").unwrap();
+    let out = replay(&[bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 1") && err.contains("notes.txt"), "{err}");
+
+    let cut = dir.path().join("cut.log");
+    std::fs::write(
+        &cut,
+        "# muxcat transcript v1 sess-x tcp a -> b mode=line\n\
+         2026-11-23T03:44:01.123456Z < whole\\n\n\
+         2026-11-23T03:44:01.123457Z < cut in hal",
+    )
+    .unwrap();
+    let out = replay(&[cut.to_str().unwrap(), "--raw", "in"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.stdout, b"whole\n",
+        "what precedes the bad line is still decoded"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3") && err.contains("truncated"), "{err}");
+    let out = replay(&[cut.to_str().unwrap(), "--raw", "sideways"]);
+    assert_eq!(out.status.code(), Some(2));
+}
