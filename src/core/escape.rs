@@ -2,6 +2,8 @@
 //! transcript encoding, and the safe display form that never lets a peer's
 //! bytes reach a terminal raw.
 
+use std::fmt::Write as _;
+
 use super::events::{CoreError, ErrorCode};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -98,29 +100,45 @@ pub fn decode_hex(text: &str) -> Result<Vec<u8>, CoreError> {
     })
 }
 
-/// A form safe to print on a terminal: valid UTF-8 text stays readable, but
-/// every control character (C0, DEL, C1) and every invalid byte is escaped,
-/// so no escape sequence from a peer is ever passed through.
+/// A form safe to print on a terminal: every control character (C0, DEL,
+/// C1) is escaped, so no escape sequence from a peer is ever passed through.
+/// Valid UTF-8 text stays readable; bytes that are not all UTF-8 are shown
+/// as ASCII with `\xHH` for the rest (a binary chunk should not pose as text).
 pub fn escape_display(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '\r' => out.push_str("\\r"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                c if c.is_control() => {
-                    let mut buf = [0u8; 4];
-                    for b in c.encode_utf8(&mut buf).bytes() {
-                        out.push_str(&format!("\\x{b:02x}"));
+    let text = std::str::from_utf8(bytes).ok();
+    let push_byte = |out: &mut String, b: u8| {
+        let _ = write!(out, "\\x{b:02x}");
+    };
+    match text {
+        Some(text) => {
+            for c in text.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\r' => out.push_str("\\r"),
+                    '\n' => out.push_str("\\n"),
+                    '\t' => out.push_str("\\t"),
+                    c if c.is_control() => {
+                        let mut buf = [0u8; 4];
+                        for b in c.encode_utf8(&mut buf).bytes() {
+                            push_byte(&mut out, b);
+                        }
                     }
+                    c => out.push(c),
                 }
-                c => out.push(c),
             }
         }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
+        None => {
+            for &b in bytes {
+                match b {
+                    b'\\' => out.push_str("\\\\"),
+                    b'\r' => out.push_str("\\r"),
+                    b'\n' => out.push_str("\\n"),
+                    b'\t' => out.push_str("\\t"),
+                    0x20..0x7f => out.push(char::from(b)),
+                    _ => push_byte(&mut out, b),
+                }
+            }
         }
     }
     out
@@ -162,6 +180,8 @@ mod tests {
         assert_eq!(escape_display(b"\x1b]0;pwn\x07ok"), "\\x1b]0;pwn\\x07ok");
         assert_eq!(escape_display("température".as_bytes()), "température");
         assert_eq!(escape_display(b"\xff"), "\\xff");
+        // Not all UTF-8: no byte poses as a character.
+        assert_eq!(escape_display(b"\xde\xad\xbe\xef"), "\\xde\\xad\\xbe\\xef");
         // C1 control U+009B (CSI) is escaped too.
         assert_eq!(escape_display("\u{9b}2J".as_bytes()), "\\xc2\\x9b2J");
     }
