@@ -8,10 +8,12 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use std::io::Write;
 
+use crate::core::Command;
 use crate::lang::{ConnectArgs, ListenArgs, UdpArgs};
 use crate::pipe::{PipeOptions, PipeRole};
 use crate::script::{self, RunOptions};
 use crate::transcript::{self, Mark};
+use crate::tui::TuiOptions;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -56,15 +58,23 @@ pub struct GlobalArgs {
     /// Print more diagnostics
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Lines of scrollback the TUI keeps per session (a recording keeps all)
+    #[arg(long, global = true, value_name = "N", default_value_t = crate::tui::app::SCROLLBACK_LINES)]
+    pub scrollback_lines: usize,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Sub {
     /// The terminal UI; each -c command runs at start, in order
+    #[command(
+        after_help = "Examples:\n  muxcat tui -c 'listen 7000' -c 'connect 127.0.0.1:7000'\n  muxcat tui --keymap vim"
+    )]
     Tui {
         #[arg(short = 'c', value_name = "CMD")]
         commands: Vec<String>,
     },
+    /// A first look: the TUI with a local echo server and clients talking to it
+    Demo,
     /// Run a script headless, print events, exit with a status
     #[command(after_help = "Exit status: 0 all commands succeeded, 1 a command failed, 2 usage error.")]
     Run {
@@ -183,14 +193,19 @@ pub fn main() -> ExitCode {
     let global = cli.global.clone();
     let code = match cli.command {
         None if !std::io::stdin().is_terminal() => rt.block_on(run_script(None, &global, false, false)),
-        None | Some(Sub::Tui { .. }) => not_yet("the TUI"),
+        None => rt.block_on(tui(&global, None, Vec::new())),
+        Some(Sub::Tui { commands }) => rt.block_on(tui(&global, None, commands)),
+        Some(Sub::Demo) => rt.block_on(demo(&global)),
         Some(Sub::Run {
             file,
             keep_going,
             stay,
         }) => rt.block_on(run_script(file, &global, keep_going, stay)),
         Some(Sub::Connect { args, front }) => match args.spec() {
-            Ok(spec) => rt.block_on(pipe(PipeRole::Connect(spec), &global, &front)),
+            Ok(spec) if wants_tui(&front) => {
+                rt.block_on(tui(&global, Some(Command::Connect(spec)), Vec::new()))
+            }
+            Ok(spec) => rt.block_on(pipe(PipeRole::Connect(spec), &global)),
             Err(e) => usage_error(e),
         },
         Some(Sub::Listen {
@@ -199,6 +214,9 @@ pub fn main() -> ExitCode {
             keep_open,
             broker,
         }) => match args.spec() {
+            Ok(spec) if wants_tui(&front) => {
+                rt.block_on(tui(&global, Some(Command::Listen(spec)), Vec::new()))
+            }
             Ok(spec) => rt.block_on(pipe(
                 PipeRole::Listen {
                     spec,
@@ -206,19 +224,30 @@ pub fn main() -> ExitCode {
                     broker,
                 },
                 &global,
-                &front,
             )),
             Err(e) => usage_error(e),
         },
         Some(Sub::Udp { args, front }) => match args.spec() {
+            Ok(spec) if wants_tui(&front) => rt.block_on(tui(&global, Some(Command::Udp(spec)), Vec::new())),
             Ok(spec) => {
                 let line_input = args.session.mode == crate::core::Mode::Line;
-                rt.block_on(pipe(PipeRole::Udp { spec, line_input }, &global, &front))
+                rt.block_on(pipe(PipeRole::Udp { spec, line_input }, &global))
             }
             Err(e) => usage_error(e),
         },
         Some(Sub::Replay { transcript, raw }) => replay(&transcript, raw.as_deref()),
-        Some(Sub::Keymap { .. }) => not_yet("keymaps"),
+        Some(Sub::Keymap { .. }) => {
+            match crate::tui::keymap::Keymap::load_with_user(global.keymap.as_deref()) {
+                Ok(map) => {
+                    print!("{}", map.dump());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("muxcat: keymap: {e}");
+                    2
+                }
+            }
+        }
         Some(Sub::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "muxcat", &mut std::io::stdout());
             0
@@ -235,17 +264,60 @@ fn usage_error(e: crate::core::CoreError) -> u8 {
     2
 }
 
-/// connect/listen/udp. Until the TUI exists, a terminal gets pipe mode too.
-async fn pipe(role: PipeRole, global: &GlobalArgs, front: &FrontArgs) -> u8 {
-    if front.tui {
-        return not_yet("the TUI");
-    }
+/// connect/listen/udp open the TUI when stdin and stdout are terminals.
+fn wants_tui(front: &FrontArgs) -> bool {
+    front.tui || (!front.pipe && std::io::stdin().is_terminal() && std::io::stdout().is_terminal())
+}
+
+async fn pipe(role: PipeRole, global: &GlobalArgs) -> u8 {
     let opts = PipeOptions {
         json: global.json,
         quiet: global.quiet,
         record_dir: global.record.clone(),
     };
     crate::pipe::run(role, opts).await
+}
+
+async fn tui(global: &GlobalArgs, initial: Option<Command>, commands: Vec<String>) -> u8 {
+    crate::tui::run(TuiOptions {
+        initial,
+        commands,
+        keymap: global.keymap.clone(),
+        record_dir: global.record.clone(),
+        scrollback_lines: global.scrollback_lines,
+    })
+    .await
+}
+
+/// `muxcat demo`: an echo server (plain tokio, not a muxcat session) and
+/// muxcat sessions talking to it, so a newcomer sees something at once.
+async fn demo(global: &GlobalArgs) -> u8 {
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("muxcat: demo: cannot start the echo server: {e}");
+            return 1;
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = stream.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let commands = vec![
+        format!("connect --label echo 127.0.0.1:{port}"),
+        "send hello from muxcat".to_string(),
+        "send 'a line with a tab\\there and an escape \\x1b[2J shown safely'".to_string(),
+        format!("connect --label echo-hex --mode binary 127.0.0.1:{port}"),
+        "send --hex de ad be ef 00 01 02 03 48 65 6c 6c 6f 0d 0a".to_string(),
+        "view echo-hex hex".to_string(),
+        "listen --label demo-listener 127.0.0.1:0".to_string(),
+    ];
+    tui(global, None, commands).await
 }
 
 /// `replay FILE [--raw in|out]`.
@@ -308,11 +380,6 @@ fn print_transcript(out: &mut impl Write, parsed: &transcript::Parsed) -> std::i
         )?;
     }
     Ok(())
-}
-
-fn not_yet(what: &str) -> u8 {
-    eprintln!("muxcat: {what} is not part of this build yet; use `muxcat run` (see --help)");
-    2
 }
 
 async fn run_script(file: Option<String>, global: &GlobalArgs, keep_going: bool, stay: bool) -> u8 {

@@ -6,6 +6,7 @@
 //! - [`pipe`]: pipe mode, netcat compatible
 //! - [`script`]: `muxcat run`, the headless script runner
 //! - [`transcript`]: lossless session transcripts, written off the data path
+//! - [`tui`]: the terminal UI (ratatui), keymaps
 //! - [`cli`]: the command line
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used)]
@@ -16,3 +17,4 @@ pub mod lang;
 pub mod pipe;
 pub mod script;
 pub mod transcript;
+pub mod tui;

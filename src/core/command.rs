@@ -152,3 +152,21 @@ pub enum Outcome {
     /// The listener opened.
     Listener(String),
 }
+
+impl Command {
+    /// Fills an omitted session reference with `id` (the TUI's selection).
+    pub fn default_session(&mut self, id: &str) {
+        let slot = match self {
+            Command::Send { to, .. } => to,
+            Command::WaitFor { on, .. } => on,
+            Command::Disconnect { session }
+            | Command::HalfClose { session }
+            | Command::View { session, .. }
+            | Command::Record { session, .. } => session,
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = Some(id.to_string());
+        }
+    }
+}

@@ -159,6 +159,8 @@ pub enum EventKind {
     Listening {
         local: SocketAddr,
         tls: bool,
+        /// The connection limit (listeners only).
+        max_connections: Option<usize>,
         /// SHA-256 of a self-signed certificate made for this listener.
         fingerprint: Option<String>,
     },
@@ -173,9 +175,12 @@ pub enum EventKind {
         count: usize,
         from: Option<SocketAddr>,
     },
+    /// Bytes handed to the kernel. `payload` is for front ends that show
+    /// them (not in the JSON, which carries the count).
     Sent {
         message_id: u64,
         bytes: usize,
+        payload: Bytes,
     },
     Match {
         lines: Vec<String>,
@@ -223,6 +228,8 @@ pub struct Event {
     pub kind: EventKind,
     pub session_id: Option<String>,
     pub listener_id: Option<String>,
+    /// The `--label` of the session or listener, on the events that open it.
+    pub label: Option<String>,
     pub error: Option<CoreError>,
 }
 
@@ -233,8 +240,14 @@ impl Event {
             kind,
             session_id: None,
             listener_id: None,
+            label: None,
             error: None,
         }
+    }
+
+    pub fn labelled(mut self, label: Option<&str>) -> Self {
+        self.label = label.map(str::to_string);
+        self
     }
 
     pub fn error(err: CoreError) -> Self {
@@ -315,6 +328,7 @@ impl Event {
                 local,
                 tls,
                 fingerprint,
+                ..
             } => {
                 out.push_str(&format!("listening {local}"));
                 if *tls {
@@ -337,9 +351,9 @@ impl Event {
                 }
                 out.push_str(&escape_display(payload));
             }
-            EventKind::Sent { message_id, bytes } => {
-                out.push_str(&format!("> sent {bytes} bytes (message {message_id})"))
-            }
+            EventKind::Sent {
+                message_id, bytes, ..
+            } => out.push_str(&format!("> sent {bytes} bytes (message {message_id})")),
             EventKind::Match { matched, lines } => {
                 out.push_str(&format!("match {:?}", matched));
                 if !lines.is_empty() {
@@ -430,6 +444,9 @@ impl Serialize for Event {
         if let Some(l) = &self.listener_id {
             map.serialize_entry("listenerId", l)?;
         }
+        if let Some(l) = &self.label {
+            map.serialize_entry("label", l)?;
+        }
         if let Some(err) = &self.error {
             map.serialize_entry("errorCode", err.code.as_str())?;
             map.serialize_entry("errorText", &err.text)?;
@@ -457,10 +474,14 @@ impl Serialize for Event {
                 local,
                 tls,
                 fingerprint,
+                max_connections,
             } => {
                 map.serialize_entry("localHost", &local.ip().to_string())?;
                 map.serialize_entry("localPort", &local.port())?;
                 map.serialize_entry("tls", tls)?;
+                if let Some(max) = max_connections {
+                    map.serialize_entry("maxConnections", max)?;
+                }
                 if let Some(fp) = fingerprint {
                     map.serialize_entry("fingerprint", fp)?;
                 }
@@ -480,7 +501,9 @@ impl Serialize for Event {
                     map.serialize_entry("remotePort", &from.port())?;
                 }
             }
-            EventKind::Sent { message_id, bytes } => {
+            EventKind::Sent {
+                message_id, bytes, ..
+            } => {
                 map.serialize_entry("messageId", message_id)?;
                 map.serialize_entry("bytes", bytes)?;
             }

@@ -448,7 +448,7 @@ impl Actor {
         };
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
-            let event = |kind| Event::new(kind).session(&id);
+            let event = |kind| Event::new(kind).session(&id).labelled(spec.opts.label.as_deref());
             ctx.events
                 .emit(event(EventKind::Connecting {
                     host: spec.target.host.clone(),
@@ -602,8 +602,10 @@ impl Actor {
                     local,
                     tls: spec.tls.is_some(),
                     fingerprint,
+                    max_connections: Some(spec.max_connections),
                 })
-                .listener(&id),
+                .listener(&id)
+                .labelled(listener.label.as_deref()),
             )
             .await;
         self.listeners.push(listener.clone());
@@ -645,6 +647,7 @@ impl Actor {
                 local,
                 tls: false,
                 fingerprint: None,
+                max_connections: None,
             })
             .await;
         session.start_reading(read);

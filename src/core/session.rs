@@ -411,9 +411,15 @@ impl Session {
     }
 
     fn event(&self, kind: EventKind) -> Event {
-        Event::new(kind)
+        let opening = matches!(kind, EventKind::Listening { .. } | EventKind::Connected { .. });
+        let ev = Event::new(kind)
             .session(&self.id)
-            .listener_opt(self.listener_id())
+            .listener_opt(self.listener_id());
+        if opening {
+            ev.labelled(self.label.as_deref())
+        } else {
+            ev
+        }
     }
 
     pub(crate) async fn emit(&self, kind: EventKind) {
@@ -481,11 +487,16 @@ impl Session {
         })
     }
 
-    async fn sent(&self, n: usize) -> u64 {
+    async fn sent(&self, payload: &Bytes, n: usize) -> u64 {
         self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         self.touch();
         let message_id = self.ctx.next_message_id();
-        self.emit(EventKind::Sent { message_id, bytes: n }).await;
+        self.emit(EventKind::Sent {
+            message_id,
+            bytes: n,
+            payload: payload.clone(),
+        })
+        .await;
         message_id
     }
 
@@ -816,7 +827,7 @@ async fn write_loop(session: Arc<Session>, mut write: WriteSide, mut rx: mpsc::U
                 match result {
                     Ok(()) => {
                         session.record(Mark::Out, &data).await;
-                        let id = session.sent(data.len()).await;
+                        let id = session.sent(&data, data.len()).await;
                         let _ = done.send(Ok(id));
                     }
                     Err(e) => {
@@ -840,7 +851,7 @@ async fn write_loop(session: Arc<Session>, mut write: WriteSide, mut rx: mpsc::U
                         session.record_event(&format!("to {dest}")).await;
                     }
                     session.record(Mark::Out, &data).await;
-                    Ok(session.sent(n).await)
+                    Ok(session.sent(&data, n).await)
                 }
                 .await;
                 let _ = done.send(result);

@@ -435,6 +435,19 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
     }
 }
 
+/// The long options of a command, for completion.
+pub fn option_names(command: &str) -> Vec<String> {
+    use clap::CommandFactory;
+    Line::command()
+        .find_subcommand(command)
+        .map(|c| {
+            c.get_arguments()
+                .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The names of the commands, for completion and help.
 pub fn command_names() -> Vec<String> {
     use clap::CommandFactory;

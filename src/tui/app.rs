@@ -1,0 +1,903 @@
+//! The TUI's model and `update`: core events and key presses change the
+//! state; anything that must reach the session manager comes back as an
+//! [`Effect`] for the runtime to perform. No terminal I/O here, so every
+//! action is unit-tested.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+
+use super::keymap::{Action, Key, Keymap};
+use super::scrollback::{Entry, Mark, Scrollback};
+use crate::core::events::{CloseReason, short_id};
+use crate::core::{Event, EventKind, View};
+
+/// Default bounds of one session's scrollback.
+pub const SCROLLBACK_LINES: usize = 100_000;
+pub const SCROLLBACK_BYTES: usize = 64 * 1024 * 1024;
+/// Command history kept.
+pub const HISTORY: usize = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    Insert,
+    Command,
+    Search,
+    Help,
+    ConfirmQuit,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Normal => "NORMAL",
+            Mode::Insert => "INSERT",
+            Mode::Command => "COMMAND",
+            Mode::Search => "SEARCH",
+            Mode::Help => "HELP",
+            Mode::ConfirmQuit => "QUIT?",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Focus {
+    Listeners,
+    Sessions,
+    Scrollback,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionState {
+    Connecting,
+    Live,
+    Closed(String),
+    Failed(String),
+}
+
+impl SessionState {
+    pub fn is_live(&self) -> bool {
+        matches!(self, SessionState::Live | SessionState::Connecting)
+    }
+}
+
+pub struct SessionRow {
+    pub id: String,
+    pub label: Option<String>,
+    pub direction: &'static str,
+    pub peer: String,
+    pub local: String,
+    pub listener_id: Option<String>,
+    pub state: SessionState,
+    pub tls: bool,
+    pub insecure: bool,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub unread: bool,
+    pub view: View,
+    /// Rows up from the bottom; 0 follows the tail.
+    pub scroll: u64,
+    pub scrollback: Scrollback,
+    /// The entry the last search found.
+    pub found: Option<usize>,
+}
+
+impl SessionRow {
+    pub fn short(&self) -> String {
+        let s = short_id(&self.id);
+        s.strip_prefix("sess-").map(str::to_string).unwrap_or(s)
+    }
+
+    /// Rows in the current view.
+    pub fn rows(&self) -> u64 {
+        match self.view {
+            View::Line => self.scrollback.len() as u64,
+            View::Hex => self.scrollback.hex_rows(),
+        }
+    }
+}
+
+pub struct ListenerRow {
+    pub id: String,
+    pub label: Option<String>,
+    pub addr: String,
+    pub tls: bool,
+    pub max: usize,
+    pub closed: bool,
+}
+
+/// A line editor for the command bar, search and insert mode.
+#[derive(Clone, Debug, Default)]
+pub struct Input {
+    pub text: String,
+    /// Cursor, in chars.
+    pub cursor: usize,
+}
+
+impl Input {
+    fn byte_at(&self, char_idx: usize) -> usize {
+        self.text
+            .char_indices()
+            .nth(char_idx)
+            .map(|(i, _)| i)
+            .unwrap_or(self.text.len())
+    }
+
+    pub fn insert(&mut self, c: char) {
+        let at = self.byte_at(self.cursor);
+        self.text.insert(at, c);
+        self.cursor += 1;
+    }
+
+    pub fn backspace(&mut self) {
+        if self.cursor > 0 {
+            self.cursor -= 1;
+            let at = self.byte_at(self.cursor);
+            self.text.remove(at);
+        }
+    }
+
+    pub fn delete(&mut self) {
+        if self.cursor < self.text.chars().count() {
+            let at = self.byte_at(self.cursor);
+            self.text.remove(at);
+        }
+    }
+
+    pub fn set(&mut self, text: &str) {
+        self.text = text.to_string();
+        self.cursor = text.chars().count();
+    }
+
+    pub fn take(&mut self) -> String {
+        self.cursor = 0;
+        std::mem::take(&mut self.text)
+    }
+
+    /// Common editing keys; false when the key is not one of them.
+    fn edit(&mut self, key: &KeyEvent) -> bool {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Char('a') if ctrl => self.cursor = 0,
+            KeyCode::Char('e') if ctrl => self.cursor = self.text.chars().count(),
+            KeyCode::Char('u') if ctrl => {
+                let at = self.byte_at(self.cursor);
+                self.text.drain(..at);
+                self.cursor = 0;
+            }
+            KeyCode::Char('w') if ctrl => {
+                while self.cursor > 0 && self.text.chars().nth(self.cursor - 1) == Some(' ') {
+                    self.backspace();
+                }
+                while self.cursor > 0 && self.text.chars().nth(self.cursor - 1) != Some(' ') {
+                    self.backspace();
+                }
+            }
+            KeyCode::Char(c) if !ctrl => self.insert(c),
+            KeyCode::Backspace => self.backspace(),
+            KeyCode::Delete => self.delete(),
+            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
+            KeyCode::Right => self.cursor = (self.cursor + 1).min(self.text.chars().count()),
+            KeyCode::Home => self.cursor = 0,
+            KeyCode::End => self.cursor = self.text.chars().count(),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// What the runtime must do for the model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// A command-language line, with the selected session as the default.
+    Run {
+        line: String,
+        session: Option<String>,
+    },
+    /// Insert mode: a line typed into a session.
+    Send {
+        session: String,
+        text: String,
+    },
+    Quit,
+}
+
+pub struct App {
+    pub listeners: Vec<ListenerRow>,
+    pub sessions: Vec<SessionRow>,
+    index: HashMap<String, usize>,
+    pub selected: Option<usize>,
+    pub selected_listener: Option<usize>,
+    pub focus: Focus,
+    pub mode: Mode,
+    pub input: Input,
+    pub history: Vec<String>,
+    history_pos: Option<usize>,
+    pub status: String,
+    pub status_error: bool,
+    pub timestamps: bool,
+    pub search: Option<regex::bytes::Regex>,
+    pub keymap: Keymap,
+    /// Rows the scrollback pane shows (set from the terminal size).
+    pub page: u64,
+    pub scrollback_lines: usize,
+    pub recording: bool,
+    pub quit: bool,
+    /// Completion candidates shown under the command bar.
+    pub candidates: Vec<String>,
+}
+
+impl App {
+    pub fn new(keymap: Keymap, scrollback_lines: usize) -> App {
+        App {
+            listeners: Vec::new(),
+            sessions: Vec::new(),
+            index: HashMap::new(),
+            selected: None,
+            selected_listener: None,
+            focus: Focus::Sessions,
+            mode: Mode::Normal,
+            input: Input::default(),
+            history: Vec::new(),
+            history_pos: None,
+            status: "? help · : command · i insert · q quit".to_string(),
+            status_error: false,
+            timestamps: true,
+            search: None,
+            keymap,
+            page: 20,
+            scrollback_lines,
+            recording: false,
+            quit: false,
+            candidates: Vec::new(),
+        }
+    }
+
+    /// `view` typed in the command bar: applies to the session it names.
+    pub fn set_view(&mut self, target: &str, view: View) {
+        let stem = target.strip_prefix("sess-").unwrap_or(target);
+        let hit = self.sessions.iter_mut().find(|s| {
+            s.id == target
+                || s.label.as_deref() == Some(target)
+                || (stem.len() >= 4 && s.id.strip_prefix("sess-").unwrap_or(&s.id).starts_with(stem))
+        });
+        if let Some(s) = hit {
+            s.view = view;
+            s.scroll = 0;
+        }
+    }
+
+    pub fn selected_session(&self) -> Option<&SessionRow> {
+        self.sessions.get(self.selected?)
+    }
+
+    fn selected_mut(&mut self) -> Option<&mut SessionRow> {
+        let i = self.selected?;
+        self.sessions.get_mut(i)
+    }
+
+    pub fn live_sessions(&self) -> usize {
+        self.sessions.iter().filter(|s| s.state.is_live()).count()
+    }
+
+    pub fn clients_of(&self, listener: &str) -> usize {
+        self.sessions
+            .iter()
+            .filter(|s| s.listener_id.as_deref() == Some(listener) && s.state.is_live())
+            .count()
+    }
+
+    fn set_status(&mut self, text: impl Into<String>, error: bool) {
+        self.status = text.into();
+        self.status_error = error;
+    }
+
+    fn add_session(&mut self, row: SessionRow) -> usize {
+        let i = self.sessions.len();
+        self.index.insert(row.id.clone(), i);
+        self.sessions.push(row);
+        // The first session (or the next one when none is selected) is
+        // selected; later ones never steal the selection.
+        if self.selected.is_none() {
+            self.selected = Some(i);
+        }
+        i
+    }
+
+    fn new_row(&self, id: &str, direction: &'static str, peer: String) -> SessionRow {
+        SessionRow {
+            id: id.to_string(),
+            label: None,
+            direction,
+            peer,
+            local: String::new(),
+            listener_id: None,
+            state: SessionState::Connecting,
+            tls: false,
+            insecure: false,
+            bytes_in: 0,
+            bytes_out: 0,
+            unread: false,
+            view: View::Line,
+            scroll: 0,
+            scrollback: Scrollback::new(self.scrollback_lines, SCROLLBACK_BYTES),
+            found: None,
+        }
+    }
+
+    fn row(&mut self, id: &str) -> Option<&mut SessionRow> {
+        let i = *self.index.get(id)?;
+        self.sessions.get_mut(i)
+    }
+
+    /// Applies one event of the session manager.
+    pub fn on_event(&mut self, ev: &Event) {
+        let sid = ev.session_id.as_deref();
+        match (&ev.kind, sid) {
+            (EventKind::Connecting { host, port }, Some(id)) => {
+                let peer = crate::core::events::join_host_port(host, *port);
+                let mut row = self.new_row(id, "out", peer);
+                row.label = ev.label.clone();
+                self.add_session(row);
+            }
+            (
+                EventKind::Connected {
+                    remote,
+                    local,
+                    tls,
+                    insecure,
+                },
+                Some(id),
+            ) => {
+                if let Some(row) = self.row(id) {
+                    row.state = SessionState::Live;
+                    row.peer = remote.to_string();
+                    row.local = local.to_string();
+                    row.tls = *tls;
+                    row.insecure = *insecure;
+                }
+                self.note(id, ev.timestamp, "connected");
+            }
+            (EventKind::Accepted { remote }, Some(id)) => {
+                let mut row = self.new_row(id, "in", remote.to_string());
+                row.state = SessionState::Live;
+                row.listener_id = ev.listener_id.clone();
+                if let Some(l) = self
+                    .listeners
+                    .iter()
+                    .find(|l| Some(&l.id) == ev.listener_id.as_ref())
+                {
+                    row.local = l.addr.clone();
+                    row.tls = l.tls;
+                }
+                let i = self.add_session(row);
+                if self.selected != Some(i) {
+                    self.sessions[i].unread = true;
+                }
+            }
+            (EventKind::Listening { local, .. }, Some(id)) => {
+                // A UDP socket: a session of its own.
+                let mut row = self.new_row(id, "udp", "*".to_string());
+                row.label = ev.label.clone();
+                row.state = SessionState::Live;
+                row.local = local.to_string();
+                self.add_session(row);
+            }
+            (
+                EventKind::Listening {
+                    local,
+                    tls,
+                    max_connections,
+                    ..
+                },
+                None,
+            ) => {
+                if let Some(id) = &ev.listener_id {
+                    self.listeners.push(ListenerRow {
+                        id: id.clone(),
+                        label: ev.label.clone(),
+                        addr: local.to_string(),
+                        tls: *tls,
+                        max: max_connections.unwrap_or(0),
+                        closed: false,
+                    });
+                    if self.selected_listener.is_none() {
+                        self.selected_listener = Some(self.listeners.len() - 1);
+                    }
+                }
+            }
+            (EventKind::Closed, None) => {
+                if let Some(l) = self
+                    .listeners
+                    .iter_mut()
+                    .find(|l| Some(&l.id) == ev.listener_id.as_ref())
+                {
+                    l.closed = true;
+                }
+            }
+            (EventKind::Data { payload, count, from }, Some(id)) => {
+                let selected = self
+                    .selected
+                    .and_then(|i| self.sessions.get(i))
+                    .map(|s| s.id.as_str())
+                    == Some(id);
+                if let Some(row) = self.row(id) {
+                    row.bytes_in += *count as u64;
+                    if let (Some(from), "udp") = (from, row.direction) {
+                        row.peer = from.to_string();
+                    }
+                    push_entry(row, ev.timestamp, Mark::In, payload);
+                    if !selected {
+                        row.unread = true;
+                    }
+                }
+            }
+            (EventKind::Sent { bytes, payload, .. }, Some(id)) => {
+                if let Some(row) = self.row(id) {
+                    row.bytes_out += *bytes as u64;
+                    push_entry(row, ev.timestamp, Mark::Out, payload);
+                }
+            }
+            (EventKind::Disconnected { reason }, Some(id)) => {
+                let why = match &ev.error {
+                    Some(e) => format!("{} ({})", reason.as_str(), e.code),
+                    None => reason.as_str().to_string(),
+                };
+                if let Some(row) = self.row(id) {
+                    row.state = if *reason == CloseReason::Error {
+                        SessionState::Failed(why.clone())
+                    } else {
+                        SessionState::Closed(why.clone())
+                    };
+                }
+                self.note(id, ev.timestamp, &format!("disconnected {why}"));
+            }
+            (EventKind::Timeout, Some(id)) => self.note(id, ev.timestamp, "timeout (idle)"),
+            (EventKind::Match { matched, .. }, Some(id)) => {
+                self.set_status(format!("match on {}: {matched}", short_id(id)), false);
+            }
+            (EventKind::Error, _) => {
+                if let (Some(err), Some(id)) = (&ev.error, sid) {
+                    let failed_open = self
+                        .row(id)
+                        .is_some_and(|row| row.state == SessionState::Connecting);
+                    if failed_open && let Some(row) = self.row(id) {
+                        row.state = SessionState::Failed(err.code.to_string());
+                    }
+                    self.note(id, ev.timestamp, &format!("{}: {}", err.code, err.text));
+                }
+                if let Some(err) = &ev.error {
+                    self.set_status(format!("{}: {}", err.code, err.text), true);
+                }
+            }
+            (EventKind::Sessions(list), _) => {
+                self.set_status(format!("{} session(s); see the Sessions pane", list.len()), false);
+            }
+            (EventKind::Listeners(list), _) => {
+                self.set_status(format!("{} listener(s)", list.len()), false);
+            }
+            (EventKind::Info(text), _) => {
+                let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+                self.set_status(first.trim().to_string(), false);
+            }
+            _ => {}
+        }
+    }
+
+    /// A `*` line in a session's scrollback.
+    fn note(&mut self, id: &str, at: DateTime<Utc>, text: &str) {
+        if let Some(row) = self.row(id) {
+            push_entry(row, at, Mark::Event, &Bytes::copy_from_slice(text.as_bytes()));
+        }
+    }
+
+    /// The result of a command typed in the command bar.
+    pub fn on_result(&mut self, line: &str, result: Result<String, String>) {
+        match result {
+            Ok(done) => self.set_status(format!("ok: {line}{done}"), false),
+            Err(e) => self.set_status(e, true),
+        }
+    }
+
+    /// A key press in the current mode.
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        self.candidates.clear();
+        match self.mode {
+            Mode::Normal | Mode::Help => {
+                if self.mode == Mode::Help {
+                    // Any key closes the help.
+                    self.mode = Mode::Normal;
+                    return Vec::new();
+                }
+                match Key::from_event(&key).and_then(|k| self.keymap.action("normal", &k)) {
+                    Some(action) => self.apply(action),
+                    None => Vec::new(),
+                }
+            }
+            Mode::ConfirmQuit => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    self.quit = true;
+                    vec![Effect::Quit]
+                }
+                _ => {
+                    self.mode = Mode::Normal;
+                    self.set_status("quit cancelled", false);
+                    Vec::new()
+                }
+            },
+            Mode::Insert => {
+                if let Some(action) = Key::from_event(&key).and_then(|k| self.keymap.action("insert", &k)) {
+                    return self.apply(action);
+                }
+                match key.code {
+                    KeyCode::Enter => {
+                        let text = self.input.take();
+                        match self.selected_session() {
+                            Some(s) if s.state.is_live() => vec![Effect::Send {
+                                session: s.id.clone(),
+                                text,
+                            }],
+                            _ => {
+                                self.set_status("no live session selected", true);
+                                Vec::new()
+                            }
+                        }
+                    }
+                    KeyCode::Esc => self.apply(Action::Normal),
+                    _ => {
+                        self.input.edit(&key);
+                        Vec::new()
+                    }
+                }
+            }
+            Mode::Command => self.command_key(key),
+            Mode::Search => match key.code {
+                KeyCode::Enter => {
+                    let text = self.input.take();
+                    self.mode = Mode::Normal;
+                    match regex::bytes::Regex::new(&text) {
+                        Ok(re) => {
+                            self.search = Some(re);
+                            if let Some(s) = self.selected_mut() {
+                                s.found = None;
+                            }
+                            self.apply(Action::SearchNext)
+                        }
+                        Err(e) => {
+                            self.set_status(format!("REGEX_INVALID: /{text}/: {e}").replace('\n', " "), true);
+                            Vec::new()
+                        }
+                    }
+                }
+                KeyCode::Esc => {
+                    self.input.take();
+                    self.mode = Mode::Normal;
+                    Vec::new()
+                }
+                _ => {
+                    self.input.edit(&key);
+                    Vec::new()
+                }
+            },
+        }
+    }
+
+    fn command_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match key.code {
+            KeyCode::Enter => {
+                let line = self.input.take();
+                self.mode = Mode::Normal;
+                self.history_pos = None;
+                if line.trim().is_empty() {
+                    return Vec::new();
+                }
+                if self.history.last() != Some(&line) {
+                    self.history.push(line.clone());
+                    if self.history.len() > HISTORY {
+                        self.history.remove(0);
+                    }
+                }
+                let session = self.selected_session().map(|s| s.id.clone());
+                vec![Effect::Run { line, session }]
+            }
+            KeyCode::Esc => {
+                self.input.take();
+                self.mode = Mode::Normal;
+                self.history_pos = None;
+                Vec::new()
+            }
+            KeyCode::Up => {
+                let pos = match self.history_pos {
+                    None => self.history.len().checked_sub(1),
+                    Some(p) => Some(p.saturating_sub(1)),
+                };
+                if let Some(p) = pos {
+                    self.history_pos = Some(p);
+                    let line = self.history[p].clone();
+                    self.input.set(&line);
+                }
+                Vec::new()
+            }
+            KeyCode::Down => {
+                match self.history_pos {
+                    Some(p) if p + 1 < self.history.len() => {
+                        self.history_pos = Some(p + 1);
+                        let line = self.history[p + 1].clone();
+                        self.input.set(&line);
+                    }
+                    _ => {
+                        self.history_pos = None;
+                        self.input.set("");
+                    }
+                }
+                Vec::new()
+            }
+            KeyCode::Tab => {
+                self.complete();
+                Vec::new()
+            }
+            _ => {
+                self.input.edit(&key);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Tab: completes the word before the cursor (command names, options,
+    /// session and listener ids and labels).
+    fn complete(&mut self) {
+        let before: String = self.input.text.chars().take(self.input.cursor).collect();
+        let start = before.rfind(' ').map(|i| i + 1).unwrap_or(0);
+        let word = &before[start..];
+        let first_word = start == 0;
+        let pool: Vec<String> = if first_word {
+            crate::lang::command_names()
+        } else if word.starts_with('-') {
+            let cmd = before.split_whitespace().next().unwrap_or_default();
+            crate::lang::option_names(cmd)
+        } else {
+            let mut refs: Vec<String> = Vec::new();
+            for s in &self.sessions {
+                refs.push(s.short());
+                refs.extend(s.label.clone());
+            }
+            for l in &self.listeners {
+                refs.push(short_id(&l.id));
+                refs.extend(l.label.clone());
+            }
+            refs
+        };
+        let matches: Vec<String> = pool.into_iter().filter(|c| c.starts_with(word)).collect();
+        let Some(first) = matches.first() else { return };
+        let common = matches.iter().fold(first.clone(), |acc, m| {
+            acc.chars()
+                .zip(m.chars())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect()
+        });
+        let mut addition: String = common.chars().skip(word.chars().count()).collect();
+        if matches.len() == 1 {
+            addition.push(' ');
+        } else {
+            self.candidates = matches;
+        }
+        for c in addition.chars() {
+            self.input.insert(c);
+        }
+    }
+
+    pub fn on_mouse(&mut self, ev: MouseEvent) {
+        match ev.kind {
+            MouseEventKind::ScrollUp => {
+                self.apply(Action::ScrollUp);
+                self.apply(Action::ScrollUp);
+                self.apply(Action::ScrollUp);
+            }
+            MouseEventKind::ScrollDown => {
+                self.apply(Action::ScrollDown);
+                self.apply(Action::ScrollDown);
+                self.apply(Action::ScrollDown);
+            }
+            _ => {}
+        }
+    }
+
+    fn scroll_by(&mut self, delta: i64) {
+        if let Some(s) = self.selected_mut() {
+            let max = s.rows().saturating_sub(1);
+            let next = (s.scroll as i64 + delta).clamp(0, max as i64);
+            s.scroll = next as u64;
+        }
+    }
+
+    /// Scrolls so that entry `idx` of the selected session is in view.
+    fn reveal(&mut self, idx: usize) {
+        let page = self.page.max(1);
+        if let Some(s) = self.selected_mut() {
+            let row = match s.view {
+                View::Line => idx as u64,
+                View::Hex => s.scrollback.hex_row_of(idx).unwrap_or(0),
+            };
+            // Put the row a third of a page from the top when scrolling.
+            let rows = s.rows();
+            let from_bottom = rows.saturating_sub(row + 1);
+            if from_bottom < s.scroll || from_bottom >= s.scroll + page {
+                s.scroll = from_bottom.saturating_sub(page * 2 / 3);
+            }
+        }
+    }
+
+    /// Applies an action (the Elm `update`).
+    pub fn apply(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Quit => {
+                if self.live_sessions() > 0 {
+                    self.mode = Mode::ConfirmQuit;
+                    self.set_status(
+                        format!(
+                            "{} live session(s) will be closed. Quit? (y/n)",
+                            self.live_sessions()
+                        ),
+                        false,
+                    );
+                } else {
+                    self.quit = true;
+                    return vec![Effect::Quit];
+                }
+            }
+            Action::FocusNext | Action::FocusPrev => {
+                let order = [Focus::Listeners, Focus::Sessions, Focus::Scrollback];
+                let i = order.iter().position(|f| *f == self.focus).unwrap_or(0);
+                let step = if action == Action::FocusNext {
+                    1
+                } else {
+                    order.len() - 1
+                };
+                self.focus = order[(i + step) % order.len()];
+            }
+            Action::SelectNext | Action::SelectPrev => {
+                let down = action == Action::SelectNext;
+                match self.focus {
+                    Focus::Listeners => {
+                        self.selected_listener = step(self.selected_listener, self.listeners.len(), down);
+                    }
+                    Focus::Sessions => {
+                        self.selected = step(self.selected, self.sessions.len(), down);
+                        if let Some(s) = self.selected_mut() {
+                            s.unread = false;
+                        }
+                    }
+                    Focus::Scrollback => self.scroll_by(if down { -1 } else { 1 }),
+                }
+            }
+            Action::CommandBar => {
+                self.mode = Mode::Command;
+                self.input.take();
+            }
+            Action::Insert => match self.selected_session() {
+                Some(s) if s.state.is_live() => {
+                    self.mode = Mode::Insert;
+                    self.input.take();
+                    self.set_status("typing into the session: Enter sends the line, Esc leaves", false);
+                }
+                _ => self.set_status("no live session selected to type into", true),
+            },
+            Action::Normal => {
+                self.mode = Mode::Normal;
+                self.input.take();
+            }
+            Action::ToggleHex => {
+                if let Some(s) = self.selected_mut() {
+                    s.view = match s.view {
+                        View::Line => View::Hex,
+                        View::Hex => View::Line,
+                    };
+                    s.scroll = 0;
+                }
+            }
+            Action::ToggleTimestamps => self.timestamps = !self.timestamps,
+            Action::Disconnect => {
+                if let Some(s) = self.selected_session()
+                    && s.state.is_live()
+                {
+                    return vec![Effect::Run {
+                        line: format!("disconnect {}", s.id),
+                        session: Some(s.id.clone()),
+                    }];
+                }
+                self.set_status("no live session selected", true);
+            }
+            Action::Dismiss => {
+                if let Some(i) = self.selected
+                    && !self.sessions[i].state.is_live()
+                {
+                    self.sessions.remove(i);
+                    self.index = self
+                        .sessions
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| (s.id.clone(), i))
+                        .collect();
+                    self.selected = if self.sessions.is_empty() {
+                        None
+                    } else {
+                        Some(i.min(self.sessions.len() - 1))
+                    };
+                } else {
+                    self.set_status("only closed sessions can be dismissed", true);
+                }
+            }
+            Action::Search => {
+                self.mode = Mode::Search;
+                self.input.take();
+            }
+            Action::SearchNext | Action::SearchPrev => {
+                let Some(re) = self.search.clone() else {
+                    self.set_status("no search yet: / to search", true);
+                    return Vec::new();
+                };
+                let newer = action == Action::SearchPrev;
+                let hit = self.selected_session().and_then(|s| {
+                    let from = match (s.found, newer) {
+                        (Some(f), false) => f.checked_sub(1)?,
+                        (Some(f), true) => f + 1,
+                        (None, _) => s.scrollback.len().saturating_sub(1),
+                    };
+                    s.scrollback.find(&re, from, newer)
+                });
+                match hit {
+                    Some(idx) => {
+                        if let Some(s) = self.selected_mut() {
+                            s.found = Some(idx);
+                        }
+                        self.reveal(idx);
+                        self.set_status(format!("/{}/ found", re.as_str()), false);
+                    }
+                    None => self.set_status(format!("/{}/: no more matches", re.as_str()), true),
+                }
+            }
+            Action::ScrollUp => self.scroll_by(1),
+            Action::ScrollDown => self.scroll_by(-1),
+            Action::PageUp => self.scroll_by(self.page as i64 - 1),
+            Action::PageDown => self.scroll_by(-(self.page as i64 - 1)),
+            Action::ScrollTop => self.scroll_by(i64::MAX / 2),
+            Action::ScrollBottom => {
+                if let Some(s) = self.selected_mut() {
+                    s.scroll = 0;
+                }
+            }
+            Action::Help => self.mode = Mode::Help,
+            Action::None => {}
+        }
+        Vec::new()
+    }
+}
+
+fn step(current: Option<usize>, len: usize, down: bool) -> Option<usize> {
+    if len == 0 {
+        return None;
+    }
+    Some(match current {
+        None => 0,
+        Some(i) if down => (i + 1).min(len - 1),
+        Some(i) => i.saturating_sub(1),
+    })
+}
+
+fn push_entry(row: &mut SessionRow, at: DateTime<Utc>, mark: Mark, data: &Bytes) {
+    let was_rows = row.rows();
+    // A copy, so a line does not pin the whole read buffer it came in.
+    row.scrollback.push(Entry {
+        at,
+        mark,
+        data: Bytes::copy_from_slice(data),
+    });
+    // Scrolled back: keep the same rows in view as new ones arrive.
+    if row.scroll > 0 {
+        row.scroll += row.rows().saturating_sub(was_rows);
+    }
+}

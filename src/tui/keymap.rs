@@ -1,0 +1,486 @@
+//! Keymaps in TOML (CONTRACT section 7): one table per mode, key = action.
+//! `default.toml`, `vim.toml` and `emacs.toml` are compiled in; vim and emacs
+//! are overlays on the default, and a user file overrides single bindings.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT: &str = include_str!("../../keymaps/default.toml");
+pub const VIM: &str = include_str!("../../keymaps/vim.toml");
+pub const EMACS: &str = include_str!("../../keymaps/emacs.toml");
+
+/// What a key does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Quit,
+    FocusNext,
+    FocusPrev,
+    SelectNext,
+    SelectPrev,
+    CommandBar,
+    Insert,
+    Normal,
+    ToggleHex,
+    ToggleTimestamps,
+    Disconnect,
+    Dismiss,
+    Search,
+    SearchNext,
+    SearchPrev,
+    ScrollUp,
+    ScrollDown,
+    PageUp,
+    PageDown,
+    ScrollTop,
+    ScrollBottom,
+    Help,
+    /// Unbinds a key of the default map.
+    None,
+}
+
+impl Action {
+    pub const ALL: [Action; 23] = [
+        Action::Quit,
+        Action::FocusNext,
+        Action::FocusPrev,
+        Action::SelectNext,
+        Action::SelectPrev,
+        Action::CommandBar,
+        Action::Insert,
+        Action::Normal,
+        Action::ToggleHex,
+        Action::ToggleTimestamps,
+        Action::Disconnect,
+        Action::Dismiss,
+        Action::Search,
+        Action::SearchNext,
+        Action::SearchPrev,
+        Action::ScrollUp,
+        Action::ScrollDown,
+        Action::PageUp,
+        Action::PageDown,
+        Action::ScrollTop,
+        Action::ScrollBottom,
+        Action::Help,
+        Action::None,
+    ];
+
+    pub fn name(self) -> String {
+        // The serde name, e.g. `toggle_hex`.
+        toml::Value::try_from(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    fn parse(word: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == word)
+    }
+
+    /// One line for the help overlay.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::Quit => "quit (asks while sessions are live)",
+            Action::FocusNext => "focus the next pane",
+            Action::FocusPrev => "focus the previous pane",
+            Action::SelectNext => "select the next session/listener",
+            Action::SelectPrev => "select the previous session/listener",
+            Action::CommandBar => "command bar (the command language)",
+            Action::Insert => "type into the selected session",
+            Action::Normal => "back to normal mode",
+            Action::ToggleHex => "line / hex view of the session",
+            Action::ToggleTimestamps => "show / hide timestamps",
+            Action::Disconnect => "disconnect the selected session",
+            Action::Dismiss => "remove a closed session from the list",
+            Action::Search => "search the scrollback (regex)",
+            Action::SearchNext => "next (older) match",
+            Action::SearchPrev => "previous (newer) match",
+            Action::ScrollUp => "scroll up a line",
+            Action::ScrollDown => "scroll down a line",
+            Action::PageUp => "scroll up a page",
+            Action::PageDown => "scroll down a page",
+            Action::ScrollTop => "oldest line",
+            Action::ScrollBottom => "newest line, follow the tail",
+            Action::Help => "this help",
+            Action::None => "nothing",
+        }
+    }
+}
+
+/// The modes that have bindings.
+pub const MODES: [&str; 2] = ["normal", "insert"];
+
+/// A key as written in a keymap (`ctrl-d`, `N`, `pageup`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub code: KeyCodeOrd,
+    pub mods: u8,
+}
+
+/// `KeyCode` with an order, for a stable dump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyCodeOrd {
+    Char(char),
+    F(u8),
+    Named(&'static str),
+}
+
+const CTRL: u8 = 1;
+const ALT: u8 = 2;
+
+const NAMED: [(&str, KeyCode); 16] = [
+    ("enter", KeyCode::Enter),
+    ("esc", KeyCode::Esc),
+    ("tab", KeyCode::Tab),
+    ("backtab", KeyCode::BackTab),
+    ("backspace", KeyCode::Backspace),
+    ("delete", KeyCode::Delete),
+    ("insert", KeyCode::Insert),
+    ("home", KeyCode::Home),
+    ("end", KeyCode::End),
+    ("pageup", KeyCode::PageUp),
+    ("pagedown", KeyCode::PageDown),
+    ("up", KeyCode::Up),
+    ("down", KeyCode::Down),
+    ("left", KeyCode::Left),
+    ("right", KeyCode::Right),
+    ("space", KeyCode::Char(' ')),
+];
+
+impl Key {
+    /// Parses `ctrl-alt-x`, `F5`, `shift-tab`, `N`, `pageup`.
+    pub fn parse(text: &str) -> Option<Key> {
+        let mut mods = 0;
+        let mut rest = text;
+        loop {
+            let lower = rest.to_ascii_lowercase();
+            if rest.len() > 1 && lower.starts_with("ctrl-") {
+                mods |= CTRL;
+                rest = &rest[5..];
+            } else if rest.len() > 1 && lower.starts_with("alt-") {
+                mods |= ALT;
+                rest = &rest[4..];
+            } else if lower == "shift-tab" {
+                return Some(Key {
+                    code: KeyCodeOrd::Named("backtab"),
+                    mods,
+                });
+            } else {
+                break;
+            }
+        }
+        let mut chars = rest.chars();
+        let code = match (chars.next(), chars.next()) {
+            (Some(c), None) => KeyCodeOrd::Char(c),
+            _ => {
+                let lower = rest.to_ascii_lowercase();
+                if let Some((name, _)) = NAMED.iter().find(|(n, _)| *n == lower) {
+                    if *name == "space" {
+                        KeyCodeOrd::Char(' ')
+                    } else {
+                        KeyCodeOrd::Named(name)
+                    }
+                } else if let Some(n) = lower.strip_prefix('f').and_then(|n| n.parse::<u8>().ok()) {
+                    if !(1..=24).contains(&n) {
+                        return None;
+                    }
+                    KeyCodeOrd::F(n)
+                } else {
+                    return None;
+                }
+            }
+        };
+        Some(Key { code, mods })
+    }
+
+    /// The key of a terminal key event (shift folded into the character).
+    pub fn from_event(ev: &KeyEvent) -> Option<Key> {
+        let mut mods = 0;
+        if ev.modifiers.contains(KeyModifiers::CONTROL) {
+            mods |= CTRL;
+        }
+        if ev.modifiers.contains(KeyModifiers::ALT) {
+            mods |= ALT;
+        }
+        let code = match ev.code {
+            KeyCode::Char(c) => KeyCodeOrd::Char(if mods & CTRL != 0 {
+                c.to_ascii_lowercase()
+            } else {
+                c
+            }),
+            KeyCode::F(n) => KeyCodeOrd::F(n),
+            other => KeyCodeOrd::Named(NAMED.iter().find(|(_, k)| *k == other)?.0),
+        };
+        Some(Key { code, mods })
+    }
+
+    pub fn name(&self) -> String {
+        let mut s = String::new();
+        if self.mods & CTRL != 0 {
+            s.push_str("ctrl-");
+        }
+        if self.mods & ALT != 0 {
+            s.push_str("alt-");
+        }
+        match self.code {
+            KeyCodeOrd::Char(' ') => s.push_str("space"),
+            KeyCodeOrd::Char(c) => s.push(c),
+            KeyCodeOrd::F(n) => s.push_str(&format!("f{n}")),
+            KeyCodeOrd::Named(n) => s.push_str(n),
+        }
+        s
+    }
+}
+
+/// A bad keymap file: names the file, the line and the bad word.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {what} {word:?}{hint}")]
+pub struct KeymapError {
+    pub file: String,
+    pub line: usize,
+    pub what: &'static str,
+    pub word: String,
+    pub hint: String,
+}
+
+/// The effective bindings, per mode.
+#[derive(Clone, Debug, Default)]
+pub struct Keymap {
+    pub modes: BTreeMap<String, BTreeMap<Key, Action>>,
+}
+
+/// The line of `text` where `word` first appears quoted or as a bare key.
+fn line_of(text: &str, word: &str) -> usize {
+    let quoted = format!("\"{word}\"");
+    text.lines()
+        .position(|l| l.contains(&quoted) || l.trim_start().starts_with(&format!("{word} ")))
+        .map(|i| i + 1)
+        .unwrap_or(1)
+}
+
+impl Keymap {
+    /// The default map with the overlay of `name` (default, vim, emacs) or
+    /// of the file `name` names.
+    pub fn load(name: Option<&str>) -> Result<Keymap, KeymapError> {
+        let mut map = Keymap::default();
+        map.overlay(DEFAULT, "keymaps/default.toml")?;
+        match name {
+            None | Some("default") => {}
+            Some("vim") => map.overlay(VIM, "keymaps/vim.toml")?,
+            Some("emacs") => map.overlay(EMACS, "keymaps/emacs.toml")?,
+            Some(path) => map.overlay_file(Path::new(path))?,
+        }
+        Ok(map)
+    }
+
+    /// `load`, then the user's `$XDG_CONFIG_HOME/muxcat/keymap.toml` when
+    /// no `--keymap` was given and the file exists.
+    pub fn load_with_user(name: Option<&str>) -> Result<Keymap, KeymapError> {
+        let mut map = Keymap::load(name)?;
+        if name.is_none()
+            && let Some(dirs) = directories::ProjectDirs::from("", "", "muxcat")
+        {
+            let user = dirs.config_dir().join("keymap.toml");
+            if user.exists() {
+                map.overlay_file(&user)?;
+            }
+        }
+        Ok(map)
+    }
+
+    pub fn overlay_file(&mut self, path: &Path) -> Result<(), KeymapError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| KeymapError {
+            file: name.clone(),
+            line: 0,
+            what: "cannot read",
+            word: name.clone(),
+            hint: format!(": {e}"),
+        })?;
+        self.overlay(&text, &name)
+    }
+
+    /// Merges bindings from TOML text over the current ones.
+    pub fn overlay(&mut self, text: &str, file: &str) -> Result<(), KeymapError> {
+        let err = |line: usize, what: &'static str, word: &str, hint: String| KeymapError {
+            file: file.to_string(),
+            line,
+            what,
+            word: word.to_string(),
+            hint,
+        };
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .unwrap_or(1);
+            err(line, "not valid TOML:", e.message(), String::new())
+        })?;
+        for (mode, bindings) in table {
+            if !MODES.contains(&mode.as_str()) {
+                return Err(err(
+                    line_of(text, &format!("[{mode}]")),
+                    "unknown mode",
+                    &mode,
+                    format!(" (modes: {})", MODES.join(", ")),
+                ));
+            }
+            let toml::Value::Table(bindings) = bindings else {
+                return Err(err(
+                    line_of(text, &mode),
+                    "not a table of bindings:",
+                    &mode,
+                    String::new(),
+                ));
+            };
+            let target = self.modes.entry(mode.clone()).or_default();
+            for (key, value) in bindings {
+                let line = line_of(text, &key);
+                let parsed = Key::parse(&key).ok_or_else(|| {
+                    err(
+                        line,
+                        "bad key",
+                        &key,
+                        " (like \"q\", \"ctrl-d\", \"alt-x\", \"f1\", \"pageup\")".into(),
+                    )
+                })?;
+                let word = value.as_str().unwrap_or_default().to_string();
+                let action = value.as_str().and_then(Action::parse).ok_or_else(|| {
+                    err(
+                        line,
+                        "unknown action",
+                        &word,
+                        " (see `muxcat keymap --dump`)".into(),
+                    )
+                })?;
+                if action == Action::None {
+                    target.remove(&parsed);
+                } else {
+                    target.insert(parsed, action);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn action(&self, mode: &str, key: &Key) -> Option<Action> {
+        self.modes.get(mode)?.get(key).copied()
+    }
+
+    /// Keys bound to `action` in `mode`, for hints.
+    pub fn keys_for(&self, mode: &str, action: Action) -> Vec<String> {
+        self.modes
+            .get(mode)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, a)| **a == action)
+                    .map(|(k, _)| k.name())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The effective map as TOML.
+    pub fn dump(&self) -> String {
+        let mut out = String::from("# muxcat effective keymap\n");
+        for (mode, bindings) in &self.modes {
+            out.push_str(&format!("\n[{mode}]\n"));
+            for (key, action) in bindings {
+                out.push_str(&format!("{:?} = {:?}\n", key.name(), action.name()));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_keymaps_parse_without_duplicates() {
+        for (name, text) in [("default", DEFAULT), ("vim", VIM), ("emacs", EMACS)] {
+            let map = Keymap::load(Some(name)).unwrap();
+            assert!(!map.modes["normal"].is_empty(), "{name}");
+            // No key written twice in a table (TOML itself rejects that).
+            assert!(text.parse::<toml::Table>().is_ok(), "{name}");
+        }
+        let vim = Keymap::load(Some("vim")).unwrap();
+        assert_eq!(
+            vim.action("normal", &Key::parse("G").unwrap()),
+            Some(Action::ScrollBottom)
+        );
+        assert_eq!(
+            vim.action("normal", &Key::parse("q").unwrap()),
+            Some(Action::Quit),
+            "vim overlays the default"
+        );
+    }
+
+    #[test]
+    fn keys_parse_and_match_events() {
+        let k = Key::parse("ctrl-d").unwrap();
+        let ev = KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL);
+        assert_eq!(Key::from_event(&ev), Some(k));
+        let shift_n = KeyEvent::new(KeyCode::Char('N'), KeyModifiers::SHIFT);
+        assert_eq!(Key::from_event(&shift_n), Key::parse("N"));
+        assert_eq!(
+            Key::parse("F5"),
+            Some(Key {
+                code: KeyCodeOrd::F(5),
+                mods: 0
+            })
+        );
+        assert_eq!(Key::parse("shift-tab"), Key::parse("backtab"));
+        for bad in ["ctl-d", "pgup", "f99", ""] {
+            assert!(Key::parse(bad).is_none(), "{bad}");
+        }
+        assert_eq!(Key::parse("ctrl-]").unwrap().name(), "ctrl-]");
+    }
+
+    #[test]
+    fn user_overrides_and_errors_name_file_line_word() {
+        let mut map = Keymap::load(None).unwrap();
+        map.overlay("[normal]\n\"q\" = \"none\"\n\"Q\" = \"quit\"\n", "mine.toml")
+            .unwrap();
+        assert_eq!(map.action("normal", &Key::parse("q").unwrap()), None);
+        assert_eq!(
+            map.action("normal", &Key::parse("Q").unwrap()),
+            Some(Action::Quit)
+        );
+        assert_eq!(
+            map.action("normal", &Key::parse("x").unwrap()),
+            Some(Action::ToggleHex),
+            "others kept"
+        );
+
+        let e = map
+            .overlay(
+                "[normal]\n\"j\" = \"select_next\"\n\"ctl-x\" = \"quit\"\n",
+                "u.toml",
+            )
+            .unwrap_err();
+        assert_eq!((e.file.as_str(), e.line, e.word.as_str()), ("u.toml", 3, "ctl-x"));
+        assert!(e.to_string().starts_with("u.toml:3: bad key \"ctl-x\""), "{e}");
+        let e = map
+            .overlay("[normal]\n\"x\" = \"explode\"\n", "u.toml")
+            .unwrap_err();
+        assert_eq!((e.line, e.word.as_str()), (2, "explode"));
+        let e = map.overlay("[visual]\n\"x\" = \"quit\"\n", "u.toml").unwrap_err();
+        assert_eq!((e.line, e.word.as_str()), (1, "visual"));
+        let e = map.overlay("[normal]\nx = = 1\n", "u.toml").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn dump_round_trips() {
+        let map = Keymap::load(Some("emacs")).unwrap();
+        let mut again = Keymap::default();
+        again.overlay(&map.dump(), "dump").unwrap();
+        assert_eq!(again.modes, map.modes);
+    }
+}

@@ -1,0 +1,302 @@
+//! The terminal UI, in the Elm shape: [`app::App`] is the model, its
+//! `on_key`/`on_event`/`apply` are `update`, [`view::view`] draws. This
+//! module is the runtime: it owns the terminal, turns terminal input, core
+//! events and command results into updates, performs the effects, and draws
+//! at most ~60 frames a second — and only when something changed, so an
+//! idle TUI uses no CPU.
+
+pub mod app;
+pub mod keymap;
+pub mod scrollback;
+pub mod view;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::core::{Command, Event, Manager, ManagerConfig, Outcome};
+use crate::lang::{Parsed, parse_line};
+use app::{App, Effect};
+use keymap::Keymap;
+
+/// At most this many frames a second.
+const FRAME: Duration = Duration::from_millis(16);
+
+pub struct TuiOptions {
+    /// A command to open first (`muxcat connect … ` on a terminal).
+    pub initial: Option<Command>,
+    /// `-c` lines, run in order at start.
+    pub commands: Vec<String>,
+    pub keymap: Option<String>,
+    pub record_dir: Option<PathBuf>,
+    pub scrollback_lines: usize,
+}
+
+fn history_file() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "muxcat").map(|d| d.data_dir().join("history"))
+}
+
+fn load_history() -> Vec<String> {
+    let Some(path) = history_file() else {
+        return Vec::new();
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[lines.len().saturating_sub(app::HISTORY)..].to_vec()
+}
+
+/// Saves the command history, owner-only.
+fn save_history(history: &[String]) {
+    let Some(path) = history_file() else { return };
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    if let Ok(mut f) = opts.open(path) {
+        for line in history {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// Runs the TUI on the real terminal; returns the exit status.
+pub async fn run(opts: TuiOptions) -> u8 {
+    let keymap = match Keymap::load_with_user(opts.keymap.as_deref()) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("muxcat: keymap: {e}");
+            return 2;
+        }
+    };
+    let (manager, events) = Manager::start(ManagerConfig {
+        record_dir: opts.record_dir.clone(),
+        ..ManagerConfig::default()
+    });
+    let mut app = App::new(keymap, opts.scrollback_lines);
+    app.recording = opts.record_dir.is_some();
+    app.history = load_history();
+
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("muxcat: cannot set up the terminal: {e}");
+            return 1;
+        }
+    };
+    // ratatui's hook restores the screen on panic; mouse capture too.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        previous(info);
+    }));
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
+    if let Ok(size) = terminal.size() {
+        app.page = view::page_rows(size.height);
+    }
+    let result = run_loop(
+        &mut terminal,
+        &mut app,
+        &manager,
+        events,
+        opts.initial,
+        opts.commands,
+    )
+    .await;
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    ratatui::restore();
+    save_history(&app.history);
+    manager.shutdown().await;
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("muxcat: terminal error: {e}");
+            1
+        }
+    }
+}
+
+/// What tasks report back to the UI loop.
+enum UiMsg {
+    /// A command finished: its line and result.
+    Done(String, Result<String, String>),
+    /// A start-up `view` command to apply to the model.
+    View(String, crate::core::View),
+}
+
+type Results = mpsc::UnboundedSender<UiMsg>;
+
+async fn run_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    manager: &Manager,
+    mut events: mpsc::Receiver<Event>,
+    initial: Option<Command>,
+    commands: Vec<String>,
+) -> Result<(), B::Error> {
+    let theme = view::Theme::from_env();
+    let (results, mut results_rx) = mpsc::unbounded_channel();
+    // Start-up commands run in order, while the UI is already live.
+    {
+        let manager = manager.clone();
+        let results = results.clone();
+        tokio::spawn(async move {
+            if let Some(cmd) = initial {
+                let r = manager.execute(cmd).await;
+                let _ = results.send(UiMsg::Done("open".to_string(), describe(r)));
+            }
+            for line in commands {
+                match parse_line(&line) {
+                    Ok(Some(Parsed::Core(cmd))) => {
+                        if let Command::View {
+                            session: Some(target),
+                            view,
+                        } = &cmd
+                        {
+                            let _ = results.send(UiMsg::View(target.clone(), *view));
+                        }
+                        let r = manager.execute(cmd).await;
+                        let _ = results.send(UiMsg::Done(line, describe(r)));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = results.send(UiMsg::Done(line, Err(format!("{}: {}", e.code, e.text))));
+                    }
+                }
+            }
+        });
+    }
+    let mut input = EventStream::new();
+    let interrupt = crate::script::shutdown_signal();
+    tokio::pin!(interrupt);
+    let mut dirty = true;
+    let mut next_frame = Instant::now();
+    while !app.quit {
+        if dirty && Instant::now() >= next_frame {
+            terminal.draw(|f| view::view(app, f, theme))?;
+            dirty = false;
+            next_frame = Instant::now() + FRAME;
+        }
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
+                    let effects = app.on_key(key);
+                    perform(app, manager, &results, effects).await;
+                    dirty = true;
+                }
+                Some(Ok(TermEvent::Mouse(m))) => {
+                    app.on_mouse(m);
+                    dirty = true;
+                }
+                Some(Ok(TermEvent::Resize(_, h))) => {
+                    app.page = view::page_rows(h);
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            },
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                app.on_event(&ev);
+                // Take what else is queued before drawing: a flood costs
+                // one frame per batch, not one per event.
+                for _ in 0..4096 {
+                    match events.try_recv() {
+                        Ok(ev) => app.on_event(&ev),
+                        Err(_) => break,
+                    }
+                }
+                dirty = true;
+            }
+            Some(msg) = results_rx.recv() => {
+                match msg {
+                    UiMsg::Done(line, result) => app.on_result(&line, result),
+                    UiMsg::View(target, view) => app.set_view(&target, view),
+                }
+                dirty = true;
+            }
+            _ = tokio::time::sleep_until(next_frame), if dirty => {}
+            _ = &mut interrupt => break,
+        }
+    }
+    Ok(())
+}
+
+fn describe(result: crate::core::CoreResult<Outcome>) -> Result<String, String> {
+    match result {
+        Ok(Outcome::Session(id)) | Ok(Outcome::Listener(id)) => {
+            Ok(format!(" → {}", crate::core::events::short_id(&id)))
+        }
+        Ok(Outcome::Done) => Ok(String::new()),
+        Err(e) => Err(format!("{}: {}", e.code, e.text)),
+    }
+}
+
+/// Carries out what `update` asked for.
+async fn perform(app: &mut App, manager: &Manager, results: &Results, effects: Vec<Effect>) {
+    for effect in effects {
+        match effect {
+            Effect::Quit => app.quit = true,
+            Effect::Send { session, text } => {
+                let cmd = Command::Send {
+                    to: Some(session),
+                    payload: Bytes::from(text.into_bytes()),
+                    raw: false,
+                };
+                spawn_command(manager, results, "send".to_string(), cmd).await;
+            }
+            Effect::Run { line, session } => match parse_line(&line) {
+                Ok(None) => {}
+                Ok(Some(Parsed::Quit)) => {
+                    for e in app.apply(keymap::Action::Quit) {
+                        if e == Effect::Quit {
+                            app.quit = true;
+                        }
+                    }
+                }
+                Ok(Some(Parsed::Sleep(_))) => {
+                    app.on_result(&line, Err("sleep only makes sense in scripts".into()))
+                }
+                Ok(Some(Parsed::Help(_))) => app.mode = app::Mode::Help,
+                Ok(Some(Parsed::Core(mut cmd))) => {
+                    if let Some(id) = &session {
+                        cmd.default_session(id);
+                    }
+                    if let Command::View {
+                        session: Some(target),
+                        view,
+                    } = &cmd
+                    {
+                        app.set_view(target, *view);
+                    }
+                    spawn_command(manager, results, line, cmd).await;
+                }
+                Err(e) => app.on_result(&line, Err(format!("{}: {}", e.code, e.text))),
+            },
+        }
+    }
+}
+
+/// Queues a command in order and reports its result when it completes
+/// (a `waitfor` may take a while; the UI does not wait for it).
+async fn spawn_command(manager: &Manager, results: &Results, line: String, cmd: Command) {
+    let pending = manager.submit(cmd).await;
+    let results = results.clone();
+    tokio::spawn(async move {
+        let r = pending.await;
+        let _ = results.send(UiMsg::Done(line, describe(r)));
+    });
+}

@@ -1,0 +1,496 @@
+//! Drawing: `view(&App, frame)` only reads the model. Each pane draws the
+//! rows it shows and nothing more, so a frame costs O(visible rows).
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
+
+use super::app::{App, Focus, Mode, SessionRow, SessionState};
+use super::keymap::{Action, MODES};
+use super::scrollback::{Entry, HEX_WIDTH, Mark};
+use crate::core::View;
+use crate::core::escape::escape_display;
+use crate::core::events::short_id;
+
+/// Colours, or none with `NO_COLOR`: marks and modifiers still tell things apart.
+#[derive(Clone, Copy)]
+pub struct Theme {
+    pub color: bool,
+}
+
+impl Theme {
+    pub fn from_env() -> Theme {
+        Theme {
+            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    fn fg(&self, c: Color) -> Style {
+        if self.color {
+            Style::new().fg(c)
+        } else {
+            Style::new()
+        }
+    }
+
+    fn mark(&self, mark: Mark) -> Style {
+        match mark {
+            Mark::In => Style::new(),
+            Mark::Out => self.fg(Color::Cyan),
+            Mark::Event => self.fg(Color::Yellow).add_modifier(Modifier::DIM),
+        }
+    }
+
+    fn escaped(&self) -> Style {
+        self.fg(Color::DarkGray).add_modifier(Modifier::DIM)
+    }
+
+    fn border(&self, focused: bool) -> Style {
+        if focused {
+            self.fg(Color::White).add_modifier(Modifier::BOLD)
+        } else {
+            self.fg(Color::DarkGray)
+        }
+    }
+}
+
+pub fn view(app: &App, frame: &mut Frame, theme: Theme) {
+    let [main, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(frame.area());
+    let left_width = (main.width / 3).clamp(24, 40).min(main.width);
+    let [left, right] = Layout::horizontal([Constraint::Length(left_width), Constraint::Min(10)]).areas(main);
+    let listener_rows = (app.listeners.len() as u16 + 2).clamp(3, left.height / 3 + 2);
+    let [lst, sess] = Layout::vertical([Constraint::Length(listener_rows), Constraint::Min(3)]).areas(left);
+    draw_listeners(app, frame, lst, theme);
+    draw_sessions(app, frame, sess, theme);
+    draw_scrollback(app, frame, right, theme);
+    draw_status(app, frame, status, theme);
+    if app.mode == Mode::Help {
+        draw_help(app, frame, theme);
+    }
+}
+
+/// The scrollback pane's inner height for a terminal of this size.
+pub fn page_rows(height: u16) -> u64 {
+    height.saturating_sub(3).max(1) as u64
+}
+
+fn pane<'a>(title: impl Into<Line<'a>>, focused: bool, theme: Theme) -> Block<'a> {
+    Block::new()
+        .borders(Borders::ALL)
+        .border_type(if focused {
+            BorderType::Thick
+        } else {
+            BorderType::Plain
+        })
+        .border_style(theme.border(focused))
+        .title(title)
+}
+
+/// Shows at most `height` rows around `selected`.
+fn window(len: usize, selected: Option<usize>, height: usize) -> std::ops::Range<usize> {
+    let height = height.max(1);
+    let sel = selected.unwrap_or(0);
+    let start = sel.saturating_sub(height - 1).min(len.saturating_sub(height));
+    start..(start + height).min(len)
+}
+
+fn draw_listeners(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let block = pane(" Listeners ", app.focus == Focus::Listeners, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let mut lines = Vec::new();
+    for i in window(app.listeners.len(), app.selected_listener, inner.height as usize) {
+        let l = &app.listeners[i];
+        let here = app.selected_listener == Some(i) && app.focus == Focus::Listeners;
+        let state = if l.closed { "✗" } else { "●" };
+        let name = l.label.clone().unwrap_or_else(|| l.addr.clone());
+        let clients = format!("{}/{}", app.clients_of(&l.id), l.max);
+        let mut style = Style::new();
+        if l.closed {
+            style = style.add_modifier(Modifier::DIM);
+        }
+        lines.push(Line::from(vec![
+            Span::raw(if here { "▶ " } else { "  " }),
+            Span::styled(
+                format!("{state} "),
+                theme.fg(if l.closed { Color::Red } else { Color::Green }),
+            ),
+            Span::styled(truncate(&name, inner.width.saturating_sub(14) as usize), style),
+            Span::styled(if l.tls { " TLS" } else { "" }, theme.fg(Color::Magenta)),
+            Span::raw(" "),
+            Span::styled(clients, style),
+        ]));
+    }
+    if app.listeners.is_empty() {
+        lines.push(Line::styled("  :listen PORT", theme.escaped()));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn human(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n}B"),
+        1024..1_048_576 => format!("{}K", n / 1024),
+        1_048_576..1_073_741_824 => format!("{}M", n / 1_048_576),
+        _ => format!("{}G", n / 1_073_741_824),
+    }
+}
+
+fn state_mark(s: &SessionRow) -> (&'static str, Color) {
+    match &s.state {
+        SessionState::Connecting => ("…", Color::Yellow),
+        SessionState::Live if s.direction == "udp" => ("○", Color::Green),
+        SessionState::Live => ("●", Color::Green),
+        SessionState::Closed(_) | SessionState::Failed(_) => ("✗", Color::Red),
+    }
+}
+
+fn draw_sessions(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let title = format!(" Sessions {} ", app.sessions.len());
+    let block = pane(title, app.focus == Focus::Sessions, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let mut lines = Vec::new();
+    for i in window(app.sessions.len(), app.selected, inner.height as usize) {
+        let s = &app.sessions[i];
+        let here = app.selected == Some(i);
+        let (mark, color) = state_mark(s);
+        let name = s.label.clone().unwrap_or_else(|| s.peer.clone());
+        let bytes = format!("{}/{}", human(s.bytes_in), human(s.bytes_out));
+        let fixed = 2 + 9 + 4 + 2 + bytes.len() + 2;
+        let name = truncate(&name, (inner.width as usize).saturating_sub(fixed));
+        let mut style = Style::new();
+        if !s.state.is_live() {
+            style = style.add_modifier(Modifier::DIM);
+        }
+        if here {
+            style = style.add_modifier(Modifier::REVERSED);
+        }
+        let width = (inner.width as usize).saturating_sub(fixed);
+        lines.push(Line::from(vec![
+            Span::styled(if here { "▶ " } else { "  " }, style),
+            Span::styled(format!("{} ", s.short()), style),
+            Span::styled(format!("{:<4}", s.direction), style),
+            Span::styled(format!("{name:<width$}"), style),
+            Span::styled(format!(" {mark}"), theme.fg(color)),
+            Span::styled(format!(" {bytes}"), style),
+            Span::styled(if s.unread { " ✱" } else { "  " }, theme.fg(Color::Yellow)),
+        ]));
+    }
+    if app.sessions.is_empty() {
+        lines.push(Line::styled("  :connect HOST:PORT", theme.escaped()));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else if max == 0 {
+        String::new()
+    } else {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn scrollback_title(s: &SessionRow, app: &App) -> String {
+    let mut parts = vec![short_id(&s.id), s.direction.to_string()];
+    let route = match s.direction {
+        "in" => format!("{} → {}", s.peer, s.local),
+        _ => format!("{} → {}", if s.local.is_empty() { "…" } else { &s.local }, s.peer),
+    };
+    parts.push(route);
+    parts.push(match s.view {
+        View::Line => "line".into(),
+        View::Hex => "hex".into(),
+    });
+    match &s.state {
+        SessionState::Closed(why) => parts.push(format!("closed {why}")),
+        SessionState::Failed(why) => parts.push(format!("failed {why}")),
+        _ => {}
+    }
+    if s.tls {
+        parts.push(if s.insecure {
+            "TLS (insecure)".into()
+        } else {
+            "TLS".into()
+        });
+    }
+    if app.recording {
+        parts.push("● rec".into());
+    }
+    if s.scroll > 0 {
+        parts.push(format!("↑{}", s.scroll));
+    }
+    format!(" {} ", parts.join(" · "))
+}
+
+fn draw_scrollback(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let focused = app.focus == Focus::Scrollback;
+    let Some(s) = app.selected_session() else {
+        let block = pane(" Scrollback ", focused, theme);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let hint = vec![
+            Line::raw("No session yet. Press : and type a command, for example:"),
+            Line::raw(""),
+            Line::styled("  listen 7000", theme.fg(Color::Cyan)),
+            Line::styled("  connect 127.0.0.1:7000", theme.fg(Color::Cyan)),
+            Line::styled("  udp --to 127.0.0.1:5000 0", theme.fg(Color::Cyan)),
+            Line::raw(""),
+            Line::raw("? shows every key."),
+        ];
+        frame.render_widget(Paragraph::new(hint), inner);
+        return;
+    };
+    let block = pane(scrollback_title(s, app), focused, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let height = inner.height as u64;
+    let total = s.rows();
+    let bottom = total.saturating_sub(s.scroll);
+    let top = bottom.saturating_sub(height);
+    let width = inner.width as usize;
+    let mut lines = Vec::with_capacity(height as usize);
+    for row in top..bottom {
+        let line = match s.view {
+            View::Line => s
+                .scrollback
+                .get(row as usize)
+                .map(|e| line_row(app, s, row as usize, e, width, theme)),
+            View::Hex => s
+                .scrollback
+                .hex_locate(row)
+                .and_then(|(idx, sub)| s.scrollback.get(idx).map(|e| hex_row(app, s, idx, e, sub, theme))),
+        };
+        lines.extend(line);
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn time_span(app: &App, e: &Entry, first: bool) -> Span<'static> {
+    if !app.timestamps {
+        return Span::raw("");
+    }
+    if first {
+        Span::styled(
+            format!("{} ", e.at.format("%H:%M:%S%.3f")),
+            Style::new().add_modifier(Modifier::DIM),
+        )
+    } else {
+        Span::raw(" ".repeat(13))
+    }
+}
+
+fn highlight(app: &App, s: &SessionRow, idx: usize, e: &Entry, style: Style) -> Style {
+    if s.found == Some(idx) {
+        style.add_modifier(Modifier::REVERSED)
+    } else if app.search.as_ref().is_some_and(|re| re.is_match(&e.data)) {
+        style.add_modifier(Modifier::UNDERLINED)
+    } else {
+        style
+    }
+}
+
+/// One line-view row: escaped bytes shown dimmed, cut to the pane width.
+fn line_row(app: &App, s: &SessionRow, idx: usize, e: &Entry, width: usize, theme: Theme) -> Line<'static> {
+    let style = highlight(app, s, idx, e, theme.mark(e.mark));
+    let mut spans = vec![
+        time_span(app, e, true),
+        Span::styled(format!("{} ", e.mark.symbol()), style),
+    ];
+    // A line's end is not shown in line view (hex view keeps it).
+    let data = e.data.strip_suffix(b"\n").unwrap_or(&e.data);
+    let data = data.strip_suffix(b"\r").unwrap_or(data);
+    // Only as many bytes as can show: O(width), not O(line length).
+    let shown = &data[..data.len().min(width * 4 + 4)];
+    let text = escape_display(shown);
+    let budget = width.saturating_sub(15);
+    spans.extend(escaped_spans(&truncate(&text, budget), style, theme));
+    Line::from(spans)
+}
+
+/// Splits escaped text into plain and dimmed escape spans.
+fn escaped_spans(text: &str, style: Style, theme: Theme) -> Vec<Span<'static>> {
+    let mut spans = Vec::new();
+    let mut plain = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let mut esc = String::from('\\');
+            match chars.next() {
+                Some('x') => {
+                    esc.push('x');
+                    esc.extend(chars.next());
+                    esc.extend(chars.next());
+                }
+                Some(n) => esc.push(n),
+                None => {}
+            }
+            if !plain.is_empty() {
+                spans.push(Span::styled(std::mem::take(&mut plain), style));
+            }
+            spans.push(Span::styled(esc, theme.escaped()));
+        } else {
+            plain.push(c);
+        }
+    }
+    if !plain.is_empty() {
+        spans.push(Span::styled(plain, style));
+    }
+    spans
+}
+
+/// One hex-view row: offset, 16 bytes in hex (8 + 8), ASCII gutter.
+fn hex_row(app: &App, s: &SessionRow, idx: usize, e: &Entry, sub: u64, theme: Theme) -> Line<'static> {
+    let style = highlight(app, s, idx, e, theme.mark(e.mark));
+    let start = sub as usize * HEX_WIDTH;
+    let bytes = e
+        .data
+        .get(start..(start + HEX_WIDTH).min(e.data.len()))
+        .unwrap_or(&[]);
+    let first = sub == 0;
+    let mut hex = String::with_capacity(HEX_WIDTH * 3 + 1);
+    for i in 0..HEX_WIDTH {
+        if i == 8 {
+            hex.push(' ');
+        }
+        match bytes.get(i) {
+            Some(b) => hex.push_str(&format!("{b:02x} ")),
+            None => hex.push_str("   "),
+        }
+    }
+    let ascii: String = bytes
+        .iter()
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                char::from(b)
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    let mark = if first {
+        format!("{} ", e.mark.symbol())
+    } else {
+        "  ".to_string()
+    };
+    let detail = if e.mark == Mark::Event && first {
+        // Events are text, not data: show them as such.
+        return Line::from(vec![
+            time_span(app, e, true),
+            Span::styled(mark, style),
+            Span::styled(escape_display(&e.data), style),
+        ]);
+    } else {
+        format!("{start:08x}  {hex} |{ascii}|")
+    };
+    Line::from(vec![
+        time_span(app, e, first),
+        Span::styled(mark, style),
+        Span::styled(detail, style),
+    ])
+}
+
+fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let mode_style = match app.mode {
+        Mode::Insert => theme.fg(Color::Black).bg(Color::Green),
+        Mode::Command | Mode::Search => theme.fg(Color::Black).bg(Color::Cyan),
+        Mode::ConfirmQuit => theme.fg(Color::Black).bg(Color::Red),
+        _ => theme.fg(Color::Black).bg(Color::Gray),
+    }
+    .add_modifier(Modifier::BOLD);
+    let counters = format!(
+        "{} sessions · {} listeners{} · ? help · q quit ",
+        app.sessions.len(),
+        app.listeners.len(),
+        if app.recording { " · rec on" } else { "" }
+    );
+    let mode = format!(" {} ", app.mode.name());
+    let (prefix, body, style) = match app.mode {
+        Mode::Command => (":", app.input.text.clone(), Style::new()),
+        Mode::Search => ("/", app.input.text.clone(), Style::new()),
+        Mode::Insert => ("> ", app.input.text.clone(), Style::new()),
+        _ if !app.candidates.is_empty() => ("", app.candidates.join("  "), Style::new()),
+        _ => (
+            "",
+            app.status.clone(),
+            if app.status_error {
+                theme.fg(Color::Red).add_modifier(Modifier::BOLD)
+            } else {
+                Style::new()
+            },
+        ),
+    };
+    let room = (area.width as usize).saturating_sub(mode.chars().count() + counters.chars().count() + 2);
+    let shown = truncate(
+        &escape_display(body.as_bytes()),
+        room.saturating_sub(prefix.len()),
+    );
+    let pad = room.saturating_sub(prefix.len() + shown.chars().count());
+    let line = Line::from(vec![
+        Span::styled(mode.clone(), mode_style),
+        Span::raw(" "),
+        Span::styled(format!("{prefix}{shown}"), style),
+        Span::raw(" ".repeat(pad + 1)),
+        Span::styled(counters, Style::new().add_modifier(Modifier::DIM)),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+    if matches!(app.mode, Mode::Command | Mode::Search | Mode::Insert) {
+        let x = area.x + mode.chars().count() as u16 + 1 + prefix.len() as u16 + app.input.cursor as u16;
+        frame.set_cursor_position(Position::new(x.min(area.right().saturating_sub(1)), area.y));
+    }
+}
+
+fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
+    let area = frame.area();
+    let mut lines = Vec::new();
+    for mode in MODES {
+        lines.push(Line::styled(
+            format!("{mode} mode"),
+            Style::new().add_modifier(Modifier::BOLD),
+        ));
+        let Some(bindings) = app.keymap.modes.get(mode) else {
+            continue;
+        };
+        // Group keys by action, in the order of the action list.
+        for action in Action::ALL {
+            let keys: Vec<String> = bindings
+                .iter()
+                .filter(|(_, a)| **a == action)
+                .map(|(k, _)| k.name())
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<22}", keys.join(" ")), theme.fg(Color::Cyan)),
+                Span::raw(action.describe()),
+            ]));
+        }
+        lines.push(Line::raw(""));
+    }
+    lines.push(Line::styled(
+        "command bar: Enter runs · ↑↓ history · Tab completes · Esc cancels",
+        theme.escaped(),
+    ));
+    lines.push(Line::styled(
+        "commands: connect listen udp send waitfor accept disconnect close view record sessions",
+        theme.escaped(),
+    ));
+    lines.push(Line::styled("any key closes this help", theme.escaped()));
+    let w = 76.min(area.width);
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let popup = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(lines).block(pane(" Keys ", true, theme)), popup);
+}
