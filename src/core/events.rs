@@ -174,6 +174,9 @@ pub enum EventKind {
         payload: Bytes,
         count: usize,
         from: Option<SocketAddr>,
+        /// Line mode: the terminator the line ended with (front ends that
+        /// show exact bytes use it; not in the JSON).
+        eol: &'static [u8],
     },
     /// Bytes handed to the kernel. `payload` is for front ends that show
     /// them (not in the JSON, which carries the count).
@@ -490,7 +493,9 @@ impl Serialize for Event {
                 map.serialize_entry("remoteHost", &remote.ip().to_string())?;
                 map.serialize_entry("remotePort", &remote.port())?;
             }
-            EventKind::Data { payload, count, from } => {
+            EventKind::Data {
+                payload, count, from, ..
+            } => {
                 map.serialize_entry("bytes", count)?;
                 match std::str::from_utf8(payload) {
                     Ok(text) => map.serialize_entry("text", text)?,
@@ -564,6 +569,7 @@ mod tests {
             payload: Bytes::from_static(b"hi"),
             count: 3,
             from: None,
+            eol: b"\n",
         });
         let v: serde_json::Value = serde_json::from_str(&text.to_json()).unwrap();
         assert_eq!(v["text"], "hi");
@@ -572,6 +578,7 @@ mod tests {
             payload: Bytes::from_static(b"\xff\x00"),
             count: 2,
             from: None,
+            eol: b"",
         });
         let v: serde_json::Value = serde_json::from_str(&bin.to_json()).unwrap();
         assert_eq!(v["hex"], "ff00");
@@ -584,6 +591,7 @@ mod tests {
             payload: Bytes::from_static(b"\x1b[2Jboom"),
             count: 8,
             from: None,
+            eol: b"",
         })
         .session("sess-1a2b3c4d-0000-4000-8000-000000000000");
         let line = ev.to_readable();

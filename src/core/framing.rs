@@ -16,6 +16,8 @@ pub struct Line {
     pub count: usize,
     /// False for a line cut at the cap or flushed at close.
     pub terminated: bool,
+    /// The terminator that ended it (`\r\n`, `\n`, `\r`, or nothing).
+    pub eol: &'static [u8],
 }
 
 #[derive(Debug)]
@@ -65,7 +67,7 @@ impl LineSplitter {
                 self.partial.extend_from_slice(&data[pos..]);
                 while self.partial.len() >= self.cap {
                     let piece = self.partial.split_to(self.cap).freeze();
-                    self.emit(piece, 0, false, out);
+                    self.emit(piece, 0, 0, false, out);
                 }
                 return;
             };
@@ -84,7 +86,7 @@ impl LineSplitter {
                 self.partial.extend_from_slice(&data[pos..end]);
                 self.partial.split().freeze()
             };
-            self.emit(content, term, true, out);
+            self.emit(content, term, data[end + term - 1], true, out);
             pos = end + term;
         }
     }
@@ -93,11 +95,11 @@ impl LineSplitter {
     pub fn finish(&mut self, out: &mut Vec<Line>) {
         if !self.partial.is_empty() {
             let piece = self.partial.split().freeze();
-            self.emit(piece, 0, false, out);
+            self.emit(piece, 0, 0, false, out);
         }
     }
 
-    fn emit(&mut self, mut content: Bytes, term: usize, terminated: bool, out: &mut Vec<Line>) {
+    fn emit(&mut self, mut content: Bytes, term: usize, last: u8, terminated: bool, out: &mut Vec<Line>) {
         // A line longer than the cap arrives in cap-sized pieces.
         while content.len() > self.cap {
             let piece = content.split_to(self.cap);
@@ -106,6 +108,7 @@ impl LineSplitter {
                 content: piece,
                 count,
                 terminated: false,
+                eol: b"",
             });
         }
         let count = content.len() + term + std::mem::take(&mut self.carried);
@@ -113,7 +116,18 @@ impl LineSplitter {
             content,
             count,
             terminated,
+            eol: eol_of(term, last),
         });
+    }
+}
+
+/// The terminator of `term` bytes whose last byte is `last`.
+fn eol_of(term: usize, last: u8) -> &'static [u8] {
+    match (term, last) {
+        (2, _) => b"\r\n",
+        (1, b'\n') => b"\n",
+        (1, _) => b"\r",
+        _ => b"",
     }
 }
 

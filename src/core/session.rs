@@ -528,6 +528,7 @@ impl Session {
                     payload: chunk,
                     count,
                     from: None,
+                    eol: b"",
                 })
                 .await;
             }
@@ -552,6 +553,7 @@ impl Session {
                 payload: line.content,
                 count: line.count,
                 from: None,
+                eol: line.eol,
             })
             .await;
         }
@@ -913,6 +915,7 @@ async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
                         payload,
                         count: n,
                         from: Some(from),
+                        eol: b"",
                     })
                     .await;
             }

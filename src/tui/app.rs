@@ -418,7 +418,15 @@ impl App {
                     l.closed = true;
                 }
             }
-            (EventKind::Data { payload, count, from }, Some(id)) => {
+            (
+                EventKind::Data {
+                    payload,
+                    count,
+                    from,
+                    eol,
+                },
+                Some(id),
+            ) => {
                 let selected = self
                     .selected
                     .and_then(|i| self.sessions.get(i))
@@ -429,7 +437,14 @@ impl App {
                     if let (Some(from), "udp") = (from, row.direction) {
                         row.peer = from.to_string();
                     }
-                    push_entry(row, ev.timestamp, Mark::In, payload);
+                    if eol.is_empty() {
+                        push_entry(row, ev.timestamp, Mark::In, payload);
+                    } else {
+                        // Keep the line's end: the hex view shows exact bytes.
+                        let mut line = payload.to_vec();
+                        line.extend_from_slice(eol);
+                        push_entry(row, ev.timestamp, Mark::In, &Bytes::from(line));
+                    }
                     if !selected {
                         row.unread = true;
                     }

@@ -262,10 +262,11 @@ fn draw_scrollback(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
                 .scrollback
                 .get(row as usize)
                 .map(|e| line_row(app, s, row as usize, e, width, theme)),
-            View::Hex => s
-                .scrollback
-                .hex_locate(row)
-                .and_then(|(idx, sub)| s.scrollback.get(idx).map(|e| hex_row(app, s, idx, e, sub, theme))),
+            View::Hex => s.scrollback.hex_locate(row).and_then(|(idx, sub)| {
+                s.scrollback
+                    .get(idx)
+                    .map(|e| hex_row(app, s, idx, e, sub, width, theme))
+            }),
         };
         lines.extend(line);
     }
@@ -345,8 +346,21 @@ fn escaped_spans(text: &str, style: Style, theme: Theme) -> Vec<Span<'static>> {
     spans
 }
 
-/// One hex-view row: offset, 16 bytes in hex (8 + 8), ASCII gutter.
-fn hex_row(app: &App, s: &SessionRow, idx: usize, e: &Entry, sub: u64, theme: Theme) -> Line<'static> {
+/// Width of a hex row without the timestamp: mark, offset, 16 bytes, gutter.
+const HEX_ROW: usize = 2 + 10 + 16 * 3 + 1 + 18;
+
+/// One hex-view row: offset, 16 bytes in hex (8 + 8), ASCII gutter. On a
+/// narrow pane the timestamps go first, then two offset digits, so the
+/// gutter stays whole.
+fn hex_row(
+    app: &App,
+    s: &SessionRow,
+    idx: usize,
+    e: &Entry,
+    sub: u64,
+    width: usize,
+    theme: Theme,
+) -> Line<'static> {
     let style = highlight(app, s, idx, e, theme.mark(e.mark));
     let start = sub as usize * HEX_WIDTH;
     let bytes = e
@@ -354,6 +368,24 @@ fn hex_row(app: &App, s: &SessionRow, idx: usize, e: &Entry, sub: u64, theme: Th
         .get(start..(start + HEX_WIDTH).min(e.data.len()))
         .unwrap_or(&[]);
     let first = sub == 0;
+    let mark = if first {
+        format!("{} ", e.mark.symbol())
+    } else {
+        "  ".to_string()
+    };
+    let stamp = if app.timestamps && width >= HEX_ROW + 13 {
+        time_span(app, e, first)
+    } else {
+        Span::raw("")
+    };
+    if e.mark == Mark::Event {
+        // Events are text, not data: show them as such.
+        return Line::from(vec![
+            stamp,
+            Span::styled(mark, style),
+            Span::styled(escape_display(&e.data), style),
+        ]);
+    }
     let mut hex = String::with_capacity(HEX_WIDTH * 3 + 1);
     for i in 0..HEX_WIDTH {
         if i == 8 {
@@ -374,23 +406,14 @@ fn hex_row(app: &App, s: &SessionRow, idx: usize, e: &Entry, sub: u64, theme: Th
             }
         })
         .collect();
-    let mark = if first {
-        format!("{} ", e.mark.symbol())
+    let offset = if width >= HEX_ROW {
+        format!("{start:08x}")
     } else {
-        "  ".to_string()
+        format!("{start:06x}")
     };
-    let detail = if e.mark == Mark::Event && first {
-        // Events are text, not data: show them as such.
-        return Line::from(vec![
-            time_span(app, e, true),
-            Span::styled(mark, style),
-            Span::styled(escape_display(&e.data), style),
-        ]);
-    } else {
-        format!("{start:08x}  {hex} |{ascii}|")
-    };
+    let detail = format!("{offset}  {hex}|{ascii}|");
     Line::from(vec![
-        time_span(app, e, first),
+        stamp,
         Span::styled(mark, style),
         Span::styled(detail, style),
     ])

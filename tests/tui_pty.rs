@@ -1,0 +1,270 @@
+//! The real binary in a pseudo-terminal, its screen read with vt100: open a
+//! listener, connect a client, type a command and an insert-mode line,
+//! toggle hex, search, quit — and check the screen and what the peer got.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::num::NonZeroU16;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::muxcat_bin;
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+struct Tui {
+    screen: Arc<Mutex<vt100::Parser>>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    _home: tempfile::TempDir,
+}
+
+impl Tui {
+    fn start(args: &[&str]) -> Tui {
+        let home = tempfile::tempdir().unwrap();
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: 32,
+                cols: 120,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let mut cmd = CommandBuilder::new(muxcat_bin());
+        cmd.args(args);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("HOME", home.path());
+        cmd.env("XDG_DATA_HOME", home.path().join("data"));
+        cmd.env("XDG_CONFIG_HOME", home.path().join("config"));
+        let child = pty.slave.spawn_command(cmd).unwrap();
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().unwrap();
+        let writer = pty.master.take_writer().unwrap();
+        let rows = NonZeroU16::new(32).unwrap();
+        let cols = NonZeroU16::new(120).unwrap();
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
+        let feed = screen.clone();
+        std::thread::spawn(move || {
+            // Keeps the master open (and drained) for the child's lifetime.
+            let _master = pty.master;
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                feed.lock().unwrap().process(&buf[..n]);
+            }
+        });
+        Tui {
+            screen,
+            writer,
+            child,
+            _home: home,
+        }
+    }
+
+    fn contents(&self) -> String {
+        self.screen.lock().unwrap().screen().contents()
+    }
+
+    /// Waits until the screen shows `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.contents();
+            if screen.contains(text) {
+                return screen;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                panic!("the screen never showed {text:?}; it shows:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    fn keys(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+        // Let a key that switches modes land before the next one.
+        std::thread::sleep(Duration::from_millis(80));
+    }
+}
+
+fn read_line_from(peer: &mut TcpStream) -> String {
+    peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\n") {
+        let n = peer.read(&mut byte).unwrap();
+        assert!(n > 0, "peer closed after {got:?}");
+        got.push(byte[0]);
+    }
+    String::from_utf8(got).unwrap()
+}
+
+#[test]
+fn listener_client_command_insert_hex_search_quit() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut tui = Tui::start(&["tui", "-c", &format!("listen --label srv 127.0.0.1:{port}")]);
+    tui.wait_for("srv");
+    tui.wait_for("0/128");
+
+    let mut peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // The first session is selected by itself.
+    tui.wait_for("1/128");
+    tui.wait_for("▶");
+    peer.write_all(b"from peer\r\n").unwrap();
+    tui.wait_for("< from peer");
+
+    // A command typed in the command bar, sent to the selected session.
+    tui.keys(":");
+    tui.wait_for("COMMAND");
+    tui.keys("send hello from the bar\r");
+    assert_eq!(read_line_from(&mut peer), "hello from the bar\n");
+    tui.wait_for("> hello from the bar");
+
+    // Insert mode: typed text goes to the session line by line.
+    tui.keys("i");
+    tui.wait_for("INSERT");
+    tui.keys("typed line\r");
+    assert_eq!(read_line_from(&mut peer), "typed line\n");
+    tui.keys("\x1b");
+    tui.wait_for("NORMAL");
+
+    // A peer's escape sequence is shown escaped, never run: the screen
+    // is not cleared and the title is not set.
+    peer.write_all(b"\x1b[2J\x1b]0;pwned\x07boom\n").unwrap();
+    let screen = tui.wait_for("boom");
+    assert!(screen.contains("\\x1b[2J\\x1b]0;pwned\\x07boom"), "{screen}");
+    assert!(
+        screen.contains("< from peer"),
+        "the screen was cleared:\n{screen}"
+    );
+
+    // Hex view of the same session.
+    tui.keys("x");
+    let screen = tui.wait_for("66 72 6f 6d 20 70 65 65");
+    assert!(screen.contains("|from peer..|"), "{screen}");
+    assert!(screen.contains("· hex"), "{screen}");
+    tui.keys("x");
+    tui.wait_for("· line");
+
+    // Search (regex) and the status it reports.
+    tui.keys("/");
+    tui.wait_for("SEARCH");
+    tui.keys("hel+o\r");
+    tui.wait_for("/hel+o/ found");
+
+    // Help overlay from the keymap.
+    tui.keys("?");
+    tui.wait_for("normal mode");
+    tui.wait_for("line / hex view of the session");
+    tui.keys(" ");
+
+    // Quitting asks while a session is live; then the peer sees the close.
+    tui.keys("q");
+    tui.wait_for("Quit? (y/n)");
+    tui.keys("y");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = tui.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "muxcat did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let mut rest = Vec::new();
+    peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert!(peer.read_to_end(&mut rest).is_ok(), "closed cleanly");
+    // The terminal is restored: the alternate screen is left.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!tui.screen.lock().unwrap().screen().alternate_screen());
+}
+
+#[test]
+fn command_errors_show_in_the_status_line_and_the_tui_carries_on() {
+    let mut tui = Tui::start(&["tui"]);
+    tui.wait_for("No session yet");
+    tui.keys(":connect nowhere\r");
+    tui.wait_for("ADDRESS_INVALID");
+    tui.keys(":frobnicate\r");
+    tui.wait_for("COMMAND_INVALID");
+    // Completion of command names.
+    tui.keys(":disc\t");
+    tui.wait_for(":disconnect ");
+    tui.keys("\x1b");
+    // No live session: quits at once.
+    tui.keys("q");
+    let start = Instant::now();
+    while tui.child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10), "muxcat did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn connect_on_a_terminal_opens_the_tui_on_that_session() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut tui = Tui::start(&["connect", "--label", "dev", &format!("127.0.0.1:{port}")]);
+    let (mut s, _) = server.accept().unwrap();
+    s.write_all(b"READY\n").unwrap();
+    tui.wait_for("< READY");
+    tui.wait_for("dev");
+    tui.keys("i");
+    tui.keys("AT\r");
+    assert_eq!(read_line_from(&mut s), "AT\n");
+    tui.keys("\x1b");
+    tui.keys("\x04"); // ctrl-d disconnects the selected session
+    tui.wait_for("disconnected local");
+    tui.keys("q");
+    let start = Instant::now();
+    while tui.child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10), "muxcat did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn keymap_errors_name_file_line_and_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.toml");
+    std::fs::write(&file, "[normal]\n\"j\" = \"select_next\"\n\"ctl-q\" = \"quit\"\n").unwrap();
+    let out = std::process::Command::new(muxcat_bin())
+        .args(["keymap", "--dump", "--keymap", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:3", file.display())) && err.contains("\"ctl-q\""),
+        "{err}"
+    );
+
+    std::fs::write(&file, "[normal]\n\"Q\" = \"quit\"\n\"q\" = \"none\"\n").unwrap();
+    let out = std::process::Command::new(muxcat_bin())
+        .args(["keymap", "--dump", "--keymap", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dump = String::from_utf8(out.stdout).unwrap();
+    assert!(dump.contains("\"Q\" = \"quit\""), "{dump}");
+    assert!(!dump.contains("\"q\" = \"quit\""), "{dump}");
+    assert!(
+        dump.contains("\"x\" = \"toggle_hex\""),
+        "the rest of the default stays"
+    );
+    for name in ["default", "vim", "emacs"] {
+        let out = std::process::Command::new(muxcat_bin())
+            .args(["keymap", "--dump", "--keymap", name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}");
+    }
+}
