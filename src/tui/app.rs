@@ -722,8 +722,10 @@ impl App {
     }
 
     fn scroll_by(&mut self, delta: i64) {
+        let page = self.page;
         if let Some(s) = self.selected_mut() {
-            let max = s.rows().saturating_sub(1);
+            // The oldest row at the top of a full page is as far as it goes.
+            let max = s.rows().saturating_sub(page);
             let next = (s.scroll as i64 + delta).clamp(0, max as i64);
             s.scroll = next as u64;
         }
@@ -914,5 +916,339 @@ fn push_entry(row: &mut SessionRow, at: DateTime<Utc>, mark: Mark, data: &Bytes)
     // Scrolled back: keep the same rows in view as new ones arrive.
     if row.scroll > 0 {
         row.scroll += row.rows().saturating_sub(was_rows);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::core::events::CoreError;
+    use crate::core::{ErrorCode, Event};
+
+    pub fn app() -> App {
+        App::new(Keymap::load(None).unwrap(), 1000)
+    }
+
+    pub fn sid(n: u8) -> String {
+        format!("sess-{n}{n}{n}{n}{n}{n}{n}{n}-0000-4000-8000-000000000000")
+    }
+
+    pub fn connected(app: &mut App, n: u8, label: Option<&str>) {
+        let id = sid(n);
+        let mut ev = Event::new(EventKind::Connecting {
+            host: "127.0.0.1".into(),
+            port: 7000,
+        })
+        .session(&id);
+        ev.label = label.map(str::to_string);
+        app.on_event(&ev);
+        app.on_event(
+            &Event::new(EventKind::Connected {
+                remote: "127.0.0.1:7000".parse().unwrap(),
+                local: "127.0.0.1:5000".parse().unwrap(),
+                tls: false,
+                insecure: false,
+            })
+            .session(&id),
+        );
+    }
+
+    pub fn data(app: &mut App, n: u8, text: &[u8]) {
+        app.on_event(
+            &Event::new(EventKind::Data {
+                payload: Bytes::copy_from_slice(text),
+                count: text.len() + 1,
+                from: None,
+                eol: b"\n",
+            })
+            .session(&sid(n)),
+        );
+    }
+
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    fn code(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    fn typed(app: &mut App, text: &str) -> Vec<Effect> {
+        let mut out = Vec::new();
+        for c in text.chars() {
+            out.extend(app.on_key(key(c)));
+        }
+        out
+    }
+
+    #[test]
+    fn first_session_is_selected_and_later_ones_get_unread() {
+        let mut a = app();
+        connected(&mut a, 1, Some("dev"));
+        assert_eq!(a.selected, Some(0));
+        assert_eq!(a.sessions[0].label.as_deref(), Some("dev"));
+        assert_eq!(a.sessions[0].state, SessionState::Live);
+        connected(&mut a, 2, None);
+        data(&mut a, 2, b"hello");
+        assert_eq!(a.selected, Some(0), "a new session does not steal the selection");
+        assert!(a.sessions[1].unread);
+        a.apply(Action::SelectNext);
+        assert_eq!(a.selected, Some(1));
+        assert!(!a.sessions[1].unread, "selecting reads it");
+        a.apply(Action::SelectPrev);
+        assert_eq!(a.selected, Some(0));
+    }
+
+    #[test]
+    fn focus_cycles_and_selects_within_the_focused_pane() {
+        let mut a = app();
+        assert_eq!(a.focus, Focus::Sessions);
+        a.apply(Action::FocusNext);
+        assert_eq!(a.focus, Focus::Scrollback);
+        a.apply(Action::FocusNext);
+        assert_eq!(a.focus, Focus::Listeners);
+        a.apply(Action::FocusPrev);
+        assert_eq!(a.focus, Focus::Scrollback);
+    }
+
+    #[test]
+    fn command_bar_runs_lines_with_the_selected_session_and_keeps_history() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        a.apply(Action::CommandBar);
+        assert_eq!(a.mode, Mode::Command);
+        typed(&mut a, "send hi");
+        let effects = a.on_key(code(KeyCode::Enter));
+        assert_eq!(
+            effects,
+            vec![Effect::Run {
+                line: "send hi".into(),
+                session: Some(sid(1))
+            }]
+        );
+        assert_eq!(a.mode, Mode::Normal);
+        a.apply(Action::CommandBar);
+        typed(&mut a, "sessions");
+        a.on_key(code(KeyCode::Enter));
+        a.apply(Action::CommandBar);
+        a.on_key(code(KeyCode::Up));
+        assert_eq!(a.input.text, "sessions");
+        a.on_key(code(KeyCode::Up));
+        assert_eq!(a.input.text, "send hi");
+        a.on_key(code(KeyCode::Down));
+        assert_eq!(a.input.text, "sessions");
+        a.on_key(code(KeyCode::Esc));
+        assert_eq!(a.mode, Mode::Normal);
+        assert_eq!(a.history, vec!["send hi", "sessions"]);
+    }
+
+    #[test]
+    fn tab_completes_commands_options_and_sessions() {
+        let mut a = app();
+        connected(&mut a, 1, Some("router"));
+        a.apply(Action::CommandBar);
+        typed(&mut a, "disc");
+        a.on_key(code(KeyCode::Tab));
+        assert_eq!(a.input.text, "disconnect ");
+        typed(&mut a, "rou");
+        a.on_key(code(KeyCode::Tab));
+        assert_eq!(a.input.text, "disconnect router ");
+        a.input.set("connect --ti");
+        a.on_key(code(KeyCode::Tab));
+        assert_eq!(a.input.text, "connect --timeout ");
+        a.input.set("s");
+        a.on_key(code(KeyCode::Tab));
+        assert!(a.candidates.contains(&"send".to_string()) && a.candidates.contains(&"sessions".to_string()));
+    }
+
+    #[test]
+    fn insert_mode_sends_lines_and_escape_leaves() {
+        let mut a = app();
+        a.apply(Action::Insert);
+        assert_eq!(a.mode, Mode::Normal, "nothing to type into");
+        assert!(a.status_error);
+        connected(&mut a, 1, None);
+        a.apply(Action::Insert);
+        assert_eq!(a.mode, Mode::Insert);
+        typed(&mut a, "AT+GMR");
+        let effects = a.on_key(code(KeyCode::Enter));
+        assert_eq!(
+            effects,
+            vec![Effect::Send {
+                session: sid(1),
+                text: "AT+GMR".into()
+            }]
+        );
+        assert_eq!(a.mode, Mode::Insert, "stays in insert mode for the next line");
+        a.on_key(KeyEvent::new(KeyCode::Char(']'), KeyModifiers::CONTROL));
+        assert_eq!(a.mode, Mode::Command, "ctrl-] escapes to the command bar");
+        a.on_key(code(KeyCode::Esc));
+        a.apply(Action::Insert);
+        a.on_key(code(KeyCode::Esc));
+        assert_eq!(a.mode, Mode::Normal);
+    }
+
+    #[test]
+    fn views_and_timestamps_toggle() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        a.apply(Action::ToggleHex);
+        assert_eq!(a.sessions[0].view, View::Hex);
+        a.apply(Action::ToggleHex);
+        assert_eq!(a.sessions[0].view, View::Line);
+        a.apply(Action::ToggleTimestamps);
+        assert!(!a.timestamps);
+        a.set_view("11111111", View::Hex);
+        assert_eq!(a.sessions[0].view, View::Hex);
+    }
+
+    #[test]
+    fn disconnect_and_dismiss() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        assert_eq!(
+            a.apply(Action::Disconnect),
+            vec![Effect::Run {
+                line: format!("disconnect {}", sid(1)),
+                session: Some(sid(1))
+            }]
+        );
+        a.apply(Action::Dismiss);
+        assert_eq!(a.sessions.len(), 1, "live sessions are not dismissed");
+        a.on_event(
+            &Event::new(EventKind::Disconnected {
+                reason: CloseReason::Remote,
+            })
+            .session(&sid(1)),
+        );
+        assert_eq!(a.sessions[0].state, SessionState::Closed("remote".into()));
+        assert!(a.apply(Action::Disconnect).is_empty());
+        a.apply(Action::Dismiss);
+        assert!(a.sessions.is_empty());
+        assert_eq!(a.selected, None);
+    }
+
+    #[test]
+    fn search_finds_older_and_newer_matches() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        for t in ["boot", "ERR 1", "ok", "ERR 2", "ok"] {
+            data(&mut a, 1, t.as_bytes());
+        }
+        a.apply(Action::Search);
+        typed(&mut a, "ERR");
+        a.on_key(code(KeyCode::Enter));
+        // Entry 0 is "* connected", so "ERR 2" is entry 4.
+        assert_eq!(a.sessions[0].found, Some(4));
+        a.apply(Action::SearchNext);
+        assert_eq!(a.sessions[0].found, Some(2));
+        a.apply(Action::SearchNext);
+        assert!(a.status_error, "no older match");
+        a.apply(Action::SearchPrev);
+        assert_eq!(a.sessions[0].found, Some(4));
+        a.apply(Action::Search);
+        typed(&mut a, "(");
+        a.on_key(code(KeyCode::Enter));
+        assert!(a.status.contains("REGEX_INVALID"));
+    }
+
+    #[test]
+    fn scrolling_pages_and_follows_the_tail() {
+        let mut a = app();
+        a.page = 10;
+        connected(&mut a, 1, None);
+        for i in 0..100 {
+            data(&mut a, 1, format!("line {i}").as_bytes());
+        }
+        a.apply(Action::PageUp);
+        assert_eq!(a.sessions[0].scroll, 9);
+        data(&mut a, 1, b"new");
+        assert_eq!(a.sessions[0].scroll, 10, "scrolled back: the view stays put");
+        a.apply(Action::PageDown);
+        assert_eq!(a.sessions[0].scroll, 1);
+        a.apply(Action::ScrollTop);
+        assert_eq!(a.sessions[0].scroll, a.sessions[0].rows() - 10);
+        a.apply(Action::ScrollBottom);
+        assert_eq!(a.sessions[0].scroll, 0);
+        a.apply(Action::ScrollUp);
+        assert_eq!(a.sessions[0].scroll, 1);
+        a.apply(Action::ScrollDown);
+        assert_eq!(a.sessions[0].scroll, 0);
+        a.on_mouse(MouseEvent {
+            kind: MouseEventKind::ScrollUp,
+            column: 0,
+            row: 0,
+            modifiers: KeyModifiers::NONE,
+        });
+        assert_eq!(a.sessions[0].scroll, 3);
+    }
+
+    #[test]
+    fn quit_asks_while_sessions_are_live() {
+        let mut a = app();
+        assert_eq!(a.apply(Action::Quit), vec![Effect::Quit]);
+        let mut a = app();
+        connected(&mut a, 1, None);
+        assert!(a.apply(Action::Quit).is_empty());
+        assert_eq!(a.mode, Mode::ConfirmQuit);
+        a.on_key(key('n'));
+        assert_eq!(a.mode, Mode::Normal);
+        a.apply(Action::Quit);
+        assert_eq!(a.on_key(key('y')), vec![Effect::Quit]);
+        assert!(a.quit);
+    }
+
+    #[test]
+    fn help_opens_and_any_key_closes() {
+        let mut a = app();
+        a.on_key(key('?'));
+        assert_eq!(a.mode, Mode::Help);
+        a.on_key(key('z'));
+        assert_eq!(a.mode, Mode::Normal);
+    }
+
+    #[test]
+    fn errors_mark_failed_opens_and_show_in_the_status() {
+        let mut a = app();
+        let id = sid(3);
+        a.on_event(
+            &Event::new(EventKind::Connecting {
+                host: "h".into(),
+                port: 1,
+            })
+            .session(&id),
+        );
+        a.on_event(&Event::error(CoreError::new(ErrorCode::ConnectRefused, "h:1 refused")).session(&id));
+        assert_eq!(
+            a.sessions[0].state,
+            SessionState::Failed("CONNECT_REFUSED".into())
+        );
+        assert!(a.status_error && a.status.contains("CONNECT_REFUSED"));
+    }
+
+    #[test]
+    fn listeners_and_their_clients() {
+        let mut a = app();
+        let mut ev = Event::new(EventKind::Listening {
+            local: "0.0.0.0:2323".parse().unwrap(),
+            tls: true,
+            fingerprint: None,
+            max_connections: Some(8),
+        })
+        .listener("lstn-1");
+        ev.label = Some("srv".into());
+        a.on_event(&ev);
+        a.on_event(
+            &Event::new(EventKind::Accepted {
+                remote: "127.0.0.1:50000".parse().unwrap(),
+            })
+            .session(&sid(4))
+            .listener("lstn-1"),
+        );
+        assert_eq!(a.listeners[0].max, 8);
+        assert_eq!(a.clients_of("lstn-1"), 1);
+        assert!(a.sessions[0].tls);
+        a.on_event(&Event::new(EventKind::Closed).listener("lstn-1"));
+        assert!(a.listeners[0].closed);
     }
 }

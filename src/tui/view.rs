@@ -517,3 +517,170 @@ fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).block(pane(" Keys ", true, theme)), popup);
 }
+
+/// The buffer as plain text, one line per row (tests and screenshots).
+pub fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Event, EventKind};
+    use crate::tui::app::tests::{app, connected, data, sid};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn render(app: &App) -> String {
+        render_at(app, 120, 32)
+    }
+
+    fn render_at(app: &App, w: u16, h: u16) -> String {
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+        term.draw(|f| view(app, f, Theme { color: true })).unwrap();
+        buffer_text(term.backend().buffer())
+    }
+
+    #[test]
+    fn empty_screen_shows_how_to_start() {
+        let screen = render(&app());
+        assert!(screen.contains("Listeners") && screen.contains("Sessions 0"));
+        assert!(screen.contains("No session yet"));
+        assert!(screen.contains(" NORMAL "));
+        assert!(screen.contains("0 sessions · 0 listeners"));
+    }
+
+    #[test]
+    fn panes_show_listeners_sessions_and_line_view() {
+        let mut a = app();
+        let mut ev = Event::new(EventKind::Listening {
+            local: "0.0.0.0:2323".parse().unwrap(),
+            tls: true,
+            fingerprint: None,
+            max_connections: Some(128),
+        })
+        .listener("lstn-1");
+        ev.label = Some("board".into());
+        a.on_event(&ev);
+        connected(&mut a, 1, Some("router"));
+        data(&mut a, 1, b"WELCOME to dev-board v2.1");
+        a.on_event(
+            &Event::new(EventKind::Sent {
+                message_id: 1,
+                bytes: 12,
+                payload: bytes::Bytes::from_static(b"AT+VERSION?\n"),
+            })
+            .session(&sid(1)),
+        );
+        let screen = render(&a);
+        assert!(screen.contains("● board TLS 0/128"), "{screen}");
+        assert!(screen.contains("▶ 11111111 out router"), "{screen}");
+        assert!(screen.contains("< WELCOME to dev-board v2.1"), "{screen}");
+        assert!(screen.contains("> AT+VERSION?"), "{screen}");
+        assert!(
+            !screen.contains("AT+VERSION?\\n"),
+            "line ends are not shown in line view"
+        );
+        assert!(
+            screen.contains("sess-11111111 · out · 127.0.0.1:5000 → 127.0.0.1:7000 · line"),
+            "{screen}"
+        );
+    }
+
+    #[test]
+    fn hex_view_layout() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        data(&mut a, 1, b"WELCOME to dev-board v2.1");
+        a.apply(crate::tui::keymap::Action::ToggleHex);
+        // Wide: timestamp, 8-digit offset, 16 bytes, gutter.
+        let screen = render_at(&a, 160, 32);
+        assert!(
+            screen
+                .contains(" < 00000000  57 45 4c 43 4f 4d 45 20  74 6f 20 64 65 76 2d 62 |WELCOME to dev-b|"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("               00000010  6f 61 72 64 20 76 32 2e  31 0a"),
+            "{screen}"
+        );
+        assert!(screen.contains("|oard v2.1.|"), "{screen}");
+        // Narrow: no timestamps, shorter offsets, the gutter stays whole.
+        let screen = render(&a);
+        assert!(screen.contains("< 000000  57 45 4c 43"), "{screen}");
+        assert!(screen.contains("|WELCOME to dev-b|"), "{screen}");
+    }
+
+    #[test]
+    fn peer_escape_sequences_are_shown_escaped() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        data(&mut a, 1, b"\x1b[31mALARM\x1b[0m temp=81\x07\x1b]0;title\x07");
+        let mut term = Terminal::new(TestBackend::new(120, 32)).unwrap();
+        term.draw(|f| view(&a, f, Theme { color: true })).unwrap();
+        let buf = term.backend().buffer();
+        let screen = buffer_text(buf);
+        assert!(
+            screen.contains("< \\x1b[31mALARM\\x1b[0m temp=81\\x07\\x1b]0;title\\x07"),
+            "{screen}"
+        );
+        // No cell holds a control character.
+        assert!(
+            buf.content()
+                .iter()
+                .all(|c| !c.symbol().chars().any(char::is_control))
+        );
+    }
+
+    #[test]
+    fn rendering_is_bounded_by_the_visible_rows() {
+        let mut a = App::new(crate::tui::keymap::Keymap::load(None).unwrap(), 200_000);
+        connected(&mut a, 1, None);
+        for i in 0..100_000 {
+            data(&mut a, 1, format!("line {i}").as_bytes());
+        }
+        let screen = render(&a);
+        assert!(screen.contains("< line 99999"), "{screen}");
+        assert!(!screen.contains("< line 99000"));
+        a.apply(crate::tui::keymap::Action::ScrollTop);
+        let screen = render(&a);
+        assert!(
+            screen.contains("* connected") && screen.contains("< line 0"),
+            "{screen}"
+        );
+    }
+
+    #[test]
+    fn help_lists_the_active_keymap() {
+        let mut a = app();
+        a.apply(crate::tui::keymap::Action::Help);
+        let screen = render(&a);
+        assert!(screen.contains("normal mode") && screen.contains("insert mode"));
+        assert!(screen.contains("line / hex view of the session"));
+        assert!(screen.contains("ctrl-]"));
+    }
+
+    #[test]
+    fn status_line_shows_mode_input_and_errors() {
+        let mut a = app();
+        a.apply(crate::tui::keymap::Action::CommandBar);
+        for c in "send hi".chars() {
+            a.on_key(crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::Char(c),
+                crossterm::event::KeyModifiers::NONE,
+            ));
+        }
+        let screen = render(&a);
+        assert!(screen.contains(" COMMAND  :send hi"), "{screen}");
+        a.on_result("x", Err("SESSION_NOT_FOUND: no session".into()));
+        a.mode = Mode::Normal;
+        assert!(render(&a).contains("SESSION_NOT_FOUND: no session"));
+    }
+}
