@@ -183,6 +183,9 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let _log = init_log(&cli.global);
+    // Many sessions need many fds: raise the soft limit to the hard one,
+    // as servers commonly do.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {

@@ -102,7 +102,12 @@ fn stdout_writer() -> (mpsc::Sender<Bytes>, std::thread::JoinHandle<()>) {
 
 /// Diagnostics on stderr: connection-level events, readable or JSON.
 fn diagnose(ev: &Event, opts: &PipeOptions) {
-    if opts.quiet || matches!(ev.kind, EventKind::Data { .. } | EventKind::Sent { .. }) {
+    if opts.quiet
+        || matches!(
+            ev.kind,
+            EventKind::Data { .. } | EventKind::DataBatch(_) | EventKind::Sent { .. }
+        )
+    {
         return;
     }
     let line = if opts.json { ev.to_json() } else { ev.to_readable() };

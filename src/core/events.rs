@@ -180,6 +180,10 @@ pub enum EventKind {
     },
     /// Bytes handed to the kernel. `payload` is for front ends that show
     /// them (not in the JSON, which carries the count).
+    /// Several `data` events (lines of one read) in one: front ends that
+    /// show events one by one use [`Event::expand`]; the JSON and readable
+    /// forms are those of the single events, one per line.
+    DataBatch(Vec<DataLine>),
     Sent {
         message_id: u64,
         bytes: usize,
@@ -209,7 +213,7 @@ impl EventKind {
             EventKind::Connected { .. } => "connected",
             EventKind::Listening { .. } => "listening",
             EventKind::Accepted { .. } => "accepted",
-            EventKind::Data { .. } => "data",
+            EventKind::Data { .. } | EventKind::DataBatch(_) => "data",
             EventKind::Sent { .. } => "sent",
             EventKind::Match { .. } => "match",
             EventKind::Disconnecting => "disconnecting",
@@ -222,6 +226,14 @@ impl EventKind {
             EventKind::Info(_) => "info",
         }
     }
+}
+
+/// One line of a [`EventKind::DataBatch`].
+#[derive(Clone, Debug)]
+pub struct DataLine {
+    pub payload: Bytes,
+    pub count: usize,
+    pub eol: &'static [u8],
 }
 
 /// The event envelope.
@@ -290,8 +302,41 @@ impl Event {
         self.kind.name()
     }
 
-    /// One JSON object, as printed by `--json`.
+    /// Single events: a batch becomes one `data` event per line (same
+    /// timestamp, session and listener); anything else is itself.
+    pub fn expand(self) -> Vec<Event> {
+        match self.kind {
+            EventKind::DataBatch(lines) => lines
+                .into_iter()
+                .map(|l| Event {
+                    timestamp: self.timestamp,
+                    kind: EventKind::Data {
+                        payload: l.payload,
+                        count: l.count,
+                        from: None,
+                        eol: l.eol,
+                    },
+                    session_id: self.session_id.clone(),
+                    listener_id: self.listener_id.clone(),
+                    label: None,
+                    error: None,
+                })
+                .collect(),
+            _ => vec![self],
+        }
+    }
+
+    /// One JSON object, as printed by `--json` (a batch: one per line).
     pub fn to_json(&self) -> String {
+        if let EventKind::DataBatch(_) = self.kind {
+            return self
+                .clone()
+                .expand()
+                .iter()
+                .map(Event::to_json)
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
         // Serialising our own types to a String cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
@@ -300,6 +345,15 @@ impl Event {
     /// `03:44:01.123 sess-1a2b3c4d connected 127.0.0.1:2323`.
     /// Peer bytes are escaped so they never reach the terminal raw.
     pub fn to_readable(&self) -> String {
+        if let EventKind::DataBatch(_) = self.kind {
+            return self
+                .clone()
+                .expand()
+                .iter()
+                .map(Event::to_readable)
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
         let mut out = self.timestamp.format("%H:%M:%S%.3f").to_string();
         out.push(' ');
         match (&self.session_id, &self.listener_id) {
@@ -363,6 +417,7 @@ impl Event {
                     out.push_str(&format!(" after {} line(s)", lines.len()));
                 }
             }
+            EventKind::DataBatch(_) => {}
             EventKind::Disconnecting => out.push_str("disconnecting"),
             EventKind::Disconnected { reason } => out.push_str(&format!("disconnected {}", reason.as_str())),
             EventKind::Closed => out.push_str("closed"),
@@ -522,7 +577,11 @@ impl Serialize for Event {
             EventKind::Sessions(list) => map.serialize_entry("sessions", list)?,
             EventKind::Listeners(list) => map.serialize_entry("listeners", list)?,
             EventKind::Info(text) => map.serialize_entry("text", text)?,
-            EventKind::Disconnecting | EventKind::Closed | EventKind::Timeout | EventKind::Error => {}
+            EventKind::DataBatch(_)
+            | EventKind::Disconnecting
+            | EventKind::Closed
+            | EventKind::Timeout
+            | EventKind::Error => {}
         }
         map.end()
     }

@@ -561,7 +561,7 @@ impl Actor {
         let mut last_err = None;
         let mut bound = None;
         for a in &addrs {
-            match tokio::net::TcpListener::bind(a).await {
+            match bind_tcp(*a) {
                 Ok(l) => {
                     bound = Some(l);
                     break;
@@ -787,6 +787,24 @@ fn fail(reply: Reply, error: CoreError, session_id: Option<String>) {
         session_id,
         listener_id: None,
     }));
+}
+
+/// Connection requests the kernel queues before `accept` takes them: a
+/// burst of clients must not overflow it (the kernel caps it at somaxconn).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A listening socket with SO_REUSEADDR and a deep accept queue.
+fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // [::] listens for IPv6 only; 0.0.0.0 is the way to get IPv4.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    tokio::net::TcpListener::from_std(socket.into())
 }
 
 /// Connects to the first address of the host that accepts, within `limit`.

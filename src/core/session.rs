@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Ctx;
 use super::command::{Eol, Mode, View};
-use super::events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventKind, SessionInfo};
+use super::events::{CloseReason, CoreError, CoreResult, DataLine, ErrorCode, Event, EventKind, SessionInfo};
 use super::framing::{Line, LineSplitter};
 use super::listener::Listener;
 use crate::transcript::{self, Mark, Transcript};
@@ -109,10 +109,12 @@ struct Backlog {
 }
 
 impl Backlog {
-    fn push_line(&mut self, line: &[u8]) {
-        // Copied so a short line does not pin a whole read buffer.
-        self.lines.push_back(Bytes::copy_from_slice(line));
+    /// Takes the line as it is (no copy). Reads under 4 KiB are copied out
+    /// of the read buffer before framing, so what a kept line can pin is
+    /// bounded by the bytes the backlog holds, times the read-buffer ratio.
+    fn push_line(&mut self, line: Bytes) {
         self.line_bytes += line.len();
+        self.lines.push_back(line);
         while self.lines.len() > BACKLOG_LINES || self.line_bytes > BACKLOG_BYTES {
             match self.lines.pop_front() {
                 Some(old) => self.line_bytes -= old.len(),
@@ -544,19 +546,33 @@ impl Session {
             let mut state = self.lock();
             state.last_activity = Instant::now();
             for line in lines.iter() {
-                state.backlog.push_line(&line.content);
+                state.backlog.push_line(line.content.clone());
             }
         }
         self.bump();
-        for line in lines.drain(..) {
-            self.emit(EventKind::Data {
+        // One event per read, however many lines it held: the front end
+        // expands the batch (see `Event::expand`).
+        let kind = if lines.len() == 1 {
+            let line = lines.remove(0);
+            EventKind::Data {
                 payload: line.content,
                 count: line.count,
                 from: None,
                 eol: line.eol,
-            })
-            .await;
-        }
+            }
+        } else {
+            EventKind::DataBatch(
+                lines
+                    .drain(..)
+                    .map(|l| DataLine {
+                        payload: l.content,
+                        count: l.count,
+                        eol: l.eol,
+                    })
+                    .collect(),
+            )
+        };
+        self.emit(kind).await;
     }
 
     /// When the inactivity timeout would expire, if one is set.
@@ -905,7 +921,7 @@ async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
                     state.last_activity = Instant::now();
                     state.last_sender = Some(from);
                     match session.mode {
-                        Mode::Line => state.backlog.push_line(&payload),
+                        Mode::Line => state.backlog.push_line(payload.clone()),
                         Mode::Binary => state.backlog.push_stream(&payload),
                     }
                 }

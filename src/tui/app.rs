@@ -335,6 +335,12 @@ impl App {
 
     /// Applies one event of the session manager.
     pub fn on_event(&mut self, ev: &Event) {
+        if let EventKind::DataBatch(_) = ev.kind {
+            for single in ev.clone().expand() {
+                self.on_event(&single);
+            }
+            return;
+        }
         let sid = ev.session_id.as_deref();
         match (&ev.kind, sid) {
             (EventKind::Connecting { host, port }, Some(id)) => {

@@ -346,6 +346,40 @@ fn escaped_spans(text: &str, style: Style, theme: Theme) -> Vec<Span<'static>> {
     spans
 }
 
+/// Formats one hex dump row: offset, up to 16 bytes as hex (8 + 8), ASCII
+/// gutter. No allocation beyond `out`, no formatting machinery: this runs
+/// for every visible row of every frame.
+pub fn hex_line(bytes: &[u8], offset: usize, wide_offset: bool, out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = if wide_offset { 8 } else { 6 };
+    for shift in (0..digits).rev() {
+        out.push(char::from(DIGITS[(offset >> (shift * 4)) & 15]));
+    }
+    out.push_str("  ");
+    for i in 0..HEX_WIDTH {
+        if i == 8 {
+            out.push(' ');
+        }
+        match bytes.get(i) {
+            Some(&b) => {
+                out.push(char::from(DIGITS[(b >> 4) as usize]));
+                out.push(char::from(DIGITS[(b & 15) as usize]));
+                out.push(' ');
+            }
+            None => out.push_str("   "),
+        }
+    }
+    out.push('|');
+    for &b in bytes.iter().take(HEX_WIDTH) {
+        out.push(if (0x20..0x7f).contains(&b) {
+            char::from(b)
+        } else {
+            '.'
+        });
+    }
+    out.push('|');
+}
+
 /// Width of a hex row without the timestamp: mark, offset, 16 bytes, gutter.
 const HEX_ROW: usize = 2 + 10 + 16 * 3 + 1 + 18;
 
@@ -386,32 +420,8 @@ fn hex_row(
             Span::styled(escape_display(&e.data), style),
         ]);
     }
-    let mut hex = String::with_capacity(HEX_WIDTH * 3 + 1);
-    for i in 0..HEX_WIDTH {
-        if i == 8 {
-            hex.push(' ');
-        }
-        match bytes.get(i) {
-            Some(b) => hex.push_str(&format!("{b:02x} ")),
-            None => hex.push_str("   "),
-        }
-    }
-    let ascii: String = bytes
-        .iter()
-        .map(|&b| {
-            if (0x20..0x7f).contains(&b) {
-                char::from(b)
-            } else {
-                '.'
-            }
-        })
-        .collect();
-    let offset = if width >= HEX_ROW {
-        format!("{start:08x}")
-    } else {
-        format!("{start:06x}")
-    };
-    let detail = format!("{offset}  {hex}|{ascii}|");
+    let mut detail = String::with_capacity(80);
+    hex_line(bytes, start, width >= HEX_ROW, &mut detail);
     Line::from(vec![
         stamp,
         Span::styled(mark, style),

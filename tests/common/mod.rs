@@ -51,11 +51,11 @@ impl Harness {
                 r = &mut task => {
                     // Events emitted before the reply are already queued.
                     while let Ok(ev) = self.events.try_recv() {
-                        self.seen.push(ev);
+                        self.seen.extend(ev.expand());
                     }
                     return r.expect("command task");
                 }
-                Some(ev) = self.events.recv() => self.seen.push(ev),
+                Some(ev) = self.events.recv() => self.seen.extend(ev.expand()),
             }
         }
     }
@@ -101,12 +101,18 @@ impl Harness {
     pub async fn next(&mut self, pred: impl Fn(&Event) -> bool) -> Event {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let ev = tokio::time::timeout_at(deadline, self.events.recv())
+            let batch = tokio::time::timeout_at(deadline, self.events.recv())
                 .await
                 .unwrap_or_else(|_| panic!("no matching event within {WAIT:?}; seen: {:#?}", self.names()))
                 .expect("event channel closed");
-            self.seen.push(ev.clone());
-            if pred(&ev) {
+            let mut hit = None;
+            for ev in batch.expand() {
+                if hit.is_none() && pred(&ev) {
+                    hit = Some(ev.clone());
+                }
+                self.seen.push(ev);
+            }
+            if let Some(ev) = hit {
                 return ev;
             }
         }

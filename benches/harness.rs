@@ -1,0 +1,486 @@
+//! Whole-process figures, side by side with the peers found on PATH (socat,
+//! ncat, OpenBSD nc): pipe throughput, managed-session throughput, idle
+//! sessions at scale, start-up time. Installs nothing; peers that are
+//! missing are left out. Only same-run ratios mean much on a noisy machine.
+//!
+//!     cargo bench --bench harness            quick mode (about a minute)
+//!     cargo bench --bench harness -- --full  full mode (2 GiB, 10 000 sessions, 3 runs)
+//!
+//! Loopback only; every count and wait is bounded.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use muxcat::core::{EventKind, Manager, ManagerConfig, Mode};
+use tokio::io::AsyncWriteExt;
+
+fn muxcat() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_muxcat"))
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until something is in LISTEN on the port, without connecting.
+fn wait_listen(port: u16) -> bool {
+    let needle = format!(":{port:04X} 00000000:0000 0A");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let tcp6 = std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
+        if tcp.contains(&needle)
+            || tcp6.contains(&format!(":{port:04X} 00000000000000000000000000000000:0000 0A"))
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+fn gb(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e9
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// One timed transfer: server to /dev/null, `head -c SIZE /dev/zero | client`.
+fn pipe_once(server: &str, client: &str, size: u64) -> Option<f64> {
+    let port = free_port();
+    let server = server.replace("{P}", &port.to_string());
+    let client = client.replace("{P}", &port.to_string());
+    let mut srv = Command::new("sh")
+        .args(["-c", &format!("exec {server} > /dev/null")])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    if !wait_listen(port) {
+        let _ = srv.kill();
+        return None;
+    }
+    let start = Instant::now();
+    let ok = Command::new("bash")
+        .args(["-c", &format!("head -c {size} /dev/zero | {client}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let waited = wait_bounded(&mut srv, Duration::from_secs(30));
+    let elapsed = start.elapsed();
+    (ok && waited).then(|| gb(size, elapsed))
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+fn pipe_throughput(size: u64, runs: usize) {
+    println!("\n## 1. Pipe throughput: {} MiB, median of {runs}", size >> 20);
+    let m = muxcat();
+    let m = m.display();
+    let rec = tempfile::tempdir().ok();
+    let rec_dir = rec
+        .as_ref()
+        .map(|d| d.path().display().to_string())
+        .unwrap_or_else(|| "/tmp".into());
+    let mut pairs: Vec<(String, String, String)> = vec![
+        ("ceiling: head | cat".into(), String::new(), String::new()),
+        (
+            "muxcat".into(),
+            format!("{m} -q listen 127.0.0.1:{{P}}"),
+            format!("{m} -q connect 127.0.0.1:{{P}}"),
+        ),
+        (
+            "muxcat --record (both ends)".into(),
+            format!("{m} -q --record {rec_dir} listen 127.0.0.1:{{P}}"),
+            format!("{m} -q --record {rec_dir} connect 127.0.0.1:{{P}}"),
+        ),
+    ];
+    if have("socat") {
+        pairs.push((
+            "socat".into(),
+            "socat -u TCP-LISTEN:{P},reuseaddr STDOUT".into(),
+            "socat -u STDIN TCP:127.0.0.1:{P}".into(),
+        ));
+    }
+    if have("ncat") {
+        pairs.push((
+            "ncat".into(),
+            "ncat -l --recv-only 127.0.0.1 {P}".into(),
+            "ncat --send-only 127.0.0.1 {P}".into(),
+        ));
+    }
+    if have("nc.openbsd") {
+        pairs.push((
+            "nc (OpenBSD)".into(),
+            "nc.openbsd -d -l 127.0.0.1 {P}".into(),
+            "nc.openbsd -N 127.0.0.1 {P}".into(),
+        ));
+    }
+    let mut results = Vec::new();
+    for (name, server, client) in &pairs {
+        let mut figures = Vec::new();
+        for _ in 0..runs {
+            let f = if server.is_empty() {
+                let start = Instant::now();
+                let ok = Command::new("bash")
+                    .args(["-c", &format!("head -c {size} /dev/zero | cat > /dev/null")])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                ok.then(|| gb(size, start.elapsed()))
+            } else {
+                pipe_once(server, client, size)
+            };
+            figures.extend(f);
+            // Recorded transcripts of zeros are large: drop them between runs.
+            if let Some(d) = &rec {
+                for e in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        if figures.is_empty() {
+            println!("{name:<28} failed");
+            continue;
+        }
+        results.push((name.clone(), median(figures)));
+    }
+    let find = |n: &str| results.iter().find(|(name, _)| name == n).map(|(_, v)| *v);
+    let (socat, nc) = (find("socat"), find("nc (OpenBSD)"));
+    println!("{:<28} {:>8} {:>10} {:>10}", "pair", "GB/s", "÷ socat", "÷ nc");
+    for (name, v) in &results {
+        let ratio = |base: Option<f64>| {
+            base.map(|b| format!("{:.2}", v / b))
+                .unwrap_or_else(|| "-".into())
+        };
+        println!("{name:<28} {v:>8.2} {:>10} {:>10}", ratio(socat), ratio(nc));
+    }
+}
+
+/// Bytes through the session manager into a front end that only counts
+/// the events (no terminal).
+fn managed_throughput(size: usize) {
+    println!(
+        "\n## 2. Managed-session throughput: {} MiB through the session manager",
+        size >> 20
+    );
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return println!("no runtime: {e}"),
+    };
+    for (name, mode, line_len) in [
+        ("binary", Mode::Binary, 0usize),
+        ("line, 32-byte lines", Mode::Line, 32),
+    ] {
+        let figure = rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
+            let addr = listener.local_addr().ok()?;
+            let block: Bytes = if line_len == 0 {
+                Bytes::from(vec![b'x'; 1 << 20])
+            } else {
+                let mut line = vec![b'a'; line_len - 1];
+                line.push(b'\n');
+                Bytes::from(line.repeat((1 << 20) / line_len))
+            };
+            let total = size - size % block.len();
+            tokio::spawn(async move {
+                if let Ok((mut s, _)) = listener.accept().await {
+                    let mut sent = 0;
+                    while sent < total {
+                        if s.write_all(&block).await.is_err() {
+                            return;
+                        }
+                        sent += block.len();
+                    }
+                    let _ = s.shutdown().await;
+                }
+            });
+            let (manager, mut events) = Manager::start(ManagerConfig::default());
+            let spec = muxcat::lang::ConnectArgs {
+                session: muxcat::lang::SessionArgs {
+                    mode,
+                    ..Default::default()
+                },
+                tls: false,
+                ca: None,
+                sni: None,
+                insecure: false,
+                cert: None,
+                key: None,
+                target: addr.to_string(),
+            }
+            .spec()
+            .ok()?;
+            let start = Instant::now();
+            let pending = manager.submit(muxcat::core::Command::Connect(spec)).await;
+            tokio::spawn(pending);
+            let mut got = 0usize;
+            let mut events_seen = 0usize;
+            while let Some(ev) = events.recv().await {
+                events_seen += 1;
+                match ev.kind {
+                    EventKind::Data { count, .. } => got += count,
+                    EventKind::DataBatch(lines) => got += lines.iter().map(|l| l.count).sum::<usize>(),
+                    EventKind::Disconnected { .. } => break,
+                    _ => {}
+                }
+            }
+            let elapsed = start.elapsed();
+            Some((got, events_seen, elapsed))
+        });
+        match figure {
+            Some((bytes, events, elapsed)) => println!(
+                "{name:<22} {:>7.0} MB/s  ({} events, {:.1} M events/s)",
+                bytes as f64 / elapsed.as_secs_f64() / 1e6,
+                events,
+                events as f64 / elapsed.as_secs_f64() / 1e6
+            ),
+            None => println!("{name:<22} failed"),
+        }
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// PSS of a process and all its descendants.
+fn tree_pss_kib(root: u32) -> (u64, usize) {
+    let mut pids = vec![root];
+    let mut i = 0;
+    while i < pids.len() {
+        let parent = pids[i];
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(") ")
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if ppid == Some(parent) && !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+        i += 1;
+    }
+    (pids.iter().map(|p| pss_kib(*p)).sum(), pids.len())
+}
+
+/// Opens `n` idle connections; returns how many were opened.
+fn open_clients(port: u16, n: usize) -> Vec<TcpStream> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => clients.push(c),
+            Err(_) => break,
+        }
+    }
+    clients
+}
+
+fn scale(n: usize, peers_n: usize) {
+    println!("\n## 3. Scale: idle sessions on one listener");
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let port = free_port();
+    let mut child = match Command::new(muxcat())
+        .args(["run", "--stay"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return println!("cannot start muxcat: {e}"),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = writeln!(stdin, "listen --max-connections 20000 127.0.0.1:{port}");
+    }
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    let _ = out.read_line(&mut line);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = rss_kib(child.id()).unwrap_or(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut accepted = 0usize;
+        for line in out.lines().map_while(Result::ok) {
+            if line.contains(" accepted ") {
+                accepted += 1;
+                if tx.send(accepted).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let start = Instant::now();
+    let clients = open_clients(port, n);
+    let mut accepted = 0;
+    while accepted < clients.len() && start.elapsed() < Duration::from_secs(60) {
+        if let Ok(a) = rx.recv_timeout(Duration::from_millis(100)) {
+            accepted = a;
+        }
+    }
+    let took = start.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_kib(child.id()).unwrap_or(0);
+    let per = (after.saturating_sub(before)) as f64 * 1024.0 / accepted.max(1) as f64;
+    println!(
+        "muxcat: {accepted}/{n} held, accepted at {:.0}/s, RSS {} -> {} KiB: {:.2} KiB per session",
+        accepted as f64 / took.as_secs_f64(),
+        before,
+        after,
+        per / 1024.0
+    );
+    drop(clients);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    wait_bounded(&mut child, Duration::from_secs(10));
+
+    // The peers, with fewer connections: socat forks per connection, ncat selects.
+    if have("socat") {
+        let port = free_port();
+        if let Ok(mut srv) = Command::new("socat")
+            .args([
+                &format!("TCP-LISTEN:{port},fork,reuseaddr,backlog=1024"),
+                "/dev/null",
+            ])
+            .spawn()
+        {
+            wait_listen(port);
+            let (base, _) = tree_pss_kib(srv.id());
+            let clients = open_clients(port, peers_n);
+            std::thread::sleep(Duration::from_millis(1500));
+            let (pss, procs) = tree_pss_kib(srv.id());
+            println!(
+                "socat fork: {} connections, {} processes, {:.1} KiB PSS per connection",
+                clients.len(),
+                procs,
+                (pss.saturating_sub(base)) as f64 / clients.len().max(1) as f64
+            );
+            drop(clients);
+            let _ = srv.kill();
+            let _ = srv.wait();
+            let _ = Command::new("pkill")
+                .args(["-f", &format!("TCP-LISTEN:{port}")])
+                .status();
+        }
+    }
+    if have("ncat") {
+        let port = free_port();
+        if let Ok(mut srv) = Command::new("ncat")
+            .args(["-l", "--broker", "-m", "20000", "127.0.0.1", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            wait_listen(port);
+            let base = rss_kib(srv.id()).unwrap_or(0);
+            let clients = open_clients(port, peers_n.min(1000));
+            std::thread::sleep(Duration::from_millis(500));
+            let alive = srv.try_wait().ok().flatten().is_none();
+            let after = rss_kib(srv.id()).unwrap_or(0);
+            println!(
+                "ncat --broker: {} connections, {}, {:.2} KiB RSS per connection (select(): at most ~1018)",
+                clients.len(),
+                if alive { "alive" } else { "died" },
+                (after.saturating_sub(base)) as f64 / clients.len().max(1) as f64
+            );
+            drop(clients);
+            let _ = srv.kill();
+            let _ = srv.wait();
+        }
+    }
+}
+
+fn startup(runs: usize) {
+    println!("\n## 7. Start-up: `muxcat run` of a one-line script, median of {runs}");
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let child = Command::new(muxcat())
+            .arg("run")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn();
+        let Ok(mut child) = child else { continue };
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(b"listeners\n");
+        }
+        if child.wait().is_ok() {
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    println!("muxcat run: {:.1} ms", median(times));
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--full");
+    println!(
+        "# muxcat benchmark harness ({} mode)",
+        if full { "full" } else { "quick" }
+    );
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    let (size, runs, sessions, peers) = if full {
+        (2u64 << 30, 3, 10_000, 1_000)
+    } else {
+        (512u64 << 20, 1, 2_000, 300)
+    };
+    pipe_throughput(size, runs);
+    managed_throughput(if full { 1 << 30 } else { 256 << 20 });
+    scale(sessions, peers);
+    println!("\n## 4 and 6. TUI frame time and hot paths: cargo bench --bench hot_paths");
+    startup(if full { 20 } else { 5 });
+}

@@ -1,0 +1,148 @@
+//! In-process figures (criterion): the hot paths of the data path, and the
+//! TUI's frame time against scrollback length.
+//!
+//!     cargo bench --bench hot_paths
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use muxcat::core::escape::escape_transcript_into;
+use muxcat::core::framing::LineSplitter;
+use muxcat::core::{Event, EventKind};
+use muxcat::tui::app::App;
+use muxcat::tui::keymap::{Action, Keymap};
+use muxcat::tui::view::{Theme, hex_line, view};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const SIZE: usize = 16 * 1024 * 1024;
+
+fn text_lines(size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 64);
+    let mut i = 0u64;
+    while out.len() < size {
+        out.extend_from_slice(format!("temperature={} humidity=40 status=OK\r\n", i % 1000).as_bytes());
+        i += 1;
+    }
+    out
+}
+
+fn random(size: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn hot_paths(c: &mut Criterion) {
+    let text = text_lines(SIZE);
+    let bin = random(SIZE);
+    let mut g = c.benchmark_group("hot_paths");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.bench_function("line_split_64k_chunks", |b| {
+        let chunks: Vec<Bytes> = text.chunks(64 * 1024).map(Bytes::copy_from_slice).collect();
+        b.iter(|| {
+            let mut s = LineSplitter::default();
+            let mut out = Vec::with_capacity(2048);
+            let mut n = 0;
+            for c in &chunks {
+                s.push(c, &mut out);
+                n += out.len();
+                out.clear();
+            }
+            black_box(n)
+        })
+    });
+    for (name, data) in [
+        ("transcript_escape_text", &text),
+        ("transcript_escape_binary", &bin),
+    ] {
+        g.throughput(Throughput::Bytes(data.len() as u64));
+        g.bench_function(name, |b| {
+            let mut out = Vec::with_capacity(data.len() * 4);
+            b.iter(|| {
+                out.clear();
+                for chunk in data.chunks(64 * 1024) {
+                    escape_transcript_into(chunk, &mut out);
+                }
+                black_box(out.len())
+            })
+        });
+    }
+    g.throughput(Throughput::Bytes(bin.len() as u64));
+    g.bench_function("hex_dump_rows", |b| {
+        let mut row = String::with_capacity(80);
+        b.iter(|| {
+            let mut total = 0;
+            for (i, chunk) in bin.chunks(16).enumerate() {
+                row.clear();
+                hex_line(chunk, i * 16, true, &mut row);
+                total += row.len();
+            }
+            black_box(total)
+        })
+    });
+    g.finish();
+}
+
+/// An app with `sessions` sessions, the selected one holding `lines` lines.
+fn app_with(sessions: usize, lines: usize) -> App {
+    let mut app = App::new(Keymap::load(None).expect("keymap"), lines.max(1));
+    for n in 0..sessions {
+        let id = format!("sess-{n:08x}-0000-4000-8000-000000000000");
+        app.on_event(
+            &Event::new(EventKind::Connecting {
+                host: "127.0.0.1".into(),
+                port: 7000,
+            })
+            .session(&id),
+        );
+        if n == 0 {
+            for i in 0..lines {
+                app.on_event(
+                    &Event::new(EventKind::Data {
+                        payload: Bytes::from(format!("line {i} temperature=42 humidity=40 status=OK")),
+                        count: 45,
+                        from: None,
+                        eol: b"\r\n",
+                    })
+                    .session(&id),
+                );
+            }
+        }
+    }
+    app.selected = Some(0);
+    app
+}
+
+fn frame_time(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tui_frame");
+    g.sample_size(30);
+    for lines in [1_000usize, 100_000, 1_000_000] {
+        let mut app = app_with(1000, lines);
+        let mut term = Terminal::new(TestBackend::new(160, 48)).expect("backend");
+        let theme = Theme { color: true };
+        g.bench_with_input(
+            BenchmarkId::new("line_view_1000_sessions", lines),
+            &lines,
+            |b, _| b.iter(|| term.draw(|f| view(&app, f, theme)).map(|_| ())),
+        );
+        app.apply(Action::ToggleHex);
+        g.bench_with_input(
+            BenchmarkId::new("hex_view_1000_sessions", lines),
+            &lines,
+            |b, _| b.iter(|| term.draw(|f| view(&app, f, theme)).map(|_| ())),
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, hot_paths, frame_time);
+criterion_main!(benches);
