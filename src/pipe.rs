@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use crate::core::command::{ConnectSpec, ListenSpec, UdpSpec};
@@ -20,6 +21,8 @@ use crate::script::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, shutdown_signal};
 
 /// stdin is read in chunks of this size.
 const STDIN_CHUNK: usize = 256 * 1024;
+/// Sends queued ahead of the one being written.
+const SENDS_IN_FLIGHT: usize = 4;
 
 pub enum PipeRole {
     Connect(ConnectSpec),
@@ -52,26 +55,25 @@ fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
         .spawn(move || {
             let stdin = std::io::stdin();
             let mut stdin = stdin.lock();
+            // Read into one zeroed buffer and copy each chunk out: a fresh
+            // zeroed buffer per read costs more (page faults and memset).
+            let mut buf = vec![0u8; STDIN_CHUNK];
             loop {
                 let chunk = if lines {
                     let mut line = Vec::new();
                     match stdin.read_until(b'\n', &mut line) {
                         Ok(0) | Err(_) => break,
-                        Ok(_) => line,
+                        Ok(_) => Bytes::from(line),
                     }
                 } else {
-                    let mut buf = vec![0u8; STDIN_CHUNK];
                     match stdin.read(&mut buf) {
                         Ok(0) => break,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            buf
-                        }
+                        Ok(n) => Bytes::copy_from_slice(&buf[..n]),
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         Err(_) => break,
                     }
                 };
-                if tx.blocking_send(Bytes::from(chunk)).is_err() {
+                if tx.blocking_send(chunk).is_err() {
                     break;
                 }
             }
@@ -116,9 +118,12 @@ fn diagnose(ev: &Event, opts: &PipeOptions) {
 
 /// Runs pipe mode; returns the exit status.
 pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
+    // Bigger reads, fewer queued events: pipe mode moves bulk bytes, and
+    // 64 × 256 KiB bounds what waits for stdout like the default does.
     let (manager, mut events) = Manager::start(ManagerConfig {
         record_dir: opts.record_dir.clone(),
-        ..ManagerConfig::default()
+        read_size: 256 * 1024,
+        event_capacity: 64,
     });
     // Pipe mode is byte-transparent whatever --mode says: sessions are
     // opened in binary mode; --mode only decides how UDP reads stdin.
@@ -291,6 +296,7 @@ async fn stdin_pump(
     broker: Option<Arc<Mutex<Vec<String>>>>,
     done: Arc<AtomicBool>,
 ) {
+    let mut in_flight = futures_util::stream::FuturesOrdered::new();
     while let Some(chunk) = stdin.recv().await {
         if let Some(clients) = &broker {
             let all: Vec<String> = lock(clients).clone();
@@ -312,8 +318,14 @@ async fn stdin_pump(
             payload: chunk,
             raw: true,
         };
-        let _ = manager.execute(cmd).await;
+        // A few sends in flight keep the socket busy while stdin is read;
+        // the session's writer keeps them in order.
+        in_flight.push_back(manager.submit(cmd).await);
+        if in_flight.len() >= SENDS_IN_FLIGHT {
+            in_flight.next().await;
+        }
     }
+    while in_flight.next().await.is_some() {}
     tracing::debug!("stdin ended");
     done.store(true, Ordering::Release);
     if broker.is_some() {

@@ -31,6 +31,10 @@ pub struct ManagerConfig {
     pub event_capacity: usize,
     /// `--record DIR`: a transcript per session in DIR.
     pub record_dir: Option<std::path::PathBuf>,
+    /// Bytes asked for per read (one `data` event in binary mode holds at
+    /// most this much). The event channel holds at most
+    /// `event_capacity × read_size` bytes.
+    pub read_size: usize,
 }
 
 impl Default for ManagerConfig {
@@ -38,6 +42,7 @@ impl Default for ManagerConfig {
         ManagerConfig {
             event_capacity: 1024,
             record_dir: None,
+            read_size: super::session::READ_SIZE,
         }
     }
 }
@@ -94,6 +99,7 @@ impl Manager {
             events: events.clone(),
             recorder: crate::transcript::Recorder::start(events.clone()),
             record_dir: config.record_dir.clone(),
+            read_size: config.read_size.max(4096),
             next_message: AtomicU64::new(0),
             actor: tx.downgrade(),
         });

@@ -61,6 +61,8 @@ pub(crate) struct Ctx {
     pub recorder: crate::transcript::Recorder,
     /// `--record DIR`: every session gets a transcript here.
     pub record_dir: Option<std::path::PathBuf>,
+    /// Bytes asked for per read.
+    pub read_size: usize,
     next_message: AtomicU64,
     actor: mpsc::WeakSender<manager::Msg>,
 }

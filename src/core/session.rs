@@ -24,7 +24,7 @@ use super::framing::{Line, LineSplitter};
 use super::listener::Listener;
 use crate::transcript::{self, Mark, Transcript};
 
-/// Size of one read; a flood is read in chunks of this size.
+/// Default size of one read; a flood is read in chunks of this size.
 pub const READ_SIZE: usize = 64 * 1024;
 /// Reads smaller than this are copied out so an idle session keeps no buffer.
 const SMALL_READ: usize = 4 * 1024;
@@ -76,12 +76,12 @@ pub(crate) enum ReadSide {
 impl ReadSide {
     /// Reads one chunk. For plain TCP the buffer is only allocated once the
     /// socket is readable, so idle sessions hold no read buffer.
-    async fn read_chunk(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+    async fn read_chunk(&mut self, buf: &mut BytesMut, size: usize) -> std::io::Result<usize> {
         match self {
             ReadSide::Tcp(rd) => loop {
                 rd.readable().await?;
-                if buf.capacity() - buf.len() < SMALL_READ {
-                    buf.reserve(READ_SIZE);
+                if buf.capacity() - buf.len() < size {
+                    buf.reserve(size);
                 }
                 match rd.try_read_buf(buf) {
                     Ok(n) => return Ok(n),
@@ -90,8 +90,8 @@ impl ReadSide {
                 }
             },
             ReadSide::Other(rd) => {
-                if buf.capacity() - buf.len() < SMALL_READ {
-                    buf.reserve(READ_SIZE);
+                if buf.capacity() - buf.len() < size {
+                    buf.reserve(size);
                 }
                 rd.read_buf(buf).await
             }
@@ -753,7 +753,7 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide) {
                 }
                 continue;
             }
-            r = read.read_chunk(&mut buf) => r,
+            r = read.read_chunk(&mut buf, session.ctx.read_size) => r,
         };
         match result {
             Ok(0) => {

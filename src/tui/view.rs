@@ -349,35 +349,39 @@ fn escaped_spans(text: &str, style: Style, theme: Theme) -> Vec<Span<'static>> {
 /// Formats one hex dump row: offset, up to 16 bytes as hex (8 + 8), ASCII
 /// gutter. No allocation beyond `out`, no formatting machinery: this runs
 /// for every visible row of every frame.
+/// Every byte's two hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = [DIGITS[b >> 4], DIGITS[b & 15]];
+        b += 1;
+    }
+    t
+};
+
 pub fn hex_line(bytes: &[u8], offset: usize, wide_offset: bool, out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    // Built as ASCII bytes in a fixed buffer, then appended once.
+    let mut row = [b' '; 8 + 2 + HEX_WIDTH * 3 + 1 + 2 + HEX_WIDTH];
     let digits = if wide_offset { 8 } else { 6 };
-    for shift in (0..digits).rev() {
-        out.push(char::from(DIGITS[(offset >> (shift * 4)) & 15]));
+    for i in 0..digits {
+        row[i] = DIGITS[(offset >> ((digits - 1 - i) * 4)) & 15];
     }
-    out.push_str("  ");
-    for i in 0..HEX_WIDTH {
-        if i == 8 {
-            out.push(' ');
-        }
-        match bytes.get(i) {
-            Some(&b) => {
-                out.push(char::from(DIGITS[(b >> 4) as usize]));
-                out.push(char::from(DIGITS[(b & 15) as usize]));
-                out.push(' ');
-            }
-            None => out.push_str("   "),
-        }
+    let hex = digits + 2;
+    let gutter = hex + HEX_WIDTH * 3 + 1;
+    row[gutter] = b'|';
+    let shown = bytes.len().min(HEX_WIDTH);
+    for (i, &b) in bytes[..shown].iter().enumerate() {
+        let at = hex + i * 3 + usize::from(i >= 8);
+        row[at..at + 2].copy_from_slice(&HEX_PAIRS[b as usize]);
+        row[gutter + 1 + i] = if (0x20..0x7f).contains(&b) { b } else { b'.' };
     }
-    out.push('|');
-    for &b in bytes.iter().take(HEX_WIDTH) {
-        out.push(if (0x20..0x7f).contains(&b) {
-            char::from(b)
-        } else {
-            '.'
-        });
-    }
-    out.push('|');
+    let end = gutter + 1 + shown;
+    row[end] = b'|';
+    // Only ASCII was written.
+    out.push_str(std::str::from_utf8(&row[..=end]).unwrap_or_default());
 }
 
 /// Width of a hex row without the timestamp: mark, offset, 16 bytes, gutter.
