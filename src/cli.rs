@@ -176,8 +176,15 @@ fn init_log(global: &GlobalArgs) -> Option<tracing_appender::non_blocking::Worke
     Some(guard)
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+/// Pipe mode moves one stream: one runtime thread (plus the stdin and
+/// stdout threads) beats work stealing across threads. Everything else
+/// serves many sessions on all cores.
+fn runtime(pipe_mode: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    if pipe_mode {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -186,7 +193,13 @@ pub fn main() -> ExitCode {
     // Many sessions need many fds: raise the soft limit to the hard one,
     // as servers commonly do.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let rt = match runtime() {
+    let pipe_mode = match &cli.command {
+        Some(Sub::Connect { front, .. } | Sub::Listen { front, .. } | Sub::Udp { front, .. }) => {
+            !wants_tui(front)
+        }
+        _ => false,
+    };
+    let rt = match runtime(pipe_mode) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("muxcat: cannot start the runtime: {e}");

@@ -66,7 +66,7 @@ fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
                         Ok(_) => Bytes::from(line),
                     }
                 } else {
-                    match stdin.read(&mut buf) {
+                    match read_coalesced(&mut stdin, &mut buf) {
                         Ok(0) => break,
                         Ok(n) => Bytes::copy_from_slice(&buf[..n]),
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -84,12 +84,47 @@ fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
     rx
 }
 
+/// Reads what stdin has, up to `buf.len()`: a pipe hands over at most its
+/// buffer (64 KiB) per read, so while reads come back full there is more
+/// waiting and it is read too — fewer, larger sends under load, and a
+/// short line typed by hand still goes at once.
+fn read_coalesced(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    const STEP: usize = 64 * 1024;
+    let mut filled = 0;
+    loop {
+        let want = STEP.min(buf.len() - filled);
+        let n = match input.read(&mut buf[filled..filled + want]) {
+            Ok(n) => n,
+            // Bytes already read go out; the error comes back next time.
+            Err(_) if filled > 0 => return Ok(filled),
+            Err(e) => return Err(e),
+        };
+        filled += n;
+        if n < want || filled == buf.len() {
+            return Ok(filled);
+        }
+    }
+}
+
+/// Stdout without std's line buffering: that wrapper copies every chunk
+/// and scans it for newlines, which costs more than the write itself for
+/// bulk binary data. Chunks here are large; each is written as it is.
+fn raw_stdout() -> Box<dyn Write + Send> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() {
+            return Box::new(std::fs::File::from(fd));
+        }
+    }
+    Box::new(std::io::stdout())
+}
+
 /// Writes to stdout on a thread; flushes whenever it runs out of work.
 fn stdout_writer() -> (mpsc::Sender<Bytes>, std::thread::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     let handle = std::thread::spawn(move || {
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
+        let mut out = raw_stdout();
         let mut broken = false;
         while let Some(chunk) = rx.blocking_recv() {
             if broken {

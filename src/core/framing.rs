@@ -27,6 +27,10 @@ pub struct LineSplitter {
     skip_lf: bool,
     /// Bytes (a skipped `\n`) not yet attributed to a line.
     carried: usize,
+    /// The held line was just delivered because it reached the cap: a line
+    /// end arriving next belongs to it (no empty line), as it would had
+    /// both come in one read.
+    cut_at_cap: bool,
     cap: usize,
 }
 
@@ -42,6 +46,7 @@ impl LineSplitter {
             partial: BytesMut::new(),
             skip_lf: false,
             carried: 0,
+            cut_at_cap: false,
             cap: cap.max(1),
         }
     }
@@ -51,14 +56,36 @@ impl LineSplitter {
         self.partial.len()
     }
 
+    /// Line-end bytes seen but not yet counted in a line's `count` (a `\n`
+    /// ending a CR LF split across reads, or a line end right after a line
+    /// cut at the cap): they go to the next line.
+    pub fn unattributed(&self) -> usize {
+        self.carried
+    }
+
     /// Feeds one received chunk; complete lines are appended to `out`.
     pub fn push(&mut self, chunk: &Bytes, out: &mut Vec<Line>) {
         let data = &chunk[..];
         let mut pos = 0;
-        if self.skip_lf {
+        if std::mem::take(&mut self.cut_at_cap) && !data.is_empty() {
+            match data[0] {
+                b'\n' => pos = 1,
+                b'\r' => {
+                    pos = 1;
+                    match data.get(1) {
+                        Some(b'\n') => pos = 2,
+                        Some(_) => {}
+                        None => self.skip_lf = true,
+                    }
+                }
+                _ => {}
+            }
+            self.carried += pos;
+        }
+        if self.skip_lf && pos < data.len() {
             self.skip_lf = false;
-            if data.first() == Some(&b'\n') {
-                pos = 1;
+            if data.get(pos) == Some(&b'\n') {
+                pos += 1;
                 self.carried += 1;
             }
         }
@@ -68,6 +95,7 @@ impl LineSplitter {
                 while self.partial.len() >= self.cap {
                     let piece = self.partial.split_to(self.cap).freeze();
                     self.emit(piece, 0, 0, false, out);
+                    self.cut_at_cap = self.partial.is_empty();
                 }
                 return;
             };
