@@ -9,7 +9,7 @@
 //! - [`tui`]: the terminal UI (ratatui), keymaps
 //! - [`cli`]: the command line
 #![forbid(unsafe_code)]
-#![deny(clippy::unwrap_used)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cli;
 pub mod core;

@@ -205,7 +205,7 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     let (listener, first_target) = match opened {
         Ok(Outcome::Listener(id)) => (Some(id), None),
         Ok(Outcome::Session(id)) => (None, Some(id)),
-        Ok(Outcome::Done) => (None, None),
+        Ok(Outcome::Done | Outcome::Trigger(_)) => (None, None),
         Err(_) => {
             while let Ok(ev) = events.try_recv() {
                 diagnose(&ev, &opts);

@@ -141,6 +141,24 @@ pub enum Command {
     },
     Sessions,
     Listeners,
+    /// `on`: arm an auto-reply.
+    On(TriggerSpec),
+    /// `triggers`: list them.
+    Triggers,
+    /// `off ID`: remove one.
+    Off {
+        id: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct TriggerSpec {
+    /// Session or listener reference; `None`: every session.
+    pub on: Option<String>,
+    pub regex: regex::bytes::Regex,
+    pub reply: Bytes,
+    pub raw: bool,
+    pub once: bool,
 }
 
 /// What a successful command returns.
@@ -151,6 +169,8 @@ pub enum Outcome {
     Session(String),
     /// The listener opened.
     Listener(String),
+    /// The trigger armed.
+    Trigger(String),
 }
 
 impl Command {

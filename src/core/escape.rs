@@ -141,6 +141,12 @@ pub fn decode_hex(text: &str) -> Result<Vec<u8>, CoreError> {
     })
 }
 
+/// Invisible characters that reorder or hide text (bidi overrides, zero
+/// widths, the BOM): shown escaped so a line reads as what was received.
+fn is_format_trick(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// A form safe to print on a terminal: every control character (C0, DEL,
 /// C1) is escaped, so no escape sequence from a peer is ever passed through.
 /// Valid UTF-8 text stays readable; bytes that are not all UTF-8 are shown
@@ -159,7 +165,7 @@ pub fn escape_display(bytes: &[u8]) -> String {
                     '\r' => out.push_str("\\r"),
                     '\n' => out.push_str("\\n"),
                     '\t' => out.push_str("\\t"),
-                    c if c.is_control() => {
+                    c if c.is_control() || is_format_trick(c) => {
                         let mut buf = [0u8; 4];
                         for b in c.encode_utf8(&mut buf).bytes() {
                             push_byte(&mut out, b);
@@ -239,6 +245,8 @@ mod tests {
         assert_eq!(escape_display(b"\xff"), "\\xff");
         // Not all UTF-8: no byte poses as a character.
         assert_eq!(escape_display(b"\xde\xad\xbe\xef"), "\\xde\\xad\\xbe\\xef");
+        // Bidi overrides cannot reorder what is shown.
+        assert_eq!(escape_display("a\u{202E}b".as_bytes()), "a\\xe2\\x80\\xaeb");
         // C1 control U+009B (CSI) is escaped too.
         assert_eq!(escape_display("\u{9b}2J".as_bytes()), "\\xc2\\x9b2J");
     }

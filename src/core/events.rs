@@ -188,6 +188,8 @@ pub enum EventKind {
         message_id: u64,
         bytes: usize,
         payload: Bytes,
+        /// The trigger that sent it, if one did.
+        trigger: Option<String>,
     },
     Match {
         lines: Vec<String>,
@@ -202,6 +204,7 @@ pub enum EventKind {
     Error,
     Sessions(Vec<SessionInfo>),
     Listeners(Vec<ListenerInfo>),
+    Triggers(Vec<super::trigger::TriggerInfo>),
     /// Free text answering `help`.
     Info(String),
 }
@@ -223,6 +226,7 @@ impl EventKind {
             EventKind::Error => "error",
             EventKind::Sessions(_) => "sessions",
             EventKind::Listeners(_) => "listeners",
+            EventKind::Triggers(_) => "triggers",
             EventKind::Info(_) => "info",
         }
     }
@@ -409,8 +413,16 @@ impl Event {
                 out.push_str(&escape_display(payload));
             }
             EventKind::Sent {
-                message_id, bytes, ..
-            } => out.push_str(&format!("> sent {bytes} bytes (message {message_id})")),
+                message_id,
+                bytes,
+                trigger,
+                ..
+            } => {
+                out.push_str(&format!("> sent {bytes} bytes (message {message_id})"));
+                if let Some(t) = trigger {
+                    out.push_str(&format!(" by {t}"));
+                }
+            }
             EventKind::Match { matched, lines } => {
                 out.push_str(&format!("match {:?}", matched));
                 if !lines.is_empty() {
@@ -439,6 +451,20 @@ impl Event {
                             .as_deref()
                             .map(|l| format!(" label={}", escape_display(l.as_bytes())))
                             .unwrap_or_default()
+                    ));
+                }
+            }
+            EventKind::Triggers(list) => {
+                out.push_str(&format!("triggers ({})", list.len()));
+                for t in list {
+                    out.push_str(&format!(
+                        "\n  {} on {} /{}/ -> {}{} (fired {})",
+                        t.trigger_id,
+                        short_id(&t.on),
+                        escape_display(t.regex.as_bytes()),
+                        t.reply,
+                        if t.once { " once" } else { "" },
+                        t.fired
                     ));
                 }
             }
@@ -562,10 +588,16 @@ impl Serialize for Event {
                 }
             }
             EventKind::Sent {
-                message_id, bytes, ..
+                message_id,
+                bytes,
+                trigger,
+                ..
             } => {
                 map.serialize_entry("messageId", message_id)?;
                 map.serialize_entry("bytes", bytes)?;
+                if let Some(t) = trigger {
+                    map.serialize_entry("triggerId", t)?;
+                }
             }
             EventKind::Match { lines, matched } => {
                 map.serialize_entry("lines", lines)?;
@@ -576,6 +608,7 @@ impl Serialize for Event {
             }
             EventKind::Sessions(list) => map.serialize_entry("sessions", list)?,
             EventKind::Listeners(list) => map.serialize_entry("listeners", list)?,
+            EventKind::Triggers(list) => map.serialize_entry("triggers", list)?,
             EventKind::Info(text) => map.serialize_entry("text", text)?,
             EventKind::DataBatch(_)
             | EventKind::Disconnecting

@@ -12,10 +12,12 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::command::{Command, ConnectSpec, ListenSpec, Outcome, UdpSpec};
+use super::command::{Command, ConnectSpec, ListenSpec, Outcome, TriggerSpec, UdpSpec};
+use super::events::short_id;
 use super::events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventKind};
 use super::listener::Listener;
 use super::session::{Direction, Io, Parts, ReadSide, Session};
+use super::trigger::{Scope, Trigger};
 use super::{Ctx, EventSink, addr, new_id, udp};
 
 /// Default timeout of a TCP connect (a `--timeout` on the session overrides it).
@@ -100,6 +102,8 @@ impl Manager {
             recorder: crate::transcript::Recorder::start(events.clone()),
             record_dir: config.record_dir.clone(),
             read_size: config.read_size.max(4096),
+            triggers: Default::default(),
+            trigger_count: Default::default(),
             next_message: AtomicU64::new(0),
             actor: tx.downgrade(),
         });
@@ -110,6 +114,7 @@ impl Manager {
             default_session: None,
             default_listener: None,
             self_tx: tx.downgrade(),
+            next_trigger: 0,
         };
         tokio::spawn(actor.run(rx));
         (Manager { tx, events }, rx_events)
@@ -173,6 +178,7 @@ struct Actor {
     default_session: Option<String>,
     default_listener: Option<String>,
     self_tx: mpsc::WeakSender<Msg>,
+    next_trigger: u64,
 }
 
 impl Actor {
@@ -412,6 +418,35 @@ impl Actor {
                     );
                 });
             }
+            Command::On(spec) => {
+                let result = self.arm_trigger(spec).await;
+                let _ = reply.send(result.map_err(Failure::from));
+            }
+            Command::Triggers => {
+                let list = self
+                    .ctx
+                    .triggers
+                    .read()
+                    .map(|l| l.iter().map(|t| t.info()).collect())
+                    .unwrap_or_default();
+                self.ctx.events.emit(Event::new(EventKind::Triggers(list))).await;
+                let _ = reply.send(Ok(Outcome::Done));
+            }
+            Command::Off { id } => {
+                let result = if self.ctx.remove_trigger(&id) {
+                    self.ctx
+                        .events
+                        .emit(Event::new(EventKind::Info(format!("trigger {id} removed"))))
+                        .await;
+                    Ok(Outcome::Trigger(id))
+                } else {
+                    Err(Failure::from(CoreError::new(
+                        ErrorCode::CommandInvalid,
+                        format!("off: there is no trigger {id:?} (see `triggers`)"),
+                    )))
+                };
+                let _ = reply.send(result);
+            }
             Command::Sessions => {
                 let list = self.sessions.iter().map(|s| s.info()).collect();
                 self.ctx.events.emit(Event::new(EventKind::Sessions(list))).await;
@@ -423,6 +458,46 @@ impl Actor {
                 let _ = reply.send(Ok(Outcome::Done));
             }
         }
+    }
+
+    /// `on`: the trigger applies to the session or listener named, or to
+    /// every session.
+    async fn arm_trigger(&mut self, spec: TriggerSpec) -> CoreResult<Outcome> {
+        let scope = match spec.on.as_deref() {
+            None => Scope::All,
+            Some(r) => match (self.find_session(Some(r)), self.find_listener(Some(r))) {
+                (Ok(s), _) => Scope::Session(s.id.clone()),
+                (_, Ok(l)) => Scope::Listener(l.id.clone()),
+                (Err(e), _) => return Err(e),
+            },
+        };
+        self.next_trigger += 1;
+        let id = format!("trig-{}", self.next_trigger);
+        let trigger = Arc::new(Trigger::new(
+            id.clone(),
+            scope,
+            spec.regex,
+            spec.reply,
+            spec.raw,
+            spec.once,
+        ));
+        let info = trigger.info();
+        {
+            let mut list = self.ctx.triggers.write().unwrap_or_else(|e| e.into_inner());
+            list.push(trigger);
+            self.ctx
+                .trigger_count
+                .store(list.len(), std::sync::atomic::Ordering::Release);
+        }
+        let text = format!(
+            "trigger {id} armed on {}: /{}/ -> {}{}",
+            short_id(&info.on),
+            info.regex,
+            info.reply,
+            if info.once { " (once)" } else { "" }
+        );
+        self.ctx.events.emit(Event::new(EventKind::Info(text))).await;
+        Ok(Outcome::Trigger(id))
     }
 
     fn send(&self, session: Arc<Session>, data: Bytes, reply: Reply) {

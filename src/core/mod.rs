@@ -19,6 +19,7 @@ pub mod listener;
 pub mod manager;
 pub mod session;
 pub mod tls;
+pub mod trigger;
 pub mod udp;
 
 use std::sync::Arc;
@@ -63,11 +64,34 @@ pub(crate) struct Ctx {
     pub record_dir: Option<std::path::PathBuf>,
     /// Bytes asked for per read.
     pub read_size: usize,
+    /// Auto-replies; `trigger_count` lets sessions skip the lock when none.
+    pub triggers: std::sync::RwLock<Vec<Arc<trigger::Trigger>>>,
+    pub trigger_count: std::sync::atomic::AtomicUsize,
     next_message: AtomicU64,
     actor: mpsc::WeakSender<manager::Msg>,
 }
 
 impl Ctx {
+    /// Triggers that apply to a session.
+    pub fn triggers_for(&self, session: &str, listener: Option<&str>) -> Vec<Arc<trigger::Trigger>> {
+        if self.trigger_count.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        let list = self.triggers.read().unwrap_or_else(|e| e.into_inner());
+        list.iter()
+            .filter(|t| !t.is_spent() && t.applies_to(session, listener))
+            .cloned()
+            .collect()
+    }
+
+    pub fn remove_trigger(&self, id: &str) -> bool {
+        let mut list = self.triggers.write().unwrap_or_else(|e| e.into_inner());
+        let before = list.len();
+        list.retain(|t| t.id != id);
+        self.trigger_count.store(list.len(), Ordering::Release);
+        list.len() != before
+    }
+
     pub fn next_message_id(&self) -> u64 {
         self.next_message.fetch_add(1, Ordering::Relaxed) + 1
     }

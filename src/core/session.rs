@@ -56,6 +56,8 @@ pub(crate) enum WriteReq {
     Data {
         data: Bytes,
         done: oneshot::Sender<CoreResult<u64>>,
+        /// The trigger sending it, for the `sent` event.
+        trigger: Option<String>,
     },
     /// Half-close: FIN (or TLS close_notify), keep receiving.
     Shutdown { done: oneshot::Sender<CoreResult<()>> },
@@ -444,12 +446,21 @@ impl Session {
     /// queued at once, in call order; the future resolves with the message
     /// id once they were handed to the kernel.
     pub fn send(&self, data: Bytes) -> impl Future<Output = CoreResult<u64>> + Send + 'static {
+        self.send_as(data, None)
+    }
+
+    /// [`Session::send`] on behalf of a trigger.
+    fn send_as(
+        &self,
+        data: Bytes,
+        trigger: Option<String>,
+    ) -> impl Future<Output = CoreResult<u64>> + Send + 'static {
         let (done, rx) = oneshot::channel();
         let queued = if self.is_closed() {
             Err(self.not_connected())
         } else {
             self.writer
-                .send(WriteReq::Data { data, done })
+                .send(WriteReq::Data { data, done, trigger })
                 .map_err(|_| self.not_connected())
         };
         let closed = self.not_connected();
@@ -489,7 +500,7 @@ impl Session {
         })
     }
 
-    async fn sent(&self, payload: &Bytes, n: usize) -> u64 {
+    async fn sent(&self, payload: &Bytes, n: usize, trigger: Option<String>) -> u64 {
         self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         self.touch();
         let message_id = self.ctx.next_message_id();
@@ -497,9 +508,32 @@ impl Session {
             message_id,
             bytes: n,
             payload: payload.clone(),
+            trigger,
         })
         .await;
         message_id
+    }
+
+    /// Answers received data that matches a trigger (queued in order
+    /// with every other send; recorded and reported like them).
+    fn fire_triggers<'a>(&self, received: impl IntoIterator<Item = &'a [u8]>) {
+        let triggers = self.ctx.triggers_for(&self.id, self.listener_id());
+        if triggers.is_empty() {
+            return;
+        }
+        for data in received {
+            for t in &triggers {
+                let Some(mut reply) = t.reply(data) else { continue };
+                if self.mode == Mode::Line && !t.raw {
+                    reply.extend_from_slice(self.eol.bytes());
+                }
+                // Queued now; the result arrives as the `sent` event.
+                std::mem::drop(self.send_as(Bytes::from(reply), Some(t.id.clone())));
+                if t.once {
+                    self.ctx.remove_trigger(&t.id);
+                }
+            }
+        }
     }
 
     fn not_connected(&self) -> CoreError {
@@ -525,6 +559,7 @@ impl Session {
                     state.backlog.push_stream(&chunk);
                 }
                 self.bump();
+                self.fire_triggers([&chunk[..]]);
                 let count = chunk.len();
                 self.emit(EventKind::Data {
                     payload: chunk,
@@ -550,6 +585,7 @@ impl Session {
             }
         }
         self.bump();
+        self.fire_triggers(lines.iter().map(|l| &l.content[..]));
         // One event per read, however many lines it held: the front end
         // expands the batch (see `Event::expand`).
         let kind = if lines.len() == 1 {
@@ -802,8 +838,8 @@ async fn write_loop(session: Arc<Session>, mut write: WriteSide, mut rx: mpsc::U
                 None => break,
             },
         };
-        let (data, done) = match req {
-            WriteReq::Data { data, done } => (data, done),
+        let (data, done, trigger) = match req {
+            WriteReq::Data { data, done, trigger } => (data, done, trigger),
             WriteReq::Shutdown { done } => {
                 let result = match &mut write {
                     WriteSide::Stream(w) if !write_closed => {
@@ -845,7 +881,7 @@ async fn write_loop(session: Arc<Session>, mut write: WriteSide, mut rx: mpsc::U
                 match result {
                     Ok(()) => {
                         session.record(Mark::Out, &data).await;
-                        let id = session.sent(&data, data.len()).await;
+                        let id = session.sent(&data, data.len(), trigger).await;
                         let _ = done.send(Ok(id));
                     }
                     Err(e) => {
@@ -869,7 +905,7 @@ async fn write_loop(session: Arc<Session>, mut write: WriteSide, mut rx: mpsc::U
                         session.record_event(&format!("to {dest}")).await;
                     }
                     session.record(Mark::Out, &data).await;
-                    Ok(session.sent(&data, n).await)
+                    Ok(session.sent(&data, n, trigger).await)
                 }
                 .await;
                 let _ = done.send(result);
@@ -926,6 +962,7 @@ async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
                     }
                 }
                 session.bump();
+                session.fire_triggers([&payload[..]]);
                 session
                     .emit(EventKind::Data {
                         payload,

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 
 use crate::core::addr::{parse_bind, parse_host_port};
-use crate::core::command::{Command, ConnectSpec, Eol, ListenSpec, Mode, SessionOptions, UdpSpec, View};
+use crate::core::command::{
+    Command, ConnectSpec, Eol, ListenSpec, Mode, SessionOptions, TriggerSpec, UdpSpec, View,
+};
 use crate::core::escape::{decode_hex, decode_payload};
 use crate::core::tls::{ClientTls, ServerTls};
 use crate::core::{CoreError, CoreResult, ErrorCode};
@@ -309,6 +311,40 @@ enum LangCommand {
     Sessions,
     /// List listeners
     Listeners,
+    /// Answer received lines matching REGEX: on [--on REF] [--once] REGEX send PAYLOAD...
+    #[command(
+        after_help = "Examples:\n  on '^AT\\+GMR$' send 'AT version:2.2.0\\r\\nOK'\n  on --on dev-board '^GET (\\w+)$' send 'VALUE $1=42'\n  on --hex '(?-u)^\\x01\\x03' send 01 03 02 00 2a"
+    )]
+    On {
+        /// Only this session, or every client of this listener (default: every session)
+        #[arg(long, value_name = "SESSION|LISTENER")]
+        on: Option<String>,
+        /// Fire once, then disarm
+        #[arg(long)]
+        once: bool,
+        /// The reply is hex digits, sent exactly
+        #[arg(long)]
+        hex: bool,
+        /// Do not append the session's end of line in line mode
+        #[arg(long)]
+        raw: bool,
+        /// Rust regex; received lines (or chunks, or datagrams) that match fire
+        #[arg(value_name = "REGEX", allow_hyphen_values = true)]
+        regex: String,
+        /// The word `send`
+        #[arg(value_name = "send", value_parser = ["send"])]
+        action: String,
+        /// The reply, like `send`; $1…$9 and ${name} are the regex's captures
+        #[arg(value_name = "PAYLOAD", trailing_var_arg = true, allow_hyphen_values = true)]
+        payload: Vec<String>,
+    },
+    /// List the armed triggers
+    Triggers,
+    /// Disarm a trigger
+    Off {
+        #[arg(value_name = "TRIGGER")]
+        id: String,
+    },
     /// Pause the script
     Sleep {
         #[arg(value_name = "DUR", value_parser = parse_duration)]
@@ -354,6 +390,15 @@ pub fn parse_line(line: &str) -> CoreResult<Option<Parsed>> {
     lower(parsed.command).map(Some)
 }
 
+fn compile_regex(command: &str, pattern: &str) -> CoreResult<regex::bytes::Regex> {
+    regex::bytes::Regex::new(pattern).map_err(|e| {
+        CoreError::new(
+            ErrorCode::RegexInvalid,
+            format!("{command} /{pattern}/: {}", e.to_string().replace('\n', " ")),
+        )
+    })
+}
+
 /// `[SESSION] VALUE`: one or two words.
 fn session_and_value(args: Vec<String>) -> (Option<String>, String) {
     let mut args = args.into_iter();
@@ -390,13 +435,7 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
             })
         }
         LangCommand::Waitfor { on, timeout, regex } => {
-            let pattern = regex.join(" ");
-            let regex = regex::bytes::Regex::new(&pattern).map_err(|e| {
-                CoreError::new(
-                    ErrorCode::RegexInvalid,
-                    format!("waitfor /{pattern}/: {}", e.to_string().replace('\n', " ")),
-                )
-            })?;
+            let regex = compile_regex("waitfor", &regex.join(" "))?;
             core(Command::WaitFor {
                 on,
                 timeout: timeout.unwrap_or(DEFAULT_WAIT),
@@ -428,6 +467,32 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
             let file = (value != "off").then(|| PathBuf::from(value));
             core(Command::Record { session, file })
         }
+        LangCommand::On {
+            on,
+            once,
+            hex,
+            raw,
+            regex,
+            action: _,
+            payload,
+        } => {
+            let text = payload.join(" ");
+            let reply = if hex {
+                decode_hex(&text)?
+            } else {
+                decode_payload(&text)?
+            };
+            let regex = compile_regex("on", &regex)?;
+            core(Command::On(TriggerSpec {
+                on,
+                regex,
+                reply: Bytes::from(reply),
+                raw: raw || hex,
+                once,
+            }))
+        }
+        LangCommand::Triggers => core(Command::Triggers),
+        LangCommand::Off { id } => core(Command::Off { id }),
         LangCommand::Sessions => core(Command::Sessions),
         LangCommand::Listeners => core(Command::Listeners),
         LangCommand::Sleep { duration } => Ok(Parsed::Sleep(duration)),

@@ -497,6 +497,13 @@ impl App {
             (EventKind::Sessions(list), _) => {
                 self.set_status(format!("{} session(s); see the Sessions pane", list.len()), false);
             }
+            (EventKind::Triggers(list), _) => {
+                let names: Vec<String> = list
+                    .iter()
+                    .map(|t| format!("{} /{}/", t.trigger_id, t.regex))
+                    .collect();
+                self.set_status(format!("{} trigger(s): {}", list.len(), names.join(", ")), false);
+            }
             (EventKind::Listeners(list), _) => {
                 self.set_status(format!("{} listener(s)", list.len()), false);
             }

@@ -237,7 +237,7 @@ async fn run_loop<B: Backend>(
 
 fn describe(result: crate::core::CoreResult<Outcome>) -> Result<String, String> {
     match result {
-        Ok(Outcome::Session(id)) | Ok(Outcome::Listener(id)) => {
+        Ok(Outcome::Session(id)) | Ok(Outcome::Listener(id)) | Ok(Outcome::Trigger(id)) => {
             Ok(format!(" → {}", crate::core::events::short_id(&id)))
         }
         Ok(Outcome::Done) => Ok(String::new()),

@@ -590,6 +590,7 @@ mod tests {
                 message_id: 1,
                 bytes: 12,
                 payload: bytes::Bytes::from_static(b"AT+VERSION?\n"),
+                trigger: None,
             })
             .session(&sid(1)),
         );

@@ -1,0 +1,149 @@
+//! Auto-replies: `on REGEX send PAYLOAD` answers every received line (or
+//! chunk in binary mode, or datagram) that matches, with `$1`…`$9` and
+//! `${name}` capture groups substituted — enough to make muxcat answer
+//! like the device it stands in for.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use serde::Serialize;
+
+/// What a trigger listens to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every session, present and future.
+    All,
+    Session(String),
+    /// Every client of the listener, present and future.
+    Listener(String),
+}
+
+#[derive(Debug)]
+pub struct Trigger {
+    pub id: String,
+    pub scope: Scope,
+    pub regex: regex::bytes::Regex,
+    /// The reply, escapes decoded, `$1`/`${name}` still to expand.
+    pub template: Bytes,
+    /// No end of line appended (hex payloads, `--raw`).
+    pub raw: bool,
+    pub once: bool,
+    fired: AtomicU64,
+    spent: AtomicBool,
+}
+
+/// One row of the `triggers` listing.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerInfo {
+    pub trigger_id: String,
+    /// `all`, or the session or listener id.
+    pub on: String,
+    pub regex: String,
+    pub reply: String,
+    pub once: bool,
+    pub fired: u64,
+}
+
+impl Trigger {
+    pub fn new(
+        id: String,
+        scope: Scope,
+        regex: regex::bytes::Regex,
+        template: Bytes,
+        raw: bool,
+        once: bool,
+    ) -> Self {
+        Trigger {
+            id,
+            scope,
+            regex,
+            template,
+            raw,
+            once,
+            fired: AtomicU64::new(0),
+            spent: AtomicBool::new(false),
+        }
+    }
+
+    pub fn applies_to(&self, session: &str, listener: Option<&str>) -> bool {
+        match &self.scope {
+            Scope::All => true,
+            Scope::Session(id) => id == session,
+            Scope::Listener(id) => listener == Some(id.as_str()),
+        }
+    }
+
+    /// The reply to `data` if it matches (and a `--once` trigger has not
+    /// fired yet).
+    pub fn reply(&self, data: &[u8]) -> Option<Vec<u8>> {
+        let caps = self.regex.captures(data)?;
+        if self.once && self.spent.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        self.fired.fetch_add(1, Ordering::Relaxed);
+        let mut out = Vec::with_capacity(self.template.len() + 16);
+        caps.expand(&self.template, &mut out);
+        Some(out)
+    }
+
+    pub fn is_spent(&self) -> bool {
+        self.spent.load(Ordering::Acquire)
+    }
+
+    pub fn info(&self) -> TriggerInfo {
+        TriggerInfo {
+            trigger_id: self.id.clone(),
+            on: match &self.scope {
+                Scope::All => "all".to_string(),
+                Scope::Session(id) | Scope::Listener(id) => id.clone(),
+            },
+            regex: self.regex.as_str().to_string(),
+            reply: crate::core::escape::escape_transcript(&self.template),
+            once: self.once,
+            fired: self.fired.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trigger(re: &str, reply: &str, once: bool) -> Trigger {
+        Trigger::new(
+            "trig-1".into(),
+            Scope::All,
+            regex::bytes::Regex::new(re).unwrap(),
+            Bytes::copy_from_slice(reply.as_bytes()),
+            false,
+            once,
+        )
+    }
+
+    #[test]
+    fn captures_are_substituted() {
+        let t = trigger(r"^GET (\w+) (?P<unit>\w+)$", "VALUE $1=42 ${unit} $$", false);
+        assert_eq!(t.reply(b"GET temp C").unwrap(), b"VALUE temp=42 C $");
+        assert!(t.reply(b"PUT temp C").is_none());
+        assert_eq!(t.info().fired, 1);
+    }
+
+    #[test]
+    fn once_fires_once() {
+        let t = trigger("ping", "pong", true);
+        assert!(t.reply(b"ping").is_some());
+        assert!(t.reply(b"ping").is_none());
+        assert!(t.is_spent());
+    }
+
+    #[test]
+    fn scopes() {
+        let mut t = trigger("x", "y", false);
+        assert!(t.applies_to("s1", None));
+        t.scope = Scope::Listener("l1".into());
+        assert!(t.applies_to("s2", Some("l1")) && !t.applies_to("s2", None));
+        t.scope = Scope::Session("s1".into());
+        assert!(t.applies_to("s1", Some("l1")) && !t.applies_to("s2", Some("l1")));
+    }
+}
