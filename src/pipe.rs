@@ -192,13 +192,16 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
         }
     };
     let is_listen = matches!(open, Command::Listen(_));
+    // Events that arrive while the opening command completes (data read
+    // at once, a client accepted at once) are kept for the main loop.
+    let mut early = std::collections::VecDeque::new();
     let opened = {
         let pending = manager.submit(open).await;
         tokio::pin!(pending);
         loop {
             tokio::select! {
                 r = &mut pending => break r,
-                Some(ev) = events.recv() => diagnose(&ev, &opts),
+                Some(ev) = events.recv() => early.push_back(ev),
             }
         }
     };
@@ -207,6 +210,9 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
         Ok(Outcome::Session(id)) => (None, Some(id)),
         Ok(Outcome::Done | Outcome::Trigger(_)) => (None, None),
         Err(_) => {
+            for ev in early.drain(..) {
+                diagnose(&ev, &opts);
+            }
             while let Ok(ev) = events.try_recv() {
                 diagnose(&ev, &opts);
             }
@@ -232,7 +238,7 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     let mut code = EXIT_OK;
     loop {
         tokio::select! {
-            ev = events.recv() => {
+            ev = async { match early.pop_front() { Some(ev) => Some(ev), None => events.recv().await } } => {
                 let Some(ev) = ev else { break };
                 diagnose(&ev, &opts);
                 let sid = ev.session_id.clone();

@@ -462,3 +462,33 @@ fn sigterm_closes_cleanly() {
     assert_eq!(status.code(), Some(130));
     wait_listening(port);
 }
+
+/// Bytes a server sends the moment it accepts reach stdout, even while the
+/// opening command is still completing (a recording makes that window wider).
+#[test]
+fn a_banner_sent_at_once_is_not_lost() {
+    for _ in 0..5 {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            s.write_all(b"BANNER v1\n").unwrap();
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let (out, code) = run_with_input(
+            muxcat(&[
+                "-q",
+                "--record",
+                dir.path().to_str().unwrap(),
+                "connect",
+                &format!("127.0.0.1:{port}"),
+            ]),
+            b"bye\n".to_vec(),
+        );
+        peer.join().unwrap();
+        assert_eq!(code, 0);
+        assert_eq!(out, b"BANNER v1\n");
+    }
+}

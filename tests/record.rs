@@ -137,6 +137,7 @@ fn sixteen_mib_both_ways_decode_byte_exact() {
     let out = child.wait_with_output().unwrap();
     feeder.join().unwrap();
     assert!(out.status.success());
+    assert_eq!(out.stdout.len(), from_peer.len(), "stdout has the wrong length");
     assert_eq!(sha256(&out.stdout), sha256(&from_peer));
     assert_eq!(sha256(&peer.join().unwrap()), sha256(&to_peer));
 
