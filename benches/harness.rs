@@ -464,6 +464,158 @@ fn scale(n: usize, peers_n: usize) {
     }
 }
 
+/// CPU time (user + system) of a process so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(") ")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    // After the command name: state is field 0, utime 11, stime 12.
+    fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// The TUI in a pseudo-terminal: keystroke-to-screen latency while one
+/// session is flooded, and idle CPU with 100 quiet sessions.
+fn responsiveness(presses: usize) {
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    println!("\n## 5. Responsiveness: keystroke to screen while a session is flooded");
+    // A flood server and an echo server (for the quiet sessions).
+    let flood = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let flood_port = flood.local_addr().map(|a| a.port()).unwrap_or(0);
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = flood.accept() {
+            let line = b"FLOOD 0123456789 abcdefghijklmnopqrstuvwxyz 0123456789\n".repeat(1024);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(60) && s.write_all(&line).is_ok() {}
+        }
+    });
+    let quiet = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let quiet_port = quiet.local_addr().map(|a| a.port()).unwrap_or(0);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = quiet.accept() {
+            held.push(s);
+        }
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    let pty = match native_pty_system().openpty(PtySize {
+        rows: 40,
+        cols: 140,
+        pixel_width: 0,
+        pixel_height: 0,
+    }) {
+        Ok(p) => p,
+        Err(e) => return println!("no pseudo-terminal: {e}"),
+    };
+    let mut cmd = CommandBuilder::new(muxcat());
+    let mut args = vec!["tui".to_string()];
+    for _ in 0..100 {
+        args.push("-c".into());
+        args.push(format!("connect 127.0.0.1:{quiet_port}"));
+    }
+    cmd.args(&args);
+    cmd.env("TERM", "xterm-256color");
+    cmd.env("HOME", home.path());
+    cmd.env("XDG_DATA_HOME", home.path());
+    let Ok(mut child) = pty.slave.spawn_command(cmd) else {
+        return println!("cannot start the TUI");
+    };
+    drop(pty.slave);
+    let Ok(mut reader) = pty.master.try_clone_reader() else {
+        return;
+    };
+    let Ok(mut writer) = pty.master.take_writer() else {
+        return;
+    };
+    let parser = Arc::new(Mutex::new(vt100::Parser::new(
+        std::num::NonZeroU16::new(40).expect("rows"),
+        std::num::NonZeroU16::new(140).expect("cols"),
+        0,
+    )));
+    let feed = parser.clone();
+    std::thread::spawn(move || {
+        let _master = pty.master;
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut p) = feed.lock() {
+                p.process(&buf[..n]);
+            }
+        }
+    });
+    let screen = || parser.lock().map(|p| p.screen().contents()).unwrap_or_default();
+    let wait_for = |pred: &dyn Fn(&str) -> bool, limit: Duration| -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if pred(&screen()) {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        None
+    };
+    if wait_for(&|s| s.contains("Sessions 100"), Duration::from_secs(20)).is_none() {
+        let _ = child.kill();
+        return println!("the TUI did not show 100 sessions");
+    }
+    // Idle: 100 quiet sessions, nothing happening.
+    let pid = child.process_id().unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let idle = cpu_ticks(pid).saturating_sub(before);
+    println!("idle CPU, 100 quiet sessions: {} ms over 3 s", idle * 10);
+    // Open the flood and select it: the newest session is the last row.
+    let _ = writer.write_all(format!(":connect --label flood 127.0.0.1:{flood_port}\r").as_bytes());
+    if wait_for(&|s| s.contains("Sessions 101"), Duration::from_secs(10)).is_none() {
+        let _ = child.kill();
+        return println!("the flood session did not open");
+    }
+    for _ in 0..101 {
+        let _ = writer.write_all(b"j");
+    }
+    let _ = writer.flush();
+    if wait_for(&|s| s.contains("< FLOOD"), Duration::from_secs(10)).is_none() {
+        let _ = child.kill();
+        return println!("the flood never showed; the screen:\n{}", screen());
+    }
+    // Each press of `t` hides or shows the timestamps: time until the screen agrees.
+    let mut latencies = Vec::new();
+    let stamp = |s: &str| {
+        s.lines()
+            .any(|l| l.contains(" < FLOOD") && l.chars().filter(|c| *c == ':').count() >= 2)
+    };
+    for _ in 0..presses {
+        let shown = stamp(&screen());
+        let _ = writer.write_all(b"t");
+        let _ = writer.flush();
+        if let Some(d) = wait_for(&|s| stamp(s) != shown, Duration::from_secs(5)) {
+            latencies.push(d.as_secs_f64() * 1000.0);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if latencies.is_empty() {
+        return println!("no keystroke took effect within 5 s");
+    }
+    let max = latencies.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "keystroke to screen under flood: median {:.1} ms, max {:.1} ms ({} presses)",
+        median(latencies.clone()),
+        max,
+        latencies.len()
+    );
+}
+
 fn startup(runs: usize) {
     println!("\n## 7. Start-up: `muxcat run` of a one-line script, median of {runs}");
     let mut times = Vec::new();
@@ -500,7 +652,7 @@ fn main() {
     } else {
         (512u64 << 20, 1, 2_000, 300)
     };
-    // `--only pipe|managed|scale|startup` runs one section.
+    // `--only pipe|managed|scale|tui|startup` runs one section.
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -516,6 +668,9 @@ fn main() {
     }
     if run("scale") {
         scale(sessions, peers);
+    }
+    if run("tui") {
+        responsiveness(if full { 40 } else { 10 });
     }
     println!("\n## 4 and 6. TUI frame time and hot paths: cargo bench --bench hot_paths");
     if run("startup") {

@@ -29,6 +29,8 @@ use keymap::Keymap;
 
 /// At most this many frames a second.
 const FRAME: Duration = Duration::from_millis(16);
+/// How long one turn of the loop may spend taking in queued events.
+const EVENT_BUDGET: Duration = Duration::from_millis(8);
 
 pub struct TuiOptions {
     /// A command to open first (`muxcat connect … ` on a terminal).
@@ -211,9 +213,11 @@ async fn run_loop<B: Backend>(
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 app.on_event(&ev);
-                // Take what else is queued before drawing: a flood costs
-                // one frame per batch, not one per event.
-                for _ in 0..4096 {
+                // Take what else is queued before drawing, a few
+                // milliseconds' worth: a flood costs one frame per batch,
+                // and keys still get their turn between batches.
+                let budget = Instant::now() + EVENT_BUDGET;
+                while Instant::now() < budget {
                     match events.try_recv() {
                         Ok(ev) => app.on_event(&ev),
                         Err(_) => break,
