@@ -25,6 +25,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Closed sessions kept listed (for their scrollback and `sessions`) before
 /// the oldest are forgotten.
 const KEEP_CLOSED: usize = 1000;
+/// Sessions registered between two prunings of closed ones.
+const PRUNE_EVERY: u64 = 256;
 
 #[derive(Clone, Debug)]
 pub struct ManagerConfig {
@@ -115,6 +117,7 @@ impl Manager {
             default_listener: None,
             self_tx: tx.downgrade(),
             next_trigger: 0,
+            registered: 0,
         };
         tokio::spawn(actor.run(rx));
         (Manager { tx, events }, rx_events)
@@ -179,6 +182,7 @@ struct Actor {
     default_listener: Option<String>,
     self_tx: mpsc::WeakSender<Msg>,
     next_trigger: u64,
+    registered: u64,
 }
 
 impl Actor {
@@ -212,6 +216,12 @@ impl Actor {
             self.default_session = Some(session.id.clone());
         }
         self.sessions.push(session);
+        // Counting closed sessions walks the whole table: do it once every
+        // so many sessions, not on every one (10 000 accepts stay linear).
+        self.registered += 1;
+        if self.registered % PRUNE_EVERY != 0 {
+            return;
+        }
         let closed = self.sessions.iter().filter(|s| s.is_closed()).count();
         if closed > KEEP_CLOSED {
             let mut excess = closed - KEEP_CLOSED;

@@ -63,6 +63,14 @@ pub(crate) enum WriteReq {
     Shutdown { done: oneshot::Sender<CoreResult<()>> },
 }
 
+/// The writer task starts with the first send or half-close: an idle
+/// session holds no channel and no task (a few KiB of the per-session cost).
+enum Writer {
+    Idle(WriteSide),
+    Running(mpsc::UnboundedSender<WriteReq>),
+    Gone,
+}
+
 /// Where the writer writes.
 enum WriteSide {
     Stream(Box<dyn AsyncWrite + Send + Unpin>),
@@ -164,7 +172,7 @@ pub struct Session {
     pub timeout: Option<Duration>,
     half_open: bool,
     pub(crate) ctx: Arc<Ctx>,
-    writer: mpsc::UnboundedSender<WriteReq>,
+    writer: Mutex<Writer>,
     udp: Option<Arc<UdpSocket>>,
     state: Mutex<State>,
     /// Bumped on every received line/chunk and on close; waiters watch it.
@@ -200,10 +208,9 @@ pub(crate) enum Io {
 }
 
 impl Session {
-    /// Builds the session and starts its writer; [`Session::start_reading`]
-    /// starts the reader once the opening event has been emitted.
+    /// Builds the session; [`Session::start_reading`] starts the reader
+    /// once the opening event has been emitted, the first send the writer.
     pub(crate) fn new(parts: Parts, io: Io, ctx: Arc<Ctx>) -> (Arc<Session>, Option<ReadSide>) {
-        let (writer, rx) = mpsc::unbounded_channel();
         let (read, write, udp) = match io {
             Io::Stream { read, write } => (Some(read), WriteSide::Stream(write), None),
             Io::Udp(socket) => (None, WriteSide::Udp(socket.clone()), Some(socket)),
@@ -221,7 +228,7 @@ impl Session {
             timeout: parts.timeout,
             half_open: parts.half_open,
             ctx,
-            writer,
+            writer: Mutex::new(Writer::Idle(write)),
             udp,
             state: Mutex::new(State {
                 closed: None,
@@ -241,8 +248,6 @@ impl Session {
             bytes_out: AtomicU64::new(0),
             released: AtomicBool::new(false),
         });
-        let task = tokio::spawn(write_loop(session.clone(), write, rx));
-        session.lock().tasks.push(task);
         (session, read)
     }
 
@@ -445,24 +450,18 @@ impl Session {
     /// Sends bytes as they are (the caller appended any EOL). The bytes are
     /// queued at once, in call order; the future resolves with the message
     /// id once they were handed to the kernel.
-    pub fn send(&self, data: Bytes) -> impl Future<Output = CoreResult<u64>> + Send + 'static {
+    pub fn send(self: &Arc<Self>, data: Bytes) -> impl Future<Output = CoreResult<u64>> + Send + 'static {
         self.send_as(data, None)
     }
 
     /// [`Session::send`] on behalf of a trigger.
     fn send_as(
-        &self,
+        self: &Arc<Self>,
         data: Bytes,
         trigger: Option<String>,
     ) -> impl Future<Output = CoreResult<u64>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        let queued = if self.is_closed() {
-            Err(self.not_connected())
-        } else {
-            self.writer
-                .send(WriteReq::Data { data, done, trigger })
-                .map_err(|_| self.not_connected())
-        };
+        let queued = self.queue(WriteReq::Data { data, done, trigger });
         let closed = self.not_connected();
         async move {
             queued?;
@@ -471,19 +470,50 @@ impl Session {
     }
 
     /// Half-closes: no more sends, the peer sees the end; receiving goes on.
-    pub fn half_close(&self) -> impl Future<Output = CoreResult<()>> + Send + 'static {
+    pub fn half_close(self: &Arc<Self>) -> impl Future<Output = CoreResult<()>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        let queued = if self.is_closed() {
-            Err(self.not_connected())
-        } else {
-            self.writer
-                .send(WriteReq::Shutdown { done })
-                .map_err(|_| self.not_connected())
-        };
+        let queued = self.queue(WriteReq::Shutdown { done });
         let closed = self.not_connected();
         async move {
             queued?;
             rx.await.map_err(|_| closed)?
+        }
+    }
+
+    /// Hands a request to the writer, starting it on first use.
+    fn queue(self: &Arc<Self>, req: WriteReq) -> CoreResult<()> {
+        if self.is_closed() {
+            return Err(self.not_connected());
+        }
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Writer::Idle(_) = &*writer
+            && let Writer::Idle(side) = std::mem::replace(&mut *writer, Writer::Gone)
+        {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let task = tokio::spawn(write_loop(self.clone(), side, rx));
+            self.lock().tasks.push(task);
+            *writer = Writer::Running(tx);
+        }
+        match &*writer {
+            Writer::Running(tx) => tx.send(req).map_err(|_| self.not_connected()),
+            _ => Err(self.not_connected()),
+        }
+    }
+
+    /// At close: a writer that never started still owes the peer its FIN.
+    async fn shut_idle_writer(&self) {
+        let idle = {
+            let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            match std::mem::replace(&mut *writer, Writer::Gone) {
+                Writer::Idle(side) => Some(side),
+                running => {
+                    *writer = running;
+                    None
+                }
+            }
+        };
+        if let Some(WriteSide::Stream(mut w)) = idle {
+            let _ = tokio::time::timeout(Duration::from_secs(2), w.shutdown()).await;
         }
     }
 
@@ -516,7 +546,7 @@ impl Session {
 
     /// Answers received data that matches a trigger (queued in order
     /// with every other send; recorded and reported like them).
-    fn fire_triggers<'a>(&self, received: impl IntoIterator<Item = &'a [u8]>) {
+    fn fire_triggers<'a>(self: &Arc<Self>, received: impl IntoIterator<Item = &'a [u8]>) {
         let triggers = self.ctx.triggers_for(&self.id, self.listener_id());
         if triggers.is_empty() {
             return;
@@ -544,7 +574,7 @@ impl Session {
     }
 
     /// Handles one received chunk: counts it, frames it, reports it.
-    async fn received(&self, chunk: Bytes, splitter: &mut LineSplitter, lines: &mut Vec<Line>) {
+    async fn received(self: &Arc<Self>, chunk: Bytes, splitter: &mut LineSplitter, lines: &mut Vec<Line>) {
         self.bytes_in.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.record(Mark::In, &chunk).await;
         match self.mode {
@@ -572,7 +602,7 @@ impl Session {
         }
     }
 
-    async fn deliver_lines(&self, lines: &mut Vec<Line>) {
+    async fn deliver_lines(self: &Arc<Self>, lines: &mut Vec<Line>) {
         if lines.is_empty() {
             self.touch();
             return;
@@ -632,6 +662,7 @@ impl Session {
             self.emit(EventKind::Disconnecting).await;
         }
         self.cancel.cancel();
+        self.shut_idle_writer().await;
         if reason == CloseReason::Local {
             for task in tasks {
                 let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
