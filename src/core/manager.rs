@@ -219,7 +219,7 @@ impl Actor {
         // Counting closed sessions walks the whole table: do it once every
         // so many sessions, not on every one (10 000 accepts stay linear).
         self.registered += 1;
-        if self.registered % PRUNE_EVERY != 0 {
+        if !self.registered.is_multiple_of(PRUNE_EVERY) {
             return;
         }
         let closed = self.sessions.iter().filter(|s| s.is_closed()).count();

@@ -815,7 +815,8 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide) {
             _ = session.cancel.cancelled() => return,
             _ = sleep_until_opt(deadline) => {
                 if session.deadline().is_some_and(|d| d <= Instant::now()) {
-                    session.expire().await;
+                    // Cold paths are boxed so the reader future stays small while idle.
+                    Box::pin(session.expire()).await;
                     return;
                 }
                 continue;
@@ -827,7 +828,7 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide) {
                 splitter.finish(&mut lines);
                 session.deliver_lines(&mut lines).await;
                 if session.end_of_input().await {
-                    session.close(CloseReason::Remote, None).await;
+                    Box::pin(session.close(CloseReason::Remote, None)).await;
                 }
                 return;
             }
@@ -840,12 +841,13 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide) {
                 } else {
                     buf.split().freeze()
                 };
-                session.received(chunk, &mut splitter, &mut lines).await;
+                // Boxed: one allocation per read keeps the idle reader small.
+                Box::pin(session.received(chunk, &mut splitter, &mut lines)).await;
             }
             Err(e) => {
                 splitter.finish(&mut lines);
                 session.deliver_lines(&mut lines).await;
-                session.fail("read failed", e).await;
+                Box::pin(session.fail("read failed", e)).await;
                 return;
             }
         }
@@ -959,7 +961,8 @@ async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
             _ = session.cancel.cancelled() => return,
             _ = sleep_until_opt(deadline) => {
                 if session.deadline().is_some_and(|d| d <= Instant::now()) {
-                    session.expire().await;
+                    // Cold paths are boxed so the reader future stays small while idle.
+                    Box::pin(session.expire()).await;
                     return;
                 }
                 continue;
@@ -1019,7 +1022,7 @@ async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
                     .await;
             }
             Err(e) => {
-                session.fail("receive failed", e).await;
+                Box::pin(session.fail("receive failed", e)).await;
                 return;
             }
         }
