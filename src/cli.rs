@@ -384,16 +384,8 @@ fn print_transcript(out: &mut impl Write, parsed: &transcript::Parsed) -> std::i
     writeln!(out, "{}", parsed.header)?;
     for e in &parsed.entries {
         let time = e.at.get(11..26).unwrap_or(&e.at);
-        let mark = match e.mark {
-            Mark::In => '<',
-            Mark::Out => '>',
-            Mark::Event => '*',
-        };
-        writeln!(
-            out,
-            "{time} {mark} {}",
-            crate::core::escape::escape_display(&e.data)
-        )?;
+        let shown = crate::core::escape::escape_display(&e.data);
+        writeln!(out, "{time} {} {shown}", e.mark.symbol())?;
     }
     Ok(())
 }

@@ -46,6 +46,11 @@ impl Mark {
             Mark::Event => b'*',
         }
     }
+
+    /// `<`, `>` or `*`.
+    pub fn symbol(self) -> char {
+        char::from(self.byte())
+    }
 }
 
 enum Msg {
@@ -64,6 +69,7 @@ enum Msg {
     },
     Close {
         id: u64,
+        done: oneshot::Sender<()>,
     },
     Flush {
         done: oneshot::Sender<()>,
@@ -153,8 +159,12 @@ impl Transcript {
             .await;
     }
 
+    /// Closes the file; returns once what was queued for it is written.
     pub async fn close(&self) {
-        let _ = self.tx.send(Msg::Close { id: self.id }).await;
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Msg::Close { id: self.id, done }).await.is_ok() {
+            let _ = rx.await;
+        }
     }
 }
 
@@ -246,13 +256,14 @@ fn writer_thread(mut rx: mpsc::Receiver<Msg>, events: EventSink) {
                 }
                 dirty = true;
             }
-            Msg::Close { id } => {
+            Msg::Close { id, done } => {
                 if let Some(mut file) = files.remove(&id)
                     && !file.failed
                     && let Err(e) = file.out.flush()
                 {
                     report(&mut file, &events, e);
                 }
+                let _ = done.send(());
             }
             Msg::Flush { done } => {
                 flush_all(&mut files, &events);

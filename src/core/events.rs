@@ -330,16 +330,20 @@ impl Event {
         }
     }
 
+    /// A batch formatted as its single events, one per line.
+    fn each_line(&self, format: fn(&Event) -> String) -> String {
+        self.clone()
+            .expand()
+            .iter()
+            .map(format)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// One JSON object, as printed by `--json` (a batch: one per line).
     pub fn to_json(&self) -> String {
         if let EventKind::DataBatch(_) = self.kind {
-            return self
-                .clone()
-                .expand()
-                .iter()
-                .map(Event::to_json)
-                .collect::<Vec<_>>()
-                .join("\n");
+            return self.each_line(Event::to_json);
         }
         // Serialising our own types to a String cannot fail.
         serde_json::to_string(self).unwrap_or_default()
@@ -350,13 +354,7 @@ impl Event {
     /// Peer bytes are escaped so they never reach the terminal raw.
     pub fn to_readable(&self) -> String {
         if let EventKind::DataBatch(_) = self.kind {
-            return self
-                .clone()
-                .expand()
-                .iter()
-                .map(Event::to_readable)
-                .collect::<Vec<_>>()
-                .join("\n");
+            return self.each_line(Event::to_readable);
         }
         let mut out = self.timestamp.format("%H:%M:%S%.3f").to_string();
         out.push(' ');

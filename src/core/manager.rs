@@ -761,25 +761,8 @@ impl Actor {
                     )
                 });
         };
-        if let Some(n) = r.strip_prefix('@') {
-            let n: usize = n.parse().map_err(|_| {
-                CoreError::new(
-                    ErrorCode::SessionNotFound,
-                    format!("{r:?}: @N takes a number from 1"),
-                )
-            })?;
-            return self
-                .sessions
-                .iter()
-                .filter(|s| !s.is_closed())
-                .nth(n.wrapping_sub(1))
-                .cloned()
-                .ok_or_else(|| {
-                    CoreError::new(
-                        ErrorCode::SessionNotFound,
-                        format!("there is no live session {r}"),
-                    )
-                });
+        if r.starts_with('@') {
+            return by_position(&self.sessions, r, |s| !s.is_closed(), "live session");
         }
         let found = find_by_ref(&self.sessions, r, "sess", |s| (&s.id, &s.label));
         resolve_found(found, r, "session")
@@ -799,24 +782,28 @@ impl Actor {
                     )
                 });
         };
-        if let Some(n) = r.strip_prefix('@') {
-            let n: usize = n.parse().unwrap_or(0);
-            return self
-                .listeners
-                .iter()
-                .filter(|l| !l.is_closed())
-                .nth(n.wrapping_sub(1))
-                .cloned()
-                .ok_or_else(|| {
-                    CoreError::new(
-                        ErrorCode::SessionNotFound,
-                        format!("there is no open listener {r}"),
-                    )
-                });
+        if r.starts_with('@') {
+            return by_position(&self.listeners, r, |l| !l.is_closed(), "open listener");
         }
         let found = find_by_ref(&self.listeners, r, "lstn", |l| (&l.id, &l.label));
         resolve_found(found, r, "listener")
     }
+}
+
+/// `@N`: the N-th (from 1) of the items that are still open, in opening order.
+fn by_position<T>(items: &[Arc<T>], r: &str, open: impl Fn(&T) -> bool, what: &str) -> CoreResult<Arc<T>> {
+    let n: usize = r[1..].parse().map_err(|_| {
+        CoreError::new(
+            ErrorCode::SessionNotFound,
+            format!("{r:?}: @N takes a number from 1"),
+        )
+    })?;
+    items
+        .iter()
+        .filter(|i| open(i))
+        .nth(n.wrapping_sub(1))
+        .cloned()
+        .ok_or_else(|| CoreError::new(ErrorCode::SessionNotFound, format!("there is no {what} {r}")))
 }
 
 /// Exact id, then label, then unique prefix of the uuid part.

@@ -7,25 +7,10 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+pub use crate::transcript::Mark;
+
 /// Bytes per hex dump row.
 pub const HEX_WIDTH: usize = 16;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mark {
-    In,
-    Out,
-    Event,
-}
-
-impl Mark {
-    pub fn symbol(self) -> char {
-        match self {
-            Mark::In => '<',
-            Mark::Out => '>',
-            Mark::Event => '*',
-        }
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct Entry {
