@@ -62,16 +62,7 @@ async fn a_100_mib_line_without_newline_arrives_in_64k_pieces() {
 #[tokio::test]
 async fn every_byte_value_arrives_and_json_stays_valid() {
     let all: Vec<u8> = (0..=255u8).collect();
-    let data = all.clone();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        s.write_all(&data).await.unwrap();
-        s.shutdown().await.unwrap();
-        let mut sink = Vec::new();
-        let _ = s.read_to_end(&mut sink).await;
-    });
+    let addr = sending_server(all.clone()).await;
     let mut h = Harness::new();
     let id = h.session(&format!("connect --mode binary {addr}")).await;
     h.find(is("disconnected", &id)).await;

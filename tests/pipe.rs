@@ -9,7 +9,7 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{muxcat_bin, sha256};
+use common::{muxcat_bin, random_bytes, sha256};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -67,18 +67,6 @@ fn muxcat_listener(args: &[&str]) -> Child {
     // Keep draining stderr so the child never blocks on it.
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     child
-}
-
-fn random_bytes(n: usize) -> Vec<u8> {
-    let mut data = vec![0u8; n];
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D ^ n as u64;
-    for chunk in data.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    data
 }
 
 /// Runs `client` with `input` on stdin; returns its stdout and status.
@@ -315,7 +303,7 @@ fn tls_in_pipe_mode() {
 /// muxcat as client and as server against each peer tool, both directions.
 #[test]
 fn interoperates_with_socat_ncat_and_nc() {
-    let data = random_bytes(4 * 1024 * 1024);
+    let data = random_bytes(4 * 1024 * 1024, 7);
     let want = sha256(&data);
     let peers: Vec<(&str, Vec<String>, Vec<String>)> = vec![
         (

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Harness, echo_server, muxcat_bin, sha256};
+use common::{Harness, echo_server, muxcat_bin, random_bytes, sha256};
 use muxcat::core::ErrorCode;
 use muxcat::transcript::{self, Mark};
 
@@ -20,18 +20,6 @@ fn transcripts(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut data = vec![0u8; n];
-    let mut x: u64 = seed | 1;
-    for chunk in data.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    data
 }
 
 fn replay(args: &[&str]) -> std::process::Output {

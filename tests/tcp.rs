@@ -328,25 +328,9 @@ async fn sessions_listing() {
 #[tokio::test]
 async fn transfer_64_mib_arrives_intact() {
     const SIZE: usize = 64 * 1024 * 1024;
-    // Deterministic pseudo-random bytes (xorshift), all byte values.
-    let mut data = vec![0u8; SIZE];
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for chunk in data.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
+    let data = random_bytes(SIZE, 0x9E37_79B9_7F4A_7C15);
     let want = sha256(&data);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        s.write_all(&data).await.unwrap();
-        s.shutdown().await.unwrap();
-        let mut sink = Vec::new();
-        let _ = s.read_to_end(&mut sink).await;
-    });
+    let addr = sending_server(data).await;
     let mut h = Harness::new();
     let id = h.session(&format!("connect --mode binary {addr}")).await;
     let mut got = Vec::with_capacity(SIZE);

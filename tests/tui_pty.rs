@@ -83,6 +83,18 @@ impl Tui {
         }
     }
 
+    /// Waits (bounded) for muxcat to exit.
+    fn wait_exit(&mut self) -> portable_pty::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "muxcat did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn keys(&mut self, keys: &str) {
         self.writer.write_all(keys.as_bytes()).unwrap();
         self.writer.flush().unwrap();
@@ -170,14 +182,7 @@ fn listener_client_command_insert_hex_search_quit() {
     tui.keys("q");
     tui.wait_for("Quit? (y/n)");
     tui.keys("y");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = tui.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "muxcat did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = tui.wait_exit();
     assert!(status.success());
     let mut rest = Vec::new();
     peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -201,11 +206,7 @@ fn command_errors_show_in_the_status_line_and_the_tui_carries_on() {
     tui.keys("\x1b");
     // No live session: quits at once.
     tui.keys("q");
-    let start = Instant::now();
-    while tui.child.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(10), "muxcat did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tui.wait_exit();
 }
 
 #[test]
@@ -224,11 +225,7 @@ fn connect_on_a_terminal_opens_the_tui_on_that_session() {
     tui.keys("\x04"); // ctrl-d disconnects the selected session
     tui.wait_for("disconnected local");
     tui.keys("q");
-    let start = Instant::now();
-    while tui.child.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(10), "muxcat did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tui.wait_exit();
 }
 
 #[test]

@@ -193,6 +193,34 @@ pub async fn scripted_server(pieces: Vec<(Duration, Vec<u8>)>) -> SocketAddr {
     addr
 }
 
+/// Deterministic pseudo-random bytes (xorshift), every byte value.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut data = vec![0u8; n];
+    let mut x: u64 = seed | 1;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    data
+}
+
+/// A server that sends `data` to its one client, ends its output, and
+/// reads whatever the client sends until the client closes.
+pub async fn sending_server(data: Vec<u8>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        s.write_all(&data).await.expect("write");
+        s.shutdown().await.expect("shutdown");
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink).await;
+    });
+    addr
+}
+
 /// Path of the muxcat binary built for these tests.
 pub fn muxcat_bin() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_muxcat"))
