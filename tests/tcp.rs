@@ -371,11 +371,17 @@ async fn flood_is_slowed_not_buffered() {
     });
     let mut h = Harness::new();
     h.session(&format!("connect --mode binary {addr}")).await;
-    // Do not read events for a while.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let stalled_at = sent.load(std::sync::atomic::Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let later = sent.load(std::sync::atomic::Ordering::Relaxed);
+    // Read no events: the peer must come to a stop (checked as "no
+    // progress for 500 ms", within 20 s however slow the machine).
+    let start = std::time::Instant::now();
+    let (stalled_at, later) = loop {
+        let before = sent.load(std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = sent.load(std::sync::atomic::Ordering::Relaxed);
+        if before == after || start.elapsed() > Duration::from_secs(20) {
+            break (before, after);
+        }
+    };
     assert_eq!(
         stalled_at, later,
         "the peer kept sending: the session was still reading"
