@@ -124,8 +124,8 @@ async fn slowloris_is_cut_by_the_inactivity_timeout_only_when_set() {
         }
     });
     let mut h = Harness::new();
-    // One byte every 100 ms keeps a 300 ms inactivity timeout from firing...
-    let patient = h.session(&format!("connect --timeout 300ms {addr}")).await;
+    // One byte every 100 ms keeps a 700 ms inactivity timeout from firing...
+    let patient = h.session(&format!("connect --timeout 700ms {addr}")).await;
     h.ok(&format!(
         "waitfor --on {patient} --timeout 5s '^slow and steady$'"
     ))

@@ -52,6 +52,11 @@ fn wait_listening(port: u16) {
 /// Starts a muxcat listener whose diagnostics tell us when it listens
 /// (probing it would use up its one client).
 fn muxcat_listener(args: &[&str]) -> Child {
+    muxcat_listener_logged(args).0
+}
+
+/// The same, keeping its diagnostics (stderr) for the test to watch.
+fn muxcat_listener_logged(args: &[&str]) -> (Child, std::sync::Arc<std::sync::Mutex<String>>) {
     let mut child = muxcat(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -64,9 +69,27 @@ fn muxcat_listener(args: &[&str]) -> Child {
         line.clear();
         assert!(err.read_line(&mut line).unwrap() > 0, "listener exited");
     }
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
     // Keep draining stderr so the child never blocks on it.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    child
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    (child, log)
+}
+
+/// Waits (bounded) until `check` holds.
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Runs `client` with `input` on stdin; returns its stdout and status.
@@ -216,28 +239,42 @@ fn connection_errors_exit_1_with_a_reason() {
 fn keep_open_serves_clients_one_after_another() {
     let port = free_port();
     let mut listener = muxcat_listener(&["listen", "--keep-open", &format!("127.0.0.1:{port}")]);
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = out.clone();
+    let mut stdout = listener.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
     for i in 0..3 {
+        // Each client waits in the backlog until the previous one has gone.
         let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
         c.write_all(format!("client {i}\n").as_bytes()).unwrap();
         drop(c);
-        std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_millis(200));
+    eventually("three clients served", || {
+        out.lock().unwrap().lines().count() == 3
+    });
     let _ = listener.kill();
-    let mut out = String::new();
-    listener.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     let _ = listener.wait();
-    assert_eq!(out, "client 0\nclient 1\nclient 2\n");
+    assert_eq!(*out.lock().unwrap(), "client 0\nclient 1\nclient 2\n");
 }
 
 #[test]
 fn broker_relays_between_clients() {
     let port = free_port();
-    let mut broker = muxcat_listener(&["listen", "--broker", &format!("127.0.0.1:{port}")]);
+    let (mut broker, log) = muxcat_listener_logged(&["listen", "--broker", &format!("127.0.0.1:{port}")]);
     let mut a = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut b = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    eventually("three clients accepted", || {
+        log.lock().unwrap().matches(" accepted ").count() == 3
+    });
     a.write_all(b"from a\n").unwrap();
     for peer in [&mut b, &mut c] {
         peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -275,10 +275,10 @@ async fn sends_reset_the_inactivity_timer() {
     let echo = echo_server().await;
     let mut h = Harness::new();
     let id = h
-        .session(&format!("connect --timeout 500ms --mode binary {echo}"))
+        .session(&format!("connect --timeout 1s --mode binary {echo}"))
         .await;
     for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
         h.ok("send --raw x").await;
     }
     assert!(!h.seen.iter().any(|e| e.name() == "timeout"), "{:?}", h.names());
