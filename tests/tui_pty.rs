@@ -229,6 +229,36 @@ fn connect_on_a_terminal_opens_the_tui_on_that_session() {
 }
 
 #[test]
+fn a_function_key_macro_sends_and_waits() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.toml");
+    std::fs::write(
+        &keys,
+        "[normal]\n\"f5\" = [\"send AT+PING\", \"waitfor --timeout 5s ^PONG$\", \"send done\"]\n",
+    )
+    .unwrap();
+    let mut tui = Tui::start(&[
+        "--keymap",
+        keys.to_str().unwrap(),
+        "connect",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let (mut s, _) = server.accept().unwrap();
+    tui.wait_for("● 0B/0B");
+    tui.keys("\x1b[15~"); // F5
+    assert_eq!(read_line_from(&mut s), "AT+PING\n");
+    // The macro waits for the answer before its last line.
+    s.write_all(b"PONG\n").unwrap();
+    assert_eq!(read_line_from(&mut s), "done\n");
+    tui.wait_for("ok: send done");
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+}
+
+#[test]
 fn keymap_errors_name_file_line_and_word() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("keys.toml");

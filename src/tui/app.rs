@@ -202,6 +202,11 @@ pub enum Effect {
         session: String,
         text: String,
     },
+    /// A key bound to command lines: run one after another.
+    Macro {
+        lines: Vec<String>,
+        session: Option<String>,
+    },
     Quit,
 }
 
@@ -540,7 +545,16 @@ impl App {
                     self.mode = Mode::Normal;
                     return Vec::new();
                 }
-                match Key::from_event(&key).and_then(|k| self.keymap.action("normal", &k)) {
+                let Some(k) = Key::from_event(&key) else {
+                    return Vec::new();
+                };
+                if let Some(lines) = self.keymap.macro_for("normal", &k) {
+                    return vec![Effect::Macro {
+                        lines: lines.clone(),
+                        session: self.selected_session().map(|s| s.id.clone()),
+                    }];
+                }
+                match self.keymap.action("normal", &k) {
                     Some(action) => self.apply(action),
                     None => Vec::new(),
                 }
@@ -1209,6 +1223,23 @@ pub(crate) mod tests {
         a.apply(Action::Quit);
         assert_eq!(a.on_key(key('y')), vec![Effect::Quit]);
         assert!(a.quit);
+    }
+
+    #[test]
+    fn macro_keys_run_their_command_lines_on_the_selected_session() {
+        let mut a = app();
+        a.keymap
+            .overlay("[normal]\n\"f1\" = [\"send AT\", \"waitfor OK\"]\n", "m")
+            .unwrap();
+        connected(&mut a, 1, None);
+        let effects = a.on_key(KeyEvent::new(KeyCode::F(1), KeyModifiers::NONE));
+        assert_eq!(
+            effects,
+            vec![Effect::Macro {
+                lines: vec!["send AT".into(), "waitfor OK".into()],
+                session: Some(sid(1)),
+            }]
+        );
     }
 
     #[test]

@@ -247,10 +247,40 @@ pub struct KeymapError {
     pub hint: String,
 }
 
-/// The effective bindings, per mode.
+/// The effective bindings, per mode: keys bound to actions, and keys bound
+/// to command-language lines (macros: `"f1" = "send AT\\r"`, or a list run
+/// one after another).
 #[derive(Clone, Debug, Default)]
 pub struct Keymap {
     pub modes: BTreeMap<String, BTreeMap<Key, Action>>,
+    pub macros: BTreeMap<String, BTreeMap<Key, Vec<String>>>,
+}
+
+/// What a keymap value is.
+enum Binding {
+    Action(Action),
+    Macro(Vec<String>),
+}
+
+/// A value: an action name, one command line, or a list of command lines.
+fn binding(value: &toml::Value) -> Result<Binding, String> {
+    let check = |line: &str| match crate::lang::parse_line(line) {
+        Ok(Some(_)) => Ok(line.to_string()),
+        Ok(None) => Err(line.to_string()),
+        Err(_) => Err(line.to_string()),
+    };
+    match value {
+        toml::Value::String(word) => match Action::parse(word) {
+            Some(a) => Ok(Binding::Action(a)),
+            None => check(word).map(|l| Binding::Macro(vec![l])),
+        },
+        toml::Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|v| v.as_str().map(check).unwrap_or_else(|| Err(v.to_string())))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Binding::Macro),
+        other => Err(other.to_string()),
+    }
 }
 
 /// The line of `text` where `word` first appears quoted or as a bare key.
@@ -337,7 +367,6 @@ impl Keymap {
                     String::new(),
                 ));
             };
-            let target = self.modes.entry(mode.clone()).or_default();
             for (key, value) in bindings {
                 let line = line_of(text, &key);
                 let parsed = Key::parse(&key).ok_or_else(|| {
@@ -348,19 +377,27 @@ impl Keymap {
                         " (like \"q\", \"ctrl-d\", \"alt-x\", \"f1\", \"pageup\")".into(),
                     )
                 })?;
-                let word = value.as_str().unwrap_or_default().to_string();
-                let action = value.as_str().and_then(Action::parse).ok_or_else(|| {
+                let bound = binding(&value).map_err(|word| {
                     err(
                         line,
-                        "unknown action",
+                        "unknown action or bad command",
                         &word,
-                        " (see `muxcat keymap --dump`)".into(),
+                        " (an action from `muxcat keymap --dump`, or a command line like \"send AT\\\\r\")"
+                            .into(),
                     )
                 })?;
-                if action == Action::None {
-                    target.remove(&parsed);
-                } else {
-                    target.insert(parsed, action);
+                let actions = self.modes.entry(mode.clone()).or_default();
+                actions.remove(&parsed);
+                let macros = self.macros.entry(mode.clone()).or_default();
+                macros.remove(&parsed);
+                match bound {
+                    Binding::Action(Action::None) => {}
+                    Binding::Action(action) => {
+                        actions.insert(parsed, action);
+                    }
+                    Binding::Macro(lines) => {
+                        macros.insert(parsed, lines);
+                    }
                 }
             }
         }
@@ -369,6 +406,11 @@ impl Keymap {
 
     pub fn action(&self, mode: &str, key: &Key) -> Option<Action> {
         self.modes.get(mode)?.get(key).copied()
+    }
+
+    /// The command lines a key runs, if it is bound to a macro.
+    pub fn macro_for(&self, mode: &str, key: &Key) -> Option<&Vec<String>> {
+        self.macros.get(mode)?.get(key)
     }
 
     /// Keys bound to `action` in `mode`, for hints.
@@ -387,10 +429,15 @@ impl Keymap {
     /// The effective map as TOML.
     pub fn dump(&self) -> String {
         let mut out = String::from("# muxcat effective keymap\n");
-        for (mode, bindings) in &self.modes {
+        let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+        for mode in MODES {
             out.push_str(&format!("\n[{mode}]\n"));
-            for (key, action) in bindings {
-                out.push_str(&format!("{:?} = {:?}\n", key.name(), action.name()));
+            for (key, action) in self.modes.get(mode).into_iter().flatten() {
+                out.push_str(&format!("{} = {}\n", quote(&key.name()), quote(&action.name())));
+            }
+            for (key, lines) in self.macros.get(mode).into_iter().flatten() {
+                let list: Vec<String> = lines.iter().map(|l| quote(l)).collect();
+                out.push_str(&format!("{} = [{}]\n", quote(&key.name()), list.join(", ")));
             }
         }
         out
@@ -474,6 +521,52 @@ mod tests {
         assert_eq!((e.line, e.word.as_str()), (1, "visual"));
         let e = map.overlay("[normal]\nx = = 1\n", "u.toml").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn shipped_macro_examples_load() {
+        for file in ["macros/at-modem.toml", "macros/modbus.toml"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            let map = Keymap::load(Some(path.to_str().unwrap())).unwrap();
+            assert!(!map.macros["normal"].is_empty(), "{file}");
+        }
+    }
+
+    #[test]
+    fn keys_can_run_command_lines() {
+        let mut map = Keymap::load(None).unwrap();
+        map.overlay(
+            "[normal]\n\"f1\" = \"send AT\\\\r\"\n\"f2\" = [\"send --hex 01 03\", \"waitfor --timeout 1s .\"]\n\"x\" = \"sessions\"\n",
+            "m.toml",
+        )
+        .unwrap();
+        let f1 = Key::parse("f1").unwrap();
+        assert_eq!(
+            map.macro_for("normal", &f1).unwrap(),
+            &vec!["send AT\\r".to_string()]
+        );
+        assert_eq!(
+            map.macro_for("normal", &Key::parse("f2").unwrap()).unwrap().len(),
+            2
+        );
+        // A macro replaces an action bound to the same key, and back.
+        assert_eq!(map.action("normal", &Key::parse("x").unwrap()), None);
+        map.overlay("[normal]\n\"x\" = \"toggle_hex\"\n", "m.toml")
+            .unwrap();
+        assert!(map.macro_for("normal", &Key::parse("x").unwrap()).is_none());
+        // A value that is neither an action nor a command is an error.
+        let e = map
+            .overlay("[normal]\n\"f3\" = \"sned AT\"\n", "m.toml")
+            .unwrap_err();
+        assert_eq!((e.line, e.word.as_str()), (2, "sned AT"));
+        let e = map
+            .overlay("[normal]\n\"f3\" = [\"send ok\", 42]\n", "m.toml")
+            .unwrap_err();
+        assert_eq!(e.line, 2);
+        // Macros survive a dump and reload.
+        let mut again = Keymap::default();
+        again.overlay(&map.dump(), "dump").unwrap();
+        assert_eq!(again.macros, map.macros);
     }
 
     #[test]

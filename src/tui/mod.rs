@@ -262,6 +262,27 @@ async fn perform(app: &mut App, manager: &Manager, results: &Results, effects: V
                 };
                 spawn_command(manager, results, "send".to_string(), cmd).await;
             }
+            Effect::Macro { lines, session } => {
+                // In order, each waiting for the one before (a send, then a waitfor).
+                let manager = manager.clone();
+                let results = results.clone();
+                tokio::spawn(async move {
+                    for line in lines {
+                        let Ok(Some(Parsed::Core(mut cmd))) = parse_line(&line) else {
+                            continue;
+                        };
+                        if let Some(id) = &session {
+                            cmd.default_session(id);
+                        }
+                        let r = describe(manager.execute(cmd).await);
+                        let failed = r.is_err();
+                        let _ = results.send(UiMsg::Done(line, r));
+                        if failed {
+                            break;
+                        }
+                    }
+                });
+            }
             Effect::Run { line, session } => match parse_line(&line) {
                 Ok(None) => {}
                 Ok(Some(Parsed::Quit)) => {

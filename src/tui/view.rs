@@ -509,6 +509,12 @@ fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
                 Span::raw(action.describe()),
             ]));
         }
+        for (key, commands) in app.keymap.macros.get(mode).into_iter().flatten() {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<22}", key.name()), theme.fg(Color::Cyan)),
+                Span::raw(truncate(&commands.join(" ; "), 50)),
+            ]));
+        }
         lines.push(Line::raw(""));
     }
     lines.push(Line::styled(
