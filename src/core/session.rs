@@ -906,6 +906,10 @@ async fn write_loop(session: Arc<Session>, mut write: WriteSide, mut rx: mpsc::U
         }
         match &mut write {
             WriteSide::Stream(w) => {
+                // Recorded before it goes out, so a quick answer can never
+                // precede its request in the transcript; a failed write is
+                // noted there when the session closes.
+                session.record(Mark::Out, &data).await;
                 let result = async {
                     w.write_all(&data).await?;
                     w.flush().await
@@ -913,7 +917,6 @@ async fn write_loop(session: Arc<Session>, mut write: WriteSide, mut rx: mpsc::U
                 .await;
                 match result {
                     Ok(()) => {
-                        session.record(Mark::Out, &data).await;
                         let id = session.sent(&data, data.len(), trigger).await;
                         let _ = done.send(Ok(id));
                     }
@@ -929,18 +932,24 @@ async fn write_loop(session: Arc<Session>, mut write: WriteSide, mut rx: mpsc::U
                 }
             }
             WriteSide::Udp(socket) => {
-                let result = async {
+                let result: CoreResult<u64> = async {
                     let dest = session.udp_destination()?;
-                    let n = socket.send_to(&data, dest).await.map_err(|e| {
-                        CoreError::new(ErrorCode::UdpSendFailed, format!("send to {dest} failed: {e}"))
-                    })?;
                     if session.to_differs(dest) {
                         session.record_event(&format!("to {dest}")).await;
                     }
                     session.record(Mark::Out, &data).await;
+                    let n = socket.send_to(&data, dest).await.map_err(|e| {
+                        CoreError::new(ErrorCode::UdpSendFailed, format!("send to {dest} failed: {e}"))
+                    })?;
                     Ok(session.sent(&data, n, trigger).await)
                 }
                 .await;
+                if let Err(e) = &result {
+                    // The datagram was recorded before the attempt.
+                    session
+                        .record_event(&format!("that datagram was not sent: {}", e.text))
+                        .await;
+                }
                 let _ = done.send(result);
             }
         }
