@@ -98,8 +98,9 @@ where
             }
         }
         line_no += 1;
+        let place = format!("line {line_no}");
         let step = tokio::select! {
-            s = run_line(&manager, &buf, line_no) => s,
+            s = run_line(&manager, &buf, &place, 0) => s,
             _ = &mut interrupt => { interrupted = true; break; }
         };
         match step {
@@ -131,14 +132,15 @@ where
     }
 }
 
-async fn run_line(manager: &Manager, raw: &[u8], line_no: usize) -> Step {
+/// How deep `source` may nest (a file sourcing itself stops here).
+const MAX_SOURCE_DEPTH: usize = 8;
+
+/// Runs one line; `place` names it in errors (`line 3`, `setup.mux:3`).
+async fn run_line(manager: &Manager, raw: &[u8], place: &str, depth: usize) -> Step {
     let text = match std::str::from_utf8(raw) {
         Ok(t) => t.trim_end_matches(['\n', '\r']),
         Err(_) => {
-            let err = CoreError::new(
-                ErrorCode::CommandInvalid,
-                format!("line {line_no}: not valid UTF-8"),
-            );
+            let err = CoreError::new(ErrorCode::CommandInvalid, format!("{place}: not valid UTF-8"));
             manager.emit(Event::error(err)).await;
             return Step::Failed;
         }
@@ -154,16 +156,47 @@ async fn run_line(manager: &Manager, raw: &[u8], line_no: usize) -> Step {
             manager.emit(Event::new(EventKind::Info(text))).await;
             Step::Continue
         }
+        Ok(Some(Parsed::Source(path))) => Box::pin(source(manager, &path, place, depth)).await,
         Ok(Some(Parsed::Core(cmd))) => match manager.execute(cmd).await {
             Ok(_) => Step::Continue,
             Err(_) => Step::Failed,
         },
         Err(mut e) => {
-            e.text = format!("line {line_no}: {}", e.text);
+            e.text = format!("{place}: {}", e.text);
             manager.emit(Event::error(e)).await;
             Step::Failed
         }
     }
+}
+
+/// `source FILE`: its lines run in order; the first failure fails it.
+async fn source(manager: &Manager, path: &std::path::Path, place: &str, depth: usize) -> Step {
+    let fail = |text: String| Event::error(CoreError::new(ErrorCode::CommandInvalid, text));
+    if depth >= MAX_SOURCE_DEPTH {
+        let text = format!(
+            "{place}: source {} nests deeper than {MAX_SOURCE_DEPTH}",
+            path.display()
+        );
+        manager.emit(fail(text)).await;
+        return Step::Failed;
+    }
+    let text = match tokio::fs::read(path).await {
+        Ok(t) => t,
+        Err(e) => {
+            manager
+                .emit(fail(format!("{place}: cannot read {}: {e}", path.display())))
+                .await;
+            return Step::Failed;
+        }
+    };
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        let here = format!("{}:{}", path.display(), i + 1);
+        match run_line(manager, line, &here, depth + 1).await {
+            Step::Continue => {}
+            other => return other,
+        }
+    }
+    Step::Continue
 }
 
 /// Resolves on Ctrl-C, SIGTERM or SIGHUP (the terminal went away).

@@ -337,3 +337,47 @@ async fn end_of_script_closes_sessions_so_the_peer_sees_eof() {
     let got = tokio::time::timeout(WAIT, peer).await.unwrap().unwrap();
     assert_eq!(got, b"bye");
 }
+
+#[tokio::test]
+async fn source_runs_a_file_and_names_the_failing_line() {
+    let echo = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let inner = dir.path().join("inner.mux");
+    std::fs::write(
+        &inner,
+        format!(
+            "connect 127.0.0.1:{}\nsend from inner\nwaitfor ^from inner$\n",
+            echo.port()
+        ),
+    )
+    .unwrap();
+    let out = muxcat(
+        &["run"],
+        &format!("source {}\nsend after\nwaitfor ^after$\n", inner.display()),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.stdout.matches(" match ").count(), 2, "{}", out.stdout);
+
+    let bad = dir.path().join("bad.mux");
+    std::fs::write(&bad, "# a comment\nsend --hex zz\n").unwrap();
+    let out = muxcat(
+        &["run", "--json"],
+        &format!("source {}\nlisteners\n", bad.display()),
+    )
+    .await;
+    assert_eq!(out.code, 1);
+    let events = json_lines(&out.stdout);
+    let text = events[0]["errorText"].as_str().unwrap();
+    assert!(text.contains("bad.mux:2"), "{text}");
+    assert!(
+        !out.stdout.contains("listeners"),
+        "the script stopped at the failed source"
+    );
+
+    let looping = dir.path().join("loop.mux");
+    std::fs::write(&looping, format!("source {}\n", looping.display())).unwrap();
+    let out = muxcat(&["run", "--json"], &format!("source {}\n", looping.display())).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("nests deeper"), "{}", out.stdout);
+}

@@ -252,7 +252,34 @@ fn a_function_key_macro_sends_and_waits() {
     // The macro waits for the answer before its last line.
     s.write_all(b"PONG\n").unwrap();
     assert_eq!(read_line_from(&mut s), "done\n");
-    tui.wait_for("ok: send done");
+    tui.wait_for("> done");
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+}
+
+#[test]
+fn source_runs_a_script_in_the_tui_and_ctrl_c_stops_it() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("poke.mux");
+    std::fs::write(
+        &script,
+        format!("connect --label dev 127.0.0.1:{port}\nsend hello from a script\nwaitfor --timeout 60s never\nsend not reached\n"),
+    )
+    .unwrap();
+    let mut tui = Tui::start(&["tui"]);
+    tui.wait_for("No session yet");
+    tui.keys(&format!(":source {}\r", script.display()));
+    let (mut s, _) = server.accept().unwrap();
+    assert_eq!(read_line_from(&mut s), "hello from a script\n");
+    tui.wait_for("Ctrl-C stops it");
+    // Ctrl-C stops the script, not muxcat.
+    tui.keys("\x03");
+    tui.wait_for("stopped at line 3");
+    tui.keys(":send still here\r");
+    assert_eq!(read_line_from(&mut s), "still here\n");
     tui.keys("q");
     tui.keys("y");
     tui.wait_exit();

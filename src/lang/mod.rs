@@ -30,6 +30,8 @@ pub enum Parsed {
     Quit,
     /// `help` output to show.
     Help(String),
+    /// `source FILE`: run a script file's lines here.
+    Source(PathBuf),
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s`; a bare number is milliseconds.
@@ -350,6 +352,11 @@ enum LangCommand {
         #[arg(value_name = "DUR", value_parser = parse_duration)]
         duration: Duration,
     },
+    /// Run the commands of a script file, in order (in the TUI: Ctrl-C stops it)
+    Source {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// End the script (or the TUI)
     Quit,
 }
@@ -496,6 +503,7 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
         LangCommand::Sessions => core(Command::Sessions),
         LangCommand::Listeners => core(Command::Listeners),
         LangCommand::Sleep { duration } => Ok(Parsed::Sleep(duration)),
+        LangCommand::Source { file } => Ok(Parsed::Source(file)),
         LangCommand::Quit => Ok(Parsed::Quit),
     }
 }

@@ -207,6 +207,8 @@ pub enum Effect {
         lines: Vec<String>,
         session: Option<String>,
     },
+    /// Ctrl-C while a `source` script runs: stop it (not quit).
+    StopSource,
     Quit,
 }
 
@@ -233,6 +235,8 @@ pub struct App {
     pub quit: bool,
     /// Completion candidates shown under the command bar.
     pub candidates: Vec<String>,
+    /// The `source` script running, if any (Ctrl-C stops it).
+    pub sourcing: Option<String>,
 }
 
 impl App {
@@ -258,6 +262,7 @@ impl App {
             recording: false,
             quit: false,
             candidates: Vec::new(),
+            sourcing: None,
         }
     }
 
@@ -544,6 +549,12 @@ impl App {
                     // Any key closes the help.
                     self.mode = Mode::Normal;
                     return Vec::new();
+                }
+                if self.sourcing.is_some()
+                    && key.code == KeyCode::Char('c')
+                    && key.modifiers.contains(KeyModifiers::CONTROL)
+                {
+                    return vec![Effect::StopSource];
                 }
                 let Some(k) = Key::from_event(&key) else {
                     return Vec::new();

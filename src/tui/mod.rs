@@ -21,6 +21,7 @@ use ratatui::Terminal;
 use ratatui::backend::Backend;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::core::{Command, Event, Manager, ManagerConfig, Outcome};
 use crate::lang::{Parsed, parse_line};
@@ -137,6 +138,8 @@ enum UiMsg {
     Done(String, Result<String, String>),
     /// A start-up `view` command to apply to the model.
     View(String, crate::core::View),
+    /// A `source` script ended (or failed, or was stopped).
+    SourceDone(Result<String, String>),
 }
 
 type Results = mpsc::UnboundedSender<UiMsg>;
@@ -182,6 +185,8 @@ async fn run_loop<B: Backend>(
         });
     }
     let mut input = EventStream::new();
+    // Stops the running `source` script, if any.
+    let mut source_stop: Option<CancellationToken> = None;
     let interrupt = crate::script::shutdown_signal();
     tokio::pin!(interrupt);
     let mut dirty = true;
@@ -196,7 +201,7 @@ async fn run_loop<B: Backend>(
             ev = input.next() => match ev {
                 Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
                     let effects = app.on_key(key);
-                    perform(app, manager, &results, effects).await;
+                    perform(app, manager, &results, &mut source_stop, effects).await;
                     dirty = true;
                 }
                 Some(Ok(TermEvent::Mouse(m))) => {
@@ -229,6 +234,11 @@ async fn run_loop<B: Backend>(
                 match msg {
                     UiMsg::Done(line, result) => app.on_result(&line, result),
                     UiMsg::View(target, view) => app.set_view(&target, view),
+                    UiMsg::SourceDone(result) => {
+                        app.sourcing = None;
+                        source_stop = None;
+                        app.on_result("source", result);
+                    }
                 }
                 dirty = true;
             }
@@ -250,10 +260,21 @@ fn describe(result: crate::core::CoreResult<Outcome>) -> Result<String, String> 
 }
 
 /// Carries out what `update` asked for.
-async fn perform(app: &mut App, manager: &Manager, results: &Results, effects: Vec<Effect>) {
+async fn perform(
+    app: &mut App,
+    manager: &Manager,
+    results: &Results,
+    source_stop: &mut Option<CancellationToken>,
+    effects: Vec<Effect>,
+) {
     for effect in effects {
         match effect {
             Effect::Quit => app.quit = true,
+            Effect::StopSource => {
+                if let Some(stop) = source_stop.take() {
+                    stop.cancel();
+                }
+            }
             Effect::Send { session, text } => {
                 let cmd = Command::Send {
                     to: Some(session),
@@ -296,6 +317,17 @@ async fn perform(app: &mut App, manager: &Manager, results: &Results, effects: V
                     app.on_result(&line, Err("sleep only makes sense in scripts".into()))
                 }
                 Ok(Some(Parsed::Help(_))) => app.mode = app::Mode::Help,
+                Ok(Some(Parsed::Source(path))) => {
+                    if app.sourcing.is_some() {
+                        app.on_result(&line, Err("a script is already running (Ctrl-C stops it)".into()));
+                    } else {
+                        let stop = CancellationToken::new();
+                        app.sourcing = Some(path.display().to_string());
+                        *source_stop = Some(stop.clone());
+                        tokio::spawn(run_source(manager.clone(), results.clone(), path, session, stop));
+                        app.on_result(&line, Ok(" — running, Ctrl-C stops it".into()));
+                    }
+                }
                 Ok(Some(Parsed::Core(mut cmd))) => {
                     if let Some(id) = &session {
                         cmd.default_session(id);
@@ -313,6 +345,68 @@ async fn perform(app: &mut App, manager: &Manager, results: &Results, effects: V
             },
         }
     }
+}
+
+/// `source FILE` in the TUI: the file's commands run in order against the
+/// live sessions, their events shown as usual; a failure or Ctrl-C stops it.
+async fn run_source(
+    manager: Manager,
+    results: Results,
+    path: PathBuf,
+    session: Option<String>,
+    stop: CancellationToken,
+) {
+    let name = path.display().to_string();
+    let text = match tokio::fs::read_to_string(&path).await {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = results.send(UiMsg::SourceDone(Err(format!("cannot read {name}: {e}"))));
+            return;
+        }
+    };
+    for (i, line) in text.lines().enumerate() {
+        let cmd = match parse_line(line) {
+            Ok(Some(Parsed::Core(cmd))) => cmd,
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = results.send(UiMsg::SourceDone(Err(format!(
+                    "{name}:{}: {}: {}",
+                    i + 1,
+                    e.code,
+                    e.text
+                ))));
+                return;
+            }
+        };
+        let mut cmd = cmd;
+        if let Some(id) = &session {
+            cmd.default_session(id);
+        }
+        if let Command::View {
+            session: Some(target),
+            view,
+        } = &cmd
+        {
+            let _ = results.send(UiMsg::View(target.clone(), *view));
+        }
+        let outcome = tokio::select! {
+            r = manager.execute(cmd) => r,
+            _ = stop.cancelled() => {
+                let _ = results.send(UiMsg::SourceDone(Err(format!("{name}: stopped at line {}", i + 1))));
+                return;
+            }
+        };
+        if let Err(e) = outcome {
+            let _ = results.send(UiMsg::SourceDone(Err(format!(
+                "{name}:{}: {}: {}",
+                i + 1,
+                e.code,
+                e.text
+            ))));
+            return;
+        }
+    }
+    let _ = results.send(UiMsg::SourceDone(Ok(format!("{name}: done"))));
 }
 
 /// Queues a command in order and reports its result when it completes
