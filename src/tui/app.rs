@@ -226,6 +226,8 @@ pub struct App {
     pub status: String,
     pub status_error: bool,
     pub timestamps: bool,
+    /// Timestamps as time since the previous chunk (`+0.004s`).
+    pub relative_time: bool,
     pub search: Option<regex::bytes::Regex>,
     pub keymap: Keymap,
     /// Rows the scrollback pane shows (set from the terminal size).
@@ -255,6 +257,7 @@ impl App {
             status: "? help · : command · i insert · q quit".to_string(),
             status_error: false,
             timestamps: true,
+            relative_time: false,
             search: None,
             keymap,
             page: 20,
@@ -855,6 +858,10 @@ impl App {
                 }
             }
             Action::ToggleTimestamps => self.timestamps = !self.timestamps,
+            Action::ToggleRelativeTime => {
+                self.relative_time = !self.relative_time;
+                self.timestamps = true;
+            }
             Action::Disconnect => {
                 if let Some(s) = self.selected_session()
                     && s.state.is_live()
@@ -1136,6 +1143,8 @@ pub(crate) mod tests {
         assert_eq!(a.sessions[0].view, View::Line);
         a.apply(Action::ToggleTimestamps);
         assert!(!a.timestamps);
+        a.apply(Action::ToggleRelativeTime);
+        assert!(a.timestamps && a.relative_time, "relative time shows timestamps");
         a.set_view("11111111", View::Hex);
         assert_eq!(a.sessions[0].view, View::Hex);
     }

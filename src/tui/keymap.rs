@@ -26,6 +26,7 @@ pub enum Action {
     Normal,
     ToggleHex,
     ToggleTimestamps,
+    ToggleRelativeTime,
     Disconnect,
     Dismiss,
     Search,
@@ -43,7 +44,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 24] = [
         Action::Quit,
         Action::FocusNext,
         Action::FocusPrev,
@@ -54,6 +55,7 @@ impl Action {
         Action::Normal,
         Action::ToggleHex,
         Action::ToggleTimestamps,
+        Action::ToggleRelativeTime,
         Action::Disconnect,
         Action::Dismiss,
         Action::Search,
@@ -94,6 +96,7 @@ impl Action {
             Action::Normal => "back to normal mode",
             Action::ToggleHex => "line / hex view of the session",
             Action::ToggleTimestamps => "show / hide timestamps",
+            Action::ToggleRelativeTime => "clock time / time since the previous chunk",
             Action::Disconnect => "disconnect the selected session",
             Action::Dismiss => "remove a closed session from the list",
             Action::Search => "search the scrollback (regex)",

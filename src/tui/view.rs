@@ -273,18 +273,24 @@ fn draw_scrollback(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-fn time_span(app: &App, e: &Entry, first: bool) -> Span<'static> {
+/// The time column: clock time, or (relative) time since the previous
+/// chunk; blank on a hex row that continues a chunk.
+fn time_span(app: &App, e: &Entry, prev: Option<&Entry>, first: bool) -> Span<'static> {
     if !app.timestamps {
         return Span::raw("");
     }
-    if first {
-        Span::styled(
-            format!("{} ", e.at.format("%H:%M:%S%.3f")),
-            Style::new().add_modifier(Modifier::DIM),
-        )
-    } else {
-        Span::raw(" ".repeat(13))
+    if !first {
+        return Span::raw(" ".repeat(13));
     }
+    let text = if app.relative_time {
+        let gap = prev
+            .map(|p| (e.at - p.at).num_microseconds().unwrap_or(0))
+            .unwrap_or(0);
+        format!("{:>12} ", format!("+{:.3}s", gap as f64 / 1e6))
+    } else {
+        format!("{} ", e.at.format("%H:%M:%S%.3f"))
+    };
+    Span::styled(text, Style::new().add_modifier(Modifier::DIM))
 }
 
 fn highlight(app: &App, s: &SessionRow, idx: usize, e: &Entry, style: Style) -> Style {
@@ -301,7 +307,7 @@ fn highlight(app: &App, s: &SessionRow, idx: usize, e: &Entry, style: Style) -> 
 fn line_row(app: &App, s: &SessionRow, idx: usize, e: &Entry, width: usize, theme: Theme) -> Line<'static> {
     let style = highlight(app, s, idx, e, theme.mark(e.mark));
     let mut spans = vec![
-        time_span(app, e, true),
+        time_span(app, e, idx.checked_sub(1).and_then(|i| s.scrollback.get(i)), true),
         Span::styled(format!("{} ", e.mark.symbol()), style),
     ];
     // A line's end is not shown in line view (hex view keeps it).
@@ -412,7 +418,12 @@ fn hex_row(
         "  ".to_string()
     };
     let stamp = if app.timestamps && width >= HEX_ROW + 13 {
-        time_span(app, e, first)
+        time_span(
+            app,
+            e,
+            idx.checked_sub(1).and_then(|i| s.scrollback.get(i)),
+            first,
+        )
     } else {
         Span::raw("")
     };
@@ -555,6 +566,7 @@ mod tests {
     use super::*;
     use crate::core::{Event, EventKind};
     use crate::tui::app::tests::{app, connected, data, sid};
+    use chrono::Utc;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
@@ -674,6 +686,21 @@ mod tests {
         let screen = render(&a);
         assert!(
             screen.contains("* connected") && screen.contains("< line 0"),
+            "{screen}"
+        );
+    }
+
+    #[test]
+    fn relative_timestamps_show_the_gap_to_the_previous_chunk() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        data(&mut a, 1, b"first");
+        a.apply(crate::tui::keymap::Action::ToggleRelativeTime);
+        let screen = render(&a);
+        assert!(screen.contains("     +0.000s * connected"), "{screen}");
+        assert!(screen.contains("s < first"), "{screen}");
+        assert!(
+            !screen.contains(&format!("{} ", Utc::now().format("%H:%M"))),
             "{screen}"
         );
     }
