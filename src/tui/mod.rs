@@ -165,13 +165,9 @@ async fn run_loop<B: Backend>(
             }
             for line in commands {
                 match parse_line(&line) {
-                    Ok(Some(Parsed::Core(cmd))) => {
-                        if let Command::View {
-                            session: Some(target),
-                            view,
-                        } = &cmd
-                        {
-                            let _ = results.send(UiMsg::View(target.clone(), *view));
+                    Ok(Some(Parsed::Core(mut cmd))) => {
+                        if let Some((target, view)) = prepare(&mut cmd, None) {
+                            let _ = results.send(UiMsg::View(target, view));
                         }
                         let r = manager.execute(cmd).await;
                         let _ = results.send(UiMsg::Done(line, describe(r)));
@@ -292,8 +288,8 @@ async fn perform(
                         let Ok(Some(Parsed::Core(mut cmd))) = parse_line(&line) else {
                             continue;
                         };
-                        if let Some(id) = &session {
-                            cmd.default_session(id);
+                        if let Some((target, view)) = prepare(&mut cmd, session.as_ref()) {
+                            let _ = results.send(UiMsg::View(target, view));
                         }
                         let r = describe(manager.execute(cmd).await);
                         let failed = r.is_err();
@@ -329,21 +325,29 @@ async fn perform(
                     }
                 }
                 Ok(Some(Parsed::Core(mut cmd))) => {
-                    if let Some(id) = &session {
-                        cmd.default_session(id);
-                    }
-                    if let Command::View {
-                        session: Some(target),
-                        view,
-                    } = &cmd
-                    {
-                        app.set_view(target, *view);
+                    if let Some((target, view)) = prepare(&mut cmd, session.as_ref()) {
+                        app.set_view(&target, view);
                     }
                     spawn_command(manager, results, line, cmd).await;
                 }
                 Err(e) => app.on_result(&line, Err(format!("{}: {}", e.code, e.text))),
             },
         }
+    }
+}
+
+/// Fills the selected session into a command that names none, and returns
+/// the view a `view` command asks for, to apply to the model as well.
+fn prepare(cmd: &mut Command, session: Option<&String>) -> Option<(String, crate::core::View)> {
+    if let Some(id) = session {
+        cmd.default_session(id);
+    }
+    match cmd {
+        Command::View {
+            session: Some(target),
+            view,
+        } => Some((target.clone(), *view)),
+        _ => None,
     }
 }
 
@@ -379,15 +383,8 @@ async fn run_source(
             }
         };
         let mut cmd = cmd;
-        if let Some(id) = &session {
-            cmd.default_session(id);
-        }
-        if let Command::View {
-            session: Some(target),
-            view,
-        } = &cmd
-        {
-            let _ = results.send(UiMsg::View(target.clone(), *view));
+        if let Some((target, view)) = prepare(&mut cmd, session.as_ref()) {
+            let _ = results.send(UiMsg::View(target, view));
         }
         let outcome = tokio::select! {
             r = manager.execute(cmd) => r,
