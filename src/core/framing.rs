@@ -51,11 +51,6 @@ impl LineSplitter {
         }
     }
 
-    /// Bytes held in a partial line.
-    pub fn pending(&self) -> usize {
-        self.partial.len()
-    }
-
     /// Line-end bytes seen but not yet counted in a line's `count` (a `\n`
     /// ending a CR LF split across reads, or a line end right after a line
     /// cut at the cap): they go to the next line.

@@ -77,14 +77,6 @@ pub(crate) enum Msg {
     /// `accept` found a client: make it the default session.
     Claimed(String, Reply),
     Shutdown(oneshot::Sender<()>),
-    Snapshot(oneshot::Sender<Snapshot>),
-}
-
-/// The current tables, for front ends that draw them.
-#[derive(Clone)]
-pub struct Snapshot {
-    pub sessions: Vec<Arc<Session>>,
-    pub listeners: Vec<Arc<Listener>>,
 }
 
 /// The handle: send commands, read events from the receiver `start` returned.
@@ -166,12 +158,6 @@ impl Manager {
             let _ = rx.await;
         }
     }
-
-    pub async fn snapshot(&self) -> Option<Snapshot> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(Msg::Snapshot(reply)).await.ok()?;
-        rx.await.ok()
-    }
 }
 
 struct Actor {
@@ -199,12 +185,6 @@ impl Actor {
                     let _ = reply.send(Ok(Outcome::Session(id)));
                 }
                 Msg::Shutdown(done) => self.shutdown(done),
-                Msg::Snapshot(reply) => {
-                    let _ = reply.send(Snapshot {
-                        sessions: self.sessions.clone(),
-                        listeners: self.listeners.clone(),
-                    });
-                }
             }
         }
     }

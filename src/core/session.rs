@@ -404,10 +404,6 @@ impl Session {
         }
     }
 
-    pub fn recording_path(&self) -> Option<std::path::PathBuf> {
-        self.lock().recording.as_ref().map(|t| t.path.clone())
-    }
-
     /// `--record DIR`: starts the session's transcript before its first
     /// event; a failure is reported and the session goes on unrecorded.
     pub(crate) async fn record_to_dir(&self) {

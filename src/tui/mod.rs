@@ -368,21 +368,18 @@ async fn run_source(
             return;
         }
     };
+    let failed = |line: usize, e: crate::core::CoreError| {
+        let _ = results.send(UiMsg::SourceDone(Err(format!(
+            "{name}:{line}: {}: {}",
+            e.code, e.text
+        ))));
+    };
     for (i, line) in text.lines().enumerate() {
-        let cmd = match parse_line(line) {
+        let mut cmd = match parse_line(line) {
             Ok(Some(Parsed::Core(cmd))) => cmd,
             Ok(_) => continue,
-            Err(e) => {
-                let _ = results.send(UiMsg::SourceDone(Err(format!(
-                    "{name}:{}: {}: {}",
-                    i + 1,
-                    e.code,
-                    e.text
-                ))));
-                return;
-            }
+            Err(e) => return failed(i + 1, e),
         };
-        let mut cmd = cmd;
         if let Some((target, view)) = prepare(&mut cmd, session.as_ref()) {
             let _ = results.send(UiMsg::View(target, view));
         }
@@ -394,13 +391,7 @@ async fn run_source(
             }
         };
         if let Err(e) = outcome {
-            let _ = results.send(UiMsg::SourceDone(Err(format!(
-                "{name}:{}: {}: {}",
-                i + 1,
-                e.code,
-                e.text
-            ))));
-            return;
+            return failed(i + 1, e);
         }
     }
     let _ = results.send(UiMsg::SourceDone(Ok(format!("{name}: done"))));

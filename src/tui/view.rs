@@ -502,16 +502,9 @@ fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
             format!("{mode} mode"),
             Style::new().add_modifier(Modifier::BOLD),
         ));
-        let Some(bindings) = app.keymap.modes.get(mode) else {
-            continue;
-        };
         // Group keys by action, in the order of the action list.
         for action in Action::ALL {
-            let keys: Vec<String> = bindings
-                .iter()
-                .filter(|(_, a)| **a == action)
-                .map(|(k, _)| k.name())
-                .collect();
+            let keys = app.keymap.keys_for(mode, action);
             if keys.is_empty() {
                 continue;
             }
