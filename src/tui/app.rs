@@ -456,14 +456,8 @@ impl App {
                     if let (Some(from), "udp") = (from, row.direction) {
                         row.peer = from.to_string();
                     }
-                    if eol.is_empty() {
-                        push_entry(row, ev.timestamp, Mark::In, payload);
-                    } else {
-                        // Keep the line's end: the hex view shows exact bytes.
-                        let mut line = payload.to_vec();
-                        line.extend_from_slice(eol);
-                        push_entry(row, ev.timestamp, Mark::In, &Bytes::from(line));
-                    }
+                    // With the line's end: the hex view shows exact bytes.
+                    push_entry(row, ev.timestamp, Mark::In, payload, eol);
                     if !selected {
                         row.unread = true;
                     }
@@ -472,7 +466,7 @@ impl App {
             (EventKind::Sent { bytes, payload, .. }, Some(id)) => {
                 if let Some(row) = self.row(id) {
                     row.bytes_out += *bytes as u64;
-                    push_entry(row, ev.timestamp, Mark::Out, payload);
+                    push_entry(row, ev.timestamp, Mark::Out, payload, b"");
                 }
             }
             (EventKind::Disconnected { reason }, Some(id)) => {
@@ -531,7 +525,7 @@ impl App {
     /// A `*` line in a session's scrollback.
     fn note(&mut self, id: &str, at: DateTime<Utc>, text: &str) {
         if let Some(row) = self.row(id) {
-            push_entry(row, at, Mark::Event, &Bytes::copy_from_slice(text.as_bytes()));
+            push_entry(row, at, Mark::Event, text.as_bytes(), b"");
         }
     }
 
@@ -950,13 +944,17 @@ fn step(current: Option<usize>, len: usize, down: bool) -> Option<usize> {
     })
 }
 
-fn push_entry(row: &mut SessionRow, at: DateTime<Utc>, mark: Mark, data: &Bytes) {
+/// Adds `data` + `eol` to the scrollback, copied once: a line must not pin
+/// the whole read buffer it came in.
+fn push_entry(row: &mut SessionRow, at: DateTime<Utc>, mark: Mark, data: &[u8], eol: &[u8]) {
     let was_rows = row.rows();
-    // A copy, so a line does not pin the whole read buffer it came in.
+    let mut copy = Vec::with_capacity(data.len() + eol.len());
+    copy.extend_from_slice(data);
+    copy.extend_from_slice(eol);
     row.scrollback.push(Entry {
         at,
         mark,
-        data: Bytes::copy_from_slice(data),
+        data: Bytes::from(copy),
     });
     // Scrolled back: keep the same rows in view as new ones arrive.
     if row.scroll > 0 {
