@@ -253,12 +253,15 @@ fn managed_throughput(size: usize) {
                 insecure: false,
                 cert: None,
                 key: None,
+                reconnect: false,
+                backoff: None,
+                preamble: None,
                 target: addr.to_string(),
             }
             .spec()
             .ok()?;
             let start = Instant::now();
-            let pending = manager.submit(muxcat::core::Command::Connect(spec)).await;
+            let pending = manager.submit(muxcat::core::Command::Connect(Box::new(spec))).await;
             tokio::spawn(pending);
             let mut got = 0usize;
             let mut events_seen = 0usize;

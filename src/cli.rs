@@ -219,7 +219,7 @@ pub fn main() -> ExitCode {
         }) => rt.block_on(run_script(file, &global, keep_going, stay)),
         Some(Sub::Connect { args, front }) => match args.spec() {
             Ok(spec) if wants_tui(&front) => {
-                rt.block_on(tui(&global, Some(Command::Connect(spec)), Vec::new()))
+                rt.block_on(tui(&global, Some(Command::Connect(Box::new(spec))), Vec::new()))
             }
             Ok(spec) => rt.block_on(pipe(PipeRole::Connect(spec), &global)),
             Err(e) => usage_error(e),

@@ -165,8 +165,9 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     let (open, line_input, keep_open, broker, udp_to) = match role {
         PipeRole::Connect(mut spec) => {
             spec.opts.mode = Mode::Binary;
-            spec.opts.half_open = true;
-            (Command::Connect(spec), false, false, false, false)
+            // With --reconnect the peer's end of output means "dial again".
+            spec.opts.half_open = spec.reconnect.is_none();
+            (Command::Connect(Box::new(spec)), false, false, false, false)
         }
         PipeRole::Listen {
             mut spec,
@@ -260,6 +261,22 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                                 tokio::spawn(manager.submit(Command::Close { listener: Some(l.clone()) }).await);
                             }
                         }
+                        if stdin_done.load(Ordering::Acquire) {
+                            let half = manager.submit(Command::HalfClose { session: Some(sid) }).await;
+                            tokio::spawn(half);
+                        }
+                    }
+                    // --reconnect: stdin waits while the connection is down;
+                    // once stdin has ended, a drop ends the run.
+                    EventKind::Reconnecting { .. } => {
+                        if stdin_done.load(Ordering::Acquire) {
+                            break;
+                        }
+                        target_tx.send_replace(None);
+                    }
+                    EventKind::Connected { .. } if !is_listen => {
+                        let Some(sid) = sid else { continue };
+                        target_tx.send_replace(Some(sid.clone()));
                         if stdin_done.load(Ordering::Acquire) {
                             let half = manager.submit(Command::HalfClose { session: Some(sid) }).await;
                             tokio::spawn(half);

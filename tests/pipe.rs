@@ -182,6 +182,61 @@ fn connect_half_closes_on_stdin_eof_and_exits_after_the_peer() {
 }
 
 #[test]
+fn connect_reconnect_pipes_across_a_peer_restart() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let (rebooted_tx, rebooted) = std::sync::mpsc::channel();
+    let peer = std::thread::spawn(move || {
+        // First boot: read one line, answer, close, refuse for a while.
+        let (s, _) = server.accept().unwrap();
+        let mut first = String::new();
+        BufReader::new(s.try_clone().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        (&s).write_all(b"one\n").unwrap();
+        drop(s);
+        drop(server);
+        std::thread::sleep(Duration::from_millis(300));
+        // Second boot: everything until the client's EOF, then answer.
+        let server = TcpListener::bind(addr).unwrap();
+        let (mut s, _) = server.accept().unwrap();
+        rebooted_tx.send(()).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        s.write_all(b"two\n").unwrap();
+        (first, rest)
+    });
+    let mut child = muxcat(&[
+        "connect",
+        "--reconnect",
+        "--backoff",
+        "50ms..100ms",
+        &format!("127.0.0.1:{}", addr.port()),
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"a\n").unwrap();
+    rebooted.recv_timeout(Duration::from_secs(10)).unwrap();
+    stdin.write_all(b"b\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let (first, rest) = peer.join().unwrap();
+    assert_eq!(first, "a\n");
+    assert_eq!(rest, b"b\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn listen_keeps_sending_after_the_client_half_closes() {
     let port = free_port();
     let mut listener = muxcat_listener(&["listen", &format!("127.0.0.1:{port}")]);

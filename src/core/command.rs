@@ -71,6 +71,10 @@ pub struct ConnectSpec {
     pub target: HostPort,
     pub opts: SessionOptions,
     pub tls: Option<ClientTls>,
+    /// `--reconnect`: dial again after a drop, with this backoff.
+    pub reconnect: Option<super::dial::Backoff>,
+    /// Sent after every (re)connect, EOL already appended in line mode.
+    pub preamble: Option<Bytes>,
 }
 
 #[derive(Clone, Debug)]
@@ -102,7 +106,7 @@ pub struct UdpSpec {
 /// default one.
 #[derive(Clone, Debug)]
 pub enum Command {
-    Connect(ConnectSpec),
+    Connect(Box<ConnectSpec>),
     Listen(ListenSpec),
     Udp(UdpSpec),
     Send {

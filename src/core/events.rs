@@ -199,6 +199,13 @@ pub enum EventKind {
     Disconnected {
         reason: CloseReason,
     },
+    /// `connect --reconnect`: the connection was lost (or the previous
+    /// attempt failed, `cause` says which); attempt `attempt` starts after `delay`.
+    Reconnecting {
+        attempt: u32,
+        delay: std::time::Duration,
+        cause: String,
+    },
     Closed,
     Timeout,
     Error,
@@ -221,6 +228,7 @@ impl EventKind {
             EventKind::Match { .. } => "match",
             EventKind::Disconnecting => "disconnecting",
             EventKind::Disconnected { .. } => "disconnected",
+            EventKind::Reconnecting { .. } => "reconnecting",
             EventKind::Closed => "closed",
             EventKind::Timeout => "timeout",
             EventKind::Error => "error",
@@ -430,6 +438,15 @@ impl Event {
             EventKind::DataBatch(_) => {}
             EventKind::Disconnecting => out.push_str("disconnecting"),
             EventKind::Disconnected { reason } => out.push_str(&format!("disconnected {}", reason.as_str())),
+            EventKind::Reconnecting {
+                attempt,
+                delay,
+                cause,
+            } => out.push_str(&format!(
+                "reconnecting in {} (attempt {attempt}): {}",
+                super::format_duration(*delay),
+                escape_display(cause.as_bytes())
+            )),
             EventKind::Closed => out.push_str("closed"),
             EventKind::Timeout => out.push_str("timeout"),
             EventKind::Error => out.push_str("error"),
@@ -603,6 +620,15 @@ impl Serialize for Event {
             }
             EventKind::Disconnected { reason } => {
                 map.serialize_entry("reason", reason.as_str())?;
+            }
+            EventKind::Reconnecting {
+                attempt,
+                delay,
+                cause,
+            } => {
+                map.serialize_entry("attempt", attempt)?;
+                map.serialize_entry("delayMs", &(delay.as_millis() as u64))?;
+                map.serialize_entry("cause", cause)?;
             }
             EventKind::Sessions(list) => map.serialize_entry("sessions", list)?,
             EventKind::Listeners(list) => map.serialize_entry("listeners", list)?,

@@ -258,6 +258,7 @@ impl Listener {
             eol: self.opts.eol,
             timeout: self.opts.timeout,
             half_open: self.opts.half_open,
+            redial: None,
         };
         let (session, read) = Session::new(parts, io, ctx.clone());
         if !ctx.register(session.clone()).await {

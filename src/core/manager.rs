@@ -5,23 +5,21 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsAcceptor;
 
 use super::command::{Command, ConnectSpec, ListenSpec, Outcome, TriggerSpec, UdpSpec};
+use super::dial::{Dialer, Redial};
 use super::events::short_id;
 use super::events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventKind};
 use super::listener::Listener;
-use super::session::{Direction, Io, Parts, ReadSide, Session};
+use super::session::{Direction, Io, Parts, Session};
 use super::trigger::{Scope, Trigger};
 use super::{Ctx, EventSink, addr, new_id, udp};
 
-/// Default timeout of a TCP connect (a `--timeout` on the session overrides it).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use super::dial::CONNECT_TIMEOUT;
 /// Closed sessions kept listed (for their scrollback and `sessions`) before
 /// the oldest are forgotten.
 const KEEP_CLOSED: usize = 1000;
@@ -502,20 +500,14 @@ impl Actor {
         });
     }
 
-    fn connect(&mut self, spec: ConnectSpec, reply: Reply) {
+    fn connect(&mut self, spec: Box<ConnectSpec>, reply: Reply) {
         let id = match self.take_id(&spec.opts.id, "sess") {
             Ok(id) => id,
             Err(e) => return fail(reply, e, None),
         };
-        let tls = match &spec.tls {
-            Some(t) => match t
-                .config()
-                .and_then(|c| Ok((c, t.server_name(&spec.target.host)?)))
-            {
-                Ok(pair) => Some((pair, t.insecure)),
-                Err(e) => return fail(reply, e, Some(id)),
-            },
-            None => None,
+        let dialer = match Dialer::new(&spec) {
+            Ok(d) => d,
+            Err(e) => return fail(reply, e, Some(id)),
         };
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
@@ -526,61 +518,20 @@ impl Actor {
                     port: spec.target.port,
                 }))
                 .await;
-            let connect_timeout = spec.opts.timeout.unwrap_or(CONNECT_TIMEOUT);
-            let stream = match tcp_connect(&spec.target, connect_timeout).await {
-                Ok(s) => s,
+            // The first connect must work: a typo fails at once instead of
+            // retrying forever. Drops after it are what --reconnect is for.
+            let dialed = match dialer.dial().await {
+                Ok(d) => d,
                 Err(e) => return fail(reply, e, Some(id)),
             };
-            let _ = stream.set_nodelay(true);
-            let (local, remote) = match (stream.local_addr(), stream.peer_addr()) {
-                (Ok(l), Ok(r)) => (l, r),
-                (Err(e), _) | (_, Err(e)) => {
-                    let err = CoreError::new(ErrorCode::ConnectFailed, format!("{}: {e}", spec.target));
-                    return fail(reply, err, Some(id));
-                }
-            };
-            let (io, insecure) = match tls {
-                None => {
-                    let (r, w) = stream.into_split();
-                    (
-                        Io::Stream {
-                            read: ReadSide::Tcp(r),
-                            write: Box::new(w),
-                        },
-                        false,
-                    )
-                }
-                Some(((config, name), insecure)) => {
-                    let connector = TlsConnector::from(config);
-                    let hs = tokio::time::timeout(connect_timeout, connector.connect(name, stream)).await;
-                    match hs {
-                        Ok(Ok(tls)) => {
-                            let (r, w) = tokio::io::split(tls);
-                            (
-                                Io::Stream {
-                                    read: ReadSide::Other(Box::new(r)),
-                                    write: Box::new(w),
-                                },
-                                insecure,
-                            )
-                        }
-                        Ok(Err(e)) => {
-                            return fail(
-                                reply,
-                                super::tls::handshake_error(&spec.target.to_string(), e),
-                                Some(id),
-                            );
-                        }
-                        Err(_) => {
-                            let err = CoreError::new(
-                                ErrorCode::TlsHandshakeFailed,
-                                format!("TLS handshake with {} timed out", spec.target),
-                            );
-                            return fail(reply, err, Some(id));
-                        }
-                    }
-                }
-            };
+            let (remote, local, tls, insecure) = (dialed.remote, dialed.local, dialed.tls, dialed.insecure);
+            let redial = spec.reconnect.map(|backoff| {
+                Box::new(Redial {
+                    dialer,
+                    backoff,
+                    preamble: spec.preamble.clone(),
+                })
+            });
             let parts = Parts {
                 id: id.clone(),
                 label: spec.opts.label.clone(),
@@ -588,13 +539,14 @@ impl Actor {
                 listener: None,
                 local,
                 peer: Some(remote),
-                tls: spec.tls.is_some(),
+                tls,
                 mode: spec.opts.mode,
                 eol: spec.opts.eol,
                 timeout: spec.opts.timeout,
                 half_open: spec.opts.half_open,
+                redial,
             };
-            let (session, read) = Session::new(parts, io, ctx.clone());
+            let (session, read) = Session::new(parts, dialed.io, ctx.clone());
             if !ctx.register(session.clone()).await {
                 session.close(CloseReason::Local, None).await;
                 let err = CoreError::new(ErrorCode::IoError, "the session manager is shutting down");
@@ -605,11 +557,14 @@ impl Actor {
                 .emit(EventKind::Connected {
                     remote,
                     local,
-                    tls: spec.tls.is_some(),
+                    tls,
                     insecure,
                 })
                 .await;
             session.start_reading(read);
+            if let Some(preamble) = spec.preamble {
+                session.send_preamble(preamble);
+            }
             let _ = reply.send(Ok(Outcome::Session(id)));
         });
     }
@@ -709,6 +664,7 @@ impl Actor {
             eol: spec.opts.eol,
             timeout: spec.opts.timeout,
             half_open: spec.opts.half_open,
+            redial: None,
         };
         let (session, read) = Session::new(parts, Io::Udp(Arc::new(opened.socket)), self.ctx.clone());
         self.register(session.clone());
@@ -863,44 +819,4 @@ fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListen
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     tokio::net::TcpListener::from_std(socket.into())
-}
-
-/// Connects to the first address of the host that accepts, within `limit`.
-async fn tcp_connect(target: &addr::HostPort, limit: Duration) -> CoreResult<TcpStream> {
-    let addrs = addr::resolve(target).await?;
-    let attempt = async {
-        let mut last = None;
-        for a in &addrs {
-            match TcpStream::connect(a).await {
-                Ok(s) => return Ok(s),
-                Err(e) => last = Some((*a, e)),
-            }
-        }
-        let Some((a, e)) = last else {
-            return Err(CoreError::new(
-                ErrorCode::ResolveFailed,
-                format!("{target}: no address"),
-            ));
-        };
-        Err(if e.kind() == std::io::ErrorKind::ConnectionRefused {
-            CoreError::new(
-                ErrorCode::ConnectRefused,
-                format!("{target} ({a}) refused the connection"),
-            )
-        } else {
-            CoreError::new(
-                ErrorCode::ConnectFailed,
-                format!("cannot connect to {target} ({a}): {e}"),
-            )
-        })
-    };
-    tokio::time::timeout(limit, attempt).await.unwrap_or_else(|_| {
-        Err(CoreError::new(
-            ErrorCode::ConnectFailed,
-            format!(
-                "connecting to {target} timed out after {}",
-                super::format_duration(limit)
-            ),
-        ))
-    })
 }

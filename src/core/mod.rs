@@ -3,6 +3,7 @@
 //!
 //! - `manager`: the actor and its cloneable handle
 //! - `session`: one TCP/TLS connection or UDP socket, its reader and writer
+//! - `dial`: outbound connections, and reconnecting with backoff
 //! - `listener`: accept loop, connection limit, the `accept` queue
 //! - `udp`: opening UDP sockets (broadcast, multicast, reuse)
 //! - `tls`: rustls configuration for both sides
@@ -12,6 +13,7 @@
 
 pub mod addr;
 pub mod command;
+pub mod dial;
 pub mod escape;
 pub mod events;
 pub mod framing;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Ctx;
 use super::command::{Eol, Mode, View};
+use super::dial::{Dialed, Redial};
 use super::events::{CloseReason, CoreError, CoreResult, DataLine, ErrorCode, Event, EventKind, SessionInfo};
 use super::framing::{Line, LineSplitter};
 use super::listener::Listener;
@@ -32,6 +33,8 @@ const SMALL_READ: usize = 4 * 1024;
 /// `waitfor` returned, the oldest dropped past these bounds.
 pub const BACKLOG_LINES: usize = 10_000;
 pub const BACKLOG_BYTES: usize = 1024 * 1024;
+/// A connection that lasted this long resets the reconnect backoff.
+const STABLE_LINK: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -142,8 +145,28 @@ impl Backlog {
     }
 }
 
+/// The connection under a session. A `--reconnect` session gets a new one
+/// (a new generation) after each drop; the reader and writer of an old one
+/// are stopped by its token and can no longer end the session.
+struct Link {
+    generation: u64,
+    /// Cancels this connection's reader and writer (the session's own
+    /// token for sessions that never reconnect, so they allocate nothing).
+    token: CancellationToken,
+    /// While reconnecting: the attempt and when it starts.
+    down: Option<(u32, Instant)>,
+    up_since: Instant,
+    /// Consecutive short-lived connections: the backoff keeps growing
+    /// against a peer that accepts and drops at once.
+    streak: u32,
+}
+
 struct State {
     closed: Option<CloseReason>,
+    local: SocketAddr,
+    /// TCP: the peer. UDP: the `--to` destination, if any.
+    peer: Option<SocketAddr>,
+    link: Link,
     backlog: Backlog,
     last_activity: Instant,
     /// UDP: the last sender, the default destination of sends.
@@ -163,14 +186,12 @@ pub struct Session {
     pub label: Option<String>,
     pub direction: Direction,
     pub listener: Option<Arc<Listener>>,
-    pub local: SocketAddr,
-    /// TCP: the peer. UDP: the `--to` destination, if any.
-    pub peer: Option<SocketAddr>,
     pub tls: bool,
     pub mode: Mode,
     pub eol: Eol,
     pub timeout: Option<Duration>,
     half_open: bool,
+    redial: Option<Box<Redial>>,
     pub(crate) ctx: Arc<Ctx>,
     writer: Mutex<Writer>,
     udp: Option<Arc<UdpSocket>>,
@@ -196,6 +217,8 @@ pub(crate) struct Parts {
     pub eol: Eol,
     pub timeout: Option<Duration>,
     pub half_open: bool,
+    /// `connect --reconnect`: how to get the connection back.
+    pub redial: Option<Box<Redial>>,
 }
 
 /// The I/O half not yet handed to tasks.
@@ -215,23 +238,36 @@ impl Session {
             Io::Stream { read, write } => (Some(read), WriteSide::Stream(write), None),
             Io::Udp(socket) => (None, WriteSide::Udp(socket.clone()), Some(socket)),
         };
+        let cancel = CancellationToken::new();
+        let token = match parts.redial {
+            Some(_) => cancel.child_token(),
+            None => cancel.clone(),
+        };
         let session = Arc::new(Session {
             id: parts.id,
             label: parts.label,
             direction: parts.direction,
             listener: parts.listener,
-            local: parts.local,
-            peer: parts.peer,
             tls: parts.tls,
             mode: parts.mode,
             eol: parts.eol,
             timeout: parts.timeout,
             half_open: parts.half_open,
+            redial: parts.redial,
             ctx,
             writer: Mutex::new(Writer::Idle(write)),
             udp,
             state: Mutex::new(State {
                 closed: None,
+                local: parts.local,
+                peer: parts.peer,
+                link: Link {
+                    generation: 0,
+                    token,
+                    down: None,
+                    up_since: Instant::now(),
+                    streak: 0,
+                },
                 backlog: Backlog::default(),
                 last_activity: Instant::now(),
                 last_sender: None,
@@ -243,7 +279,7 @@ impl Session {
                 write_eof: false,
             }),
             wake: watch::Sender::new(0),
-            cancel: CancellationToken::new(),
+            cancel,
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             released: AtomicBool::new(false),
@@ -258,12 +294,53 @@ impl Session {
 
     /// Starts the reader (stream sessions) or receiver (UDP).
     pub(crate) fn start_reading(self: &Arc<Self>, read: Option<ReadSide>) {
+        let link = self.link();
         let task = match (read, &self.udp) {
-            (Some(read), _) => tokio::spawn(read_loop(self.clone(), read)),
+            (Some(read), _) => tokio::spawn(read_loop(self.clone(), read, link)),
             (None, Some(socket)) => tokio::spawn(udp_loop(self.clone(), socket.clone())),
             (None, None) => return,
         };
-        self.lock().tasks.push(task);
+        self.add_task(task);
+    }
+
+    fn add_task(&self, task: JoinHandle<()>) {
+        let mut state = self.lock();
+        // A reconnecting session starts tasks again and again: forget finished ones.
+        if state.tasks.len() >= 8 {
+            state.tasks.retain(|t| !t.is_finished());
+        }
+        state.tasks.push(task);
+    }
+
+    /// The current connection's generation and token.
+    fn link(&self) -> (u64, CancellationToken) {
+        let state = self.lock();
+        (state.link.generation, state.link.token.clone())
+    }
+
+    /// The local address (of the current connection).
+    pub fn local(&self) -> SocketAddr {
+        self.lock().local
+    }
+
+    /// The peer (of the current connection); UDP: the `--to` destination.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.lock().peer
+    }
+
+    /// Sends the `--preamble` of a connect; it is queued before anything
+    /// sent after the connection is reported.
+    pub(crate) fn send_preamble(self: &Arc<Self>, preamble: Bytes) {
+        let sending = self.send(preamble);
+        let session = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sending.await
+                && !session.is_closed()
+            {
+                let err = CoreError::new(e.code, format!("--preamble: {}", e.text));
+                session.emit_error(EventKind::Error, err).await;
+            }
+        });
     }
 
     pub fn is_closed(&self) -> bool {
@@ -293,19 +370,20 @@ impl Session {
     pub fn info(&self) -> SessionInfo {
         let state = self.lock();
         let peer = match self.direction {
-            Direction::Udp => self.peer.or(state.last_sender),
-            _ => self.peer,
+            Direction::Udp => state.peer.or(state.last_sender),
+            _ => state.peer,
         };
         SessionInfo {
             session_id: self.id.clone(),
             label: self.label.clone(),
             direction: self.direction.as_str(),
             listener_id: self.listener_id().map(str::to_string),
-            local_addr: self.local.to_string(),
+            local_addr: state.local.to_string(),
             peer: peer.map(|p| p.to_string()),
-            state: match state.closed {
-                None => "live".to_string(),
-                Some(reason) => format!("closed ({})", reason.as_str()),
+            state: match (state.closed, state.link.down) {
+                (Some(reason), _) => format!("closed ({})", reason.as_str()),
+                (None, Some(_)) => "reconnecting".to_string(),
+                (None, None) => "live".to_string(),
             },
             tls: self.tls,
             mode: self.mode.as_str(),
@@ -355,7 +433,7 @@ impl Session {
     /// UDP: true when `dest` differs from the destination last noted.
     fn to_differs(&self, dest: SocketAddr) -> bool {
         let mut state = self.lock();
-        if state.recording.is_none() || state.noted_dest == Some(dest) || self.peer == Some(dest) {
+        if state.recording.is_none() || state.noted_dest == Some(dest) || state.peer == Some(dest) {
             return false;
         }
         state.noted_dest = Some(dest);
@@ -369,11 +447,12 @@ impl Session {
             (_, true) => "tls",
             (_, false) => "tcp",
         };
-        let peer = self
-            .peer
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "*".to_string());
-        let local = self.local.to_string();
+        let (local, peer) = {
+            let state = self.lock();
+            (state.local, state.peer)
+        };
+        let peer = peer.map(|p| p.to_string()).unwrap_or_else(|| "*".to_string());
+        let local = local.to_string();
         let (from, to) = match self.direction {
             Direction::In => (peer, local),
             _ => (local, peer),
@@ -486,8 +565,8 @@ impl Session {
             && let Writer::Idle(side) = std::mem::replace(&mut *writer, Writer::Gone)
         {
             let (tx, rx) = mpsc::unbounded_channel();
-            let task = tokio::spawn(write_loop(self.clone(), side, rx));
-            self.lock().tasks.push(task);
+            let task = tokio::spawn(write_loop(self.clone(), side, rx, self.link()));
+            self.add_task(task);
             *writer = Writer::Running(tx);
         }
         match &*writer {
@@ -515,7 +594,8 @@ impl Session {
 
     /// UDP: where a send goes (the `--to` address, else the last sender).
     fn udp_destination(&self) -> CoreResult<SocketAddr> {
-        self.peer.or(self.lock().last_sender).ok_or_else(|| {
+        let state = self.lock();
+        state.peer.or(state.last_sender).ok_or_else(|| {
             CoreError::new(
                 ErrorCode::UdpSendFailed,
                 format!(
@@ -563,10 +643,18 @@ impl Session {
     }
 
     fn not_connected(&self) -> CoreError {
-        CoreError::new(
-            ErrorCode::SessionNotConnected,
-            format!("session {} is closed", self.id),
-        )
+        let text = match self.lock().link.down {
+            Some((attempt, at)) => {
+                let wait = at.saturating_duration_since(Instant::now());
+                format!(
+                    "session {} is reconnecting (attempt {attempt} in {})",
+                    self.id,
+                    crate::core::format_duration(Duration::from_millis(wait.as_millis() as u64))
+                )
+            }
+            None => format!("session {} is closed", self.id),
+        };
+        CoreError::new(ErrorCode::SessionNotConnected, text)
     }
 
     /// Handles one received chunk: counts it, frames it, reports it.
@@ -705,7 +793,7 @@ impl Session {
         self.close(CloseReason::Timeout, None).await;
     }
 
-    async fn fail(self: &Arc<Self>, what: &str, e: std::io::Error) {
+    async fn fail(self: &Arc<Self>, generation: u64, what: &str, e: std::io::Error) {
         // With TLS 1.3 a server rejects a client certificate after the
         // client's handshake finished: the first read gets the alert.
         let tls_alert = e
@@ -717,7 +805,122 @@ impl Session {
             ErrorCode::IoError
         };
         let err = CoreError::new(code, format!("{what} on {}: {e}", self.id));
-        self.close(CloseReason::Error, Some(err)).await;
+        self.connection_ended(generation, CloseReason::Error, Some(err))
+            .await;
+    }
+
+    /// The connection of `generation` ended. A `--reconnect` session starts
+    /// reconnecting (once per connection, whichever of its tasks noticed
+    /// first); any other session closes.
+    async fn connection_ended(
+        self: &Arc<Self>,
+        generation: u64,
+        reason: CloseReason,
+        err: Option<CoreError>,
+    ) {
+        if self.redial.is_none() {
+            self.close(reason, err).await;
+            return;
+        }
+        {
+            let mut state = self.lock();
+            let link = &mut state.link;
+            if link.generation != generation || link.down.is_some() {
+                return;
+            }
+            link.token.cancel();
+            if link.up_since.elapsed() >= STABLE_LINK {
+                link.streak = 0;
+            }
+            link.down = Some((link.streak + 1, Instant::now()));
+            if state.closed.is_some() {
+                return;
+            }
+        }
+        // Sends fail (naming the next attempt) until the connection is back.
+        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Writer::Gone;
+        let cause = match err {
+            Some(e) => e.text,
+            None => "the peer closed the connection".to_string(),
+        };
+        let task = tokio::spawn(self.clone().reconnect(cause));
+        self.add_task(task);
+    }
+
+    /// Dials again, with backoff, until connected or the session is closed.
+    async fn reconnect(self: Arc<Self>, mut cause: String) {
+        let Some(redial) = &self.redial else { return };
+        self.record_event(&format!("connection lost: {cause}")).await;
+        loop {
+            let attempt = {
+                let mut state = self.lock();
+                state.link.streak += 1;
+                state.link.streak
+            };
+            let delay = redial.backoff.delay(attempt, fastrand::f64());
+            self.lock().link.down = Some((attempt, Instant::now() + delay));
+            self.emit(EventKind::Reconnecting {
+                attempt,
+                delay,
+                cause: cause.clone(),
+            })
+            .await;
+            let dialed = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = async {
+                    tokio::time::sleep(delay).await;
+                    redial.dialer.dial().await
+                } => r,
+            };
+            match dialed {
+                Ok(dialed) => {
+                    self.relink(dialed).await;
+                    return;
+                }
+                Err(e) => {
+                    self.record_event(&format!("reconnect attempt {attempt} failed: {}", e.text))
+                        .await;
+                    cause = e.text;
+                }
+            }
+        }
+    }
+
+    /// Puts a new connection under the session: same id, scrollback,
+    /// counters and transcript; new reader, writer and addresses.
+    async fn relink(self: &Arc<Self>, dialed: Dialed) {
+        let Io::Stream { read, write } = dialed.io else {
+            return;
+        };
+        {
+            let mut state = self.lock();
+            if state.closed.is_some() {
+                return;
+            }
+            state.link.generation += 1;
+            state.link.token = self.cancel.child_token();
+            state.link.down = None;
+            state.link.up_since = Instant::now();
+            state.local = dialed.local;
+            state.peer = Some(dialed.remote);
+            state.read_eof = false;
+            state.write_eof = false;
+            state.last_activity = Instant::now();
+        }
+        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Writer::Idle(WriteSide::Stream(write));
+        self.record_event(&format!("reconnected {} -> {}", dialed.local, dialed.remote))
+            .await;
+        self.emit(EventKind::Connected {
+            remote: dialed.remote,
+            local: dialed.local,
+            tls: dialed.tls,
+            insecure: dialed.insecure,
+        })
+        .await;
+        self.start_reading(Some(read));
+        if let Some(preamble) = self.redial.as_ref().and_then(|r| r.preamble.clone()) {
+            self.send_preamble(preamble);
+        }
     }
 
     /// Waits until a line (line mode) or the accumulated bytes (binary mode)
@@ -801,14 +1004,14 @@ impl Session {
     }
 }
 
-async fn read_loop(session: Arc<Session>, mut read: ReadSide) {
+async fn read_loop(session: Arc<Session>, mut read: ReadSide, (generation, link): (u64, CancellationToken)) {
     let mut buf = BytesMut::new();
     let mut splitter = LineSplitter::default();
     let mut lines = Vec::new();
     loop {
         let deadline = session.deadline();
         let result = tokio::select! {
-            _ = session.cancel.cancelled() => return,
+            _ = link.cancelled() => return,
             _ = sleep_until_opt(deadline) => {
                 if session.deadline().is_some_and(|d| d <= Instant::now()) {
                     // Cold paths are boxed so the reader future stays small while idle.
@@ -824,7 +1027,7 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide) {
                 splitter.finish(&mut lines);
                 session.deliver_lines(&mut lines).await;
                 if session.end_of_input().await {
-                    Box::pin(session.close(CloseReason::Remote, None)).await;
+                    Box::pin(session.connection_ended(generation, CloseReason::Remote, None)).await;
                 }
                 return;
             }
@@ -843,7 +1046,7 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide) {
             Err(e) => {
                 splitter.finish(&mut lines);
                 session.deliver_lines(&mut lines).await;
-                Box::pin(session.fail("read failed", e)).await;
+                Box::pin(session.fail(generation, "read failed", e)).await;
                 return;
             }
         }
@@ -857,11 +1060,16 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-async fn write_loop(session: Arc<Session>, mut write: WriteSide, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
+async fn write_loop(
+    session: Arc<Session>,
+    mut write: WriteSide,
+    mut rx: mpsc::UnboundedReceiver<WriteReq>,
+    (generation, link): (u64, CancellationToken),
+) {
     let mut write_closed = false;
     loop {
         let req = tokio::select! {
-            _ = session.cancel.cancelled() => break,
+            _ = link.cancelled() => break,
             req = rx.recv() => match req {
                 Some(req) => req,
                 None => break,
@@ -922,7 +1130,7 @@ async fn write_loop(session: Arc<Session>, mut write: WriteSide, mut rx: mpsc::U
                             format!("write to {} failed: {e}", session.id),
                         )));
                         // close() waits for no task when the reason is not Local.
-                        session.fail("write failed", e).await;
+                        session.fail(generation, "write failed", e).await;
                         return;
                     }
                 }
@@ -1027,7 +1235,7 @@ async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
                     .await;
             }
             Err(e) => {
-                Box::pin(session.fail("receive failed", e)).await;
+                Box::pin(session.fail(0, "receive failed", e)).await;
                 return;
             }
         }

@@ -14,6 +14,7 @@ use crate::core::addr::{parse_bind, parse_host_port};
 use crate::core::command::{
     Command, ConnectSpec, Eol, ListenSpec, Mode, SessionOptions, TriggerSpec, UdpSpec, View,
 };
+use crate::core::dial::Backoff;
 use crate::core::escape::{decode_hex, decode_payload};
 use crate::core::tls::{ClientTls, ServerTls};
 use crate::core::{CoreError, CoreResult, ErrorCode};
@@ -114,16 +115,42 @@ pub struct ConnectArgs {
     /// Client private key (PEM)
     #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
     pub key: Option<PathBuf>,
+    /// Reconnect after the peer closes or the connection fails (same session, same transcript)
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Delays between attempts: doubling from MIN to MAX, with jitter
+    #[arg(long, value_name = "MIN..MAX", requires = "reconnect", value_parser = parse_backoff)]
+    pub backoff: Option<Backoff>,
+    /// Send this after every (re)connect (escapes as in send; EOL appended in line mode)
+    #[arg(long, value_name = "PAYLOAD")]
+    pub preamble: Option<String>,
     /// Where to connect: name, IPv4 or [IPv6], and port
     #[arg(value_name = "HOST:PORT")]
     pub target: String,
 }
 
+fn parse_backoff(text: &str) -> Result<Backoff, String> {
+    Backoff::parse(text, parse_duration)
+}
+
 impl ConnectArgs {
     pub fn spec(&self) -> CoreResult<ConnectSpec> {
+        let opts = self.session.options();
+        let preamble = match &self.preamble {
+            Some(text) => {
+                let mut bytes = decode_payload(text)?;
+                if opts.mode == Mode::Line {
+                    bytes.extend_from_slice(opts.eol.bytes());
+                }
+                Some(Bytes::from(bytes))
+            }
+            None => None,
+        };
         Ok(ConnectSpec {
             target: parse_host_port(&self.target)?,
-            opts: self.session.options(),
+            reconnect: self.reconnect.then(|| self.backoff.unwrap_or_default()),
+            preamble,
+            opts,
             tls: self.tls.then(|| ClientTls {
                 ca: self.ca.clone(),
                 sni: self.sni.clone(),
@@ -419,7 +446,7 @@ fn session_and_value(args: Vec<String>) -> (Option<String>, String) {
 fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
     let core = |c| Ok(Parsed::Core(c));
     match cmd {
-        LangCommand::Connect(a) => core(Command::Connect(a.spec()?)),
+        LangCommand::Connect(a) => core(Command::Connect(Box::new(a.spec()?))),
         LangCommand::Listen(a) => core(Command::Listen(a.spec()?)),
         LangCommand::Udp(a) => core(Command::Udp(a.spec()?)),
         LangCommand::Send {

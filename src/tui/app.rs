@@ -54,13 +54,43 @@ pub enum Focus {
 pub enum SessionState {
     Connecting,
     Live,
+    /// `connect --reconnect` lost its connection; attempt `attempt` starts at `at`.
+    Reconnecting {
+        attempt: u32,
+        at: DateTime<Utc>,
+    },
     Closed(String),
     Failed(String),
 }
 
 impl SessionState {
     pub fn is_live(&self) -> bool {
-        matches!(self, SessionState::Live | SessionState::Connecting)
+        matches!(
+            self,
+            SessionState::Live | SessionState::Connecting | SessionState::Reconnecting { .. }
+        )
+    }
+
+    /// How long until the next reconnect attempt (`4s`, `300ms`), from `now`.
+    pub fn reconnect_wait(&self, now: DateTime<Utc>) -> Option<String> {
+        let SessionState::Reconnecting { at, .. } = self else {
+            return None;
+        };
+        let ms = (*at - now).num_milliseconds().max(0);
+        Some(if ms >= 1000 {
+            format!("{}s", (ms + 999) / 1000)
+        } else {
+            format!("{ms}ms")
+        })
+    }
+
+    /// "reconnecting in 4s (attempt 3)", counted down from `now`.
+    pub fn reconnect_text(&self, now: DateTime<Utc>) -> Option<String> {
+        let SessionState::Reconnecting { attempt, .. } = self else {
+            return None;
+        };
+        let wait = self.reconnect_wait(now)?;
+        Some(format!("reconnecting in {wait} (attempt {attempt})"))
     }
 }
 
@@ -303,6 +333,13 @@ impl App {
             .count()
     }
 
+    /// True while a session waits to reconnect (its countdown needs redrawing).
+    pub fn reconnecting(&self) -> bool {
+        self.sessions
+            .iter()
+            .any(|s| matches!(s.state, SessionState::Reconnecting { .. }))
+    }
+
     fn set_status(&mut self, text: impl Into<String>, error: bool) {
         self.status = text.into();
         self.status_error = error;
@@ -482,6 +519,32 @@ impl App {
                     };
                 }
                 self.note(id, ev.timestamp, &format!("disconnected {why}"));
+            }
+            (
+                EventKind::Reconnecting {
+                    attempt,
+                    delay,
+                    cause,
+                },
+                Some(id),
+            ) => {
+                let at = ev.timestamp + chrono::TimeDelta::from_std(*delay).unwrap_or_default();
+                if let Some(row) = self.row(id) {
+                    row.state = SessionState::Reconnecting {
+                        attempt: *attempt,
+                        at,
+                    };
+                }
+                let what = if *attempt <= 1 {
+                    "connection lost"
+                } else {
+                    "reconnect failed"
+                };
+                let text = format!(
+                    "{what}: {cause}; reconnecting in {} (attempt {attempt})",
+                    crate::core::format_duration(*delay)
+                );
+                self.note(id, ev.timestamp, &text);
             }
             (EventKind::Timeout, Some(id)) => self.note(id, ev.timestamp, "timeout (idle)"),
             (EventKind::Match { matched, .. }, Some(id)) => {

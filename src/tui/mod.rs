@@ -239,6 +239,8 @@ async fn run_loop<B: Backend>(
                 dirty = true;
             }
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
+            // A reconnect countdown is on screen: redraw it.
+            _ = tokio::time::sleep(Duration::from_millis(250)), if !dirty && app.reconnecting() => dirty = true,
             _ = &mut interrupt => break,
         }
     }

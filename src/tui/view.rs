@@ -1,6 +1,7 @@
 //! Drawing: `view(&App, frame)` only reads the model. Each pane draws the
 //! rows it shows and nothing more, so a frame costs O(visible rows).
 
+use chrono::Utc;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -143,6 +144,7 @@ fn state_mark(s: &SessionRow) -> (&'static str, Color) {
         SessionState::Connecting => ("…", Color::Yellow),
         SessionState::Live if s.direction == "udp" => ("○", Color::Green),
         SessionState::Live => ("●", Color::Green),
+        SessionState::Reconnecting { .. } => ("↻", Color::Yellow),
         SessionState::Closed(_) | SessionState::Failed(_) => ("✗", Color::Red),
     }
 }
@@ -158,8 +160,10 @@ fn draw_sessions(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
         let here = app.selected == Some(i);
         let (mark, color) = state_mark(s);
         let name = s.label.clone().unwrap_or_else(|| s.peer.clone());
+        // ↻4s: the countdown to the next reconnect attempt.
+        let wait = s.state.reconnect_wait(Utc::now()).unwrap_or_default();
         let bytes = format!("{}/{}", human(s.bytes_in), human(s.bytes_out));
-        let fixed = 2 + 9 + 4 + 2 + bytes.len() + 2;
+        let fixed = 2 + 9 + 4 + 2 + wait.len() + bytes.len() + 2;
         let name = truncate(&name, (inner.width as usize).saturating_sub(fixed));
         let mut style = Style::new();
         if !s.state.is_live() {
@@ -174,7 +178,7 @@ fn draw_sessions(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
             Span::styled(format!("{} ", s.short()), style),
             Span::styled(format!("{:<4}", s.direction), style),
             Span::styled(format!("{name:<width$}"), style),
-            Span::styled(format!(" {mark}"), theme.fg(color)),
+            Span::styled(format!(" {mark}{wait}"), theme.fg(color)),
             Span::styled(format!(" {bytes}"), style),
             Span::styled(if s.unread { " ✱" } else { "  " }, theme.fg(Color::Yellow)),
         ]));
@@ -198,7 +202,10 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 fn scrollback_title(s: &SessionRow, app: &App) -> String {
-    let mut parts = vec![short_id(&s.id), s.direction.to_string()];
+    let mut parts = vec![short_id(&s.id)];
+    // First: it explains why nothing arrives.
+    parts.extend(s.state.reconnect_text(Utc::now()));
+    parts.push(s.direction.to_string());
     let route = match s.direction {
         "in" => format!("{} → {}", s.peer, s.local),
         _ => format!("{} → {}", if s.local.is_empty() { "…" } else { &s.local }, s.peer),
@@ -618,6 +625,51 @@ mod tests {
             screen.contains("sess-11111111 · out · 127.0.0.1:5000 → 127.0.0.1:7000 · line"),
             "{screen}"
         );
+    }
+
+    #[test]
+    fn a_reconnecting_session_shows_its_countdown_and_the_gap() {
+        let mut a = app();
+        connected(&mut a, 1, Some("plc"));
+        data(&mut a, 1, b"before the reboot");
+        a.on_event(
+            &Event::new(EventKind::Reconnecting {
+                attempt: 3,
+                delay: std::time::Duration::from_secs(4),
+                cause: "127.0.0.1:7000 refused the connection".into(),
+            })
+            .session(&sid(1)),
+        );
+        assert!(a.reconnecting(), "the countdown needs redrawing");
+        assert!(a.sessions[0].state.is_live());
+        let screen = render_at(&a, 160, 32);
+        assert!(screen.contains("plc"), "{screen}");
+        assert!(screen.contains(" ↻4s 18B/0B"), "{screen}");
+        assert!(
+            screen.contains("sess-11111111 · reconnecting in 4s (attempt 3) · out"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("reconnect failed: 127.0.0.1:7000 refused the connection; reconnecting in 4s"),
+            "{screen}"
+        );
+        a.on_event(
+            &Event::new(EventKind::Connected {
+                remote: "127.0.0.1:7000".parse().unwrap(),
+                local: "127.0.0.1:5002".parse().unwrap(),
+                tls: false,
+                insecure: false,
+            })
+            .session(&sid(1)),
+        );
+        assert!(!a.reconnecting());
+        assert_eq!(a.sessions.len(), 1);
+        let screen = render(&a);
+        assert!(
+            !screen.contains("reconnecting in 4s (attempt") && !screen.contains('↻'),
+            "{screen}"
+        );
+        assert!(screen.contains("* connected"), "{screen}");
     }
 
     #[test]
