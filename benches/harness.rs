@@ -261,7 +261,9 @@ fn managed_throughput(size: usize) {
             .spec()
             .ok()?;
             let start = Instant::now();
-            let pending = manager.submit(muxcat::core::Command::Connect(Box::new(spec))).await;
+            let pending = manager
+                .submit(muxcat::core::Command::Connect(Box::new(spec)))
+                .await;
             tokio::spawn(pending);
             let mut got = 0usize;
             let mut events_seen = 0usize;

@@ -245,6 +245,10 @@ pub fn main() -> ExitCode {
         },
         Some(Sub::Udp { args, front }) => match args.spec() {
             Ok(spec) if wants_tui(&front) => rt.block_on(tui(&global, Some(Command::Udp(spec)), Vec::new())),
+            Ok(spec) if spec.per_peer.is_some() => usage_error(crate::core::CoreError::new(
+                crate::core::ErrorCode::CommandInvalid,
+                "--per-peer makes a session per sender: use it in the TUI or a script (muxcat run), not in pipe mode",
+            )),
             Ok(spec) => {
                 let line_input = args.session.mode == crate::core::Mode::Line;
                 rt.block_on(pipe(PipeRole::Udp { spec, line_input }, &global))

@@ -50,6 +50,21 @@ pub enum View {
     #[default]
     Line,
     Hex,
+    /// Received bytes as a hex dump, sent ones as text.
+    HexIn,
+    /// Sent bytes as a hex dump, received ones as text.
+    HexOut,
+}
+
+impl View {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            View::Line => "line",
+            View::Hex => "hex",
+            View::HexIn => "hex-in",
+            View::HexOut => "hex-out",
+        }
+    }
 }
 
 /// Options every session has.
@@ -99,6 +114,11 @@ pub struct UdpSpec {
     pub reuse: bool,
     pub broadcast: bool,
     pub ttl: Option<u32>,
+    /// `--per-peer N`: a listener with a session per sender, at most N.
+    pub per_peer: Option<usize>,
+    /// `--connect`: connect the socket to `--to` (only its datagrams are
+    /// received; ICMP port unreachable is reported).
+    pub connect: bool,
 }
 
 /// A command for the session manager. Session and listener references are

@@ -138,6 +138,8 @@ pub struct ListenerInfo {
     pub label: Option<String>,
     pub local_addr: String,
     pub tls: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub udp: bool,
     pub clients: usize,
     pub max_connections: usize,
     pub state: &'static str,
@@ -159,6 +161,8 @@ pub enum EventKind {
     Listening {
         local: SocketAddr,
         tls: bool,
+        /// A UDP socket (a `udp` session, or a `udp --per-peer` listener).
+        udp: bool,
         /// The connection limit (listeners only).
         max_connections: Option<usize>,
         /// SHA-256 of a self-signed certificate made for this listener.
@@ -395,9 +399,13 @@ impl Event {
                 local,
                 tls,
                 fingerprint,
+                udp,
                 ..
             } => {
                 out.push_str(&format!("listening {local}"));
+                if *udp {
+                    out.push_str(" udp");
+                }
                 if *tls {
                     out.push_str(" tls");
                 }
@@ -572,12 +580,16 @@ impl Serialize for Event {
             EventKind::Listening {
                 local,
                 tls,
+                udp,
                 fingerprint,
                 max_connections,
             } => {
                 map.serialize_entry("localHost", &local.ip().to_string())?;
                 map.serialize_entry("localPort", &local.port())?;
                 map.serialize_entry("tls", tls)?;
+                if *udp {
+                    map.serialize_entry("udp", udp)?;
+                }
                 if let Some(max) = max_connections {
                     map.serialize_entry("maxConnections", max)?;
                 }

@@ -1,13 +1,14 @@
 //! A TCP or TLS listener: its accept loop, the connection limit, and the
-//! queue of accepted clients that `accept` hands out.
+//! queue of accepted clients that `accept` hands out. A `udp --per-peer`
+//! listener is one too: each new sender address is "accepted" as a session.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,8 @@ pub struct Listener {
     pub label: Option<String>,
     pub local: SocketAddr,
     pub tls: bool,
+    /// `udp --per-peer`: sessions are remote addresses on one UDP socket.
+    pub udp: bool,
     pub max_connections: usize,
     pub(crate) opts: SessionOptions,
     clients: AtomicUsize,
@@ -41,7 +44,7 @@ impl Listener {
     pub(crate) fn new(
         id: String,
         local: SocketAddr,
-        tls: bool,
+        (tls, udp): (bool, bool),
         max_connections: usize,
         opts: SessionOptions,
     ) -> Arc<Listener> {
@@ -50,6 +53,7 @@ impl Listener {
             label: opts.label.clone(),
             local,
             tls,
+            udp,
             max_connections,
             opts,
             clients: AtomicUsize::new(0),
@@ -88,6 +92,7 @@ impl Listener {
             label: self.label.clone(),
             local_addr: self.local.to_string(),
             tls: self.tls,
+            udp: self.udp,
             clients: self.clients(),
             max_connections: self.max_connections,
             state: if self.is_closed() { "closed" } else { "listening" },
@@ -198,6 +203,117 @@ impl Listener {
         ctx.events
             .emit(Event::new(EventKind::Closed).listener(&self.id))
             .await;
+    }
+
+    /// `udp --per-peer`: hands each datagram to its sender's session,
+    /// opening one for a new sender. The sessions share the socket, so
+    /// they end with the listener.
+    pub(crate) async fn run_udp(self: Arc<Self>, socket: Arc<UdpSocket>, ctx: Arc<Ctx>) {
+        let mut peers: HashMap<SocketAddr, Arc<Session>> = HashMap::new();
+        let mut buf = vec![0u8; 65536];
+        let mut reported: Option<tokio::time::Instant> = None;
+        let mut refused = 0u64;
+        loop {
+            let received = tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                r = socket.recv_from(&mut buf) => r,
+            };
+            match received {
+                Ok((n, from)) => {
+                    let live = peers.get(&from).filter(|s| !s.is_closed()).cloned();
+                    let session = match live {
+                        Some(s) => s,
+                        None if self.clients() >= self.max_connections => {
+                            // Every datagram of a sender over the limit is
+                            // dropped: say so at most once a second.
+                            refused += 1;
+                            let now = tokio::time::Instant::now();
+                            if reported.is_none_or(|t| now - t >= Duration::from_secs(1)) {
+                                reported = Some(now);
+                                let err = CoreError::new(
+                                    ErrorCode::MaxConnections,
+                                    format!(
+                                        "datagram from {from} dropped: UDP listener {} is at its limit of {} peers ({refused} dropped so far)",
+                                        self.local, self.max_connections
+                                    ),
+                                );
+                                ctx.events.emit(Event::error(err).listener(&self.id)).await;
+                            }
+                            continue;
+                        }
+                        None => {
+                            if peers.len() >= self.max_connections {
+                                peers.retain(|_, s| !s.is_closed());
+                            }
+                            match self.open_peer(&socket, from, &ctx).await {
+                                Some(s) => {
+                                    peers.insert(from, s.clone());
+                                    s
+                                }
+                                None => break,
+                            }
+                        }
+                    };
+                    session.datagram(&buf[..n], from).await;
+                }
+                Err(e) => {
+                    // Unconnected sockets get no ICMP errors; anything else
+                    // (out of memory, say) is reported and retried.
+                    let now = tokio::time::Instant::now();
+                    if reported.is_none_or(|t| now - t >= Duration::from_secs(1)) {
+                        reported = Some(now);
+                        let err = CoreError::new(
+                            ErrorCode::IoError,
+                            format!("receive on UDP {} failed: {e}", self.local),
+                        );
+                        ctx.events.emit(Event::error(err).listener(&self.id)).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        let open: Vec<_> = peers.into_values().filter(|s| !s.is_closed()).collect();
+        let closing = open
+            .iter()
+            .map(|s| s.close(super::events::CloseReason::Local, None));
+        futures_util::future::join_all(closing).await;
+        ctx.events
+            .emit(Event::new(EventKind::Closed).listener(&self.id))
+            .await;
+    }
+
+    /// A new sender of a per-peer listener becomes a session (`accepted`).
+    async fn open_peer(
+        self: &Arc<Self>,
+        socket: &Arc<UdpSocket>,
+        from: SocketAddr,
+        ctx: &Arc<Ctx>,
+    ) -> Option<Arc<Session>> {
+        self.clients.fetch_add(1, Ordering::AcqRel);
+        let parts = Parts {
+            id: new_id("sess"),
+            label: None,
+            direction: Direction::In,
+            listener: Some(self.clone()),
+            local: self.local,
+            peer: Some(from),
+            tls: false,
+            mode: self.opts.mode,
+            eol: self.opts.eol,
+            timeout: self.opts.timeout,
+            half_open: false,
+            redial: None,
+        };
+        let (session, _) = Session::new(parts, Io::UdpPeer(socket.clone()), ctx.clone());
+        if !ctx.register(session.clone()).await {
+            session.close(super::events::CloseReason::Local, None).await;
+            return None;
+        }
+        session.record_to_dir().await;
+        session.emit(EventKind::Accepted { remote: from }).await;
+        self.push_unclaimed(session.id.clone());
+        session.start_reading(None);
+        Some(session)
     }
 
     /// Finishes one client's setup (TLS handshake) and opens its session.

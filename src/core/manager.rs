@@ -616,7 +616,7 @@ impl Actor {
         let listener = Listener::new(
             id.clone(),
             local,
-            spec.tls.is_some(),
+            (spec.tls.is_some(), false),
             spec.max_connections,
             spec.opts,
         );
@@ -627,6 +627,7 @@ impl Actor {
                 Event::new(EventKind::Listening {
                     local,
                     tls: spec.tls.is_some(),
+                    udp: false,
                     fingerprint,
                     max_connections: Some(spec.max_connections),
                 })
@@ -641,6 +642,9 @@ impl Actor {
     }
 
     async fn udp(&mut self, spec: UdpSpec) -> Result<Outcome, Failure> {
+        if let Some(max_peers) = spec.per_peer {
+            return self.udp_per_peer(spec, max_peers).await;
+        }
         let id = self.take_id(&spec.opts.id, "sess")?;
         let with_id = |e: CoreError| Failure {
             error: e,
@@ -673,12 +677,47 @@ impl Actor {
             .emit(EventKind::Listening {
                 local,
                 tls: false,
+                udp: true,
                 fingerprint: None,
                 max_connections: None,
             })
             .await;
         session.start_reading(read);
         Ok(Outcome::Session(id))
+    }
+
+    /// `udp --per-peer`: a listener whose sessions are the senders.
+    async fn udp_per_peer(&mut self, spec: UdpSpec, max_peers: usize) -> Result<Outcome, Failure> {
+        let id = self.take_id(&spec.opts.id, "lstn")?;
+        let with_id = |e: CoreError| Failure {
+            error: e,
+            session_id: None,
+            listener_id: Some(id.clone()),
+        };
+        let opened = udp::open(&spec).await.map_err(with_id)?;
+        let local = opened
+            .socket
+            .local_addr()
+            .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
+        let listener = Listener::new(id.clone(), local, (false, true), max_peers, spec.opts);
+        self.ctx
+            .events
+            .emit(
+                Event::new(EventKind::Listening {
+                    local,
+                    tls: false,
+                    udp: true,
+                    fingerprint: None,
+                    max_connections: Some(max_peers),
+                })
+                .listener(&id)
+                .labelled(listener.label.as_deref()),
+            )
+            .await;
+        self.listeners.push(listener.clone());
+        self.default_listener = Some(id.clone());
+        tokio::spawn(listener.run_udp(Arc::new(opened.socket), self.ctx.clone()));
+        Ok(Outcome::Listener(id))
     }
 
     /// Resolves a session reference: id, unique id prefix (4+ hex digits,

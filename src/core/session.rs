@@ -228,6 +228,9 @@ pub(crate) enum Io {
         write: Box<dyn AsyncWrite + Send + Unpin>,
     },
     Udp(Arc<UdpSocket>),
+    /// One peer of a `udp --per-peer` listener: sends go out of the shared
+    /// socket to the peer; the listener hands received datagrams over.
+    UdpPeer(Arc<UdpSocket>),
 }
 
 impl Session {
@@ -237,6 +240,7 @@ impl Session {
         let (read, write, udp) = match io {
             Io::Stream { read, write } => (Some(read), WriteSide::Stream(write), None),
             Io::Udp(socket) => (None, WriteSide::Udp(socket.clone()), Some(socket)),
+            Io::UdpPeer(socket) => (None, WriteSide::Udp(socket), None),
         };
         let cancel = CancellationToken::new();
         let token = match parts.redial {
@@ -298,6 +302,7 @@ impl Session {
         let task = match (read, &self.udp) {
             (Some(read), _) => tokio::spawn(read_loop(self.clone(), read, link)),
             (None, Some(socket)) => tokio::spawn(udp_loop(self.clone(), socket.clone())),
+            (None, None) if self.timeout.is_some() => tokio::spawn(idle_timer(self.clone())),
             (None, None) => return,
         };
         self.add_task(task);
@@ -442,8 +447,10 @@ impl Session {
 
     /// The transcript header: kind, client -> server, mode.
     fn transcript_header(&self) -> String {
+        let udp = self.listener.as_ref().is_some_and(|l| l.udp);
         let kind = match (self.direction, self.tls) {
             (Direction::Udp, _) => "udp",
+            _ if udp => "udp",
             (_, true) => "tls",
             (_, false) => "tcp",
         };
@@ -640,6 +647,45 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Handles one received datagram (from the session's own socket, or
+    /// handed over by its per-peer listener).
+    pub(crate) async fn datagram(self: &Arc<Self>, datagram: &[u8], from: SocketAddr) {
+        let n = datagram.len();
+        self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        if self.transcript().is_some() {
+            // Datagrams may come from anyone: note each change of sender
+            // (a per-peer session has only one).
+            let changed = self.listener.is_none() && self.lock().last_sender != Some(from);
+            if changed {
+                self.record_event(&format!("from {from}")).await;
+            }
+            self.record(Mark::In, &Bytes::copy_from_slice(datagram)).await;
+        }
+        let shown = match self.mode {
+            Mode::Line => strip_eol(datagram),
+            Mode::Binary => datagram,
+        };
+        let payload = Bytes::copy_from_slice(shown);
+        {
+            let mut state = self.lock();
+            state.last_activity = Instant::now();
+            state.last_sender = Some(from);
+            match self.mode {
+                Mode::Line => state.backlog.push_line(payload.clone()),
+                Mode::Binary => state.backlog.push_stream(&payload),
+            }
+        }
+        self.bump();
+        self.fire_triggers([&payload[..]]);
+        self.emit(EventKind::Data {
+            payload,
+            count: n,
+            from: Some(from),
+            eol: b"",
+        })
+        .await;
     }
 
     fn not_connected(&self) -> CoreError {
@@ -1183,42 +1229,7 @@ async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
             r = socket.recv_from(&mut buf) => r,
         };
         match result {
-            Ok((n, from)) => {
-                let datagram = &buf[..n];
-                session.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-                if session.transcript().is_some() {
-                    // Datagrams may come from anyone: note each change of sender.
-                    let changed = session.lock().last_sender != Some(from);
-                    if changed {
-                        session.record_event(&format!("from {from}")).await;
-                    }
-                    session.record(Mark::In, &Bytes::copy_from_slice(datagram)).await;
-                }
-                let shown = match session.mode {
-                    Mode::Line => strip_eol(datagram),
-                    Mode::Binary => datagram,
-                };
-                let payload = Bytes::copy_from_slice(shown);
-                {
-                    let mut state = session.lock();
-                    state.last_activity = Instant::now();
-                    state.last_sender = Some(from);
-                    match session.mode {
-                        Mode::Line => state.backlog.push_line(payload.clone()),
-                        Mode::Binary => state.backlog.push_stream(&payload),
-                    }
-                }
-                session.bump();
-                session.fire_triggers([&payload[..]]);
-                session
-                    .emit(EventKind::Data {
-                        payload,
-                        count: n,
-                        from: Some(from),
-                        eol: b"",
-                    })
-                    .await;
-            }
+            Ok((n, from)) => session.datagram(&buf[..n], from).await,
             // An ICMP error from an earlier send: report it, keep receiving.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 session
@@ -1237,6 +1248,23 @@ async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
             Err(e) => {
                 Box::pin(session.fail(0, "receive failed", e)).await;
                 return;
+            }
+        }
+    }
+}
+
+/// A per-peer UDP session has no reader of its own (its listener reads the
+/// shared socket): this task enforces its inactivity timeout.
+async fn idle_timer(session: Arc<Session>) {
+    loop {
+        let deadline = session.deadline();
+        tokio::select! {
+            _ = session.cancel.cancelled() => return,
+            _ = sleep_until_opt(deadline) => {
+                if session.deadline().is_some_and(|d| d <= Instant::now()) {
+                    session.expire().await;
+                    return;
+                }
             }
         }
     }

@@ -65,6 +65,14 @@ pub async fn open(spec: &UdpSpec) -> CoreResult<OpenedUdp> {
     if let Some(group) = spec.multicast {
         join_multicast(&socket, bind, group, spec.iface)?;
     }
+    if let (true, Some(to)) = (spec.connect, to) {
+        socket.connect(&to.into()).map_err(|e| {
+            CoreError::new(
+                ErrorCode::ConnectFailed,
+                format!("cannot connect UDP {bind} to {to}: {e}"),
+            )
+        })?;
+    }
     let multicast_dest = to.is_some_and(|t| t.ip().is_multicast());
     if spec.multicast.is_some() || multicast_dest || spec.iface.is_some() {
         multicast_sending(&socket, bind, spec.iface, spec.ttl)?;

@@ -226,6 +226,15 @@ pub struct UdpArgs {
     /// Send to this address (default: reply to the last sender)
     #[arg(long, value_name = "HOST:PORT")]
     pub to: Option<String>,
+    /// Talk to --to only: receive nothing else, and report ICMP "port unreachable"
+    #[arg(long, requires = "to")]
+    pub connect: bool,
+    /// A session per sender (like a listener); idle ones close after --timeout
+    #[arg(long, conflicts_with_all = ["to", "connect"])]
+    pub per_peer: bool,
+    /// With --per-peer: senders served at once; datagrams of more are dropped
+    #[arg(long, value_name = "N", default_value_t = 128, requires = "per_peer")]
+    pub max_connections: usize,
     /// Address to bind (host defaults to 0.0.0.0; port 0 picks one)
     #[arg(value_name = "[HOST:]PORT")]
     pub bind: String,
@@ -246,6 +255,8 @@ impl UdpArgs {
             reuse: self.reuse,
             broadcast: self.broadcast,
             ttl: self.ttl,
+            per_peer: self.per_peer.then_some(self.max_connections),
+            connect: self.connect,
         })
     }
 }
@@ -326,9 +337,9 @@ enum LangCommand {
         #[arg(value_name = "LISTENER")]
         listener: Option<String>,
     },
-    /// Show a session as lines or as a hex dump: view [SESSION] line|hex
+    /// Show a session as lines or as a hex dump (hex-in / hex-out: one direction only)
     View {
-        #[arg(value_name = "[SESSION] line|hex", num_args = 1..=2, required = true)]
+        #[arg(value_name = "[SESSION] line|hex|hex-in|hex-out", num_args = 1..=2, required = true)]
         args: Vec<String>,
     },
     /// Record a session's transcript: record [SESSION] FILE|off
@@ -485,14 +496,13 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
         LangCommand::Close { listener } => core(Command::Close { listener }),
         LangCommand::View { args } => {
             let (session, value) = session_and_value(args);
-            let view = match value.as_str() {
-                "line" => View::Line,
-                "hex" => View::Hex,
-                other => {
-                    return Err(invalid(format!(
-                        "view: {other:?} is not line or hex. Usage: view [SESSION] line|hex"
-                    )));
-                }
+            let Some(view) = [View::Line, View::Hex, View::HexIn, View::HexOut]
+                .into_iter()
+                .find(|v| v.as_str() == value)
+            else {
+                return Err(invalid(format!(
+                    "view: {value:?} is not line, hex, hex-in or hex-out. Usage: view [SESSION] line|hex|hex-in|hex-out"
+                )));
             };
             core(Command::View { session, view })
         }
@@ -664,6 +674,10 @@ mod tests {
             panic!()
         };
         assert_eq!((session.as_deref(), view), (Some("@1"), View::Hex));
+        let Parsed::Core(Command::View { session, view }) = parse("view hex-in") else {
+            panic!()
+        };
+        assert_eq!((session, view), (None, View::HexIn));
         let Parsed::Core(Command::Record { session, file }) = parse("record off") else {
             panic!()
         };

@@ -123,10 +123,7 @@ impl SessionRow {
 
     /// Rows in the current view.
     pub fn rows(&self) -> u64 {
-        match self.view {
-            View::Line => self.scrollback.len() as u64,
-            View::Hex => self.scrollback.hex_rows(),
-        }
+        self.scrollback.rows(self.view)
     }
 }
 
@@ -135,6 +132,7 @@ pub struct ListenerRow {
     pub label: Option<String>,
     pub addr: String,
     pub tls: bool,
+    pub udp: bool,
     pub max: usize,
     pub closed: bool,
 }
@@ -446,6 +444,7 @@ impl App {
                 EventKind::Listening {
                     local,
                     tls,
+                    udp,
                     max_connections,
                     ..
                 },
@@ -457,6 +456,7 @@ impl App {
                         label: ev.label.clone(),
                         addr: local.to_string(),
                         tls: *tls,
+                        udp: *udp,
                         max: max_connections.unwrap_or(0),
                         closed: false,
                     });
@@ -833,10 +833,7 @@ impl App {
     fn reveal(&mut self, idx: usize) {
         let page = self.page.max(1);
         if let Some(s) = self.selected_mut() {
-            let row = match s.view {
-                View::Line => idx as u64,
-                View::Hex => s.scrollback.hex_row_of(idx).unwrap_or(0),
-            };
+            let row = s.scrollback.row_of(idx, s.view).unwrap_or(0);
             // Put the row a third of a page from the top when scrolling.
             let rows = s.rows();
             let from_bottom = rows.saturating_sub(row + 1);
@@ -909,7 +906,17 @@ impl App {
                 if let Some(s) = self.selected_mut() {
                     s.view = match s.view {
                         View::Line => View::Hex,
-                        View::Hex => View::Line,
+                        _ => View::Line,
+                    };
+                    s.scroll = 0;
+                }
+            }
+            Action::ToggleSplit => {
+                if let Some(s) = self.selected_mut() {
+                    s.view = match s.view {
+                        View::Line | View::Hex => View::HexIn,
+                        View::HexIn => View::HexOut,
+                        View::HexOut => View::Line,
                     };
                     s.scroll = 0;
                 }
@@ -1357,6 +1364,7 @@ pub(crate) mod tests {
         let mut ev = Event::new(EventKind::Listening {
             local: "0.0.0.0:2323".parse().unwrap(),
             tls: true,
+            udp: false,
             fingerprint: None,
             max_connections: Some(8),
         })

@@ -25,6 +25,7 @@ pub enum Action {
     Insert,
     Normal,
     ToggleHex,
+    ToggleSplit,
     ToggleTimestamps,
     ToggleRelativeTime,
     Disconnect,
@@ -44,7 +45,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 25] = [
         Action::Quit,
         Action::FocusNext,
         Action::FocusPrev,
@@ -54,6 +55,7 @@ impl Action {
         Action::Insert,
         Action::Normal,
         Action::ToggleHex,
+        Action::ToggleSplit,
         Action::ToggleTimestamps,
         Action::ToggleRelativeTime,
         Action::Disconnect,
@@ -95,6 +97,7 @@ impl Action {
             Action::Insert => "type into the selected session",
             Action::Normal => "back to normal mode",
             Action::ToggleHex => "line / hex view of the session",
+            Action::ToggleSplit => "hex for received only, then sent only, then lines",
             Action::ToggleTimestamps => "show / hide timestamps",
             Action::ToggleRelativeTime => "clock time / time since the previous chunk",
             Action::Disconnect => "disconnect the selected session",

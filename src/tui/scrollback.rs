@@ -1,12 +1,15 @@
-//! A session's scrollback: bounded in entries and bytes, with the hex-dump
-//! row count of every entry kept as prefix sums so any visible hex row is
-//! found by binary search — drawing costs O(visible rows), never O(scrollback).
+//! A session's scrollback: bounded in entries and bytes. For the hex views
+//! each entry's extra rows (a chunk of 40 bytes is 3 hex rows: 2 extra) are
+//! kept as prefix sums per direction, so any visible row of any view
+//! (line, hex, hex for one direction only) is found by binary search:
+//! drawing costs O(visible rows), never O(scrollback).
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use crate::core::View;
 pub use crate::transcript::Mark;
 
 /// Bytes per hex dump row.
@@ -25,12 +28,35 @@ impl Entry {
     }
 }
 
+/// Whether `view` shows entries of this direction as a hex dump (the
+/// others as text lines): all in `hex`, received only in `hex-in`, sent
+/// only in `hex-out`, none in `line`.
+pub fn shows_hex(view: View, mark: Mark) -> bool {
+    match view {
+        View::Line => false,
+        View::Hex => true,
+        View::HexIn => mark == Mark::In,
+        View::HexOut => mark == Mark::Out,
+    }
+}
+
+/// Hex rows beyond an entry's first, summed per direction (in, out, event).
+type Extra = [u64; 3];
+
+fn slot(mark: Mark) -> usize {
+    match mark {
+        Mark::In => 0,
+        Mark::Out => 1,
+        Mark::Event => 2,
+    }
+}
+
 #[derive(Debug)]
 pub struct Scrollback {
     entries: VecDeque<Entry>,
-    /// Hex rows before each entry, counted from the first entry ever pushed.
-    hex_before: VecDeque<u64>,
-    hex_end: u64,
+    /// Extra rows before each entry, counted from the first entry ever pushed.
+    extra_before: VecDeque<Extra>,
+    extra_end: Extra,
     bytes: usize,
     max_entries: usize,
     max_bytes: usize,
@@ -42,8 +68,8 @@ impl Scrollback {
     pub fn new(max_entries: usize, max_bytes: usize) -> Scrollback {
         Scrollback {
             entries: VecDeque::new(),
-            hex_before: VecDeque::new(),
-            hex_end: 0,
+            extra_before: VecDeque::new(),
+            extra_end: [0; 3],
             bytes: 0,
             max_entries: max_entries.max(1),
             max_bytes: max_bytes.max(1),
@@ -52,15 +78,15 @@ impl Scrollback {
     }
 
     pub fn push(&mut self, entry: Entry) {
-        self.hex_before.push_back(self.hex_end);
-        self.hex_end += entry.hex_rows();
+        self.extra_before.push_back(self.extra_end);
+        self.extra_end[slot(entry.mark)] += entry.hex_rows() - 1;
         self.bytes += entry.data.len();
         self.entries.push_back(entry);
         while self.entries.len() > self.max_entries || (self.bytes > self.max_bytes && self.entries.len() > 1)
         {
             if let Some(old) = self.entries.pop_front() {
                 self.bytes -= old.data.len();
-                self.hex_before.pop_front();
+                self.extra_before.pop_front();
                 self.dropped += 1;
             }
         }
@@ -78,29 +104,42 @@ impl Scrollback {
         self.entries.get(i)
     }
 
-    fn hex_base(&self) -> u64 {
-        self.hex_before.front().copied().unwrap_or(self.hex_end)
+    /// Extra rows `view` shows in the sums `at`, relative to the oldest kept entry.
+    fn shown_extra(&self, at: &Extra, view: View) -> u64 {
+        let base = self.extra_before.front().unwrap_or(&self.extra_end);
+        [Mark::In, Mark::Out, Mark::Event]
+            .into_iter()
+            .filter(|&m| shows_hex(view, m))
+            .map(|m| at[slot(m)] - base[slot(m)])
+            .sum()
     }
 
-    /// Rows of the hex view.
-    pub fn hex_rows(&self) -> u64 {
-        self.hex_end - self.hex_base()
+    /// Rows of the scrollback in `view`.
+    pub fn rows(&self, view: View) -> u64 {
+        self.entries.len() as u64 + self.shown_extra(&self.extra_end, view)
     }
 
-    /// The entry and the row within it of hex view row `row`.
-    pub fn hex_locate(&self, row: u64) -> Option<(usize, u64)> {
-        let abs = self.hex_base() + row;
-        if abs >= self.hex_end {
+    /// The first row of entry `idx` in `view`.
+    pub fn row_of(&self, idx: usize, view: View) -> Option<u64> {
+        Some(idx as u64 + self.shown_extra(self.extra_before.get(idx)?, view))
+    }
+
+    /// The entry and the row within it of row `row` of `view`.
+    pub fn locate(&self, row: u64, view: View) -> Option<(usize, u64)> {
+        if row >= self.rows(view) {
             return None;
         }
-        // The last entry starting at or before `abs`.
-        let idx = self.hex_before.partition_point(|&b| b <= abs).checked_sub(1)?;
-        Some((idx, abs - self.hex_before[idx]))
-    }
-
-    /// The first hex row of entry `idx`.
-    pub fn hex_row_of(&self, idx: usize) -> Option<u64> {
-        Some(self.hex_before.get(idx)? - self.hex_base())
+        // The last entry starting at or before `row` (row_of is monotonic).
+        let (mut lo, mut hi) = (0, self.entries.len());
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.row_of(mid, view)? <= row {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Some((lo, row - self.row_of(lo, view)?))
     }
 
     /// Index of the newest entry at or before `from` matching, searching
@@ -134,13 +173,15 @@ mod tests {
         sb.push(entry(3)); // 1 row
         sb.push(entry(40)); // 3 rows
         sb.push(entry(0)); // 1 row
-        assert_eq!(sb.hex_rows(), 5);
-        assert_eq!(sb.hex_locate(0), Some((0, 0)));
-        assert_eq!(sb.hex_locate(1), Some((1, 0)));
-        assert_eq!(sb.hex_locate(3), Some((1, 2)));
-        assert_eq!(sb.hex_locate(4), Some((2, 0)));
-        assert_eq!(sb.hex_locate(5), None);
-        assert_eq!(sb.hex_row_of(2), Some(4));
+        assert_eq!(sb.rows(View::Hex), 5);
+        assert_eq!(sb.rows(View::Line), 3);
+        assert_eq!(sb.locate(0, View::Hex), Some((0, 0)));
+        assert_eq!(sb.locate(1, View::Hex), Some((1, 0)));
+        assert_eq!(sb.locate(3, View::Hex), Some((1, 2)));
+        assert_eq!(sb.locate(4, View::Hex), Some((2, 0)));
+        assert_eq!(sb.locate(5, View::Hex), None);
+        assert_eq!(sb.row_of(2, View::Hex), Some(4));
+        assert_eq!(sb.locate(2, View::Line), Some((2, 0)));
     }
 
     #[test]
@@ -151,14 +192,48 @@ mod tests {
         }
         assert_eq!(sb.len(), 3);
         assert_eq!(sb.dropped, 7);
-        assert_eq!(sb.hex_rows(), 6);
-        assert_eq!(sb.hex_locate(0), Some((0, 0)));
-        assert_eq!(sb.hex_locate(5), Some((2, 1)));
+        assert_eq!(sb.rows(View::Hex), 6);
+        assert_eq!(sb.locate(0, View::Hex), Some((0, 0)));
+        assert_eq!(sb.locate(5, View::Hex), Some((2, 1)));
         let mut sb = Scrollback::new(1000, 100);
         for _ in 0..10 {
             sb.push(entry(40));
         }
         assert_eq!(sb.len(), 2);
+    }
+
+    #[test]
+    fn split_views_dump_one_direction_only() {
+        let mut sb = Scrollback::new(100, 1 << 20);
+        let push = |sb: &mut Scrollback, mark, n| {
+            sb.push(Entry {
+                at: Utc::now(),
+                mark,
+                data: Bytes::from(vec![b'a'; n]),
+            })
+        };
+        push(&mut sb, Mark::Out, 40); // 3 hex rows
+        push(&mut sb, Mark::In, 20); // 2 hex rows
+        push(&mut sb, Mark::Event, 33); // 3 hex rows
+        push(&mut sb, Mark::In, 1);
+        assert_eq!(sb.rows(View::Hex), 3 + 2 + 3 + 1);
+        assert_eq!(sb.rows(View::HexIn), 1 + 2 + 1 + 1);
+        assert_eq!(sb.rows(View::HexOut), 3 + 1 + 1 + 1);
+        // hex-in: the sent chunk is one text row, the received one two hex rows.
+        assert_eq!(sb.locate(0, View::HexIn), Some((0, 0)));
+        assert_eq!(sb.locate(2, View::HexIn), Some((1, 1)));
+        assert_eq!(sb.locate(3, View::HexIn), Some((2, 0)));
+        assert_eq!(sb.locate(4, View::HexIn), Some((3, 0)));
+        assert_eq!(sb.locate(3, View::HexOut), Some((1, 0)));
+        assert_eq!(sb.row_of(3, View::HexOut), Some(5));
+        // Dropping old entries keeps every view's rows right.
+        let mut small = Scrollback::new(2, 1 << 20);
+        push(&mut small, Mark::In, 40);
+        push(&mut small, Mark::Out, 40);
+        push(&mut small, Mark::In, 17);
+        assert_eq!(small.rows(View::HexIn), 1 + 2);
+        assert_eq!(small.rows(View::HexOut), 3 + 1);
+        assert_eq!(small.locate(3, View::HexOut), Some((1, 0)));
     }
 
     #[test]

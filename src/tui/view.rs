@@ -10,8 +10,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
 
 use super::app::{App, Focus, Mode, SessionRow, SessionState};
 use super::keymap::{Action, MODES};
-use super::scrollback::{Entry, HEX_WIDTH, Mark};
-use crate::core::View;
+use super::scrollback::{Entry, HEX_WIDTH, Mark, shows_hex};
 use crate::core::escape::escape_display;
 use crate::core::events::short_id;
 
@@ -119,7 +118,14 @@ fn draw_listeners(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
                 theme.fg(if l.closed { Color::Red } else { Color::Green }),
             ),
             Span::styled(truncate(&name, inner.width.saturating_sub(14) as usize), style),
-            Span::styled(if l.tls { " TLS" } else { "" }, theme.fg(Color::Magenta)),
+            Span::styled(
+                match (l.tls, l.udp) {
+                    (true, _) => " TLS",
+                    (_, true) => " UDP",
+                    _ => "",
+                },
+                theme.fg(Color::Magenta),
+            ),
             Span::raw(" "),
             Span::styled(clients, style),
         ]));
@@ -211,10 +217,7 @@ fn scrollback_title(s: &SessionRow, app: &App) -> String {
         _ => format!("{} → {}", if s.local.is_empty() { "…" } else { &s.local }, s.peer),
     };
     parts.push(route);
-    parts.push(match s.view {
-        View::Line => "line".into(),
-        View::Hex => "hex".into(),
-    });
+    parts.push(s.view.as_str().to_string());
     match &s.state {
         SessionState::Closed(why) => parts.push(format!("closed {why}")),
         SessionState::Failed(why) => parts.push(format!("failed {why}")),
@@ -264,17 +267,14 @@ fn draw_scrollback(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     let width = inner.width as usize;
     let mut lines = Vec::with_capacity(height as usize);
     for row in top..bottom {
-        let line = match s.view {
-            View::Line => s
-                .scrollback
-                .get(row as usize)
-                .map(|e| line_row(app, s, row as usize, e, width, theme)),
-            View::Hex => s.scrollback.hex_locate(row).and_then(|(idx, sub)| {
-                s.scrollback
-                    .get(idx)
-                    .map(|e| hex_row(app, s, idx, e, sub, width, theme))
-            }),
-        };
+        let line = s.scrollback.locate(row, s.view).and_then(|(idx, sub)| {
+            let e = s.scrollback.get(idx)?;
+            Some(if shows_hex(s.view, e.mark) {
+                hex_row(app, s, idx, e, sub, width, theme)
+            } else {
+                line_row(app, s, idx, e, width, theme)
+            })
+        });
         lines.extend(line);
     }
     frame.render_widget(Paragraph::new(lines), inner);
@@ -564,7 +564,7 @@ pub fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Event, EventKind};
+    use crate::core::{Event, EventKind, View};
     use crate::tui::app::tests::{app, connected, data, sid};
     use chrono::Utc;
     use ratatui::Terminal;
@@ -595,6 +595,7 @@ mod tests {
         let mut ev = Event::new(EventKind::Listening {
             local: "0.0.0.0:2323".parse().unwrap(),
             tls: true,
+            udp: false,
             fingerprint: None,
             max_connections: Some(128),
         })
@@ -670,6 +671,71 @@ mod tests {
             "{screen}"
         );
         assert!(screen.contains("* connected"), "{screen}");
+    }
+
+    #[test]
+    fn a_per_peer_udp_listener_lists_its_senders() {
+        let mut a = app();
+        a.on_event(
+            &Event::new(EventKind::Listening {
+                local: "0.0.0.0:5683".parse().unwrap(),
+                tls: false,
+                udp: true,
+                fingerprint: None,
+                max_connections: Some(64),
+            })
+            .listener("lstn-9"),
+        );
+        for (n, port) in [(1u8, 40001u16), (2, 40002)] {
+            a.on_event(
+                &Event::new(EventKind::Accepted {
+                    remote: format!("127.0.0.1:{port}").parse().unwrap(),
+                })
+                .session(&sid(n))
+                .listener("lstn-9"),
+            );
+        }
+        let screen = render(&a);
+        assert!(screen.contains("● 0.0.0.0:5683 UDP 2/64"), "{screen}");
+        assert!(screen.contains("127.0.0.1:40001 → 0.0.0.0:5683"), "{screen}");
+        assert!(screen.contains("22222222 in  127.0.0.1:400"), "{screen}");
+    }
+
+    #[test]
+    fn split_view_dumps_received_bytes_and_shows_sent_text() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        a.on_event(
+            &Event::new(EventKind::Sent {
+                message_id: 1,
+                bytes: 12,
+                payload: bytes::Bytes::from_static(b"READ 40001\r\n"),
+                trigger: None,
+            })
+            .session(&sid(1)),
+        );
+        data(&mut a, 1, b"\x01\x03\x02\x00\x2a\xb8\x44 and some more bytes");
+        a.apply(crate::tui::keymap::Action::ToggleSplit);
+        assert_eq!(a.sessions[0].view, View::HexIn);
+        let screen = render_at(&a, 160, 32);
+        assert!(screen.contains("> READ 40001"), "sent as text: {screen}");
+        assert!(
+            screen
+                .contains("< 00000000  01 03 02 00 2a b8 44 20  61 6e 64 20 73 6f 6d 65 |....*.D and some|"),
+            "received as hex: {screen}"
+        );
+        assert!(screen.contains("00000010  20 6d 6f 72 65"), "{screen}");
+        assert!(screen.contains("* connected"), "events as text: {screen}");
+        assert!(screen.contains("· hex-in"), "{screen}");
+        a.apply(crate::tui::keymap::Action::ToggleSplit);
+        let screen = render_at(&a, 160, 32);
+        assert!(
+            screen.contains("> 00000000  52 45 41 44"),
+            "sent as hex: {screen}"
+        );
+        assert!(screen.contains("< \\x01\\x03"), "received as text: {screen}");
+        a.apply(crate::tui::keymap::Action::ToggleSplit);
+        assert_eq!(a.sessions[0].view, View::Line);
     }
 
     #[test]
