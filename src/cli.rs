@@ -90,7 +90,7 @@ pub enum Sub {
     },
     /// One outbound session
     #[command(
-        after_help = "Examples:\n  muxcat connect example.org:80\n  muxcat connect --tls --ca ca.pem device.local:8443"
+        after_help = "Examples:\n  muxcat connect example.org:80\n  muxcat connect --tls --ca ca.pem device.local:8443\n  muxcat connect --reconnect --preamble 'login admin' device.local:23"
     )]
     Connect {
         #[command(flatten)]
@@ -114,7 +114,7 @@ pub enum Sub {
     },
     /// One UDP socket
     #[command(
-        after_help = "Examples:\n  muxcat udp --to 127.0.0.1:5000 0\n  muxcat udp --multicast 239.1.2.3 5000"
+        after_help = "Examples:\n  muxcat udp --to 127.0.0.1:5000 0\n  muxcat udp --multicast 239.1.2.3 5000\n  muxcat udp --per-peer --timeout 30s 5683"
     )]
     Udp {
         #[command(flatten)]

@@ -229,6 +229,42 @@ fn connect_on_a_terminal_opens_the_tui_on_that_session() {
 }
 
 #[test]
+fn a_reconnecting_session_counts_down_and_comes_back() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut tui = Tui::start(&[
+        "connect",
+        "--reconnect",
+        "--backoff",
+        "3s..3s",
+        "--preamble",
+        "hi",
+        &addr.to_string(),
+    ]);
+    let (mut s, _) = server.accept().unwrap();
+    assert_eq!(read_line_from(&mut s), "hi\n");
+    // The device reboots: gone, and back on the same port.
+    drop(s);
+    tui.wait_for("connection lost");
+    tui.wait_for("· reconnecting in"); // the scrollback title
+    tui.wait_for("↻"); // the countdown in the Sessions pane
+    let (mut s, _) = server.accept().unwrap();
+    assert_eq!(read_line_from(&mut s), "hi\n", "the preamble again");
+    tui.wait_for("* connected");
+    s.write_all(b"BACK\n").unwrap();
+    tui.wait_for("< BACK");
+    let screen = tui.contents();
+    assert!(
+        !screen.contains('↻') && !screen.contains("· reconnecting"),
+        "{screen}"
+    );
+    tui.keys("\x04");
+    tui.wait_for("disconnected local");
+    tui.keys("q");
+    tui.wait_exit();
+}
+
+#[test]
 fn a_function_key_macro_sends_and_waits() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
