@@ -74,6 +74,10 @@ enum Msg {
     Flush {
         done: oneshot::Sender<()>,
     },
+    /// The same, answered on a std channel (synchronous callers).
+    FlushSync {
+        done: std::sync::mpsc::Sender<()>,
+    },
 }
 
 /// The writer thread's handle. Cheap to clone.
@@ -129,6 +133,25 @@ impl Recorder {
             tx: self.tx.clone(),
             path,
         })
+    }
+
+    /// From a panic hook or other synchronous code: asks the writer to
+    /// write and flush everything queued so far, waiting at most `limit`.
+    pub fn flush_blocking(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let (done, rx) = std::sync::mpsc::channel();
+        let mut msg = Msg::FlushSync { done };
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(mpsc::error::TrySendError::Full(back)) if Instant::now() < deadline => {
+                    msg = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
     }
 
     /// Waits until everything queued so far is written and flushed.
@@ -266,6 +289,10 @@ fn writer_thread(mut rx: mpsc::Receiver<Msg>, events: EventSink) {
                 let _ = done.send(());
             }
             Msg::Flush { done } => {
+                flush_all(&mut files, &events);
+                let _ = done.send(());
+            }
+            Msg::FlushSync { done } => {
                 flush_all(&mut files, &events);
                 let _ = done.send(());
             }

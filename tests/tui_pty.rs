@@ -17,11 +17,16 @@ struct Tui {
     screen: Arc<Mutex<vt100::Parser>>,
     writer: Box<dyn Write + Send>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
+    master: Box<dyn portable_pty::MasterPty + Send>,
     _home: tempfile::TempDir,
 }
 
 impl Tui {
     fn start(args: &[&str]) -> Tui {
+        Tui::start_with(args, &[])
+    }
+
+    fn start_with(args: &[&str], env: &[(&str, &str)]) -> Tui {
         let home = tempfile::tempdir().unwrap();
         let pty = native_pty_system()
             .openpty(PtySize {
@@ -37,6 +42,9 @@ impl Tui {
         cmd.env("HOME", home.path());
         cmd.env("XDG_DATA_HOME", home.path().join("data"));
         cmd.env("XDG_CONFIG_HOME", home.path().join("config"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let child = pty.slave.spawn_command(cmd).unwrap();
         drop(pty.slave);
         let mut reader = pty.master.try_clone_reader().unwrap();
@@ -46,8 +54,6 @@ impl Tui {
         let screen = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
         let feed = screen.clone();
         std::thread::spawn(move || {
-            // Keeps the master open (and drained) for the child's lifetime.
-            let _master = pty.master;
             let mut buf = [0u8; 8192];
             while let Ok(n) = reader.read(&mut buf) {
                 if n == 0 {
@@ -60,8 +66,15 @@ impl Tui {
             screen,
             writer,
             child,
+            master: pty.master,
             _home: home,
         }
+    }
+
+    /// The terminal's line discipline flags, as Debug text (`ICANON | ECHO …`).
+    fn local_flags(&self) -> String {
+        let termios = self.master.get_termios().expect("termios of the pty");
+        format!("{:?}", termios.local_flags)
     }
 
     fn contents(&self) -> String {
@@ -262,6 +275,108 @@ fn a_reconnecting_session_counts_down_and_comes_back() {
     tui.wait_for("disconnected local");
     tui.keys("q");
     tui.wait_exit();
+}
+
+#[test]
+fn a_panic_restores_the_terminal_and_keeps_the_transcript() {
+    let record = tempfile::tempdir().unwrap();
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let dir = record.path().to_str().unwrap().to_string();
+    let mut tui = Tui::start_with(
+        &["--record", &dir, "connect", &format!("127.0.0.1:{port}")],
+        &[("MUXCAT_TEST_PANIC", "1"), ("RUST_BACKTRACE", "0")],
+    );
+    let cooked = |flags: &str| flags.contains("ICANON") && flags.contains("ECHO");
+    let (mut s, _) = server.accept().unwrap();
+    s.write_all(b"last words before the crash\n").unwrap();
+    tui.wait_for("< last words before the crash");
+    {
+        let screen = tui.screen.lock().unwrap();
+        assert!(screen.screen().alternate_screen() && screen.screen().hide_cursor());
+        assert_ne!(
+            screen.screen().mouse_protocol_mode(),
+            vt100::MouseProtocolMode::None
+        );
+    }
+    assert!(
+        !cooked(&tui.local_flags()),
+        "raw mode while the TUI runs: {}",
+        tui.local_flags()
+    );
+
+    tui.keys("\x1b[24~"); // F12
+    let status = tui.wait_exit();
+    assert!(!status.success(), "a panic exits non-zero");
+    assert!(
+        cooked(&tui.local_flags()),
+        "raw mode is off again: {}",
+        tui.local_flags()
+    );
+    // Let the last output reach the parser before reading the screen.
+    std::thread::sleep(Duration::from_millis(200));
+    let screen = tui.screen.lock().unwrap();
+    let screen = screen.screen();
+    assert!(!screen.alternate_screen(), "the alternate screen is left");
+    assert!(!screen.hide_cursor(), "the cursor is shown");
+    assert_eq!(screen.mouse_protocol_mode(), vt100::MouseProtocolMode::None);
+    assert!(
+        screen.contents().contains("MUXCAT_TEST_PANIC"),
+        "the panic message: {}",
+        screen.contents()
+    );
+    let files: Vec<_> = std::fs::read_dir(record.path()).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1);
+    let transcript = std::fs::read_to_string(files[0].path()).unwrap();
+    assert!(
+        transcript.contains("< last words before the crash\\n"),
+        "{transcript}"
+    );
+}
+
+#[test]
+fn sigterm_and_sighup_restore_the_terminal() {
+    for signal in ["TERM", "HUP"] {
+        let record = tempfile::tempdir().unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let dir = record.path().to_str().unwrap().to_string();
+        let mut tui = Tui::start(&["--record", &dir, "connect", &format!("127.0.0.1:{port}")]);
+        let (mut s, _) = server.accept().unwrap();
+        s.write_all(b"hello\n").unwrap();
+        tui.wait_for("< hello");
+        assert!(!tui.local_flags().contains("ICANON"));
+        let pid = tui.child.process_id().unwrap().to_string();
+        let killed = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        tui.wait_exit();
+        let flags = tui.local_flags();
+        assert!(
+            flags.contains("ICANON") && flags.contains("ECHO"),
+            "SIG{signal}: {flags}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        {
+            let screen = tui.screen.lock().unwrap();
+            let screen = screen.screen();
+            assert!(!screen.alternate_screen() && !screen.hide_cursor(), "SIG{signal}");
+            assert_eq!(screen.mouse_protocol_mode(), vt100::MouseProtocolMode::None);
+        }
+        // The session was closed cleanly: the peer sees the end, the
+        // transcript has it.
+        let mut rest = Vec::new();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.read_to_end(&mut rest).unwrap();
+        let files: Vec<_> = std::fs::read_dir(record.path()).unwrap().flatten().collect();
+        let transcript = std::fs::read_to_string(files[0].path()).unwrap();
+        assert!(
+            transcript.contains("< hello\\n") && transcript.contains("* disconnected local"),
+            "{transcript}"
+        );
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
@@ -82,6 +83,7 @@ pub(crate) enum Msg {
 pub struct Manager {
     tx: mpsc::Sender<Msg>,
     events: EventSink,
+    recorder: crate::transcript::Recorder,
 }
 
 impl Manager {
@@ -89,9 +91,10 @@ impl Manager {
     pub fn start(config: ManagerConfig) -> (Manager, mpsc::Receiver<Event>) {
         let (events, rx_events) = EventSink::new(config.event_capacity);
         let (tx, rx) = mpsc::channel(256);
+        let recorder = crate::transcript::Recorder::start(events.clone());
         let ctx = Arc::new(Ctx {
             events: events.clone(),
-            recorder: crate::transcript::Recorder::start(events.clone()),
+            recorder: recorder.clone(),
             record_dir: config.record_dir.clone(),
             read_size: config.read_size.max(4096),
             triggers: Default::default(),
@@ -110,7 +113,7 @@ impl Manager {
             registered: 0,
         };
         tokio::spawn(actor.run(rx));
-        (Manager { tx, events }, rx_events)
+        (Manager { tx, events, recorder }, rx_events)
     }
 
     /// Runs a command. A failure is also emitted as an `error` event.
@@ -147,6 +150,12 @@ impl Manager {
     /// stream, in order with the others.
     pub async fn emit(&self, event: Event) {
         self.events.emit(event).await;
+    }
+
+    /// Writes out every transcript's queued lines, from synchronous code
+    /// (a panic hook), waiting at most `limit`.
+    pub fn flush_transcripts_blocking(&self, limit: Duration) {
+        self.recorder.flush_blocking(limit);
     }
 
     /// Closes every session and listener, waiting until they are closed.

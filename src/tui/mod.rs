@@ -100,10 +100,13 @@ pub async fn run(opts: TuiOptions) -> u8 {
             return 1;
         }
     };
-    // ratatui's hook restores the screen on panic; mouse capture too.
+    // ratatui's hook restores the screen on panic; ours first turns mouse
+    // capture off and writes out the transcripts.
     let previous = std::panic::take_hook();
+    let flusher = manager.clone();
     std::panic::set_hook(Box::new(move |info| {
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        flusher.flush_transcripts_blocking(std::time::Duration::from_secs(1));
         previous(info);
     }));
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
@@ -153,6 +156,7 @@ async fn run_loop<B: Backend>(
     commands: Vec<String>,
 ) -> Result<(), B::Error> {
     let theme = view::Theme::from_env();
+    let panic_key = std::env::var_os("MUXCAT_TEST_PANIC").is_some();
     let (results, mut results_rx) = mpsc::unbounded_channel();
     // Start-up commands run in order, while the UI is already live.
     {
@@ -196,6 +200,10 @@ async fn run_loop<B: Backend>(
         tokio::select! {
             ev = input.next() => match ev {
                 Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
+                    // The hardening tests check that a panic restores the terminal.
+                    if panic_key && key.code == crossterm::event::KeyCode::F(12) {
+                        panic!("F12 pressed with MUXCAT_TEST_PANIC set");
+                    }
                     let effects = app.on_key(key);
                     perform(app, manager, &results, &mut source_stop, effects).await;
                     dirty = true;
