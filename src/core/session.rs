@@ -117,8 +117,10 @@ impl ReadSide {
 struct Backlog {
     lines: VecDeque<Bytes>,
     line_bytes: usize,
-    /// Binary mode: the accumulated received bytes.
-    stream: BytesMut,
+    /// Binary mode: the received chunks as they came (no copy on the data
+    /// path); joined only when a `waitfor` looks at them.
+    chunks: VecDeque<Bytes>,
+    chunk_bytes: usize,
 }
 
 impl Backlog {
@@ -136,11 +138,44 @@ impl Backlog {
         }
     }
 
-    fn push_stream(&mut self, chunk: &[u8]) {
-        self.stream.extend_from_slice(chunk);
-        if self.stream.len() > BACKLOG_BYTES {
-            let excess = self.stream.len() - BACKLOG_BYTES;
-            let _ = self.stream.split_to(excess);
+    /// Keeps the last `BACKLOG_BYTES` received bytes.
+    fn push_stream(&mut self, chunk: Bytes) {
+        self.chunk_bytes += chunk.len();
+        self.chunks.push_back(chunk);
+        while self.chunk_bytes > BACKLOG_BYTES {
+            let excess = self.chunk_bytes - BACKLOG_BYTES;
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if front.len() <= excess {
+                self.chunk_bytes -= front.len();
+                self.chunks.pop_front();
+            } else {
+                // The part kept is copied: a slice would pin the whole read buffer.
+                *front = Bytes::copy_from_slice(&front[excess..]);
+                self.chunk_bytes -= excess;
+            }
+        }
+    }
+
+    /// The received bytes as one slice (joined once, then kept joined).
+    fn stream(&mut self) -> &[u8] {
+        if self.chunks.len() > 1 {
+            let mut joined = BytesMut::with_capacity(self.chunk_bytes);
+            for c in self.chunks.drain(..) {
+                joined.extend_from_slice(&c);
+            }
+            self.chunks.push_back(joined.freeze());
+        }
+        self.chunks.front().map(|c| &c[..]).unwrap_or_default()
+    }
+
+    /// Drops the first `n` bytes of the (joined) stream.
+    fn consume_stream(&mut self, n: usize) {
+        if let Some(front) = self.chunks.front_mut() {
+            let n = n.min(front.len());
+            let _ = front.split_to(n);
+            self.chunk_bytes -= n;
         }
     }
 }
@@ -674,7 +709,7 @@ impl Session {
             state.last_sender = Some(from);
             match self.mode {
                 Mode::Line => state.backlog.push_line(payload.clone()),
-                Mode::Binary => state.backlog.push_stream(&payload),
+                Mode::Binary => state.backlog.push_stream(payload.clone()),
             }
         }
         self.bump();
@@ -716,7 +751,7 @@ impl Session {
                 {
                     let mut state = self.lock();
                     state.last_activity = Instant::now();
-                    state.backlog.push_stream(&chunk);
+                    state.backlog.push_stream(chunk.clone());
                 }
                 self.bump();
                 self.fire_triggers([&chunk[..]]);
@@ -1033,18 +1068,20 @@ impl Session {
                 })
             }
             Mode::Binary => {
-                let m = regex.find(&backlog.stream)?;
-                let (start, end) = (m.start(), m.end());
-                let consumed = backlog.stream.split_to(end);
-                let before = &consumed[..start];
-                Some(EventKind::Match {
+                let stream = backlog.stream();
+                let m = regex.find(stream)?;
+                let before = &stream[..m.start()];
+                let found = EventKind::Match {
                     lines: if before.is_empty() {
                         Vec::new()
                     } else {
                         vec![lossy(before)]
                     },
-                    matched: lossy(&consumed[start..]),
-                })
+                    matched: lossy(m.as_bytes()),
+                };
+                let end = m.end();
+                backlog.consume_stream(end);
+                Some(found)
             }
         }
     }
@@ -1273,4 +1310,32 @@ async fn idle_timer(session: Arc<Session>) {
 fn strip_eol(d: &[u8]) -> &[u8] {
     let d = d.strip_suffix(b"\n").unwrap_or(d);
     d.strip_suffix(b"\r").unwrap_or(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_backlog_keeps_the_last_bytes_without_copying_each_chunk() {
+        let mut b = Backlog::default();
+        let chunk = Bytes::from(vec![7u8; 300 * 1024]);
+        for _ in 0..4 {
+            b.push_stream(chunk.clone());
+        }
+        // Whole chunks are shared with the event, not copied; the oldest
+        // was cut to the bound.
+        assert_eq!(b.chunks.len(), 4);
+        assert_eq!(b.chunks[3].as_ptr(), chunk.as_ptr());
+        assert_eq!(b.chunk_bytes, BACKLOG_BYTES);
+        b.push_stream(Bytes::from_static(b"tail"));
+        assert_eq!(b.chunk_bytes, BACKLOG_BYTES);
+        let stream = b.stream().to_vec();
+        assert_eq!(stream.len(), BACKLOG_BYTES);
+        assert!(stream.ends_with(b"\x07\x07tail"));
+        b.consume_stream(BACKLOG_BYTES - 4);
+        assert_eq!(b.stream(), b"tail");
+        b.push_stream(Bytes::from_static(b" more"));
+        assert_eq!(b.stream(), b"tail more");
+    }
 }
