@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
@@ -54,10 +56,12 @@ fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
         .name("muxcat-stdin".into())
         .spawn(move || {
             let stdin = std::io::stdin();
+            let step = grow_pipe(&stdin);
             let mut stdin = stdin.lock();
-            // Read into one zeroed buffer and copy each chunk out: a fresh
-            // zeroed buffer per read costs more (page faults and memset).
-            let mut buf = vec![0u8; STDIN_CHUNK];
+            // Chunks go out without a copy; once the session has written
+            // one and let go of it, its buffer is read into again (a fresh
+            // buffer per read costs page faults and zeroing).
+            let mut spent: VecDeque<Bytes> = VecDeque::new();
             loop {
                 let chunk = if lines {
                     let mut line = Vec::new();
@@ -66,9 +70,20 @@ fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
                         Ok(_) => Bytes::from(line),
                     }
                 } else {
-                    match read_coalesced(&mut stdin, &mut buf) {
+                    let mut buf = reuse(&mut spent).unwrap_or_default();
+                    // Only bytes past the last chunk's length are zeroed.
+                    buf.resize(STDIN_CHUNK, 0);
+                    match read_coalesced(&mut stdin, &mut buf, step) {
                         Ok(0) => break,
-                        Ok(n) => Bytes::copy_from_slice(&buf[..n]),
+                        Ok(n) => {
+                            buf.truncate(n);
+                            let chunk = buf.freeze();
+                            spent.push_back(chunk.clone());
+                            if spent.len() > SPENT_BUFFERS {
+                                spent.pop_front();
+                            }
+                            chunk
+                        }
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         Err(_) => break,
                     }
@@ -84,15 +99,43 @@ fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
     rx
 }
 
+/// Stdin buffers kept for reuse (a few sends are in flight at once).
+const SPENT_BUFFERS: usize = 16;
+
+/// The oldest spent buffer, if nothing else holds it any more.
+fn reuse(spent: &mut VecDeque<Bytes>) -> Option<BytesMut> {
+    if !spent.front()?.is_unique() {
+        return None;
+    }
+    spent.pop_front()?.try_into_mut().ok()
+}
+
+/// What a pipe holds unless told otherwise (Linux).
+const PIPE_DEFAULT: usize = 64 * 1024;
+/// What pipe mode asks for: 1 MiB, the unprivileged maximum.
+const PIPE_WANTED: usize = 1 << 20;
+
+/// Grows a pipe on stdin or stdout: with the default 64 KiB, the writer
+/// and the reader wake each other every 64 KiB; 1 MiB makes those round
+/// trips 16 times rarer. Returns what one read can get (not a pipe, or
+/// refused: the default).
+fn grow_pipe(fd: impl std::os::fd::AsFd) -> usize {
+    #[cfg(target_os = "linux")]
+    if let Ok(size) = rustix::pipe::fcntl_setpipe_size(&fd, PIPE_WANTED) {
+        return size.max(PIPE_DEFAULT);
+    }
+    let _ = fd;
+    PIPE_DEFAULT
+}
+
 /// Reads what stdin has, up to `buf.len()`: a pipe hands over at most its
-/// buffer (64 KiB) per read, so while reads come back full there is more
+/// size (`step`) per read, so while reads come back full there is more
 /// waiting and it is read too — fewer, larger sends under load, and a
 /// short line typed by hand still goes at once.
-fn read_coalesced(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    const STEP: usize = 64 * 1024;
+fn read_coalesced(input: &mut impl Read, buf: &mut [u8], step: usize) -> std::io::Result<usize> {
     let mut filled = 0;
     loop {
-        let want = STEP.min(buf.len() - filled);
+        let want = step.min(buf.len() - filled);
         let n = match input.read(&mut buf[filled..filled + want]) {
             Ok(n) => n,
             // Bytes already read go out; the error comes back next time.
@@ -124,6 +167,7 @@ fn raw_stdout() -> Box<dyn Write + Send> {
 fn stdout_writer() -> (mpsc::Sender<Bytes>, std::thread::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     let handle = std::thread::spawn(move || {
+        grow_pipe(std::io::stdout());
         let mut out = raw_stdout();
         let mut broken = false;
         while let Some(chunk) = rx.blocking_recv() {
@@ -159,6 +203,7 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
         record_dir: opts.record_dir.clone(),
         read_size: 256 * 1024,
         event_capacity: 64,
+        bulk: true,
     });
     // Pipe mode is byte-transparent whatever --mode says: sessions are
     // opened in binary mode; --mode only decides how UDP reads stdin.

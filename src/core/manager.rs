@@ -38,6 +38,10 @@ pub struct ManagerConfig {
     /// most this much). The event channel holds at most
     /// `event_capacity × read_size` bytes.
     pub read_size: usize,
+    /// Bulk transfer (pipe mode): read buffers are reused once the front
+    /// end has let go of them, and no `waitfor` backlog is kept (nothing
+    /// can wait for anything).
+    pub bulk: bool,
 }
 
 impl Default for ManagerConfig {
@@ -46,6 +50,7 @@ impl Default for ManagerConfig {
             event_capacity: 1024,
             record_dir: None,
             read_size: super::session::READ_SIZE,
+            bulk: false,
         }
     }
 }
@@ -97,6 +102,7 @@ impl Manager {
             recorder: recorder.clone(),
             record_dir: config.record_dir.clone(),
             read_size: config.read_size.max(4096),
+            bulk: config.bulk,
             triggers: Default::default(),
             trigger_count: Default::default(),
             next_message: AtomicU64::new(0),

@@ -66,6 +66,8 @@ pub(crate) struct Ctx {
     pub record_dir: Option<std::path::PathBuf>,
     /// Bytes asked for per read.
     pub read_size: usize,
+    /// See [`ManagerConfig::bulk`].
+    pub bulk: bool,
     /// Auto-replies; `trigger_count` lets sessions skip the lock when none.
     pub triggers: std::sync::RwLock<Vec<Arc<trigger::Trigger>>>,
     pub trigger_count: std::sync::atomic::AtomicUsize,

@@ -33,6 +33,8 @@ const SMALL_READ: usize = 4 * 1024;
 /// `waitfor` returned, the oldest dropped past these bounds.
 pub const BACKLOG_LINES: usize = 10_000;
 pub const BACKLOG_BYTES: usize = 1024 * 1024;
+/// Bulk mode: read buffers kept for reuse (more are in flight under load).
+const SPENT_BUFFERS: usize = 16;
 /// A connection that lasted this long resets the reconnect backoff.
 const STABLE_LINK: Duration = Duration::from_secs(10);
 
@@ -151,8 +153,8 @@ impl Backlog {
                 self.chunk_bytes -= front.len();
                 self.chunks.pop_front();
             } else {
-                // The part kept is copied: a slice would pin the whole read buffer.
-                *front = Bytes::copy_from_slice(&front[excess..]);
+                // A slice: it pins one read buffer at most, and copies nothing.
+                let _ = front.split_to(excess);
                 self.chunk_bytes -= excess;
             }
         }
@@ -708,6 +710,7 @@ impl Session {
             state.last_activity = Instant::now();
             state.last_sender = Some(from);
             match self.mode {
+                _ if self.ctx.bulk => {}
                 Mode::Line => state.backlog.push_line(payload.clone()),
                 Mode::Binary => state.backlog.push_stream(payload.clone()),
             }
@@ -751,7 +754,9 @@ impl Session {
                 {
                     let mut state = self.lock();
                     state.last_activity = Instant::now();
-                    state.backlog.push_stream(chunk.clone());
+                    if !self.ctx.bulk {
+                        state.backlog.push_stream(chunk.clone());
+                    }
                 }
                 self.bump();
                 self.fire_triggers([&chunk[..]]);
@@ -775,7 +780,7 @@ impl Session {
         {
             let mut state = self.lock();
             state.last_activity = Instant::now();
-            for line in lines.iter() {
+            for line in lines.iter().filter(|_| !self.ctx.bulk) {
                 state.backlog.push_line(line.content.clone());
             }
         }
@@ -1091,7 +1096,17 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide, (generation, link)
     let mut buf = BytesMut::new();
     let mut splitter = LineSplitter::default();
     let mut lines = Vec::new();
+    // Bulk mode: the last chunks handed out, reused as read buffers once
+    // nobody else holds them (fresh buffers cost page faults).
+    let mut spent: VecDeque<Bytes> = VecDeque::new();
     loop {
+        if buf.capacity() == 0
+            && spent.front().is_some_and(Bytes::is_unique)
+            && let Some(Ok(mut reused)) = spent.pop_front().map(Bytes::try_into_mut)
+        {
+            reused.clear();
+            buf = reused;
+        }
         let deadline = session.deadline();
         let result = tokio::select! {
             _ = link.cancelled() => return,
@@ -1119,6 +1134,13 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide, (generation, link)
                     // Copy small reads out and drop the buffer: idle sessions stay small.
                     let chunk = Bytes::copy_from_slice(&buf);
                     buf = BytesMut::new();
+                    chunk
+                } else if session.ctx.bulk {
+                    let chunk = std::mem::take(&mut buf).freeze();
+                    spent.push_back(chunk.clone());
+                    if spent.len() > SPENT_BUFFERS {
+                        spent.pop_front();
+                    }
                     chunk
                 } else {
                     buf.split().freeze()
