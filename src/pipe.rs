@@ -102,12 +102,10 @@ fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
 /// Stdin buffers kept for reuse (a few sends are in flight at once).
 const SPENT_BUFFERS: usize = 16;
 
-/// The oldest spent buffer, if nothing else holds it any more.
+/// A spent buffer nothing else holds any more, if there is one.
 fn reuse(spent: &mut VecDeque<Bytes>) -> Option<BytesMut> {
-    if !spent.front()?.is_unique() {
-        return None;
-    }
-    spent.pop_front()?.try_into_mut().ok()
+    let free = spent.iter().position(Bytes::is_unique)?;
+    spent.remove(free)?.try_into_mut().ok()
 }
 
 /// What a pipe holds unless told otherwise (Linux).

@@ -1101,8 +1101,8 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide, (generation, link)
     let mut spent: VecDeque<Bytes> = VecDeque::new();
     loop {
         if buf.capacity() == 0
-            && spent.front().is_some_and(Bytes::is_unique)
-            && let Some(Ok(mut reused)) = spent.pop_front().map(Bytes::try_into_mut)
+            && let Some(free) = spent.iter().position(Bytes::is_unique)
+            && let Some(Ok(mut reused)) = spent.remove(free).map(Bytes::try_into_mut)
         {
             reused.clear();
             buf = reused;
