@@ -246,24 +246,42 @@ async fn bad_input_is_an_error_never_a_panic() {
 }
 
 #[tokio::test]
-async fn thousand_connect_disconnect_cycles_leave_nothing_behind() {
+async fn ten_thousand_connect_disconnect_cycles_leave_nothing_behind() {
     let echo = echo_server().await;
     let mut h = Harness::new();
     let fds = || std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
     // Warm up (runtime threads, lazily opened files).
     for _ in 0..20 {
         h.session(&format!("connect {echo}")).await;
         h.ok("disconnect").await;
     }
-    let before = fds();
-    for _ in 0..1000 {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (fds_before, tasks_before) = (fds(), tasks());
+    for i in 0..10_000 {
         h.session(&format!("connect {echo}")).await;
         h.ok("disconnect").await;
+        if i % 1000 == 0 {
+            h.seen.clear();
+        }
     }
-    // The echo server's side closes asynchronously: give it a moment.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = fds();
-    assert!(after <= before + 4, "fds grew from {before} to {after}");
+    // The echo server's side closes asynchronously: wait (bounded) for it.
+    let settled = || fds() <= fds_before + 4 && tasks() <= tasks_before + 4;
+    for _ in 0..100 {
+        if settled() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (fds_after, tasks_after) = (fds(), tasks());
+    assert!(
+        fds_after <= fds_before + 4,
+        "fds grew from {fds_before} to {fds_after}"
+    );
+    assert!(
+        tasks_after <= tasks_before + 4,
+        "live tasks grew from {tasks_before} to {tasks_after}"
+    );
     // Closed sessions are kept for listing, but only about the most recent
     // 1000 (pruned every 256 new sessions).
     h.ok("sessions").await;

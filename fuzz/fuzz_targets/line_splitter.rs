@@ -15,7 +15,11 @@ fn split(stream: &[u8], seed: u8, cap: usize) -> (Vec<Line>, usize) {
     let mut pos = 0;
     let mut step = seed as usize;
     while pos < stream.len() {
-        step = if seed == 0 { stream.len() } else { (step * 31 + 7) % 13 + 1 };
+        step = if seed == 0 {
+            stream.len()
+        } else {
+            (step * 31 + 7) % 13 + 1
+        };
         let end = (pos + step).min(stream.len());
         splitter.push(&Bytes::copy_from_slice(&stream[pos..end]), &mut out);
         pos = end;

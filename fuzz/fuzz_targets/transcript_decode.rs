@@ -21,9 +21,15 @@ fuzz_target!(|data: &[u8]| {
     file.push(b'\n');
     let (mut sent, mut received) = (Vec::new(), Vec::new());
     for piece in data.split(|&b| b == 0xff) {
-        let Some((&way, chunk)) = piece.split_first() else { continue };
+        let Some((&way, chunk)) = piece.split_first() else {
+            continue;
+        };
         let mark = if way & 1 == 0 { Mark::In } else { Mark::Out };
-        let line = format!("{AT} {} {}\n", mark.symbol(), muxcat::core::escape::escape_transcript(chunk));
+        let line = format!(
+            "{AT} {} {}\n",
+            mark.symbol(),
+            muxcat::core::escape::escape_transcript(chunk)
+        );
         file.extend_from_slice(line.as_bytes());
         match mark {
             Mark::In => received.extend_from_slice(chunk),
