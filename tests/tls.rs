@@ -253,6 +253,30 @@ async fn plain_client_to_tls_listener_is_reported() {
     );
 }
 
+#[tokio::test]
+async fn tls_client_to_a_plain_listener_fails_cleanly() {
+    let mut h = Harness::new();
+    let (_, port) = h.listen("listen --mode binary 127.0.0.1:0").await;
+    // The plain side never answers the ClientHello: the handshake gives up
+    // after the connect timeout (the session's --timeout).
+    let err = h
+        .run(&format!("connect --tls --insecure --timeout 1s 127.0.0.1:{port}"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, muxcat::core::ErrorCode::TlsHandshakeFailed, "{err}");
+    assert!(err.text.contains("timed out"), "{}", err.text);
+    // The listener saw the ClientHello as bytes (0x16 = handshake record)
+    // and keeps serving plain clients.
+    let hello = h
+        .find(|e| e.name() == "data" && e.to_json().contains(r#""hex":"16"#))
+        .await;
+    assert!(hello.listener_id.is_some());
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    plain.write_all(b"still serving\n").await.unwrap();
+    h.find(|e| e.name() == "data" && e.to_json().contains("still serving"))
+        .await;
+}
+
 /// A TLS echo server written with tokio-rustls directly, not with muxcat.
 #[tokio::test]
 async fn connects_to_a_tls_server_written_elsewhere() {
