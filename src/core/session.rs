@@ -90,8 +90,9 @@ pub(crate) enum ReadSide {
 
 impl ReadSide {
     /// Reads one chunk. For plain TCP the buffer is only allocated once the
-    /// socket is readable, so idle sessions hold no read buffer.
-    async fn read_chunk(&mut self, buf: &mut BytesMut, size: usize) -> std::io::Result<usize> {
+    /// socket is readable, so idle sessions hold no read buffer (unless
+    /// `keep`: bulk transfers reuse theirs).
+    async fn read_chunk(&mut self, buf: &mut BytesMut, size: usize, keep: bool) -> std::io::Result<usize> {
         match self {
             ReadSide::Tcp(rd) => loop {
                 rd.readable().await?;
@@ -100,7 +101,14 @@ impl ReadSide {
                 }
                 match rd.try_read_buf(buf) {
                     Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        // A false alarm (new sockets often get one): an
+                        // idle session must not keep the buffer.
+                        if buf.is_empty() && !keep {
+                            *buf = BytesMut::new();
+                        }
+                        continue;
+                    }
                     Err(e) => return Err(e),
                 }
             },
@@ -1118,7 +1126,7 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide, (generation, link)
                 }
                 continue;
             }
-            r = read.read_chunk(&mut buf, session.ctx.read_size) => r,
+            r = read.read_chunk(&mut buf, session.ctx.read_size, session.ctx.bulk) => r,
         };
         match result {
             Ok(0) => {
@@ -1361,3 +1369,4 @@ mod tests {
         assert_eq!(b.stream(), b"tail more");
     }
 }
+
