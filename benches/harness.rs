@@ -163,10 +163,11 @@ fn pipe_table(what: &str, source: &str, size: u64, runs: usize, all_peers: bool)
             "nc.openbsd -N 127.0.0.1 {P}".into(),
         ));
     }
-    let mut results = Vec::new();
-    for (name, server, client) in &pairs {
-        let mut figures = Vec::new();
-        for _ in 0..runs {
+    // Rounds go through every pair in turn, so a slow spell of this noisy
+    // machine hits all of them rather than one.
+    let mut figures: Vec<Vec<f64>> = vec![Vec::new(); pairs.len()];
+    for _ in 0..runs {
+        for ((_, server, client), got) in pairs.iter().zip(figures.iter_mut()) {
             let f = if server.is_empty() {
                 let start = Instant::now();
                 let ok = Command::new("bash")
@@ -177,7 +178,7 @@ fn pipe_table(what: &str, source: &str, size: u64, runs: usize, all_peers: bool)
             } else {
                 pipe_once(source, server, client, size)
             };
-            figures.extend(f);
+            got.extend(f);
             // Recorded transcripts of zeros are large: drop them between runs.
             if let Some(d) = &rec {
                 for e in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
@@ -185,11 +186,14 @@ fn pipe_table(what: &str, source: &str, size: u64, runs: usize, all_peers: bool)
                 }
             }
         }
-        if figures.is_empty() {
+    }
+    let mut results = Vec::new();
+    for ((name, _, _), got) in pairs.iter().zip(figures) {
+        if got.is_empty() {
             println!("{name:<28} failed");
             continue;
         }
-        results.push((name.clone(), median(figures)));
+        results.push((name.clone(), median(got)));
     }
     let find = |n: &str| results.iter().find(|(name, _)| name == n).map(|(_, v)| *v);
     let (socat, nc) = (find("socat"), find("nc (OpenBSD)"));
