@@ -1369,4 +1369,3 @@ mod tests {
         assert_eq!(b.stream(), b"tail more");
     }
 }
-
