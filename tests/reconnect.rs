@@ -212,3 +212,33 @@ async fn reconnect_options_are_checked() {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::ConnectRefused);
 }
+
+#[tokio::test]
+async fn a_tls_session_reconnects_and_shakes_hands_again() {
+    let mut h = Harness::new();
+    let (lid, port) = h.listen("listen --tls 127.0.0.1:0").await;
+    let id = h
+        .session(&format!(
+            "connect --tls --insecure --reconnect --backoff 20ms..50ms --preamble hi 127.0.0.1:{port}"
+        ))
+        .await;
+    let first = accept_on(&mut h, &lid).await;
+    h.ok(&format!("waitfor --on {first} ^hi$")).await;
+    // The server ends the session: the client dials and shakes hands again.
+    h.ok(&format!("disconnect {first}")).await;
+    h.next(is("reconnecting", &id)).await;
+    let back = h.next(is("connected", &id)).await;
+    assert!(back.to_json().contains(r#""tls":true"#), "{}", back.to_json());
+    let second = accept_on(&mut h, &lid).await;
+    assert_ne!(first, second);
+    h.ok(&format!("waitfor --on {second} ^hi$")).await;
+    h.ok(&format!("send --to {second} welcome back")).await;
+    h.ok(&format!("waitfor --on {id} ^welcome\\ back$")).await;
+}
+
+async fn accept_on(h: &mut Harness, listener: &str) -> String {
+    match h.ok(&format!("accept --on {listener}")).await {
+        muxcat::core::Outcome::Session(s) => s,
+        other => panic!("{other:?}"),
+    }
+}

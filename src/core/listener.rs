@@ -186,16 +186,14 @@ impl Listener {
                     tokio::spawn(self.clone().admit(stream, peer, tls.clone(), ctx.clone()));
                 }
                 Err(e) => {
-                    // Out of fds and the like: report (at most once a second) and retry.
-                    let now = tokio::time::Instant::now();
-                    if last_error_report.is_none_or(|t| now - t >= Duration::from_secs(1)) {
-                        last_error_report = Some(now);
-                        let err = CoreError::new(
+                    // Out of fds and the like: report and retry.
+                    let err = || {
+                        CoreError::new(
                             ErrorCode::IoError,
                             format!("accept on {} failed: {e}", self.local),
-                        );
-                        ctx.events.emit(Event::error(err).listener(&self.id)).await;
-                    }
+                        )
+                    };
+                    self.report_throttled(&mut last_error_report, &ctx, err).await;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
@@ -227,18 +225,16 @@ impl Listener {
                             // Every datagram of a sender over the limit is
                             // dropped: say so at most once a second.
                             refused += 1;
-                            let now = tokio::time::Instant::now();
-                            if reported.is_none_or(|t| now - t >= Duration::from_secs(1)) {
-                                reported = Some(now);
-                                let err = CoreError::new(
+                            let err = || {
+                                CoreError::new(
                                     ErrorCode::MaxConnections,
                                     format!(
                                         "datagram from {from} dropped: UDP listener {} is at its limit of {} peers ({refused} dropped so far)",
                                         self.local, self.max_connections
                                     ),
-                                );
-                                ctx.events.emit(Event::error(err).listener(&self.id)).await;
-                            }
+                                )
+                            };
+                            self.report_throttled(&mut reported, &ctx, err).await;
                             continue;
                         }
                         None => {
@@ -259,15 +255,13 @@ impl Listener {
                 Err(e) => {
                     // Unconnected sockets get no ICMP errors; anything else
                     // (out of memory, say) is reported and retried.
-                    let now = tokio::time::Instant::now();
-                    if reported.is_none_or(|t| now - t >= Duration::from_secs(1)) {
-                        reported = Some(now);
-                        let err = CoreError::new(
+                    let err = || {
+                        CoreError::new(
                             ErrorCode::IoError,
                             format!("receive on UDP {} failed: {e}", self.local),
-                        );
-                        ctx.events.emit(Event::error(err).listener(&self.id)).await;
-                    }
+                        )
+                    };
+                    self.report_throttled(&mut reported, &ctx, err).await;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
@@ -280,6 +274,21 @@ impl Listener {
         ctx.events
             .emit(Event::new(EventKind::Closed).listener(&self.id))
             .await;
+    }
+
+    /// Reports an error of the listener at most once a second (`last`:
+    /// when the previous one went out), so a storm of them is one line.
+    async fn report_throttled(
+        &self,
+        last: &mut Option<tokio::time::Instant>,
+        ctx: &Ctx,
+        err: impl FnOnce() -> CoreError,
+    ) {
+        let now = tokio::time::Instant::now();
+        if last.is_none_or(|t| now - t >= Duration::from_secs(1)) {
+            *last = Some(now);
+            ctx.events.emit(Event::error(err()).listener(&self.id)).await;
+        }
     }
 
     /// A new sender of a per-peer listener becomes a session (`accepted`).
