@@ -11,13 +11,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use std::collections::VecDeque;
-
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use crate::core::command::{ConnectSpec, ListenSpec, UdpSpec};
+use crate::core::recycle::Recycler;
 use crate::core::{CloseReason, Command, Event, EventKind, Manager, ManagerConfig, Mode, Outcome};
 use crate::script::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, shutdown_signal};
 
@@ -61,7 +60,7 @@ fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
             // Chunks go out without a copy; once the session has written
             // one and let go of it, its buffer is read into again (a fresh
             // buffer per read costs page faults and zeroing).
-            let mut spent: VecDeque<Bytes> = VecDeque::new();
+            let mut spent = Recycler::default();
             loop {
                 let chunk = if lines {
                     let mut line = Vec::new();
@@ -70,7 +69,7 @@ fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
                         Ok(_) => Bytes::from(line),
                     }
                 } else {
-                    let mut buf = reuse(&mut spent).unwrap_or_default();
+                    let mut buf = spent.take().unwrap_or_default();
                     // Only bytes past the last chunk's length are zeroed.
                     buf.resize(STDIN_CHUNK, 0);
                     match read_coalesced(&mut stdin, &mut buf, step) {
@@ -78,10 +77,7 @@ fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
                         Ok(n) => {
                             buf.truncate(n);
                             let chunk = buf.freeze();
-                            spent.push_back(chunk.clone());
-                            if spent.len() > SPENT_BUFFERS {
-                                spent.pop_front();
-                            }
+                            spent.keep(&chunk);
                             chunk
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -97,15 +93,6 @@ fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
         tracing::error!("cannot start the stdin reader");
     }
     rx
-}
-
-/// Stdin buffers kept for reuse (a few sends are in flight at once).
-const SPENT_BUFFERS: usize = 16;
-
-/// A spent buffer nothing else holds any more, if there is one.
-fn reuse(spent: &mut VecDeque<Bytes>) -> Option<BytesMut> {
-    let free = spent.iter().position(Bytes::is_unique)?;
-    spent.remove(free)?.try_into_mut().ok()
 }
 
 /// What a pipe holds unless told otherwise (Linux).

@@ -10,6 +10,7 @@
 //! - `framing`: line splitting; `escape`: payload, transcript and display escapes
 //! - `events`: the event envelope and error codes; `command`: the commands
 //! - `addr`: `HOST:PORT` parsing and resolution
+//! - `recycle`: reusing read buffers under a flood
 
 pub mod addr;
 pub mod command;
@@ -19,6 +20,7 @@ pub mod events;
 pub mod framing;
 pub mod listener;
 pub mod manager;
+pub mod recycle;
 pub mod session;
 pub mod tls;
 pub mod trigger;

@@ -23,6 +23,7 @@ use super::dial::{Dialed, Redial};
 use super::events::{CloseReason, CoreError, CoreResult, DataLine, ErrorCode, Event, EventKind, SessionInfo};
 use super::framing::{Line, LineSplitter};
 use super::listener::Listener;
+use super::recycle::Recycler;
 use crate::transcript::{self, Mark, Transcript};
 
 /// Default size of one read; a flood is read in chunks of this size.
@@ -33,8 +34,6 @@ const SMALL_READ: usize = 4 * 1024;
 /// `waitfor` returned, the oldest dropped past these bounds.
 pub const BACKLOG_LINES: usize = 10_000;
 pub const BACKLOG_BYTES: usize = 1024 * 1024;
-/// Bulk mode: read buffers kept for reuse (more are in flight under load).
-const SPENT_BUFFERS: usize = 16;
 /// A connection that lasted this long resets the reconnect backoff.
 const STABLE_LINK: Duration = Duration::from_secs(10);
 
@@ -1106,11 +1105,10 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide, (generation, link)
     let mut lines = Vec::new();
     // Bulk mode: the last chunks handed out, reused as read buffers once
     // nobody else holds them (fresh buffers cost page faults).
-    let mut spent: VecDeque<Bytes> = VecDeque::new();
+    let mut spent = Recycler::default();
     loop {
         if buf.capacity() == 0
-            && let Some(free) = spent.iter().position(Bytes::is_unique)
-            && let Some(Ok(mut reused)) = spent.remove(free).map(Bytes::try_into_mut)
+            && let Some(mut reused) = spent.take()
         {
             reused.clear();
             buf = reused;
@@ -1145,10 +1143,7 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide, (generation, link)
                     chunk
                 } else if session.ctx.bulk {
                     let chunk = std::mem::take(&mut buf).freeze();
-                    spent.push_back(chunk.clone());
-                    if spent.len() > SPENT_BUFFERS {
-                        spent.pop_front();
-                    }
+                    spent.keep(&chunk);
                     chunk
                 } else {
                     buf.split().freeze()
