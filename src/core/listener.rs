@@ -299,29 +299,42 @@ impl Listener {
         ctx: &Arc<Ctx>,
     ) -> Option<Arc<Session>> {
         self.clients.fetch_add(1, Ordering::AcqRel);
+        self.open_client(self.local, from, Io::UdpPeer(socket.clone()), ctx)
+            .await
+    }
+
+    /// A client's session: registered, recorded, `accepted`, queued for
+    /// `accept`, reading. `None` when the manager is shutting down.
+    async fn open_client(
+        self: &Arc<Self>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        io: Io,
+        ctx: &Arc<Ctx>,
+    ) -> Option<Arc<Session>> {
         let parts = Parts {
             id: new_id("sess"),
             label: None,
             direction: Direction::In,
             listener: Some(self.clone()),
-            local: self.local,
-            peer: Some(from),
-            tls: false,
+            local,
+            peer: Some(peer),
+            tls: self.tls,
             mode: self.opts.mode,
             eol: self.opts.eol,
             timeout: self.opts.timeout,
-            half_open: false,
+            half_open: self.opts.half_open,
             redial: None,
         };
-        let (session, _) = Session::new(parts, Io::UdpPeer(socket.clone()), ctx.clone());
+        let (session, read) = Session::new(parts, io, ctx.clone());
         if !ctx.register(session.clone()).await {
             session.close(super::events::CloseReason::Local, None).await;
             return None;
         }
         session.record_to_dir().await;
-        session.emit(EventKind::Accepted { remote: from }).await;
+        session.emit(EventKind::Accepted { remote: peer }).await;
         self.push_unclaimed(session.id.clone());
-        session.start_reading(None);
+        session.start_reading(read);
         Some(session)
     }
 
@@ -371,28 +384,6 @@ impl Listener {
                 }
             }
         };
-        let parts = Parts {
-            id: new_id("sess"),
-            label: None,
-            direction: Direction::In,
-            listener: Some(self.clone()),
-            local,
-            peer: Some(peer),
-            tls: self.tls,
-            mode: self.opts.mode,
-            eol: self.opts.eol,
-            timeout: self.opts.timeout,
-            half_open: self.opts.half_open,
-            redial: None,
-        };
-        let (session, read) = Session::new(parts, io, ctx.clone());
-        if !ctx.register(session.clone()).await {
-            session.close(super::events::CloseReason::Local, None).await;
-            return;
-        }
-        session.record_to_dir().await;
-        session.emit(EventKind::Accepted { remote: peer }).await;
-        self.push_unclaimed(session.id.clone());
-        session.start_reading(read);
+        self.open_client(local, peer, io, &ctx).await;
     }
 }
