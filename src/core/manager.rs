@@ -636,24 +636,26 @@ impl Actor {
             spec.opts,
         );
         listener.set_hold_excess(spec.hold_excess);
-        self.ctx
-            .events
-            .emit(
-                Event::new(EventKind::Listening {
-                    local,
-                    tls: spec.tls.is_some(),
-                    udp: false,
-                    fingerprint,
-                    max_connections: Some(spec.max_connections),
-                })
-                .listener(&id)
-                .labelled(listener.label.as_deref()),
-            )
-            .await;
-        self.listeners.push(listener.clone());
-        self.default_listener = Some(id.clone());
+        self.announce(&listener, fingerprint).await;
         tokio::spawn(listener.run(tcp, acceptor, self.ctx.clone()));
         Ok(Outcome::Listener(id))
+    }
+
+    /// Reports a new listener (`listening`) and makes it the default one.
+    async fn announce(&mut self, listener: &Arc<Listener>, fingerprint: Option<String>) {
+        let kind = EventKind::Listening {
+            local: listener.local,
+            tls: listener.tls,
+            udp: listener.udp,
+            fingerprint,
+            max_connections: Some(listener.max_connections),
+        };
+        let ev = Event::new(kind)
+            .listener(&listener.id)
+            .labelled(listener.label.as_deref());
+        self.ctx.events.emit(ev).await;
+        self.listeners.push(listener.clone());
+        self.default_listener = Some(listener.id.clone());
     }
 
     async fn udp(&mut self, spec: UdpSpec) -> Result<Outcome, Failure> {
@@ -715,22 +717,7 @@ impl Actor {
             .local_addr()
             .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
         let listener = Listener::new(id.clone(), local, (false, true), max_peers, spec.opts);
-        self.ctx
-            .events
-            .emit(
-                Event::new(EventKind::Listening {
-                    local,
-                    tls: false,
-                    udp: true,
-                    fingerprint: None,
-                    max_connections: Some(max_peers),
-                })
-                .listener(&id)
-                .labelled(listener.label.as_deref()),
-            )
-            .await;
-        self.listeners.push(listener.clone());
-        self.default_listener = Some(id.clone());
+        self.announce(&listener, None).await;
         tokio::spawn(listener.run_udp(Arc::new(opened.socket), self.ctx.clone()));
         Ok(Outcome::Listener(id))
     }
