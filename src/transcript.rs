@@ -17,14 +17,21 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::core::escape::{escape_transcript_into, unescape_transcript};
+use crate::core::escape::{
+    escape_transcript_into, escape_transcript_to_slice, escaped_room, unescape_transcript,
+};
 use crate::core::{CoreError, CoreResult, ErrorCode, Event, EventSink};
 
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// Chunks queued for the writer before sessions wait.
 const QUEUE: usize = 1024;
+/// Bytes queued for the writer before sessions wait, in KiB. Enough to keep
+/// the writer busy; small enough that a flood does not pile up hundreds of
+/// MiB, and that chunks are escaped while they are still in the cache and
+/// their buffers come back for the next reads soon.
+const QUEUE_KIB: u32 = 4 * 1024;
 pub const HEADER_PREFIX: &str = "# muxcat transcript v1 ";
 
 /// The direction mark of a transcript line.
@@ -66,6 +73,8 @@ enum Msg {
         at: DateTime<Utc>,
         mark: Mark,
         data: Bytes,
+        /// Its share of the byte budget, given back once written.
+        kib: u32,
     },
     Close {
         id: u64,
@@ -84,6 +93,7 @@ enum Msg {
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Msg>,
+    budget: Arc<Semaphore>,
     next_id: Arc<AtomicU64>,
 }
 
@@ -92,6 +102,7 @@ pub struct Recorder {
 pub struct Transcript {
     id: u64,
     tx: mpsc::Sender<Msg>,
+    budget: Arc<Semaphore>,
     pub path: PathBuf,
 }
 
@@ -100,14 +111,17 @@ impl Recorder {
     /// `RECORD_FAILED` events on `events`.
     pub fn start(events: EventSink) -> Recorder {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let budget = Arc::new(Semaphore::new(QUEUE_KIB as usize));
+        let returns = budget.clone();
         let spawned = std::thread::Builder::new()
             .name("muxcat-transcripts".into())
-            .spawn(move || writer_thread(rx, events));
+            .spawn(move || writer_thread(rx, returns, events));
         if let Err(e) = spawned {
             tracing::error!("cannot start the transcript writer: {e}");
         }
         Recorder {
             tx,
+            budget,
             next_id: Arc::new(AtomicU64::new(1)),
         }
     }
@@ -131,6 +145,7 @@ impl Recorder {
         Ok(Transcript {
             id,
             tx: self.tx.clone(),
+            budget: self.budget.clone(),
             path,
         })
     }
@@ -166,15 +181,23 @@ impl Recorder {
 impl Transcript {
     /// Queues one chunk; waits if the writer is behind.
     pub async fn write(&self, mark: Mark, data: Bytes) {
-        let _ = self
-            .tx
-            .send(Msg::Line {
-                id: self.id,
-                at: Utc::now(),
-                mark,
-                data,
-            })
-            .await;
+        // The timestamp is taken before any wait: it is when the bytes moved.
+        let at = Utc::now();
+        let kib = u32::try_from(data.len() / 1024 + 1).map_or(QUEUE_KIB, |k| k.min(QUEUE_KIB));
+        let Ok(permit) = self.budget.acquire_many(kib).await else {
+            return;
+        };
+        permit.forget();
+        let line = Msg::Line {
+            id: self.id,
+            at,
+            mark,
+            data,
+            kib,
+        };
+        if self.tx.send(line).await.is_err() {
+            self.budget.add_permits(kib as usize);
+        }
     }
 
     pub async fn event(&self, text: &str) {
@@ -209,9 +232,9 @@ fn create_private(path: &Path) -> std::io::Result<File> {
     opts.open(path)
 }
 
-fn writer_thread(mut rx: mpsc::Receiver<Msg>, events: EventSink) {
+fn writer_thread(mut rx: mpsc::Receiver<Msg>, budget: Arc<Semaphore>, events: EventSink) {
     let mut files: HashMap<u64, OpenFile> = HashMap::new();
-    let mut line = Vec::with_capacity(4096);
+    let mut line = LineWriter::default();
     let mut dirty = false;
     let mut last_flush = Instant::now();
     loop {
@@ -267,16 +290,21 @@ fn writer_thread(mut rx: mpsc::Receiver<Msg>, events: EventSink) {
                 };
                 let _ = done.send(result);
             }
-            Msg::Line { id, at, mark, data } => {
-                let Some(file) = files.get_mut(&id) else { continue };
-                if file.failed {
-                    continue;
-                }
-                line.clear();
-                format_line(&mut line, at, mark, &data);
-                if let Err(e) = file.out.write_all(&line) {
+            Msg::Line {
+                id,
+                at,
+                mark,
+                data,
+                kib,
+            } => {
+                if let Some(file) = files.get_mut(&id)
+                    && !file.failed
+                    && let Err(e) = line.write(&mut file.out, at, mark, &data)
+                {
                     report(file, &events, e);
                 }
+                drop(data);
+                budget.add_permits(kib as usize);
                 dirty = true;
             }
             Msg::Close { id, done } => {
@@ -330,13 +358,62 @@ fn report(file: &mut OpenFile, events: &EventSink, e: std::io::Error) {
 
 /// `2026-11-23T03:44:01.123456Z < hello\r\n` plus the newline.
 pub fn format_line(out: &mut Vec<u8>, at: DateTime<Utc>, mark: Mark, data: &[u8]) {
-    use std::io::Write as _;
-    let _ = write!(out, "{}", at.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
-    out.push(b' ');
-    out.push(mark.byte());
-    out.push(b' ');
+    let (prefix, len) = line_prefix(at, mark);
+    out.extend_from_slice(&prefix[..len]);
     escape_transcript_into(data, out);
     out.push(b'\n');
+}
+
+/// `2026-11-23T03:44:01.123456Z < ` (31 bytes; room for years past 9999).
+fn line_prefix(at: DateTime<Utc>, mark: Mark) -> ([u8; 48], usize) {
+    let mut prefix = [0u8; 48];
+    let mut cursor = std::io::Cursor::new(&mut prefix[..]);
+    let _ = write!(
+        cursor,
+        "{} {} ",
+        at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+        mark.symbol()
+    );
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    (prefix, len)
+}
+
+/// Input bytes escaped per write: the buffer stays at about 4× this.
+const PIECE: usize = 128 * 1024;
+
+/// Writes transcript lines through one buffer kept between lines, so it
+/// is zeroed once rather than per line, and long chunks go out in pieces
+/// (the line is still one line; the buffer stays bounded).
+#[derive(Default)]
+struct LineWriter {
+    buf: Vec<u8>,
+}
+
+impl LineWriter {
+    fn write(
+        &mut self,
+        out: &mut impl Write,
+        at: DateTime<Utc>,
+        mark: Mark,
+        data: &[u8],
+    ) -> std::io::Result<()> {
+        let (prefix, mut used) = line_prefix(at, mark);
+        let room = prefix.len() + escaped_room(data.len().min(PIECE)) + 1;
+        if self.buf.len() < room {
+            self.buf.resize(room, 0);
+        }
+        self.buf[..used].copy_from_slice(&prefix[..used]);
+        let mut pieces = data.chunks(PIECE).peekable();
+        while let Some(piece) = pieces.next() {
+            used += escape_transcript_to_slice(piece, &mut self.buf[used..]);
+            if pieces.peek().is_some() {
+                out.write_all(&self.buf[..used])?;
+                used = 0;
+            }
+        }
+        self.buf[used] = b'\n';
+        out.write_all(&self.buf[..=used])
+    }
 }
 
 /// The transcript header line (without the newline).
@@ -466,6 +543,30 @@ mod tests {
         let got: Vec<(Mark, Vec<u8>)> = parsed.entries.into_iter().map(|e| (e.mark, e.data)).collect();
         assert_eq!(got, chunks);
         assert!(String::from_utf8(text).unwrap().contains(" < hello\\r\\n\n"));
+    }
+
+    #[test]
+    fn a_chunk_longer_than_a_piece_is_still_one_line() {
+        let data: Vec<u8> = (0..PIECE * 2 + 1234).map(|i| (i * 7 % 251) as u8).collect();
+        let mut file = Vec::new();
+        let mut writer = LineWriter::default();
+        writer.write(&mut file, Utc::now(), Mark::In, b"first\n").unwrap();
+        writer.write(&mut file, Utc::now(), Mark::Out, &data).unwrap();
+        writer.write(&mut file, Utc::now(), Mark::In, b"").unwrap();
+        assert_eq!(file.iter().filter(|&&b| b == b'\n').count(), 3);
+        let mut want = Vec::new();
+        format_line(&mut want, Utc::now(), Mark::Out, &data);
+        let line = file.split(|&b| b == b'\n').nth(1).unwrap();
+        // The same line as the one-shot formatter, timestamps aside.
+        assert_eq!(line[27..], want[27..want.len() - 1]);
+        let text = [
+            format!("{HEADER_PREFIX}s tcp a -> b mode=binary\n").into_bytes(),
+            file,
+        ]
+        .concat();
+        let parsed = parse(&text, "t").unwrap();
+        assert_eq!(parsed.stream(Mark::Out), data);
+        assert_eq!(parsed.stream(Mark::In), b"first\n");
     }
 
     #[test]

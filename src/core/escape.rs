@@ -30,49 +30,131 @@ const ESCAPES: [([u8; 4], u8); 256] = {
     table
 };
 
-/// True when none of the 8 bytes needs escaping: each is printable ASCII
-/// (0x20..=0x7e) and not a backslash. Bit tricks on a u64 (SWAR).
-fn all_plain(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    let above_tilde = (word.wrapping_add(ONES) | word) & HIGH;
-    let backslash = word ^ (ONES * u64::from(b'\\'));
-    let has_backslash = backslash.wrapping_sub(ONES) & !backslash & HIGH;
-    below_space | above_tilde | has_backslash == 0
+/// How many bytes [`escape_transcript_to_slice`] may touch for `n` input
+/// bytes: 4 per byte at worst, plus the slack of its fixed-size stores.
+pub const fn escaped_room(n: usize) -> usize {
+    n * 4 + 68
 }
 
 /// Lossless ASCII encoding (CONTRACT section 5): printable ASCII stays, `\`
 /// doubles, CR/LF/TAB become `\r \n \t`, every other byte `\xHH`.
-/// Text goes 8 bytes at a time; other bytes through a lookup table.
 pub fn escape_transcript_into(bytes: &[u8], out: &mut Vec<u8>) {
-    out.reserve(bytes.len() + bytes.len() / 4);
-    let mut words = bytes.chunks_exact(8);
-    for chunk in &mut words {
-        let word = <[u8; 8]>::try_from(chunk)
-            .map(u64::from_le_bytes)
-            .unwrap_or(u64::MAX);
-        if all_plain(word) {
-            out.extend_from_slice(chunk);
+    let start = out.len();
+    out.resize(start + escaped_room(bytes.len()), 0);
+    let written = escape_transcript_to_slice(bytes, &mut out[start..]);
+    out.truncate(start + written);
+}
+
+/// [`escape_transcript_into`] for a caller that keeps one buffer of at
+/// least [`escaped_room`] bytes (so nothing is zeroed per call); returns how
+/// many bytes of `out` hold the encoding.
+///
+/// Eight bytes at a time: a word without escapes is one 8-byte store; in a
+/// word with a few, each plain run is one 8-byte store from the input (only
+/// the run's length counts) and each escape one 4-byte store; a word of
+/// mostly escapes goes through the table byte by byte. Fixed-size stores
+/// only, so no call to memcpy on the hot path.
+pub fn escape_transcript_to_slice(bytes: &[u8], out: &mut [u8]) -> usize {
+    let mut w = 0;
+    let mut r = 0;
+    // The 16-byte stores of a plain run read up to 16 bytes past the block.
+    while r + 32 <= bytes.len() {
+        let block: &[u8; 16] = match bytes[r..r + 16].try_into() {
+            Ok(b) => b,
+            Err(_) => break,
+        };
+        let mut mask = escape_mask16(block);
+        if mask == 0 {
+            out[w..w + 16].copy_from_slice(block);
+            w += 16;
+        } else if more_than_three(mask) {
+            w += escape_dense(block, &mut out[w..]);
         } else {
-            escape_bytes(chunk, out);
+            let mut plain = 0;
+            while mask != 0 {
+                let at = mask.trailing_zeros() as usize;
+                out[w..w + 16].copy_from_slice(&bytes[r + plain..r + plain + 16]);
+                w += at - plain;
+                let (code, len) = ESCAPES[bytes[r + at] as usize];
+                out[w..w + 4].copy_from_slice(&code);
+                w += len as usize;
+                plain = at + 1;
+                mask &= mask - 1;
+            }
+            out[w..w + 16].copy_from_slice(&bytes[r + plain..r + plain + 16]);
+            w += 16 - plain;
         }
+        r += 16;
     }
-    escape_bytes(words.remainder(), out);
+    w + escape_bytes(&bytes[r..], &mut out[w..])
+}
+
+/// Bit i set when byte i of the block needs escaping: three SSE2 compares
+/// and a movemask (SSE2 is part of every x86-64; `safe_arch` wraps the
+/// intrinsics safely).
+#[cfg(target_arch = "x86_64")]
+fn escape_mask16(block: &[u8; 16]) -> u32 {
+    use safe_arch::{
+        cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+    let v = load_unaligned_m128i(block);
+    // Signed: below 0x20 is the C0 controls and every byte from 0x80.
+    let control = cmp_lt_mask_i8_m128i(v, set_splat_i8_m128i(0x20));
+    let del = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(0x7f));
+    let backslash = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'\\' as i8));
+    move_mask_i8_m128i(control | del | backslash) as u32
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+use escape_mask16_portable as escape_mask16;
+
+/// Bit i set when byte i of the block needs escaping (portable form).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn escape_mask16_portable(block: &[u8; 16]) -> u32 {
+    let mut mask = 0u32;
+    for (i, &b) in block.iter().enumerate() {
+        let needs = (b.wrapping_sub(0x20) > 0x5e) | (b == b'\\');
+        mask |= u32::from(needs) << i;
+    }
+    mask
+}
+
+/// A block of mostly escapes through the table. Into a fixed 68-byte window
+/// and with the offset masked to 6 bits (a no-op: 15 codes take at most 60
+/// bytes) so the compiler sees every store in bounds and checks none.
+fn escape_dense(block: &[u8; 16], out: &mut [u8]) -> usize {
+    let Some(Ok(window)) = out.get_mut(..68).map(<&mut [u8; 68]>::try_from) else {
+        return escape_bytes(block, out);
+    };
+    let mut w = 0;
+    for &b in block {
+        let (code, len) = ESCAPES[b as usize];
+        let at = w & 63;
+        window[at..at + 4].copy_from_slice(&code);
+        w += len as usize;
+    }
+    w
+}
+
+/// More than three bits set (no popcnt instruction on baseline x86-64):
+/// clears the lowest three and looks at what is left.
+fn more_than_three(mask: u32) -> bool {
+    let mask = mask & mask.wrapping_sub(1);
+    let mask = mask & mask.wrapping_sub(1);
+    let mask = mask & mask.wrapping_sub(1);
+    mask != 0
 }
 
 /// Byte by byte through the table: one fixed 4-byte store per byte.
-fn escape_bytes(bytes: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.resize(start + bytes.len() * 4, 0);
-    let buf = &mut out[start..];
+fn escape_bytes(bytes: &[u8], out: &mut [u8]) -> usize {
     let mut w = 0;
     for &b in bytes {
         let (code, len) = ESCAPES[b as usize];
-        buf[w..w + 4].copy_from_slice(&code);
+        out[w..w + 4].copy_from_slice(&code);
         w += len as usize;
     }
-    out.truncate(start + w);
+    w
 }
 
 pub fn escape_transcript(bytes: &[u8]) -> String {
@@ -204,17 +286,84 @@ mod tests {
     }
 
     #[test]
-    fn word_at_a_time_agrees_with_byte_at_a_time() {
-        // Every byte value in every position of a word, among plain text.
+    fn block_at_a_time_agrees_with_byte_at_a_time() {
+        // Every byte value in every position of a block, among plain text,
+        // alone and beside a second escape.
         for b in 0..=255u8 {
-            for pos in 0..8 {
-                let mut data = b"abcdefghijklmnop".to_vec();
-                data[pos] = b;
-                let mut fast = Vec::new();
+            for pos in 0..16 {
+                for other in [None, Some((pos + 5) % 16)] {
+                    let mut data = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN".to_vec();
+                    data[pos] = b;
+                    if let Some(at) = other {
+                        data[at] = b'\n';
+                    }
+                    let mut fast = Vec::new();
+                    escape_transcript_into(&data, &mut fast);
+                    assert_eq!(fast, reference(&data), "byte {b:#x} at {pos}, other {other:?}");
+                }
+            }
+        }
+    }
+
+    /// The contract's encoding, one byte at a time, as plainly as it reads.
+    fn reference(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &b in bytes {
+            match b {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0x20..=0x7e => out.push(b),
+                _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_density_and_length_agrees_with_the_reference() {
+        // Plain text with 0..=8 escapes sprinkled per 8 bytes, every length
+        // up to 140 (blocks, the tail and the look-ahead of plain runs).
+        let mut x: u32 = 12345;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for density in 0..=8u32 {
+            for len in 0..140 {
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        let r = next();
+                        if r % 8 < density {
+                            (r >> 8) as u8
+                        } else {
+                            b'a' + (r >> 8) as u8 % 26
+                        }
+                    })
+                    .collect();
+                let mut fast = b"prefix ".to_vec();
                 escape_transcript_into(&data, &mut fast);
-                let mut slow = Vec::new();
-                escape_bytes(&data, &mut slow);
-                assert_eq!(fast, slow, "byte {b:#x} at {pos}");
+                let mut want = b"prefix ".to_vec();
+                want.extend(reference(&data));
+                assert_eq!(fast, want, "density {density} len {len}: {data:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn block_masks_agree() {
+        for b in 0..=255u8 {
+            for pos in 0..16 {
+                let mut block = *b"abcdefghijklmnop";
+                block[pos] = b;
+                assert_eq!(
+                    escape_mask16(&block),
+                    escape_mask16_portable(&block),
+                    "{b:#x} at {pos}"
+                );
             }
         }
     }
