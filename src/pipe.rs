@@ -70,15 +70,16 @@ fn stdin_reader(lines: bool) -> mpsc::Receiver<Bytes> {
                     }
                 } else {
                     let mut buf = spent.take().unwrap_or_default();
-                    // Only bytes past the last chunk's length are zeroed.
+                    // Zeroes a new buffer only: a chunk is a slice of a
+                    // buffer that keeps its full length, so a short read
+                    // does not make the next use zero the rest again.
                     buf.resize(STDIN_CHUNK, 0);
                     match read_coalesced(&mut stdin, &mut buf, step) {
                         Ok(0) => break,
                         Ok(n) => {
-                            buf.truncate(n);
-                            let chunk = buf.freeze();
-                            spent.keep(&chunk);
-                            chunk
+                            let whole = buf.freeze();
+                            spent.keep(&whole);
+                            whole.slice(..n)
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         Err(_) => break,

@@ -47,4 +47,19 @@ mod tests {
         assert_eq!((back.as_ptr(), back.len()), (ptr, 1000));
         assert!(r.take().is_none());
     }
+
+    #[test]
+    fn a_buffer_handed_out_in_slices_comes_back_whole() {
+        let mut r = Recycler::default();
+        let mut buf = BytesMut::new();
+        buf.resize(4096, 7);
+        let whole = buf.freeze();
+        r.keep(&whole);
+        let (ptr, chunk) = (whole.as_ptr(), whole.slice(..100));
+        drop(whole);
+        assert!(r.take().is_none(), "a slice is still held");
+        drop(chunk);
+        let back = r.take().expect("released");
+        assert_eq!((back.as_ptr(), back.len()), (ptr, 4096));
+    }
 }
