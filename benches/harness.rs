@@ -116,6 +116,19 @@ fn pipe_throughput(size: u64, runs: usize) {
     );
 }
 
+/// How one row of a pipe table is measured.
+enum Pair {
+    /// `SOURCE | cat`: what the harness itself can move.
+    Ceiling,
+    /// A server and a client command (`{P}` is the port).
+    Run(String, String),
+    /// The same, with transcripts written to the recording directory.
+    Recorded(String, String),
+    /// Writing the volume of the last recorded run's transcripts alone, two
+    /// writers at once as in the recorded pair: what this disk allows.
+    Disk,
+}
+
 /// One table: every pair moving `size` bytes of `source`.
 fn pipe_table(what: &str, source: &str, size: u64, runs: usize, all_peers: bool) {
     println!(
@@ -124,87 +137,153 @@ fn pipe_table(what: &str, source: &str, size: u64, runs: usize, all_peers: bool)
     );
     let m = muxcat();
     let m = m.display();
-    let rec = tempfile::tempdir().ok();
-    let rec_dir = rec
-        .as_ref()
-        .map(|d| d.path().display().to_string())
-        .unwrap_or_else(|| "/tmp".into());
-    let mut pairs: Vec<(String, String, String)> = vec![
-        ("ceiling: head | cat".into(), String::new(), String::new()),
+    let Ok(rec) = tempfile::tempdir() else {
+        return println!("no temporary directory");
+    };
+    let rec_dir = rec.path().display().to_string();
+    let mut pairs: Vec<(String, Pair)> = vec![
+        ("ceiling: head | cat".into(), Pair::Ceiling),
         (
             "muxcat".into(),
-            format!("{m} -q listen 127.0.0.1:{{P}}"),
-            format!("{m} -q connect 127.0.0.1:{{P}}"),
+            Pair::Run(
+                format!("{m} -q listen 127.0.0.1:{{P}}"),
+                format!("{m} -q connect 127.0.0.1:{{P}}"),
+            ),
         ),
         (
             "muxcat --record (both ends)".into(),
-            format!("{m} -q --record {rec_dir} listen 127.0.0.1:{{P}}"),
-            format!("{m} -q --record {rec_dir} connect 127.0.0.1:{{P}}"),
+            Pair::Recorded(
+                format!("{m} -q --record {rec_dir} listen 127.0.0.1:{{P}}"),
+                format!("{m} -q --record {rec_dir} connect 127.0.0.1:{{P}}"),
+            ),
         ),
+        ("disk: their transcripts alone".into(), Pair::Disk),
     ];
     if have("socat") {
         pairs.push((
             "socat".into(),
-            "socat -u TCP-LISTEN:{P},reuseaddr STDOUT".into(),
-            "socat -u STDIN TCP:127.0.0.1:{P}".into(),
+            Pair::Run(
+                "socat -u TCP-LISTEN:{P},reuseaddr STDOUT".into(),
+                "socat -u STDIN TCP:127.0.0.1:{P}".into(),
+            ),
         ));
     }
     if have("ncat") && all_peers {
         pairs.push((
             "ncat".into(),
-            "ncat -l --recv-only 127.0.0.1 {P}".into(),
-            "ncat --send-only 127.0.0.1 {P}".into(),
+            Pair::Run(
+                "ncat -l --recv-only 127.0.0.1 {P}".into(),
+                "ncat --send-only 127.0.0.1 {P}".into(),
+            ),
         ));
     }
     if have("nc.openbsd") && all_peers {
         pairs.push((
             "nc (OpenBSD)".into(),
-            "nc.openbsd -d -l 127.0.0.1 {P}".into(),
-            "nc.openbsd -N 127.0.0.1 {P}".into(),
+            Pair::Run(
+                "nc.openbsd -d -l 127.0.0.1 {P}".into(),
+                "nc.openbsd -N 127.0.0.1 {P}".into(),
+            ),
         ));
     }
     // Rounds go through every pair in turn, so a slow spell of this noisy
     // machine hits all of them rather than one.
     let mut figures: Vec<Vec<f64>> = vec![Vec::new(); pairs.len()];
+    let mut transcripts: Vec<u64> = Vec::new();
     for _ in 0..runs {
-        for ((_, server, client), got) in pairs.iter().zip(figures.iter_mut()) {
-            let f = if server.is_empty() {
-                let start = Instant::now();
-                let ok = Command::new("bash")
-                    .args(["-c", &format!("{source} | cat > /dev/null")])
-                    .status()
-                    .is_ok_and(|s| s.success());
-                ok.then(|| gb(size, start.elapsed()))
-            } else {
-                pipe_once(source, server, client, size)
+        for ((_, pair), got) in pairs.iter().zip(figures.iter_mut()) {
+            let f = match pair {
+                Pair::Ceiling => {
+                    let start = Instant::now();
+                    let ok = Command::new("bash")
+                        .args(["-c", &format!("{source} | cat > /dev/null")])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    ok.then(|| gb(size, start.elapsed()))
+                }
+                Pair::Run(server, client) => pipe_once(source, server, client, size),
+                Pair::Recorded(server, client) => {
+                    let f = pipe_once(source, server, client, size);
+                    // Transcripts of zeros are large: measured, then dropped.
+                    transcripts = drain_dir(rec.path());
+                    f
+                }
+                Pair::Disk => write_alone(rec.path(), &transcripts).map(|d| gb(size, d)),
             };
             got.extend(f);
-            // Recorded transcripts of zeros are large: drop them between runs.
-            if let Some(d) = &rec {
-                for e in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
         }
     }
     let mut results = Vec::new();
-    for ((name, _, _), got) in pairs.iter().zip(figures) {
+    for ((name, _), got) in pairs.iter().zip(figures) {
         if got.is_empty() {
-            println!("{name:<28} failed");
+            println!("{name:<30} failed");
             continue;
         }
         results.push((name.clone(), median(got)));
     }
     let find = |n: &str| results.iter().find(|(name, _)| name == n).map(|(_, v)| *v);
     let (socat, nc) = (find("socat"), find("nc (OpenBSD)"));
-    println!("{:<28} {:>8} {:>10} {:>10}", "pair", "GB/s", "÷ socat", "÷ nc");
+    println!("{:<30} {:>8} {:>10} {:>10}", "pair", "GB/s", "÷ socat", "÷ nc");
     for (name, v) in &results {
         let ratio = |base: Option<f64>| {
             base.map(|b| format!("{:.2}", v / b))
                 .unwrap_or_else(|| "-".into())
         };
-        println!("{name:<28} {v:>8.2} {:>10} {:>10}", ratio(socat), ratio(nc));
+        println!("{name:<30} {v:>8.2} {:>10} {:>10}", ratio(socat), ratio(nc));
     }
+    let volume: u64 = transcripts.iter().sum();
+    if let (Some(rec), Some(disk)) = (
+        find("muxcat --record (both ends)"),
+        find("disk: their transcripts alone"),
+    ) {
+        println!(
+            "transcripts: {:.2} bytes written per byte moved; --record runs at {:.2} of what the disk takes",
+            volume as f64 / size as f64,
+            rec / disk
+        );
+    }
+}
+
+/// Removes the files in `dir`; returns their sizes.
+fn drain_dir(dir: &std::path::Path) -> Vec<u64> {
+    let mut sizes = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        sizes.extend(entry.metadata().ok().map(|m| m.len()));
+        let _ = std::fs::remove_file(entry.path());
+    }
+    sizes
+}
+
+/// Writes files of `sizes` into `dir`, one thread each, 256 KiB per write
+/// (as the transcript writer does); returns the time taken, files removed.
+fn write_alone(dir: &std::path::Path, sizes: &[u64]) -> Option<Duration> {
+    if sizes.is_empty() {
+        return None;
+    }
+    let start = Instant::now();
+    let ok = std::thread::scope(|s| {
+        let writers: Vec<_> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                s.spawn(move || -> std::io::Result<()> {
+                    let mut f = std::fs::File::create(dir.join(format!("disk-{i}")))?;
+                    let block = vec![b'x'; 256 * 1024];
+                    let mut left = size;
+                    while left > 0 {
+                        let n = left.min(block.len() as u64) as usize;
+                        f.write_all(&block[..n])?;
+                        left -= n as u64;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        writers.into_iter().all(|w| w.join().is_ok_and(|r| r.is_ok()))
+    });
+    let elapsed = start.elapsed();
+    drain_dir(dir);
+    ok.then_some(elapsed)
 }
 
 /// Bytes through the session manager into a front end that only counts
