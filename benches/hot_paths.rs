@@ -63,6 +63,7 @@ fn hot_paths(c: &mut Criterion) {
     for (name, data) in [
         ("transcript_escape_text", &text),
         ("transcript_escape_binary", &bin),
+        ("transcript_escape_zeros", &vec![0u8; SIZE]),
     ] {
         g.throughput(Throughput::Bytes(data.len() as u64));
         // As the transcript writer does it: one buffer kept between chunks.
