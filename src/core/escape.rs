@@ -52,7 +52,7 @@ pub fn escape_transcript_into(bytes: &[u8], out: &mut Vec<u8>) {
 /// Sixteen bytes at a time: a block without escapes is one 16-byte store;
 /// in a block with a few, each plain run is one 16-byte store from the input
 /// (only the run's length counts) and each escape one 4-byte store; a block
-/// of mostly escapes goes to [`escape_dense`]. Fixed-size stores only, so no
+/// of mostly escapes goes to `escape_dense`. Fixed-size stores only, so no
 /// call to memcpy on the hot path.
 pub fn escape_transcript_to_slice(bytes: &[u8], out: &mut [u8]) -> usize {
     let mut w = 0;
