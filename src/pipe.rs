@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -17,13 +17,20 @@ use tokio::sync::{mpsc, watch};
 
 use crate::core::command::{ConnectSpec, ListenSpec, UdpSpec};
 use crate::core::recycle::Recycler;
-use crate::core::{CloseReason, Command, Event, EventKind, Manager, ManagerConfig, Mode, Outcome};
+use crate::core::{
+    CloseReason, Command, CoreError, ErrorCode, Event, EventKind, Manager, ManagerConfig, Mode, Outcome,
+};
 use crate::script::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, shutdown_signal};
 
 /// stdin is read in chunks of this size.
 const STDIN_CHUNK: usize = 256 * 1024;
 /// Sends queued ahead of the one being written.
 const SENDS_IN_FLIGHT: usize = 4;
+/// How far a broker client may fall behind on relayed bytes (queued for it,
+/// not yet written) before the relay waits for it.
+const RELAY_BEHIND: usize = 8 << 20;
+/// How long a client that far behind may read nothing before it is dropped.
+const RELAY_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub enum PipeRole {
     Connect(ConnectSpec),
@@ -252,7 +259,7 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
         }
     };
     let (target_tx, target_rx) = watch::channel(first_target);
-    let clients: Arc<Mutex<Vec<String>>> = Arc::default();
+    let clients = Broker::default();
     let stdin_done = Arc::new(AtomicBool::new(false));
     let (out_tx, out_thread) = stdout_writer();
     let pump = tokio::spawn(stdin_pump(
@@ -277,14 +284,14 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                 match ev.kind {
                     EventKind::Data { payload, .. } => {
                         if broker {
-                            relay(&manager, &clients, sid.as_deref(), &payload).await;
+                            clients.relay(&manager, sid.as_deref(), &payload, &opts).await;
                         }
                         let _ = out_tx.send(payload).await;
                     }
                     EventKind::Accepted { .. } => {
                         let Some(sid) = sid else { continue };
                         if broker {
-                            lock(&clients).push(sid.clone());
+                            clients.join(&sid);
                         } else {
                             target_tx.send_replace(Some(sid.clone()));
                             if !keep_open && let Some(l) = &listener {
@@ -316,7 +323,7 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                     EventKind::Disconnected { reason } => {
                         let Some(sid) = sid else { continue };
                         if broker {
-                            lock(&clients).retain(|c| *c != sid);
+                            clients.leave(&sid);
                             continue;
                         }
                         if target_tx.borrow().as_deref() != Some(sid.as_str()) {
@@ -355,24 +362,106 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     code
 }
 
-fn lock(clients: &Mutex<Vec<String>>) -> std::sync::MutexGuard<'_, Vec<String>> {
-    clients.lock().unwrap_or_else(|e| e.into_inner())
+/// Relayed bytes queued for one broker client and not yet written.
+#[derive(Default)]
+struct Backlog {
+    bytes: AtomicUsize,
+    drained: tokio::sync::Notify,
 }
 
-/// Broker: one client's bytes go to every other client, in order.
-async fn relay(manager: &Manager, clients: &Mutex<Vec<String>>, from: Option<&str>, payload: &Bytes) {
-    let others: Vec<String> = lock(clients)
-        .iter()
-        .filter(|c| Some(c.as_str()) != from)
-        .cloned()
-        .collect();
-    for other in others {
-        let cmd = Command::Send {
-            to: Some(other),
-            payload: payload.clone(),
-            raw: true,
-        };
-        tokio::spawn(manager.submit(cmd).await);
+impl Backlog {
+    /// Waits until at most `limit` bytes are queued; false when no byte
+    /// was written for [`RELAY_STALL`] (the client stopped reading).
+    async fn below(&self, limit: usize) -> bool {
+        let mut last = usize::MAX;
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            let now = self.bytes.load(Ordering::Acquire);
+            if now <= limit {
+                return true;
+            }
+            if now >= last && tokio::time::timeout(RELAY_STALL, drained).await.is_err() {
+                return false;
+            }
+            last = now;
+        }
+    }
+
+    fn written(&self, n: usize) {
+        self.bytes.fetch_sub(n, Ordering::AcqRel);
+        self.drained.notify_waiters();
+    }
+}
+
+/// A broker client: its session id and its backlog of relayed bytes.
+type Client = (String, Arc<Backlog>);
+
+/// Broker clients, in the order they came.
+#[derive(Clone, Default)]
+struct Broker {
+    clients: Arc<Mutex<Vec<Client>>>,
+}
+
+impl Broker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Client>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn join(&self, id: &str) {
+        self.lock().push((id.to_string(), Arc::default()));
+    }
+
+    fn leave(&self, id: &str) {
+        self.lock().retain(|(c, _)| c != id);
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.lock().iter().map(|(c, _)| c.clone()).collect()
+    }
+
+    /// One client's bytes go to every other client, in order. A client more
+    /// than [`RELAY_BEHIND`] behind holds the relay up (so memory stays
+    /// bounded and senders are slowed by TCP, as `ncat --broker` does);
+    /// one that reads nothing for [`RELAY_STALL`] meanwhile is disconnected,
+    /// as a chat server drops a client whose send queue overflows, and the
+    /// others go on.
+    async fn relay(&self, manager: &Manager, from: Option<&str>, payload: &Bytes, opts: &PipeOptions) {
+        let others: Vec<_> = self
+            .lock()
+            .iter()
+            .filter(|(c, _)| Some(c.as_str()) != from)
+            .cloned()
+            .collect();
+        let len = payload.len();
+        for (other, backlog) in others {
+            if !backlog.below(RELAY_BEHIND).await {
+                self.leave(&other);
+                let text = format!(
+                    "broker client {other} read nothing for {} s with {} MiB waiting for it; disconnected",
+                    RELAY_STALL.as_secs(),
+                    RELAY_BEHIND >> 20
+                );
+                diagnose(
+                    &Event::error(CoreError::new(ErrorCode::IoError, text)).session(&other),
+                    opts,
+                );
+                tokio::spawn(manager.submit(Command::Disconnect { session: Some(other) }).await);
+                continue;
+            }
+            backlog.bytes.fetch_add(len, Ordering::AcqRel);
+            let cmd = Command::Send {
+                to: Some(other),
+                payload: payload.clone(),
+                raw: true,
+            };
+            let sent = manager.submit(cmd).await;
+            tokio::spawn(async move {
+                let _ = sent.await;
+                backlog.written(len);
+            });
+        }
     }
 }
 
@@ -382,14 +471,15 @@ async fn stdin_pump(
     manager: Manager,
     mut stdin: mpsc::Receiver<Bytes>,
     mut target: watch::Receiver<Option<String>>,
-    broker: Option<Arc<Mutex<Vec<String>>>>,
+    broker: Option<Broker>,
     done: Arc<AtomicBool>,
 ) {
     let mut in_flight = futures_util::stream::FuturesOrdered::new();
     while let Some(chunk) = stdin.recv().await {
+        // stdin waits for the slowest client (the operator's input is
+        // paced, not dropped); relayed bytes are bounded in `relay`.
         if let Some(clients) = &broker {
-            let all: Vec<String> = lock(clients).clone();
-            for c in all {
+            for c in clients.ids() {
                 let cmd = Command::Send {
                     to: Some(c),
                     payload: chunk.clone(),

@@ -355,6 +355,59 @@ fn broker_relays_between_clients() {
 }
 
 #[test]
+fn a_broker_client_that_does_not_read_is_dropped_and_the_others_get_everything() {
+    let port = free_port();
+    let (mut broker, log) = muxcat_listener_logged(&["listen", "--broker", &format!("127.0.0.1:{port}")]);
+    // The broker's stdout gets every client's bytes: drained so it never blocks.
+    let mut stdout = broker.stdout.take().unwrap();
+    let drained = std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()).unwrap());
+    let mut sender = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stuck = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut reader = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    eventually("three clients accepted", || {
+        log.lock().unwrap().matches(" accepted ").count() == 3
+    });
+    const TOTAL: usize = 64 << 20;
+    let counting = std::thread::spawn(move || {
+        reader.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got = 0;
+        while got < TOTAL {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got
+    });
+    let block = vec![b'x'; 1 << 20];
+    for _ in 0..TOTAL >> 20 {
+        sender.write_all(&block).unwrap();
+    }
+    assert_eq!(
+        counting.join().unwrap(),
+        TOTAL,
+        "the client that reads gets every byte; the broker's log:\n{}",
+        log.lock().unwrap()
+    );
+    eventually("the client that does not read dropped", || {
+        log.lock().unwrap().contains("MiB waiting for it; disconnected")
+    });
+    // It then sees its connection end, short of the whole stream.
+    stuck.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = Vec::new();
+    let end = stuck.read_to_end(&mut got);
+    assert!(
+        !matches!(&end, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the connection was not closed: {end:?}"
+    );
+    assert!(got.len() < TOTAL, "it was dropped, not served: {}", got.len());
+    let _ = broker.kill();
+    let _ = broker.wait();
+    drained.join().unwrap();
+}
+
+#[test]
 fn udp_lines_are_datagrams() {
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
     rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

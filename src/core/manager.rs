@@ -39,8 +39,10 @@ pub struct ManagerConfig {
     /// `event_capacity × read_size` bytes.
     pub read_size: usize,
     /// Bulk transfer (pipe mode): read buffers are reused once the front
-    /// end has let go of them, and no `waitfor` backlog is kept (nothing
-    /// can wait for anything).
+    /// end has let go of them, no `waitfor` backlog is kept (nothing can
+    /// wait for anything), and no `sent` events are emitted (nothing shows
+    /// them, and the broker's relay waits for writes while not reading
+    /// events).
     pub bulk: bool,
 }
 

@@ -661,13 +661,17 @@ impl Session {
         self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         self.touch();
         let message_id = self.ctx.next_message_id();
-        self.emit(EventKind::Sent {
-            message_id,
-            bytes: n,
-            payload: payload.clone(),
-            trigger,
-        })
-        .await;
+        // Bulk (pipe mode) shows no `sent` events, and a writer must not
+        // wait for a front end that may itself be waiting for this write.
+        if !self.ctx.bulk {
+            self.emit(EventKind::Sent {
+                message_id,
+                bytes: n,
+                payload: payload.clone(),
+                trigger,
+            })
+            .await;
+        }
         message_id
     }
 
