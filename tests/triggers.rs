@@ -164,3 +164,72 @@ async fn trigger_errors() {
         ErrorCode::SessionNotFound
     );
 }
+
+#[tokio::test]
+async fn answers_a_peer_never_reads_stop_at_a_bound_and_are_reported() {
+    let mut h = Harness::new();
+    let (_lid, port) = h.listen("listen --label dev 127.0.0.1:0").await;
+    let answer = "x".repeat(4000);
+    h.ok(&format!("on --on dev ^q$ send {answer}")).await;
+    h.ok("on --on dev ^r$ send done").await;
+    let mut client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    // 10 000 questions, 40 MB of answers: more than the bound (16 MiB) and
+    // what the kernel buffers, and the client reads none of them yet.
+    client.write_all("q\n".repeat(10_000).as_bytes()).await.unwrap();
+    let dropped = h
+        .find(|e| {
+            e.error
+                .as_ref()
+                .is_some_and(|err| err.text.contains("reply not sent"))
+        })
+        .await;
+    let err = dropped.error.unwrap();
+    assert_eq!(err.code, ErrorCode::IoError);
+    assert!(
+        err.text.contains("trig-1") && err.text.contains("16 MiB"),
+        "{}",
+        err.text
+    );
+    // The session goes on: once the client reads, the answers queued
+    // before the bound arrive (at least as many as fit in it), and a new
+    // question is answered. (Events are drained meanwhile, as a front end
+    // does.)
+    let reading = tokio::spawn(async move {
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        while got < (16 << 20) / 4001 * 4001 {
+            let n = tokio::time::timeout(WAIT, client.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("answers stopped after {got} bytes"))
+                .unwrap();
+            assert!(n > 0, "the session closed");
+            got += n;
+        }
+        client.write_all(b"r\n").await.unwrap();
+        let mut tail = Vec::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !tail.ends_with(b"done\n") {
+            let n = tokio::time::timeout_at(deadline, client.read(&mut buf))
+                .await
+                .expect("the new answer")
+                .unwrap();
+            assert!(n > 0, "the session closed");
+            got += n;
+            tail.extend_from_slice(&buf[..n]);
+            let keep = tail.len().saturating_sub(8000);
+            tail.drain(..keep);
+        }
+        got
+    });
+    tokio::pin!(reading);
+    let got = loop {
+        tokio::select! {
+            r = &mut reading => break r.unwrap(),
+            Some(_) = h.events.recv() => {}
+        }
+    };
+    assert!(
+        got < 40_000_000,
+        "some answers were not sent: {got} bytes arrived"
+    );
+}

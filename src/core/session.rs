@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ use crate::transcript::{self, Mark, Transcript};
 pub const READ_SIZE: usize = 64 * 1024;
 /// Reads smaller than this are copied out so an idle session keeps no buffer.
 const SMALL_READ: usize = 4 * 1024;
+/// Trigger replies waiting for a peer that does not read them, at most.
+const REPLY_BACKLOG: usize = 16 << 20;
 /// What `waitfor` can look back on: received lines/bytes since the previous
 /// `waitfor` returned, the oldest dropped past these bounds.
 pub const BACKLOG_LINES: usize = 10_000;
@@ -245,6 +247,10 @@ pub struct Session {
     cancel: CancellationToken,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// Bytes handed to the writer and not yet written.
+    queued_out: AtomicUsize,
+    /// When a dropped trigger reply was last reported (once a second).
+    reply_dropped_report: Mutex<Option<Instant>>,
     released: AtomicBool,
 }
 
@@ -330,6 +336,8 @@ impl Session {
             cancel,
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            queued_out: AtomicUsize::new(0),
+            reply_dropped_report: Mutex::new(None),
             released: AtomicBool::new(false),
         });
         (session, read)
@@ -620,8 +628,19 @@ impl Session {
             self.add_task(task);
             *writer = Writer::Running(tx);
         }
+        let bytes = match &req {
+            WriteReq::Data { data, .. } => data.len(),
+            WriteReq::Shutdown { .. } => 0,
+        };
         match &*writer {
-            Writer::Running(tx) => tx.send(req).map_err(|_| self.not_connected()),
+            Writer::Running(tx) => {
+                // Counted before the writer can take it off.
+                self.queued_out.fetch_add(bytes, Ordering::AcqRel);
+                tx.send(req).map_err(|_| {
+                    self.queued_out.fetch_sub(bytes, Ordering::AcqRel);
+                    self.not_connected()
+                })
+            }
             _ => Err(self.not_connected()),
         }
     }
@@ -688,6 +707,10 @@ impl Session {
                 if self.mode == Mode::Line && !t.raw {
                     reply.extend_from_slice(self.eol.bytes());
                 }
+                if self.queued_out.load(Ordering::Acquire) + reply.len() > REPLY_BACKLOG {
+                    self.reply_dropped(&t.id);
+                    continue;
+                }
                 // Queued now; the result arrives as the `sent` event.
                 std::mem::drop(self.send_as(Bytes::from(reply), Some(t.id.clone())));
                 if t.once {
@@ -695,6 +718,35 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// A peer that keeps sending what a trigger answers but reads none of
+    /// the answers would make them pile up without end: past
+    /// [`REPLY_BACKLOG`] they are not sent, and that is reported (at most
+    /// once a second). Stopping reading instead could deadlock a client that
+    /// writes all its requests before reading any answer.
+    fn reply_dropped(self: &Arc<Self>, trigger: &str) {
+        let now = Instant::now();
+        {
+            let mut last = self
+                .reply_dropped_report
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| now - t < Duration::from_secs(1)) {
+                return;
+            }
+            *last = Some(now);
+        }
+        let err = CoreError::new(
+            ErrorCode::IoError,
+            format!(
+                "trigger {trigger}: reply not sent: {} has {} MiB of replies it has not read",
+                self.id,
+                REPLY_BACKLOG >> 20
+            ),
+        );
+        let session = self.clone();
+        tokio::spawn(async move { session.emit_error(EventKind::Error, err).await });
     }
 
     /// Handles one received datagram (from the session's own socket, or
@@ -1188,7 +1240,11 @@ async fn write_loop(
             },
         };
         let (data, done, trigger) = match req {
-            WriteReq::Data { data, done, trigger } => (data, done, trigger),
+            WriteReq::Data { data, done, trigger } => {
+                // Counted off as taken: only what waits in the queue counts.
+                session.queued_out.fetch_sub(data.len(), Ordering::AcqRel);
+                (data, done, trigger)
+            }
             WriteReq::Shutdown { done } => {
                 let result = match &mut write {
                     WriteSide::Stream(w) if !write_closed => {
