@@ -232,7 +232,18 @@ fn create_private(path: &Path) -> std::io::Result<File> {
     opts.open(path)
 }
 
+/// Closes the byte budget when the writer ends, however it ends (a panic
+/// included), so sessions stop waiting for room and go on unrecorded.
+struct CloseOnExit(Arc<Semaphore>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 fn writer_thread(mut rx: mpsc::Receiver<Msg>, budget: Arc<Semaphore>, events: EventSink) {
+    let _closing = CloseOnExit(budget.clone());
     let mut files: HashMap<u64, OpenFile> = HashMap::new();
     let mut line = LineWriter::default();
     let mut dirty = false;
