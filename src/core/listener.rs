@@ -284,9 +284,7 @@ impl Listener {
         ctx: &Ctx,
         err: impl FnOnce() -> CoreError,
     ) {
-        let now = tokio::time::Instant::now();
-        if last.is_none_or(|t| now - t >= Duration::from_secs(1)) {
-            *last = Some(now);
+        if super::once_a_second(last) {
             ctx.events.emit(Event::error(err()).listener(&self.id)).await;
         }
     }

@@ -60,6 +60,17 @@ impl EventSink {
     }
 }
 
+/// For reports that a storm would repeat: true at most once a second
+/// (`last`: when the previous report went out, updated when this one may).
+pub(crate) fn once_a_second(last: &mut Option<tokio::time::Instant>) -> bool {
+    let now = tokio::time::Instant::now();
+    let due = last.is_none_or(|t| now - t >= std::time::Duration::from_secs(1));
+    if due {
+        *last = Some(now);
+    }
+    due
+}
+
 /// What every session and listener task shares.
 pub(crate) struct Ctx {
     pub events: EventSink,

@@ -726,16 +726,15 @@ impl Session {
     /// once a second). Stopping reading instead could deadlock a client that
     /// writes all its requests before reading any answer.
     fn reply_dropped(self: &Arc<Self>, trigger: &str) {
-        let now = Instant::now();
-        {
+        let due = {
             let mut last = self
                 .reply_dropped_report
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|t| now - t < Duration::from_secs(1)) {
-                return;
-            }
-            *last = Some(now);
+            super::once_a_second(&mut last)
+        };
+        if !due {
+            return;
         }
         let err = CoreError::new(
             ErrorCode::IoError,
