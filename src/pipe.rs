@@ -13,14 +13,14 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::core::command::{ConnectSpec, ListenSpec, UdpSpec};
 use crate::core::recycle::Recycler;
 use crate::core::{
     CloseReason, Command, CoreError, ErrorCode, Event, EventKind, Manager, ManagerConfig, Mode, Outcome,
 };
-use crate::script::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, shutdown_signal};
+use crate::script::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STDOUT_GONE, shutdown_signal};
 
 /// stdin is read in chunks of this size.
 const STDIN_CHUNK: usize = 256 * 1024;
@@ -157,21 +157,31 @@ fn raw_stdout() -> Box<dyn Write + Send> {
 }
 
 /// Writes to stdout on a thread; flushes whenever it runs out of work.
-fn stdout_writer() -> (mpsc::Sender<Bytes>, std::thread::JoinHandle<()>) {
+/// `gone` resolves when stdout can no longer be written (its reader went
+/// away, as with `| head -c 10`): the run ends then, as nc's does.
+fn stdout_writer() -> (
+    mpsc::Sender<Bytes>,
+    std::thread::JoinHandle<()>,
+    oneshot::Receiver<()>,
+) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let (gone_tx, gone) = oneshot::channel();
     let handle = std::thread::spawn(move || {
         grow_pipe(std::io::stdout());
         let mut out = raw_stdout();
-        let mut broken = false;
+        let mut gone_tx = Some(gone_tx);
         while let Some(chunk) = rx.blocking_recv() {
-            if broken {
+            if gone_tx.is_none() {
                 continue;
             }
-            broken = out.write_all(&chunk).is_err() || (rx.is_empty() && out.flush().is_err());
+            let broken = out.write_all(&chunk).is_err() || (rx.is_empty() && out.flush().is_err());
+            if broken && let Some(tell) = gone_tx.take() {
+                let _ = tell.send(());
+            }
         }
         let _ = out.flush();
     });
-    (tx, handle)
+    (tx, handle, gone)
 }
 
 /// Diagnostics on stderr: connection-level events, readable or JSON.
@@ -190,13 +200,12 @@ fn diagnose(ev: &Event, opts: &PipeOptions) {
 
 /// Runs pipe mode; returns the exit status.
 pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
-    // Bigger reads, fewer queued events: pipe mode moves bulk bytes, and
-    // 64 × 256 KiB bounds what waits for stdout like the default does.
+    // Bigger reads: pipe mode moves bulk bytes.
     let (manager, mut events) = Manager::start(ManagerConfig {
         record_dir: opts.record_dir.clone(),
         read_size: 256 * 1024,
-        event_capacity: 64,
         bulk: true,
+        ..ManagerConfig::default()
     });
     // Pipe mode is byte-transparent whatever --mode says: sessions are
     // opened in binary mode; --mode only decides how UDP reads stdin.
@@ -261,7 +270,8 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     let (target_tx, target_rx) = watch::channel(first_target);
     let clients = Broker::default();
     let stdin_done = Arc::new(AtomicBool::new(false));
-    let (out_tx, out_thread) = stdout_writer();
+    let (out_tx, out_thread, stdout_gone) = stdout_writer();
+    tokio::pin!(stdout_gone);
     let pump = tokio::spawn(stdin_pump(
         manager.clone(),
         stdin_reader(line_input),
@@ -349,16 +359,34 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                     break;
                 }
             }
+            Ok(()) = &mut stdout_gone => {
+                code = EXIT_STDOUT_GONE;
+                break;
+            }
             _ = &mut interrupt => {
                 code = EXIT_INTERRUPTED;
                 break;
             }
         }
     }
+    // Nothing reads events from here on: closing sessions must not wait
+    // for room in a queue nobody drains (a stdout that is stuck, say).
+    manager.stop_waiting();
+    if code == EXIT_INTERRUPTED {
+        crate::script::exit_on_next_signal(manager.clone());
+    }
     manager.shutdown().await;
     drop(manager);
     drop(out_tx);
-    let _ = tokio::task::spawn_blocking(move || out_thread.join()).await;
+    let joined = tokio::task::spawn_blocking(move || out_thread.join());
+    if code == EXIT_OK || code == EXIT_FAILED {
+        // Every received byte reaches stdout, however slow its reader.
+        let _ = joined.await;
+    } else {
+        // Interrupted, or stdout is gone: a reader that stopped reading
+        // must not keep the process alive.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), joined).await;
+    }
     code
 }
 

@@ -6,9 +6,10 @@ use std::io::Write;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
-use tokio::sync::mpsc;
 
-use crate::core::{CoreError, ErrorCode, Event, EventKind, Manager, ManagerConfig};
+use crate::core::files::LINE_MAX;
+
+use crate::core::{CoreError, ErrorCode, Event, EventKind, EventStream, Manager, ManagerConfig};
 use crate::lang::{Parsed, parse_line};
 
 #[derive(Clone, Debug, Default)]
@@ -27,31 +28,67 @@ pub struct RunOptions {
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_INTERRUPTED: u8 = 130;
+/// stdout's reader went away (`| head -1`): the status a shell shows for a
+/// program killed by SIGPIPE, which is what nc and friends end with.
+pub const EXIT_STDOUT_GONE: u8 = 141;
+
+/// After a first Ctrl-C/SIGTERM started a clean shutdown, a second one
+/// ends the process at once (transcripts written out first, at most 1 s),
+/// so a shutdown that waits on something stuck can always be cut short.
+pub fn exit_on_next_signal(manager: Manager) {
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        manager.flush_transcripts_blocking(Duration::from_secs(1));
+        std::process::exit(EXIT_INTERRUPTED.into());
+    });
+}
+
+/// Events printed per flush at most, counted as the memory they hold.
+const PRINT_BATCH: usize = 1 << 20;
 
 /// Prints events until the channel closes. A closed stdout stops printing,
-/// not draining, so sessions never stall on it.
-pub async fn print_events<W: Write>(mut events: mpsc::Receiver<Event>, mut out: W, json: bool) {
+/// not draining, so sessions never stall on it; `gone` is told once.
+pub async fn print_events<W: Write>(
+    mut events: EventStream,
+    mut out: W,
+    json: bool,
+    gone: Option<tokio::sync::oneshot::Sender<()>>,
+) {
+    let mut gone = gone;
     let mut broken = false;
+    let mut line = String::new();
     while let Some(ev) = events.recv().await {
+        let mut held = crate::core::sink::held_bytes(&ev);
         let mut batch = vec![ev];
-        while let Ok(ev) = events.try_recv() {
+        while held < PRINT_BATCH
+            && let Ok(ev) = events.try_recv()
+        {
+            held += crate::core::sink::held_bytes(&ev);
             batch.push(ev);
-            if batch.len() >= 256 {
-                break;
-            }
         }
         if broken {
             continue;
         }
         for ev in &batch {
-            let line = if json { ev.to_json() } else { ev.to_readable() };
-            if writeln!(out, "{line}").is_err() {
-                broken = true;
-                break;
-            }
+            ev.for_each_single(|single| {
+                if broken {
+                    return;
+                }
+                line.clear();
+                line.push_str(&if json {
+                    single.to_json()
+                } else {
+                    single.to_readable()
+                });
+                line.push('\n');
+                broken = out.write_all(line.as_bytes()).is_err();
+            });
         }
         if !broken && out.flush().is_err() {
             broken = true;
+        }
+        if broken && let Some(tell) = gone.take() {
+            let _ = tell.send(());
         }
     }
 }
@@ -72,36 +109,46 @@ where
         record_dir: opts.record_dir.clone(),
         ..ManagerConfig::default()
     });
-    let printer = tokio::spawn(async move { print_events(events, out, opts.json).await });
-    let interrupt = shutdown_signal();
-    tokio::pin!(interrupt);
+    let (gone_tx, gone) = tokio::sync::oneshot::channel();
+    let printer = tokio::spawn(async move { print_events(events, out, opts.json, Some(gone_tx)).await });
+    // Ctrl-C/SIGTERM/SIGHUP, or stdout's reader went away (`| head -1`).
+    let stop = async {
+        tokio::select! {
+            _ = shutdown_signal() => EXIT_INTERRUPTED,
+            Ok(()) = gone => EXIT_STDOUT_GONE,
+        }
+    };
+    tokio::pin!(stop);
 
     let mut input = input;
     let mut failed = false;
-    let mut interrupted = false;
+    let mut stopped = None;
     let mut line_no = 0usize;
     let mut buf = Vec::new();
     loop {
         buf.clear();
         let read = tokio::select! {
-            r = input.read_until(b'\n', &mut buf) => r,
-            _ = &mut interrupt => { interrupted = true; break; }
+            r = read_line_capped(&mut input, &mut buf) => r,
+            code = &mut stop => { stopped = Some(code); break; }
         };
+        line_no += 1;
         match read {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                let err = CoreError::new(ErrorCode::IoError, format!("reading the script failed: {e}"));
+                let err = CoreError::new(
+                    ErrorCode::IoError,
+                    format!("reading the script failed at line {line_no}: {e}"),
+                );
                 manager.emit(Event::error(err)).await;
                 failed = true;
                 break;
             }
         }
-        line_no += 1;
         let place = format!("line {line_no}");
         let step = tokio::select! {
             s = run_line(&manager, &buf, &place, 0) => s,
-            _ = &mut interrupt => { interrupted = true; break; }
+            code = &mut stop => { stopped = Some(code); break; }
         };
         match step {
             Step::Continue => {}
@@ -114,21 +161,59 @@ where
             }
         }
     }
-    if opts.stay && !interrupted {
-        interrupt.await;
-        interrupted = true;
+    if opts.stay && stopped.is_none() {
+        stopped = Some((&mut stop).await);
+    }
+    if let Some(code) = stopped {
+        // The printer may be stuck on a stdout nobody reads: closing
+        // sessions must not wait for it, and a second signal ends it all.
+        manager.stop_waiting();
+        if code == EXIT_INTERRUPTED {
+            exit_on_next_signal(manager.clone());
+        }
     }
     manager.shutdown().await;
     drop(manager);
     // Every sender is gone once the sessions have ended; the bound only
     // guards against a task that outlives its session.
     let _ = tokio::time::timeout(Duration::from_secs(3), printer).await;
-    if interrupted {
-        EXIT_INTERRUPTED
-    } else if failed {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
+    match stopped {
+        Some(code) => code,
+        None if failed => EXIT_FAILED,
+        None => EXIT_OK,
+    }
+}
+
+/// Reads one line, `\n` included, into `buf` (0 at the end of the
+/// script). A line longer than [`LINE_MAX`] is an error: what follows it
+/// cannot be trusted to be the next command (and `/dev/zero` has no end).
+async fn read_line_capped<R: AsyncBufRead + Unpin>(
+    input: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    loop {
+        let available = input.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(buf.len());
+        }
+        let (take, done) = match memchr::memchr(b'\n', available) {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        if buf.len() + take > LINE_MAX {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the line is longer than {}; the rest of the script is not read",
+                    crate::core::files::size(LINE_MAX as u64)
+                ),
+            ));
+        }
+        buf.extend_from_slice(&available[..take]);
+        input.consume(take);
+        if done {
+            return Ok(buf.len());
+        }
     }
 }
 
@@ -180,7 +265,7 @@ async fn source(manager: &Manager, path: &std::path::Path, place: &str, depth: u
         manager.emit(fail(text)).await;
         return Step::Failed;
     }
-    let text = match tokio::fs::read(path).await {
+    let text = match crate::core::files::read_capped_async(path, crate::core::files::SCRIPT_MAX).await {
         Ok(t) => t,
         Err(e) => {
             manager

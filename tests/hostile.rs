@@ -291,3 +291,32 @@ async fn ten_thousand_connect_disconnect_cycles_leave_nothing_behind() {
     };
     assert!(rows.len() <= 1000 + 256 + 1, "{} sessions kept", rows.len());
 }
+
+#[tokio::test]
+async fn closed_sessions_keep_their_backlogs_within_one_bound_in_all() {
+    // 24 peers each send ~1 MiB of lines, then END, and close: 24 MiB of
+    // backlogs would be kept; closed sessions keep 16 MiB in all.
+    let mut payload = Vec::new();
+    while payload.len() < 900 * 1024 {
+        payload.extend_from_slice(b"some line of device output\n");
+    }
+    payload.extend_from_slice(b"END\n");
+    let mut h = Harness::new();
+    let mut ids = Vec::new();
+    for _ in 0..24 {
+        let addr = sending_server(payload.clone()).await;
+        let id = h.session(&format!("connect {addr}")).await;
+        h.find(is("disconnected", &id)).await;
+        ids.push(id);
+    }
+    // The newest closed session still answers a late waitfor...
+    let last = ids.last().unwrap().clone();
+    h.ok(&format!("waitfor --on {last} ^END$")).await;
+    // ...the oldest gave its backlog up, and says so.
+    let err = h
+        .run(&format!("waitfor --on {} ^END$", ids[0]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::SessionNotConnected);
+    assert!(err.text.contains("dropped from memory"), "{}", err.text);
+}

@@ -381,3 +381,43 @@ async fn source_runs_a_file_and_names_the_failing_line() {
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("nests deeper"), "{}", out.stdout);
 }
+
+#[tokio::test]
+async fn endless_files_are_refused_at_a_cap_not_read_into_memory() {
+    // An endless script: the first line never ends.
+    let out = muxcat(&["--json", "run", "/dev/zero"], "").await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let lines = json_lines(&out.stdout);
+    let err = lines
+        .iter()
+        .find(|l| l["status"] == "error")
+        .expect("an error event");
+    assert_eq!(err["errorCode"], "IO_ERROR");
+    let text = err["errorText"].as_str().unwrap();
+    assert!(
+        text.contains("line 1") && text.contains("longer than 1 MiB"),
+        "{text}"
+    );
+    // A certificate, key or CA that never ends.
+    let script = "listen --tls --cert /dev/zero --key /dev/zero 127.0.0.1:0\n\
+                  connect --tls --ca /dev/zero 127.0.0.1:1\n";
+    let out = muxcat(&["--json", "run", "--keep-going"], script).await;
+    assert_eq!(out.code, 1);
+    let errors: Vec<_> = json_lines(&out.stdout)
+        .into_iter()
+        .filter(|l| l["status"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 2, "{}", out.stdout);
+    for e in errors {
+        assert_eq!(e["errorCode"], "TLS_CONFIG_INVALID");
+        let text = e["errorText"].as_str().unwrap();
+        assert!(
+            text.contains("/dev/zero") && text.contains("larger than 1 MiB"),
+            "{text}"
+        );
+    }
+    // `source` of an endless file.
+    let out = muxcat(&["--json", "run"], "source /dev/zero\n").await;
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("larger than 16 MiB"), "{}", out.stdout);
+}

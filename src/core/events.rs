@@ -342,14 +342,35 @@ impl Event {
         }
     }
 
+    /// Calls `f` with each single event (a batch: one per line, made one
+    /// at a time, so a batch of 64 Ki lines never exists twice in memory).
+    pub fn for_each_single(&self, mut f: impl FnMut(&Event)) {
+        let EventKind::DataBatch(lines) = &self.kind else {
+            f(self);
+            return;
+        };
+        for l in lines {
+            f(&Event {
+                timestamp: self.timestamp,
+                kind: EventKind::Data {
+                    payload: l.payload.clone(),
+                    count: l.count,
+                    from: None,
+                    eol: l.eol,
+                },
+                session_id: self.session_id.clone(),
+                listener_id: self.listener_id.clone(),
+                label: None,
+                error: None,
+            });
+        }
+    }
+
     /// A batch formatted as its single events, one per line.
     fn each_line(&self, format: fn(&Event) -> String) -> String {
-        self.clone()
-            .expand()
-            .iter()
-            .map(format)
-            .collect::<Vec<_>>()
-            .join("\n")
+        let mut out = Vec::new();
+        self.for_each_single(|e| out.push(format(e)));
+        out.join("\n")
     }
 
     /// One JSON object, as printed by `--json` (a batch: one per line).

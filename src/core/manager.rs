@@ -18,7 +18,7 @@ use super::events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventK
 use super::listener::Listener;
 use super::session::{Direction, Io, Parts, Session};
 use super::trigger::{Scope, Trigger};
-use super::{Ctx, EventSink, addr, new_id, udp};
+use super::{Ctx, EventSink, EventStream, addr, new_id, udp};
 
 pub use super::dial::CONNECT_TIMEOUT;
 /// Closed sessions kept listed (for their scrollback and `sessions`) before
@@ -29,14 +29,13 @@ const PRUNE_EVERY: u64 = 256;
 
 #[derive(Clone, Debug)]
 pub struct ManagerConfig {
-    /// Capacity of the event channel: how far the front end may fall behind
-    /// before sessions stop reading.
-    pub event_capacity: usize,
+    /// Bytes of memory the event channel may hold: how far the front end
+    /// may fall behind before sessions stop reading.
+    pub event_budget: usize,
     /// `--record DIR`: a transcript per session in DIR.
     pub record_dir: Option<std::path::PathBuf>,
     /// Bytes asked for per read (one `data` event in binary mode holds at
-    /// most this much). The event channel holds at most
-    /// `event_capacity × read_size` bytes.
+    /// most this much).
     pub read_size: usize,
     /// Bulk transfer (pipe mode): read buffers are reused once the front
     /// end has let go of them, no `waitfor` backlog is kept (nothing can
@@ -49,7 +48,7 @@ pub struct ManagerConfig {
 impl Default for ManagerConfig {
     fn default() -> Self {
         ManagerConfig {
-            event_capacity: 1024,
+            event_budget: super::sink::EVENT_BUDGET,
             record_dir: None,
             read_size: super::session::READ_SIZE,
             bulk: false,
@@ -95,8 +94,8 @@ pub struct Manager {
 
 impl Manager {
     /// Spawns the actor; events arrive on the returned receiver.
-    pub fn start(config: ManagerConfig) -> (Manager, mpsc::Receiver<Event>) {
-        let (events, rx_events) = EventSink::new(config.event_capacity);
+    pub fn start(config: ManagerConfig) -> (Manager, EventStream) {
+        let (events, rx_events) = EventSink::with_budget(config.event_budget);
         let (tx, rx) = mpsc::channel(256);
         let recorder = crate::transcript::Recorder::start(events.clone());
         let ctx = Arc::new(Ctx {
@@ -107,6 +106,7 @@ impl Manager {
             bulk: config.bulk,
             triggers: Default::default(),
             trigger_count: Default::default(),
+            closed_backlogs: Default::default(),
             next_message: AtomicU64::new(0),
             actor: tx.downgrade(),
         });
@@ -158,6 +158,12 @@ impl Manager {
     /// stream, in order with the others.
     pub async fn emit(&self, event: Event) {
         self.events.emit(event).await;
+    }
+
+    /// The front end no longer reads events (it is shutting down, or its
+    /// output is gone): emitting never waits from now on.
+    pub fn stop_waiting(&self) {
+        self.events.stop_waiting();
     }
 
     /// Writes out every transcript's queued lines, from synchronous code

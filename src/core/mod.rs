@@ -10,18 +10,22 @@
 //! - `framing`: line splitting; `escape`: payload, transcript and display escapes
 //! - `events`: the event envelope and error codes; `command`: the commands
 //! - `addr`: `HOST:PORT` parsing and resolution
+//! - `files`: reading operator-named files with a size cap
 //! - `recycle`: reusing read buffers under a flood
+//! - `sink`: the event channel, bounded by the bytes its events hold
 
 pub mod addr;
 pub mod command;
 pub mod dial;
 pub mod escape;
 pub mod events;
+pub mod files;
 pub mod framing;
 pub mod listener;
 pub mod manager;
 pub mod recycle;
 pub mod session;
+pub mod sink;
 pub mod tls;
 pub mod trigger;
 pub mod udp;
@@ -35,30 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use command::{Command, Eol, Mode, Outcome, View};
 pub use events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventKind};
 pub use manager::{Manager, ManagerConfig};
-
-/// Where events go: a bounded channel to the front end. When the front end
-/// falls behind, senders wait, and sessions stop reading (TCP backpressure).
-#[derive(Clone)]
-pub struct EventSink {
-    tx: mpsc::Sender<Event>,
-}
-
-impl EventSink {
-    pub fn new(capacity: usize) -> (EventSink, mpsc::Receiver<Event>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        (EventSink { tx }, rx)
-    }
-
-    /// Delivers an event; a front end that went away is not an error.
-    pub async fn emit(&self, event: Event) {
-        let _ = self.tx.send(event).await;
-    }
-
-    /// For threads outside the runtime (the transcript writer).
-    pub fn emit_blocking(&self, event: Event) {
-        let _ = self.tx.blocking_send(event);
-    }
-}
+pub use sink::{EventSink, EventStream};
 
 /// For reports that a storm would repeat: true at most once a second
 /// (`last`: when the previous report went out, updated when this one may).
@@ -84,6 +65,8 @@ pub(crate) struct Ctx {
     /// Auto-replies; `trigger_count` lets sessions skip the lock when none.
     pub triggers: std::sync::RwLock<Vec<Arc<trigger::Trigger>>>,
     pub trigger_count: std::sync::atomic::AtomicUsize,
+    /// Backlogs closed sessions keep for a late `waitfor`, bounded in all.
+    pub closed_backlogs: session::ClosedBacklogs,
     next_message: AtomicU64,
     actor: mpsc::WeakSender<manager::Msg>,
 }

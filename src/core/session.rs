@@ -28,14 +28,26 @@ use crate::transcript::{self, Mark, Transcript};
 
 /// Default size of one read; a flood is read in chunks of this size.
 pub const READ_SIZE: usize = 64 * 1024;
+/// Line mode frames a read in pieces of this size (see `received`).
+const LINE_PIECE: usize = 16 * 1024;
 /// Reads smaller than this are copied out so an idle session keeps no buffer.
 const SMALL_READ: usize = 4 * 1024;
-/// Trigger replies waiting for a peer that does not read them, at most.
+/// Trigger replies waiting for a peer that does not read them, at most
+/// (counted as the memory they hold, [`REQ_OVERHEAD`] included).
 const REPLY_BACKLOG: usize = 16 << 20;
+/// What one queued send costs beyond its bytes: the request, its reply
+/// channel and the allocation of its payload.
+const REQ_OVERHEAD: usize = 256;
 /// What `waitfor` can look back on: received lines/bytes since the previous
 /// `waitfor` returned, the oldest dropped past these bounds.
 pub const BACKLOG_LINES: usize = 10_000;
 pub const BACKLOG_BYTES: usize = 1024 * 1024;
+/// What one kept line costs beyond its bytes (its handle and queue slot):
+/// a flood of empty lines is bounded by memory, not by a count.
+const LINE_OVERHEAD: usize = std::mem::size_of::<Bytes>() + 16;
+/// Closed sessions keep their backlog for a `waitfor` that comes after
+/// the close, up to this much in all; past it the oldest are dropped.
+pub const CLOSED_BACKLOGS: usize = 16 << 20;
 /// A connection that lasted this long resets the reconnect backoff.
 const STABLE_LINK: Duration = Duration::from_secs(10);
 
@@ -139,14 +151,19 @@ impl Backlog {
     /// of the read buffer before framing, so what a kept line can pin is
     /// bounded by the bytes the backlog holds, times the read-buffer ratio.
     fn push_line(&mut self, line: Bytes) {
-        self.line_bytes += line.len();
+        self.line_bytes += line.len() + LINE_OVERHEAD;
         self.lines.push_back(line);
         while self.lines.len() > BACKLOG_LINES || self.line_bytes > BACKLOG_BYTES {
             match self.lines.pop_front() {
-                Some(old) => self.line_bytes -= old.len(),
+                Some(old) => self.line_bytes -= old.len() + LINE_OVERHEAD,
                 None => break,
             }
         }
+    }
+
+    /// Memory held, in bytes.
+    fn held(&self) -> usize {
+        self.line_bytes + self.chunk_bytes
     }
 
     /// Keeps the last `BACKLOG_BYTES` received bytes.
@@ -191,6 +208,39 @@ impl Backlog {
     }
 }
 
+/// Closed sessions that still keep a backlog, oldest first, and the bytes
+/// they hold in all: past [`CLOSED_BACKLOGS`] the oldest are forgotten.
+#[derive(Default)]
+pub(crate) struct ClosedBacklogs {
+    kept: Mutex<(VecDeque<Kept>, usize)>,
+}
+
+/// A closed session and the bytes its backlog held when it closed.
+type Kept = (std::sync::Weak<Session>, usize);
+
+impl ClosedBacklogs {
+    fn keep(&self, session: &Arc<Session>, bytes: usize) {
+        let forget = {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            let (list, total) = &mut *kept;
+            list.push_back((Arc::downgrade(session), bytes));
+            *total += bytes;
+            let mut forget = Vec::new();
+            while *total > CLOSED_BACKLOGS {
+                let Some((old, n)) = list.pop_front() else { break };
+                *total -= n;
+                forget.push(old);
+            }
+            forget
+        };
+        for old in forget.iter().filter_map(std::sync::Weak::upgrade) {
+            let mut state = old.lock();
+            state.backlog = Backlog::default();
+            state.backlog_forgotten = true;
+        }
+    }
+}
+
 /// The connection under a session. A `--reconnect` session gets a new one
 /// (a new generation) after each drop; the reader and writer of an old one
 /// are stopped by its token and can no longer end the session.
@@ -225,6 +275,8 @@ struct State {
     /// The peer ended its output / we ended ours (half-open sessions).
     read_eof: bool,
     write_eof: bool,
+    /// Closed, and its backlog dropped to make room for newer ones.
+    backlog_forgotten: bool,
 }
 
 pub struct Session {
@@ -331,6 +383,7 @@ impl Session {
                 noted_dest: None,
                 read_eof: false,
                 write_eof: false,
+                backlog_forgotten: false,
             }),
             wake: watch::Sender::new(0),
             cancel,
@@ -629,7 +682,7 @@ impl Session {
             *writer = Writer::Running(tx);
         }
         let bytes = match &req {
-            WriteReq::Data { data, .. } => data.len(),
+            WriteReq::Data { data, .. } => data.len() + REQ_OVERHEAD,
             WriteReq::Shutdown { .. } => 0,
         };
         match &*writer {
@@ -707,7 +760,7 @@ impl Session {
                 if self.mode == Mode::Line && !t.raw {
                     reply.extend_from_slice(self.eol.bytes());
                 }
-                if self.queued_out.load(Ordering::Acquire) + reply.len() > REPLY_BACKLOG {
+                if self.queued_out.load(Ordering::Acquire) + reply.len() + REQ_OVERHEAD > REPLY_BACKLOG {
                     self.reply_dropped(&t.id);
                     continue;
                 }
@@ -744,8 +797,10 @@ impl Session {
                 REPLY_BACKLOG >> 20
             ),
         );
-        let session = self.clone();
-        tokio::spawn(async move { session.emit_error(EventKind::Error, err).await });
+        // Stamped now, when it happened, not when the queue has room.
+        let event = self.event(EventKind::Error).with_error(err);
+        let sink = self.ctx.events.clone();
+        tokio::spawn(async move { sink.emit(event).await });
     }
 
     /// Handles one received datagram (from the session's own socket, or
@@ -809,8 +864,16 @@ impl Session {
         self.record(Mark::In, &chunk).await;
         match self.mode {
             Mode::Line => {
-                splitter.push(&chunk, lines);
-                self.deliver_lines(lines).await;
+                // In pieces: a read of empty lines is 64 Ki lines, and the
+                // bookkeeping of each must not pile up (a piece at a time
+                // waits for room in the event queue).
+                let mut at = 0;
+                while at < chunk.len() {
+                    let end = (at + LINE_PIECE).min(chunk.len());
+                    splitter.push(&chunk.slice(at..end), lines);
+                    self.deliver_lines(lines).await;
+                    at = end;
+                }
             }
             Mode::Binary => {
                 {
@@ -871,6 +934,10 @@ impl Session {
             )
         };
         self.emit(kind).await;
+        if lines.capacity() > 256 {
+            // A flood of tiny lines grew it: an idle session keeps no such list.
+            lines.shrink_to(256);
+        }
     }
 
     /// When the inactivity timeout would expire, if one is set.
@@ -901,6 +968,10 @@ impl Session {
             }
         }
         self.release();
+        let held = self.lock().backlog.held();
+        if held > 0 {
+            self.ctx.closed_backlogs.keep(self, held);
+        }
         let recording = self.lock().recording.take();
         if let Some(t) = recording {
             let note = match &err {
@@ -1082,18 +1153,26 @@ impl Session {
         let deadline = Instant::now() + timeout;
         loop {
             wake.borrow_and_update();
-            let closed = {
+            let (closed, forgotten) = {
                 let mut state = self.lock();
                 if let Some(found) = self.take_match(&mut state.backlog, regex) {
                     return Ok(found);
                 }
-                state.closed
+                (state.closed, state.backlog_forgotten)
             };
             if let Some(reason) = closed {
+                let forgotten = if forgotten {
+                    format!(
+                        " (what it received was dropped from memory: closed sessions keep {} MiB in all; its transcript keeps every byte)",
+                        CLOSED_BACKLOGS >> 20
+                    )
+                } else {
+                    String::new()
+                };
                 return Err(CoreError::new(
                     ErrorCode::SessionNotConnected,
                     format!(
-                        "session {} closed ({}) before anything matched /{}/",
+                        "session {} closed ({}) before anything matched /{}/{forgotten}",
                         self.id,
                         reason.as_str(),
                         regex.as_str()
@@ -1128,7 +1207,7 @@ impl Session {
                 let pos = backlog.lines.iter().position(|l| regex.is_match(l))?;
                 let before: Vec<String> = backlog.lines.drain(..pos).map(|l| lossy(&l)).collect();
                 let matched = backlog.lines.pop_front()?;
-                backlog.line_bytes = backlog.lines.iter().map(Bytes::len).sum();
+                backlog.line_bytes = backlog.lines.iter().map(|l| l.len() + LINE_OVERHEAD).sum();
                 Some(EventKind::Match {
                     lines: before,
                     matched: lossy(&matched),
@@ -1241,7 +1320,9 @@ async fn write_loop(
         let (data, done, trigger) = match req {
             WriteReq::Data { data, done, trigger } => {
                 // Counted off as taken: only what waits in the queue counts.
-                session.queued_out.fetch_sub(data.len(), Ordering::AcqRel);
+                session
+                    .queued_out
+                    .fetch_sub(data.len() + REQ_OVERHEAD, Ordering::AcqRel);
                 (data, done, trigger)
             }
             WriteReq::Shutdown { done } => {

@@ -21,7 +21,7 @@ fn config_err(text: String) -> CoreError {
 
 /// Reads every certificate of a PEM file.
 pub fn load_certs(path: &Path) -> CoreResult<Vec<CertificateDer<'static>>> {
-    let data = std::fs::read(path)
+    let data = super::files::read_capped(path, super::files::PEM_MAX)
         .map_err(|e| config_err(format!("cannot read certificate file {}: {e}", path.display())))?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut data.as_slice())
         .collect::<Result<_, _>>()
@@ -37,7 +37,7 @@ pub fn load_certs(path: &Path) -> CoreResult<Vec<CertificateDer<'static>>> {
 
 /// Reads the first private key of a PEM file.
 pub fn load_key(path: &Path) -> CoreResult<PrivateKeyDer<'static>> {
-    let data = std::fs::read(path)
+    let data = super::files::read_capped(path, super::files::PEM_MAX)
         .map_err(|e| config_err(format!("cannot read key file {}: {e}", path.display())))?;
     rustls_pemfile::private_key(&mut data.as_slice())
         .map_err(|e| config_err(format!("bad PEM in {}: {e}", path.display())))?

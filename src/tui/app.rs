@@ -17,6 +17,11 @@ use crate::core::{Event, EventKind, View};
 /// Default bounds of one session's scrollback.
 pub const SCROLLBACK_LINES: usize = 100_000;
 pub const SCROLLBACK_BYTES: usize = 64 * 1024 * 1024;
+/// What a closed session keeps of its scrollback (its transcript keeps all).
+pub const CLOSED_TAIL_BYTES: usize = 1024 * 1024;
+/// What closed sessions keep in all; past it the oldest keep nothing but
+/// their last line.
+pub const CLOSED_SCROLLBACKS: usize = 32 * 1024 * 1024;
 /// Command history kept.
 pub const HISTORY: usize = 1000;
 
@@ -267,6 +272,10 @@ pub struct App {
     pub candidates: Vec<String>,
     /// The `source` script running, if any (Ctrl-C stops it).
     pub sourcing: Option<String>,
+    /// Closed sessions whose scrollback tail is kept, oldest first, with
+    /// what each held when it closed, and their sum.
+    closed: std::collections::VecDeque<(String, usize)>,
+    closed_held: usize,
 }
 
 impl App {
@@ -294,6 +303,8 @@ impl App {
             quit: false,
             candidates: Vec::new(),
             sourcing: None,
+            closed: Default::default(),
+            closed_held: 0,
         }
     }
 
@@ -519,6 +530,7 @@ impl App {
                     };
                 }
                 self.note(id, ev.timestamp, &format!("disconnected {why}"));
+                self.retire(id);
             }
             (
                 EventKind::Reconnecting {
@@ -586,6 +598,25 @@ impl App {
     }
 
     /// A `*` line in a session's scrollback.
+    /// A closed session shrinks to a tail; closed sessions keep at most
+    /// [`CLOSED_SCROLLBACKS`] in all, the oldest giving theirs up first.
+    fn retire(&mut self, id: &str) {
+        let Some(row) = self.row(id) else { return };
+        row.scrollback.shrink(CLOSED_TAIL_BYTES);
+        let held = row.scrollback.held();
+        self.closed.push_back((id.to_string(), held));
+        self.closed_held += held;
+        while self.closed_held > CLOSED_SCROLLBACKS {
+            let Some((oldest, held)) = self.closed.pop_front() else {
+                break;
+            };
+            self.closed_held -= held;
+            if let Some(row) = self.row(&oldest) {
+                row.scrollback.shrink(1);
+            }
+        }
+    }
+
     fn note(&mut self, id: &str, at: DateTime<Utc>, text: &str) {
         if let Some(row) = self.row(id) {
             push_entry(row, at, Mark::Event, text.as_bytes(), b"");
@@ -1076,6 +1107,46 @@ pub(crate) mod tests {
             })
             .session(&sid(n)),
         );
+    }
+
+    #[test]
+    fn closed_sessions_shrink_to_a_tail_and_are_bounded_in_all() {
+        let mut app = app();
+        let line = vec![b'x'; 64 * 1024];
+        for n in 1..=60u8 {
+            connected(&mut app, n, None);
+            for _ in 0..48 {
+                data(&mut app, n, &line);
+            }
+            assert!(
+                app.sessions
+                    .iter()
+                    .all(|r| r.scrollback.held() <= SCROLLBACK_BYTES)
+            );
+            app.on_event(
+                &Event::new(EventKind::Disconnected {
+                    reason: CloseReason::Remote,
+                })
+                .session(&sid(n)),
+            );
+        }
+        let held: usize = app.sessions.iter().map(|r| r.scrollback.held()).sum();
+        assert!(
+            held <= CLOSED_SCROLLBACKS + CLOSED_TAIL_BYTES,
+            "closed sessions hold {held} bytes"
+        );
+        assert!(
+            app.sessions
+                .iter()
+                .all(|r| r.scrollback.held() <= CLOSED_TAIL_BYTES)
+        );
+        // The newest closed one still shows its tail and the close.
+        let last = app.sessions.last().unwrap();
+        assert!(last.scrollback.len() > 10);
+        // The oldest kept its last line, the close.
+        let first = &app.sessions[0];
+        assert_eq!(first.scrollback.len(), 1);
+        assert!(String::from_utf8_lossy(&first.scrollback.get(0).unwrap().data).contains("disconnected"));
     }
 
     fn key(c: char) -> KeyEvent {

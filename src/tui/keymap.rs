@@ -330,13 +330,17 @@ impl Keymap {
 
     pub fn overlay_file(&mut self, path: &Path) -> Result<(), KeymapError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| KeymapError {
-            file: name.clone(),
-            line: 0,
-            what: "cannot read",
-            word: name.clone(),
-            hint: format!(": {e}"),
-        })?;
+        let text = crate::core::files::read_capped(path, crate::core::files::KEYMAP_MAX)
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            })
+            .map_err(|e| KeymapError {
+                file: name.clone(),
+                line: 0,
+                what: "cannot read",
+                word: name.clone(),
+                hint: format!(": {e}"),
+            })?;
         self.overlay(&text, &name)
     }
 

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::{Command, Event, Manager, ManagerConfig, Outcome};
+use crate::core::{Command, Manager, ManagerConfig, Outcome};
 use crate::lang::{Parsed, parse_line};
 use app::{App, Effect};
 use keymap::Keymap;
@@ -51,7 +51,9 @@ fn load_history() -> Vec<String> {
     let Some(path) = history_file() else {
         return Vec::new();
     };
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = crate::core::files::read_capped(&path, crate::core::files::HISTORY_MAX)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
     lines[lines.len().saturating_sub(app::HISTORY)..].to_vec()
 }
@@ -151,7 +153,7 @@ async fn run_loop<B: Backend>(
     terminal: &mut Terminal<B>,
     app: &mut App,
     manager: &Manager,
-    mut events: mpsc::Receiver<Event>,
+    mut events: crate::core::EventStream,
     initial: Option<Command>,
     commands: Vec<String>,
 ) -> Result<(), B::Error> {
@@ -371,7 +373,11 @@ async fn run_source(
     stop: CancellationToken,
 ) {
     let name = path.display().to_string();
-    let text = match tokio::fs::read_to_string(&path).await {
+    let text = match crate::core::files::read_capped_async(&path, crate::core::files::SCRIPT_MAX)
+        .await
+        .and_then(|b| {
+            String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        }) {
         Ok(t) => t,
         Err(e) => {
             let _ = results.send(UiMsg::SourceDone(Err(format!("cannot read {name}: {e}"))));

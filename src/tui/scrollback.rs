@@ -40,6 +40,14 @@ pub fn shows_hex(view: View, mark: Mark) -> bool {
     }
 }
 
+/// What one entry costs beyond its bytes: the entry, its prefix sums and
+/// its allocation. A flood of empty lines is bounded by memory this way.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + std::mem::size_of::<Extra>() + 32;
+
+fn held(entry: &Entry) -> usize {
+    entry.data.len() + ENTRY_OVERHEAD
+}
+
 /// Hex rows beyond an entry's first, summed per direction (in, out, event).
 type Extra = [u64; 3];
 
@@ -80,16 +88,37 @@ impl Scrollback {
     pub fn push(&mut self, entry: Entry) {
         self.extra_before.push_back(self.extra_end);
         self.extra_end[slot(entry.mark)] += entry.hex_rows() - 1;
-        self.bytes += entry.data.len();
+        self.bytes += held(&entry);
         self.entries.push_back(entry);
+        self.trim();
+    }
+
+    /// Drops the oldest entries past the bounds (the newest one stays).
+    fn trim(&mut self) {
         while self.entries.len() > self.max_entries || (self.bytes > self.max_bytes && self.entries.len() > 1)
         {
             if let Some(old) = self.entries.pop_front() {
-                self.bytes -= old.data.len();
+                self.bytes -= held(&old);
                 self.extra_before.pop_front();
                 self.dropped += 1;
             }
         }
+        if self.entries.capacity() > 2 * self.entries.len() + 64 {
+            self.entries.shrink_to_fit();
+            self.extra_before.shrink_to_fit();
+        }
+    }
+
+    /// Keeps the newest entries that fit in `max_bytes` from now on (a
+    /// closed session keeps a tail; its transcript keeps everything).
+    pub fn shrink(&mut self, max_bytes: usize) {
+        self.max_bytes = self.max_bytes.min(max_bytes.max(1));
+        self.trim();
+    }
+
+    /// Memory held by the entries, in bytes.
+    pub fn held(&self) -> usize {
+        self.bytes
     }
 
     pub fn len(&self) -> usize {
@@ -195,11 +224,19 @@ mod tests {
         assert_eq!(sb.rows(View::Hex), 6);
         assert_eq!(sb.locate(0, View::Hex), Some((0, 0)));
         assert_eq!(sb.locate(5, View::Hex), Some((2, 1)));
-        let mut sb = Scrollback::new(1000, 100);
+        // Bytes count what an entry holds, its bookkeeping included.
+        let mut sb = Scrollback::new(1000, 2 * (40 + ENTRY_OVERHEAD));
         for _ in 0..10 {
             sb.push(entry(40));
         }
         assert_eq!(sb.len(), 2);
+        // A flood of empty lines is bounded by memory too.
+        let mut sb = Scrollback::new(1_000_000, 1 << 20);
+        for _ in 0..100_000 {
+            sb.push(entry(0));
+        }
+        assert!(sb.held() <= 1 << 20);
+        assert_eq!(sb.len(), (1 << 20) / ENTRY_OVERHEAD);
     }
 
     #[test]

@@ -9,14 +9,13 @@ use muxcat::core::{Command, CoreResult, Event, EventKind, Manager, ManagerConfig
 use muxcat::lang::{Parsed, parse_line};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 /// Upper bound for anything a test waits for.
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct Harness {
     pub manager: Manager,
-    pub events: mpsc::Receiver<Event>,
+    pub events: muxcat::core::EventStream,
     /// Every event seen so far, in order.
     pub seen: Vec<Event>,
 }
