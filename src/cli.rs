@@ -385,7 +385,12 @@ fn replay(path: &std::path::Path, raw: Option<&str>) -> u8 {
 
 /// The readable form: time of day, mark, bytes shown safely.
 fn print_transcript(out: &mut impl Write, parsed: &transcript::Parsed) -> std::io::Result<()> {
-    writeln!(out, "{}", parsed.header)?;
+    // The header is the file's text too: shown escaped like the data.
+    writeln!(
+        out,
+        "{}",
+        crate::core::escape::escape_display(parsed.header.as_bytes())
+    )?;
     for e in &parsed.entries {
         let time = e.at.get(11..26).unwrap_or(&e.at);
         let shown = crate::core::escape::escape_display(&e.data);

@@ -296,7 +296,15 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                         if broker {
                             clients.relay(&manager, sid.as_deref(), &payload, &opts).await;
                         }
-                        let _ = out_tx.send(payload).await;
+                        // stdout may be stuck (`| less`, not reading):
+                        // waiting for it must not deafen us to Ctrl-C.
+                        tokio::select! {
+                            _ = out_tx.send(payload) => {}
+                            _ = &mut interrupt => {
+                                code = EXIT_INTERRUPTED;
+                                break;
+                            }
+                        }
                     }
                     EventKind::Accepted { .. } => {
                         let Some(sid) = sid else { continue };

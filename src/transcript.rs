@@ -63,6 +63,7 @@ impl Mark {
 enum Msg {
     Open {
         id: u64,
+        file: File,
         path: PathBuf,
         header: String,
         session: String,
@@ -126,14 +127,27 @@ impl Recorder {
         }
     }
 
-    /// Creates (truncates) `path`, owner-only, and writes the header.
-    pub async fn open(&self, path: PathBuf, session: &str, header: String) -> CoreResult<Transcript> {
+    /// Creates a new file, owner-only (0600), and writes the header. An
+    /// existing path (a file, a symlink, a FIFO) is never opened: with
+    /// `Place::File` that is `RECORD_FAILED`, with `Place::Dir` the next
+    /// free name (`…-2.log`) is taken. The file is created off the writer
+    /// thread, so a slow file system stalls only this session.
+    pub async fn open(&self, place: Place, session: &str, header: String) -> CoreResult<Transcript> {
+        let (file, path) = tokio::task::spawn_blocking(move || create_new(place))
+            .await
+            .map_err(|e| {
+                CoreError::new(
+                    ErrorCode::RecordFailed,
+                    format!("creating the transcript failed: {e}"),
+                )
+            })??;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (done, rx) = oneshot::channel();
         let gone = || CoreError::new(ErrorCode::RecordFailed, "the transcript writer has stopped");
         self.tx
             .send(Msg::Open {
                 id,
+                file,
                 path: path.clone(),
                 header,
                 session: session.to_string(),
@@ -221,15 +235,71 @@ struct OpenFile {
     failed: bool,
 }
 
+/// Where a transcript goes.
+#[derive(Clone, Debug)]
+pub enum Place {
+    /// `record FILE`: exactly this path, which must not exist yet.
+    File(PathBuf),
+    /// `--record DIR`: `DIR/<YYYYMMDD-HHMMSS>-<sessionId>.log`, or the
+    /// first free `…-N.log` beside it.
+    Dir(PathBuf, String),
+}
+
+/// Tries for a free name in a directory at most this many times.
+const FREE_NAMES: u32 = 100;
+
+/// Creates a new file exclusively (`O_CREAT|O_EXCL`: an existing file,
+/// symlink or FIFO is refused, never followed or truncated), owner-only.
 fn create_private(path: &Path) -> std::io::Result<File> {
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
     opts.open(path)
+}
+
+fn create_new(place: Place) -> CoreResult<(File, PathBuf)> {
+    let failed = |path: &Path, e: std::io::Error| {
+        let why = if e.kind() == std::io::ErrorKind::AlreadyExists {
+            "it already exists (muxcat never overwrites or follows an existing file; remove it or pick another name)"
+                .to_string()
+        } else {
+            e.to_string()
+        };
+        CoreError::new(
+            ErrorCode::RecordFailed,
+            format!(
+                "cannot write transcript {}: {why}",
+                crate::core::escape::escape_display(path.display().to_string().as_bytes())
+            ),
+        )
+    };
+    match place {
+        Place::File(path) => create_private(&path)
+            .map(|f| (f, path.clone()))
+            .map_err(|e| failed(&path, e)),
+        Place::Dir(dir, session) => {
+            let first = file_in(&dir, &session);
+            let mut path = first.clone();
+            for n in 2..=FREE_NAMES + 1 {
+                match create_private(&path) {
+                    Ok(f) => return Ok((f, path)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n <= FREE_NAMES => {
+                        let stem = first.with_extension("");
+                        path = PathBuf::from(format!("{}-{n}.log", stem.display()));
+                    }
+                    Err(e) => return Err(failed(&path, e)),
+                }
+            }
+            Err(failed(
+                &first,
+                std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            ))
+        }
+    }
 }
 
 /// Closes the byte budget when the writer ends, however it ends (a panic
@@ -270,12 +340,13 @@ fn writer_thread(mut rx: mpsc::Receiver<Msg>, budget: Arc<Semaphore>, events: Ev
         match msg {
             Msg::Open {
                 id,
+                file,
                 path,
                 header,
                 session,
                 done,
             } => {
-                let opened = create_private(&path).and_then(|f| {
+                let opened = Ok::<File, std::io::Error>(file).and_then(|f| {
                     let mut out = BufWriter::with_capacity(64 * 1024, f);
                     writeln!(out, "{header}")?;
                     out.flush()?;

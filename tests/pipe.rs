@@ -625,3 +625,98 @@ fn a_banner_sent_at_once_is_not_lost() {
         assert_eq!(out, b"BANNER v1\n");
     }
 }
+
+/// A peer that sends `pattern` for `secs` seconds to one client.
+fn flooding_peer(pattern: &'static [u8], secs: u64) -> u16 {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = server.accept() else { return };
+        s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+        let block: Vec<u8> = pattern.iter().copied().cycle().take(64 * 1024).collect();
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if let Err(e) = s.write(&block)
+                && e.kind() != std::io::ErrorKind::WouldBlock
+                && e.kind() != std::io::ErrorKind::TimedOut
+            {
+                return;
+            }
+        }
+    });
+    port
+}
+
+/// Waits (bounded) for a child to exit; its status code.
+fn exits_within(child: &mut Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `muxcat connect … | less`, Ctrl-C, `q`: stdout is stuck while events
+/// have backed up; the interrupt still ends the run.
+#[test]
+fn ctrl_c_with_a_stuck_stdout_still_exits() {
+    let port = flooding_peer(b"line of output\n", 30);
+    let mut child = muxcat(&["-q", "connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // stdout is held and never read: its pipe fills, then the queue.
+    let _stdout = child.stdout.take();
+    std::thread::sleep(Duration::from_millis(1500));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(exits_within(&mut child, Duration::from_secs(10)), Some(130));
+}
+
+/// `muxcat connect … </dev/null | head -c 10` against a peer that keeps
+/// sending: exits once stdout is gone, as nc does.
+#[test]
+fn a_closed_stdout_ends_the_run() {
+    let port = flooding_peer(b"0123456789", 30);
+    let mut child = muxcat(&["-q", "connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"0123456789");
+    drop(stdout);
+    assert_eq!(exits_within(&mut child, Duration::from_secs(10)), Some(141));
+}
+
+/// `muxcat run … | head -1`: the script stops once stdout is gone.
+#[test]
+fn run_stops_when_its_stdout_is_gone() {
+    let port = flooding_peer(b"tick\n", 30);
+    let mut child = muxcat(&["run"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "connect 127.0.0.1:{port}\nsleep 30s").unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("connecting"), "{line}");
+    drop(stdout);
+    assert_eq!(exits_within(&mut child, Duration::from_secs(10)), Some(141));
+    drop(stdin);
+}

@@ -299,3 +299,81 @@ fn replay_rejects_files_that_are_not_transcripts() {
     let out = replay(&[cut.to_str().unwrap(), "--raw", "sideways"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn record_never_follows_overwrites_or_blocks_on_an_existing_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let echo = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::new();
+    h.session(&format!("connect {echo}")).await;
+
+    // A symlink to a file of the user's: refused, the target untouched.
+    let target = dir.path().join("precious.txt");
+    std::fs::write(&target, b"keep me").unwrap();
+    let link = dir.path().join("link.log");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = h.run(&format!("record {}", link.display())).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::RecordFailed);
+    assert!(err.text.contains("already exists"), "{}", err.text);
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+
+    // An existing file: refused, not truncated, its mode kept.
+    let existing = dir.path().join("old.log");
+    std::fs::write(&existing, b"old transcript").unwrap();
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = h
+        .run(&format!("record {}", existing.display()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::RecordFailed);
+    assert_eq!(std::fs::read(&existing).unwrap(), b"old transcript");
+
+    // A FIFO nobody reads: refused at once, nothing hangs.
+    let fifo = dir.path().join("fifo.log");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let started = Instant::now();
+    let err = h.run(&format!("record {}", fifo.display())).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::RecordFailed);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    h.ok("send still fine").await;
+    h.ok("waitfor still fine").await;
+    h.ok("sessions").await;
+
+    // A new file is created owner-only.
+    let fresh = dir.path().join("new.log");
+    h.ok(&format!("record {}", fresh.display())).await;
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_dir_takes_a_free_name_when_one_is_taken() {
+    // Two processes with the same --id in the same second: both kept.
+    let echo = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |dir: PathBuf| {
+        let script = format!("connect --id dev {echo}\nsend hi\nwaitfor hi\n");
+        std::thread::spawn(move || {
+            let mut child = Command::new(muxcat_bin())
+                .args(["--record", dir.to_str().unwrap(), "run"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+            child.wait().unwrap().code()
+        })
+    };
+    let (a, b) = (run(dir.path().into()), run(dir.path().into()));
+    assert_eq!(a.join().unwrap(), Some(0));
+    assert_eq!(b.join().unwrap(), Some(0));
+    let files = transcripts(dir.path());
+    // Within one second they share a stem, and one takes `-2`; either
+    // way there are two whole transcripts.
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in files {
+        let parsed = transcript::parse(&std::fs::read(&f).unwrap(), "t").unwrap();
+        assert_eq!(parsed.stream(Mark::Out), b"hi\n");
+    }
+}

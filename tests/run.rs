@@ -421,3 +421,28 @@ async fn endless_files_are_refused_at_a_cap_not_read_into_memory() {
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("larger than 16 MiB"), "{}", out.stdout);
 }
+
+#[tokio::test]
+async fn operator_words_never_reach_the_terminal_raw_or_the_file_system() {
+    let echo = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().to_str().unwrap().to_string();
+    // A title-setting escape and a path in --id are refused, escaped.
+    let script = format!(
+        "connect --id '\x1b]0;pwned\x07' {echo}\nconnect --id a/b {echo}\nconnect --id ../up {echo}\non '\x1b]0;x\x07' send '\\x1b[2J'\n"
+    );
+    let out = muxcat(&["--record", &record, "run", "--keep-going"], &script).await;
+    assert_eq!(out.code, 1);
+    assert!(
+        !out.stdout.contains('\x1b') && !out.stdout.contains('\x07'),
+        "{:?}",
+        out.stdout
+    );
+    let invalid = out.stdout.matches("COMMAND_INVALID").count();
+    assert!(invalid >= 3, "{}", out.stdout);
+    assert!(out.stdout.contains("armed"), "{}", out.stdout);
+    // Nothing was written outside the directory, and no subdirectory made.
+    assert!(!dir.path().join("a").exists());
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    assert!(!dir.path().parent().unwrap().join("up").exists());
+}

@@ -21,6 +21,20 @@ use super::trigger::{Scope, Trigger};
 use super::{Ctx, EventSink, EventStream, addr, new_id, udp};
 
 pub use super::dial::CONNECT_TIMEOUT;
+/// The longest `--id`.
+const MAX_ID: usize = 64;
+
+/// An `--id` is safe in a file name (no `/`, no `..`) and on a terminal
+/// (no control bytes): ASCII letters, digits and `-_.:`.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
 /// Closed sessions kept listed (for their scrollback and `sessions`) before
 /// the oldest are forgotten.
 const KEEP_CLOSED: usize = 1000;
@@ -263,12 +277,13 @@ impl Actor {
                 ErrorCode::CommandInvalid,
                 format!("--id {id}: a session or listener already has this id"),
             )),
-            Some(id) if id.is_empty() || id.starts_with('@') || id.chars().any(char::is_whitespace) => {
-                Err(CoreError::new(
-                    ErrorCode::CommandInvalid,
-                    format!("--id {id:?}: ids must be non-empty, without spaces, and not start with @"),
-                ))
-            }
+            Some(id) if !valid_id(id) => Err(CoreError::new(
+                ErrorCode::CommandInvalid,
+                format!(
+                    "--id {}: an id is 1 to {MAX_ID} letters, digits, '-', '_', '.' or ':', and does not start with '@' or '.' (it names files and shows on terminals)",
+                    super::escape::escape_display(id.as_bytes())
+                ),
+            )),
             Some(id) => Ok(id.clone()),
             None => Ok(new_id(prefix)),
         }
@@ -416,7 +431,11 @@ impl Actor {
                 };
                 tokio::spawn(async move {
                     let result = match file {
-                        Some(path) => session.start_recording(path).await,
+                        Some(path) => {
+                            session
+                                .start_recording(crate::transcript::Place::File(path))
+                                .await
+                        }
                         None => {
                             session.stop_recording().await;
                             Ok(())
@@ -500,11 +519,12 @@ impl Actor {
                 .trigger_count
                 .store(list.len(), std::sync::atomic::Ordering::Release);
         }
+        // The regex and reply are the operator's words: shown escaped.
         let text = format!(
             "trigger {id} armed on {}: /{}/ -> {}{}",
             short_id(&info.on),
-            info.regex,
-            info.reply,
+            super::escape::escape_display(info.regex.as_bytes()),
+            super::escape::escape_display(info.reply.as_bytes()),
             if info.once { " (once)" } else { "" }
         );
         self.ctx.events.emit(Event::new(EventKind::Info(text))).await;

@@ -573,11 +573,11 @@ impl Session {
     }
 
     /// Starts a transcript in `path`, replacing any current one.
-    pub async fn start_recording(&self, path: std::path::PathBuf) -> CoreResult<()> {
+    pub async fn start_recording(&self, place: transcript::Place) -> CoreResult<()> {
         let t = self
             .ctx
             .recorder
-            .open(path, &self.id, self.transcript_header())
+            .open(place, &self.id, self.transcript_header())
             .await?;
         let old = self.lock().recording.replace(t);
         if let Some(old) = old {
@@ -601,7 +601,10 @@ impl Session {
         let Some(dir) = self.ctx.record_dir.clone() else {
             return;
         };
-        if let Err(e) = self.start_recording(transcript::file_in(&dir, &self.id)).await {
+        if let Err(e) = self
+            .start_recording(transcript::Place::Dir(dir, self.id.clone()))
+            .await
+        {
             self.emit_error(EventKind::Error, e).await;
         }
     }
