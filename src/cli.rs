@@ -151,6 +151,10 @@ pub struct FrontArgs {
     /// The TUI even when stdin/stdout are not terminals
     #[arg(long)]
     pub tui: bool,
+    /// Pipe mode: end the run when the peer ends its output (ncat 7.96's
+    /// default); without it stdin still goes to the peer until it ends
+    #[arg(long)]
+    pub exit_on_eof: bool,
 }
 
 /// Keeps the log writer alive until exit.
@@ -221,7 +225,7 @@ pub fn main() -> ExitCode {
             Ok(spec) if wants_tui(&front) => {
                 rt.block_on(tui(&global, Some(Command::Connect(Box::new(spec))), Vec::new()))
             }
-            Ok(spec) => rt.block_on(pipe(PipeRole::Connect(spec), &global)),
+            Ok(spec) => rt.block_on(pipe(PipeRole::Connect(spec), &global, &front)),
             Err(e) => usage_error(e),
         },
         Some(Sub::Listen {
@@ -240,6 +244,7 @@ pub fn main() -> ExitCode {
                     broker,
                 },
                 &global,
+                &front,
             )),
             Err(e) => usage_error(e),
         },
@@ -251,7 +256,7 @@ pub fn main() -> ExitCode {
             )),
             Ok(spec) => {
                 let line_input = args.session.mode == crate::core::Mode::Line;
-                rt.block_on(pipe(PipeRole::Udp { spec, line_input }, &global))
+                rt.block_on(pipe(PipeRole::Udp { spec, line_input }, &global, &front))
             }
             Err(e) => usage_error(e),
         },
@@ -289,11 +294,12 @@ fn wants_tui(front: &FrontArgs) -> bool {
     front.tui || (!front.pipe && std::io::stdin().is_terminal() && std::io::stdout().is_terminal())
 }
 
-async fn pipe(role: PipeRole, global: &GlobalArgs) -> u8 {
+async fn pipe(role: PipeRole, global: &GlobalArgs, front: &FrontArgs) -> u8 {
     let opts = PipeOptions {
         json: global.json,
         quiet: global.quiet,
         record_dir: global.record.clone(),
+        exit_on_eof: front.exit_on_eof,
     };
     crate::pipe::run(role, opts).await
 }

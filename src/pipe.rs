@@ -53,6 +53,9 @@ pub struct PipeOptions {
     /// No diagnostics at all.
     pub quiet: bool,
     pub record_dir: Option<PathBuf>,
+    /// End the run when the peer ends its output (ncat 7.96's default);
+    /// otherwise stdin still goes to the peer until it ends (OpenBSD nc's).
+    pub exit_on_eof: bool,
 }
 
 /// Reads stdin on a thread: whole lines, or chunks as they come.
@@ -156,6 +159,16 @@ fn raw_stdout() -> Box<dyn Write + Send> {
     Box::new(std::io::stdout())
 }
 
+/// Closes the process's stdout, so its reader sees the end at once (`|
+/// (cat; echo EOF)` goes on while muxcat still sends stdin to the peer):
+/// fd 1 is pointed at /dev/null, dropping the last handle on the pipe.
+fn close_stdout() {
+    #[cfg(target_os = "linux")]
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdout(&null);
+    }
+}
+
 /// Writes to stdout on a thread; flushes whenever it runs out of work.
 /// `gone` resolves when stdout can no longer be written (its reader went
 /// away, as with `| head -c 10`): the run ends then, as nc's does.
@@ -180,6 +193,8 @@ fn stdout_writer() -> (
             }
         }
         let _ = out.flush();
+        drop(out);
+        close_stdout();
     });
     (tx, handle, gone)
 }
@@ -226,10 +241,9 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
             // ours; with --keep-open or --broker stdin is shared, so a
             // client's end of output ends its session.
             spec.opts.half_open = !broker && !keep_open;
-            if !broker {
-                // One client at a time; the next waits in the kernel's backlog.
-                spec.max_connections = 1;
-                spec.hold_excess = true;
+            if !broker && !keep_open {
+                // Like nc -l: one client (none with --max-connections 0).
+                spec.max_connections = spec.max_connections.min(1);
             }
             (Command::Listen(spec), false, keep_open, broker, false)
         }
@@ -268,7 +282,9 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
         }
     };
     let (target_tx, target_rx) = watch::channel(first_target);
-    let clients = Broker::default();
+    // --keep-open and --broker serve every client at once, stdin to all.
+    let many = broker || keep_open;
+    let clients = Clients::default();
     let stdin_done = Arc::new(AtomicBool::new(false));
     let (out_tx, out_thread, stdout_gone) = stdout_writer();
     tokio::pin!(stdout_gone);
@@ -276,9 +292,11 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
         manager.clone(),
         stdin_reader(line_input),
         target_rx,
-        broker.then(|| clients.clone()),
+        many.then(|| clients.clone()),
         stdin_done.clone(),
     ));
+    // Taken (and stdout closed) once the one peer has ended its output.
+    let mut out_tx = Some(out_tx);
     tokio::pin!(pump);
     let mut pump_running = true;
     let interrupt = shutdown_signal();
@@ -296,31 +314,55 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                         if broker {
                             clients.relay(&manager, sid.as_deref(), &payload, &opts).await;
                         }
+                        let Some(out) = &out_tx else { continue };
                         // stdout may be stuck (`| less`, not reading):
                         // waiting for it must not deafen us to Ctrl-C.
                         tokio::select! {
-                            _ = out_tx.send(payload) => {}
+                            _ = out.send(payload) => {}
                             _ = &mut interrupt => {
                                 code = EXIT_INTERRUPTED;
                                 break;
                             }
                         }
                     }
+                    // The one peer ended its output: stdout ends now (as
+                    // ncat closes it), stdin still goes to the peer unless
+                    // --exit-on-eof ends the run here.
+                    EventKind::Eof { .. } if !many => {
+                        if target_tx.borrow().as_deref() != sid.as_deref() {
+                            continue;
+                        }
+                        out_tx = None;
+                        if opts.exit_on_eof {
+                            break;
+                        }
+                    }
                     EventKind::Accepted { .. } => {
                         let Some(sid) = sid else { continue };
-                        if broker {
+                        if many {
                             clients.join(&sid);
                         } else {
                             target_tx.send_replace(Some(sid.clone()));
-                            if !keep_open && let Some(l) = &listener {
+                            if let Some(l) = &listener {
                                 // Like nc -l: one client, then no more.
                                 tokio::spawn(manager.submit(Command::Close { listener: Some(l.clone()) }).await);
                             }
+                            if stdin_done.load(Ordering::Acquire) {
+                                let half = manager.submit(Command::HalfClose { session: Some(sid) }).await;
+                                tokio::spawn(half);
+                            }
                         }
-                        if stdin_done.load(Ordering::Acquire) {
-                            let half = manager.submit(Command::HalfClose { session: Some(sid) }).await;
-                            tokio::spawn(half);
-                        }
+                    }
+                    // nc -l: a client that failed its TLS handshake was the
+                    // one client; nothing more will come.
+                    EventKind::Error
+                        if is_listen
+                            && !many
+                            && target_tx.borrow().is_none()
+                            && ev.error.as_ref().is_some_and(|e| e.code == ErrorCode::TlsHandshakeFailed) =>
+                    {
+                        code = EXIT_FAILED;
+                        break;
                     }
                     // --reconnect: stdin waits while the connection is down;
                     // once stdin has ended, a drop ends the run.
@@ -340,7 +382,7 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                     }
                     EventKind::Disconnected { reason } => {
                         let Some(sid) = sid else { continue };
-                        if broker {
+                        if many {
                             clients.leave(&sid);
                             continue;
                         }
@@ -350,11 +392,7 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                         if reason == CloseReason::Error {
                             code = EXIT_FAILED;
                         }
-                        if is_listen && keep_open {
-                            target_tx.send_replace(None);
-                        } else {
-                            break;
-                        }
+                        break;
                     }
                     _ => {}
                 }
@@ -434,13 +472,13 @@ impl Backlog {
 /// A broker client: its session id and its backlog of relayed bytes.
 type Client = (String, Arc<Backlog>);
 
-/// Broker clients, in the order they came.
+/// The clients served at once (`--keep-open`, `--broker`), in the order they came.
 #[derive(Clone, Default)]
-struct Broker {
+struct Clients {
     clients: Arc<Mutex<Vec<Client>>>,
 }
 
-impl Broker {
+impl Clients {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Client>> {
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -507,14 +545,14 @@ async fn stdin_pump(
     manager: Manager,
     mut stdin: mpsc::Receiver<Bytes>,
     mut target: watch::Receiver<Option<String>>,
-    broker: Option<Broker>,
+    many: Option<Clients>,
     done: Arc<AtomicBool>,
 ) {
     let mut in_flight = futures_util::stream::FuturesOrdered::new();
     while let Some(chunk) = stdin.recv().await {
         // stdin waits for the slowest client (the operator's input is
         // paced, not dropped); relayed bytes are bounded in `relay`.
-        if let Some(clients) = &broker {
+        if let Some(clients) = &many {
             for c in clients.ids() {
                 let cmd = Command::Send {
                     to: Some(c),
@@ -543,7 +581,7 @@ async fn stdin_pump(
     while in_flight.next().await.is_some() {}
     tracing::debug!("stdin ended");
     done.store(true, Ordering::Release);
-    if broker.is_some() {
+    if many.is_some() {
         return;
     }
     let current = target.borrow().clone();

@@ -290,10 +290,13 @@ fn connection_errors_exit_1_with_a_reason() {
     assert_eq!(v["errorCode"], "CONNECT_REFUSED");
 }
 
+/// `--keep-open` serves clients at once, as `ncat -l -k` does: their bytes
+/// to stdout, stdin to every one of them.
 #[test]
-fn keep_open_serves_clients_one_after_another() {
+fn keep_open_serves_clients_at_once() {
     let port = free_port();
-    let mut listener = muxcat_listener(&["listen", "--keep-open", &format!("127.0.0.1:{port}")]);
+    let (mut listener, log) =
+        muxcat_listener_logged(&["listen", "--keep-open", &format!("127.0.0.1:{port}")]);
     let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let sink = out.clone();
     let mut stdout = listener.stdout.take().unwrap();
@@ -306,18 +309,36 @@ fn keep_open_serves_clients_one_after_another() {
             sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
-    for i in 0..3 {
-        // Each client waits in the backlog until the previous one has gone.
-        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        c.write_all(format!("client {i}\n").as_bytes()).unwrap();
-        drop(c);
-    }
-    eventually("three clients served", || {
-        out.lock().unwrap().lines().count() == 3
+    // Three clients connected together; none waits for another to leave.
+    let mut clients: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    eventually("three clients accepted", || {
+        log.lock().unwrap().matches("accepted").count() == 3
     });
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write_all(format!("client {i}\n").as_bytes()).unwrap();
+    }
+    eventually("three clients heard", || out.lock().unwrap().lines().count() == 3);
+    let mut lines: Vec<String> = out.lock().unwrap().lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, ["client 0", "client 1", "client 2"]);
+    // stdin goes to all of them.
+    let mut stdin = listener.stdin.take().unwrap();
+    stdin.write_all(b"to everyone\n").unwrap();
+    for c in &mut clients {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = [0u8; 12];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"to everyone\n");
+    }
+    // Clients leave; the listener stays for the next one.
+    drop(clients);
+    let mut late = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    late.write_all(b"late\n").unwrap();
+    eventually("the late client heard", || out.lock().unwrap().contains("late\n"));
     let _ = listener.kill();
     let _ = listener.wait();
-    assert_eq!(*out.lock().unwrap(), "client 0\nclient 1\nclient 2\n");
 }
 
 #[test]
@@ -719,4 +740,243 @@ fn run_stops_when_its_stdout_is_gone() {
     drop(stdout);
     assert_eq!(exits_within(&mut child, Duration::from_secs(10)), Some(141));
     drop(stdin);
+}
+
+/// Starts a listener (muxcat or ncat) in pipe mode, stdin piped, and waits
+/// until its port accepts connections.
+fn spawn_listener(program: &str, args: &[String], port: u16, stdin: Stdio) -> Child {
+    let mut cmd = if program == "muxcat" {
+        muxcat(&[])
+    } else {
+        Command::new(program)
+    };
+    let child = cmd
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port);
+    child
+}
+
+/// `--max-connections 0` refuses every client, as `ncat -l -k --max-conns 0`.
+#[test]
+fn max_connections_0_refuses_every_client_like_ncat() {
+    let mut tools = vec!["muxcat"];
+    if have("ncat") {
+        tools.push("ncat");
+    }
+    for tool in tools {
+        let port = free_port();
+        let args: Vec<String> = if tool == "muxcat" {
+            vec![
+                "listen".into(),
+                "--max-connections".into(),
+                "0".into(),
+                format!("127.0.0.1:{port}"),
+            ]
+        } else {
+            // ncat applies --max-conns only with -k (it warns otherwise).
+            vec![
+                "-l".into(),
+                "-k".into(),
+                "--max-conns".into(),
+                "0".into(),
+                "127.0.0.1".into(),
+                port.to_string(),
+            ]
+        };
+        let mut child = spawn_listener(tool, &args, port, Stdio::piped());
+        for _ in 0..3 {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = c.write_all(b"hello\n");
+            let mut buf = [0u8; 16];
+            // Closed at once: end of stream or a reset, never a wait.
+            assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)), "{tool}");
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{tool} keeps listening");
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.stdout.is_empty(), "{tool} printed what a refused client sent");
+    }
+}
+
+/// `listen` (no --keep-open) with stdin still open: the one client sends
+/// and leaves; the next stdin line finds it gone and the run ends with 0,
+/// as with nc and ncat.
+#[test]
+fn listen_ends_with_0_once_its_client_has_left_like_nc() {
+    let mut tools = vec!["muxcat"];
+    if have("ncat") {
+        tools.push("ncat");
+    }
+    if have("nc.openbsd") {
+        tools.push("nc.openbsd");
+    }
+    for tool in tools {
+        let port = free_port();
+        let args: Vec<String> = if tool == "muxcat" {
+            vec!["-q".into(), "listen".into(), format!("127.0.0.1:{port}")]
+        } else {
+            vec!["-l".into(), "127.0.0.1".into(), port.to_string()]
+        };
+        let mut cmd = if tool == "muxcat" {
+            muxcat(&[])
+        } else {
+            Command::new(tool)
+        };
+        let mut child = cmd
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let mut c = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(c) => break c,
+                Err(_) if start.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("{tool}: {e}"),
+            }
+        };
+        c.write_all(b"request\n").unwrap();
+        drop(c);
+        std::thread::sleep(Duration::from_millis(300));
+        let mut stdin = child.stdin.take().unwrap();
+        // Written until the gone client is noticed (a reset, then EPIPE).
+        for _ in 0..20 {
+            if stdin.write_all(b"answer\n").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+        }
+        assert_eq!(
+            exits_within(&mut child, Duration::from_secs(10)),
+            Some(0),
+            "{tool}"
+        );
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out, "request\n", "{tool}");
+    }
+}
+
+/// A TLS listener whose one client fails the handshake: nothing more
+/// will come, so the run ends with 1 (it stayed up before).
+#[test]
+fn listen_ends_with_1_when_its_one_client_fails_the_tls_handshake() {
+    let port = free_port();
+    let mut child = muxcat_listener(&["listen", "--tls", &format!("127.0.0.1:{port}")]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"this is not a TLS client hello\r\n\r\n").unwrap();
+    assert_eq!(exits_within(&mut child, Duration::from_secs(15)), Some(1));
+}
+
+/// When the peer ends its output, stdout ends at once (`| (cat; echo EOF)`
+/// goes on), while stdin still reaches the peer; `--exit-on-eof` ends the
+/// run there instead.
+#[test]
+fn the_peer_ending_its_output_closes_stdout_at_once() {
+    for exit_on_eof in [false, true] {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            s.write_all(b"hello\n").unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            got
+        });
+        let mut args = vec!["-q", "connect"];
+        if exit_on_eof {
+            args.push("--exit-on-eof");
+        }
+        let target = format!("127.0.0.1:{port}");
+        args.push(&target);
+        let mut child = muxcat(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        // Read to the end while stdin is still open.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = stdout.read_to_end(&mut out);
+            let _ = tx.send(out);
+        });
+        let out = rx.recv_timeout(Duration::from_secs(10)).expect("stdout ended");
+        assert_eq!(out, b"hello\n");
+        if exit_on_eof {
+            assert_eq!(exits_within(&mut child, Duration::from_secs(10)), Some(0));
+            assert_eq!(peer.join().unwrap(), b"");
+        } else {
+            assert!(child.try_wait().unwrap().is_none(), "still sending stdin");
+            stdin.write_all(b"late reply\n").unwrap();
+            drop(stdin);
+            assert_eq!(exits_within(&mut child, Duration::from_secs(10)), Some(0));
+            assert_eq!(peer.join().unwrap(), b"late reply\n");
+        }
+    }
+}
+
+/// `--broker` relays between clients whether or not stdin has ended, as
+/// `ncat --broker -l … </dev/null` does.
+#[test]
+fn broker_relays_after_stdin_has_ended_like_ncat() {
+    let mut tools = vec!["muxcat"];
+    if have("ncat") {
+        tools.push("ncat");
+    }
+    for tool in tools {
+        let port = free_port();
+        let args: Vec<String> = if tool == "muxcat" {
+            vec![
+                "-q".into(),
+                "listen".into(),
+                "--broker".into(),
+                format!("127.0.0.1:{port}"),
+            ]
+        } else {
+            vec![
+                "--broker".into(),
+                "-l".into(),
+                "127.0.0.1".into(),
+                port.to_string(),
+            ]
+        };
+        let mut child = spawn_listener(tool, &args, port, Stdio::null());
+        let mut a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut b = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        for (from, to, text) in [(0, 1, "from a\n"), (1, 0, "from b\n")] {
+            let mut pair = [&mut a, &mut b];
+            pair[from].write_all(text.as_bytes()).unwrap();
+            let to = &mut pair[to];
+            to.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = vec![0u8; text.len()];
+            to.read_exact(&mut got).unwrap_or_else(|e| panic!("{tool}: {e}"));
+            assert_eq!(got, text.as_bytes(), "{tool}");
+        }
+        // Still relaying later (nobody is dropped for "reading nothing").
+        std::thread::sleep(Duration::from_secs(6));
+        a.write_all(b"again\n").unwrap();
+        let mut got = [0u8; 6];
+        b.read_exact(&mut got).unwrap_or_else(|e| panic!("{tool}: {e}"));
+        assert_eq!(&got, b"again\n", "{tool}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }

@@ -313,3 +313,45 @@ async fn connects_to_a_tls_server_written_elsewhere() {
     let ev = h.find(is("disconnected", &id)).await;
     assert!(ev.to_json().contains(r#""reason":"remote""#), "{}", ev.to_json());
 }
+
+/// A TLS peer that ends without close_notify (ncat does when its stdin
+/// ends): the end of its output, said in an `eof` event, not an IO_ERROR.
+#[tokio::test]
+async fn a_tls_peer_closing_without_close_notify_is_the_end_of_its_output() {
+    let pki = Pki::new();
+    let certs = muxcat::core::tls::load_certs(&pki.server_cert).unwrap();
+    let key = muxcat::core::tls::load_key(&pki.server_key).unwrap();
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(s).await.unwrap();
+        tls.write_all(b"last words\n").await.unwrap();
+        tls.flush().await.unwrap();
+        // Drop the TCP connection under TLS: FIN without close_notify.
+        let (mut tcp, _) = tls.into_inner();
+        tcp.shutdown().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    });
+    let mut h = Harness::new();
+    let id = h
+        .session(&format!(
+            "connect --tls --ca {} localhost:{port}",
+            pki.ca.display()
+        ))
+        .await;
+    h.ok("waitfor ^last words$").await;
+    let eof = h.find(is("eof", &id)).await;
+    assert!(eof.to_json().contains("close_notify"), "{}", eof.to_json());
+    let ev = h.find(is("disconnected", &id)).await;
+    assert!(ev.error.is_none(), "{}", ev.to_json());
+    assert!(ev.to_json().contains(r#""reason":"remote""#), "{}", ev.to_json());
+}

@@ -200,6 +200,12 @@ pub enum EventKind {
         matched: String,
     },
     Disconnecting,
+    /// The peer ended its output; the session can still send (a half-open
+    /// session). `note` says how it ended when that matters (a TLS peer
+    /// that closed without `close_notify`).
+    Eof {
+        note: Option<String>,
+    },
     Disconnected {
         reason: CloseReason,
     },
@@ -231,6 +237,7 @@ impl EventKind {
             EventKind::Sent { .. } => "sent",
             EventKind::Match { .. } => "match",
             EventKind::Disconnecting => "disconnecting",
+            EventKind::Eof { .. } => "eof",
             EventKind::Disconnected { .. } => "disconnected",
             EventKind::Reconnecting { .. } => "reconnecting",
             EventKind::Closed => "closed",
@@ -466,6 +473,12 @@ impl Event {
             }
             EventKind::DataBatch(_) => {}
             EventKind::Disconnecting => out.push_str("disconnecting"),
+            EventKind::Eof { note } => {
+                out.push_str("eof (the peer ended its output)");
+                if let Some(note) = note {
+                    out.push_str(&format!(": {}", escape_display(note.as_bytes())));
+                }
+            }
             EventKind::Disconnected { reason } => out.push_str(&format!("disconnected {}", reason.as_str())),
             EventKind::Reconnecting {
                 attempt,
@@ -653,6 +666,11 @@ impl Serialize for Event {
             }
             EventKind::Disconnected { reason } => {
                 map.serialize_entry("reason", reason.as_str())?;
+            }
+            EventKind::Eof { note } => {
+                if let Some(note) = note {
+                    map.serialize_entry("note", note)?;
+                }
             }
             EventKind::Reconnecting {
                 attempt,

@@ -519,18 +519,33 @@ impl Session {
         }
     }
 
-    /// The peer ended its output. True when the session should close now:
-    /// always, unless it is half-open and we still have output to send.
-    async fn end_of_input(&self) -> bool {
+    /// The peer ended its output: the session closes, unless it is
+    /// half-open and we still have output to send (then `eof` says so).
+    async fn input_ended(self: &Arc<Self>, generation: u64, note: Option<&str>) {
         let close = {
             let mut state = self.lock();
             state.read_eof = true;
             !self.half_open || state.write_eof
         };
-        if !close {
-            self.record_event("peer ended its output").await;
+        if !close || note.is_some() {
+            let text = match note {
+                Some(note) => format!("peer ended its output: {note}"),
+                None => "peer ended its output".to_string(),
+            };
+            self.record_event(&text).await;
+            self.emit(EventKind::Eof {
+                note: note.map(str::to_string),
+            })
+            .await;
         }
-        close
+        if close {
+            self.connection_ended(generation, CloseReason::Remote, None).await;
+        }
+    }
+
+    /// True once the peer ended its output.
+    fn input_done(&self) -> bool {
+        self.lock().read_eof
     }
 
     /// We ended our output; true when the peer already ended its own.
@@ -1267,9 +1282,16 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide, (generation, link)
             Ok(0) => {
                 splitter.finish(&mut lines);
                 session.deliver_lines(&mut lines).await;
-                if session.end_of_input().await {
-                    Box::pin(session.connection_ended(generation, CloseReason::Remote, None)).await;
-                }
+                Box::pin(session.input_ended(generation, None)).await;
+                return;
+            }
+            // A TLS peer that closes without close_notify (ncat does when
+            // its stdin ends): the end of its output, said in the event.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && session.tls => {
+                splitter.finish(&mut lines);
+                session.deliver_lines(&mut lines).await;
+                let note = "the TLS peer closed without close_notify (what it sent may be cut short)";
+                Box::pin(session.input_ended(generation, Some(note))).await;
                 return;
             }
             Ok(n) => {
@@ -1381,7 +1403,19 @@ async fn write_loop(
                             format!("write to {} failed: {e}", session.id),
                         )));
                         // close() waits for no task when the reason is not Local.
-                        session.fail(generation, "write failed", e).await;
+                        let gone = matches!(
+                            e.kind(),
+                            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                        );
+                        if gone && session.input_done() {
+                            // The peer had ended its output and now closed
+                            // its input too: it left, as nc sees it.
+                            session
+                                .connection_ended(generation, CloseReason::Remote, None)
+                                .await;
+                        } else {
+                            session.fail(generation, "write failed", e).await;
+                        }
                         return;
                     }
                 }

@@ -559,6 +559,13 @@ impl App {
                 self.note(id, ev.timestamp, &text);
             }
             (EventKind::Timeout, Some(id)) => self.note(id, ev.timestamp, "timeout (idle)"),
+            (EventKind::Eof { note }, Some(id)) => {
+                let text = match note {
+                    Some(n) => format!("peer ended its output: {n}"),
+                    None => "peer ended its output".to_string(),
+                };
+                self.note(id, ev.timestamp, &text);
+            }
             (EventKind::Match { matched, .. }, Some(id)) => {
                 self.set_status(format!("match on {}: {matched}", short_id(id)), false);
             }
