@@ -286,7 +286,14 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     let many = broker || keep_open;
     let clients = Clients::default();
     let stdin_done = Arc::new(AtomicBool::new(false));
-    let (out_tx, out_thread, stdout_gone) = stdout_writer();
+    let (out_tx, out_thread, gone) = stdout_writer();
+    // Resolves only if stdout's reader went away (not when the writer
+    // thread simply ends, having closed stdout after the peer's end).
+    let stdout_gone = async move {
+        if gone.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::pin!(stdout_gone);
     let pump = tokio::spawn(stdin_pump(
         manager.clone(),
@@ -405,7 +412,7 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                     break;
                 }
             }
-            Ok(()) = &mut stdout_gone => {
+            () = &mut stdout_gone => {
                 code = EXIT_STDOUT_GONE;
                 break;
             }

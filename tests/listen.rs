@@ -164,3 +164,77 @@ async fn listener_sessions_take_listener_options() {
             .all(|e| !matches!(e.kind, EventKind::Connected { .. }))
     );
 }
+
+/// Whether this machine has IPv6 loopback (some CI containers do not).
+fn have_ipv6() -> bool {
+    let ok = std::net::TcpListener::bind("[::1]:0").is_ok();
+    if !ok {
+        println!("skipping the IPv6 part: no ::1 here");
+    }
+    ok
+}
+
+/// A listen without a host takes IPv4 and IPv6 clients (as ncat does);
+/// `[::]` means IPv6 only and `0.0.0.0` IPv4 only, for TCP and UDP alike.
+#[tokio::test]
+async fn the_default_listen_address_takes_both_families() {
+    if !have_ipv6() {
+        return;
+    }
+    let mut h = Harness::new();
+    let (_, port) = h.listen("listen 0").await;
+    for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+        let mut c = TcpStream::connect(&addr).await.unwrap();
+        let sid = h.session("accept").await;
+        let v: serde_json::Value =
+            serde_json::from_str(&h.find(is("accepted", &sid)).await.to_json()).unwrap();
+        // IPv4 clients show as IPv4, not ::ffff:127.0.0.1.
+        let want = if addr.starts_with('[') { "::1" } else { "127.0.0.1" };
+        assert_eq!(v["remoteHost"], want);
+        h.ok("send hi").await;
+        let mut got = [0u8; 3];
+        c.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hi\n");
+    }
+    // [::] is IPv6 only.
+    let (_, port6) = h.listen("listen [::]:0").await;
+    assert!(TcpStream::connect(("127.0.0.1", port6)).await.is_err());
+    TcpStream::connect(format!("[::1]:{port6}")).await.unwrap();
+
+    // UDP: no host takes both and answers both; [::] only IPv6.
+    let sid = h.session("udp 0").await;
+    let ev = h.find(is("listening", &sid)).await;
+    let uport = serde_json::from_str::<serde_json::Value>(&ev.to_json()).unwrap()["localPort"]
+        .as_u64()
+        .unwrap() as u16;
+    for (bind, to) in [
+        ("127.0.0.1:0", format!("127.0.0.1:{uport}")),
+        ("[::1]:0", format!("[::1]:{uport}")),
+    ] {
+        let sender = tokio::net::UdpSocket::bind(bind).await.unwrap();
+        sender.send_to(b"ping", &to).await.unwrap();
+        h.ok(&format!("waitfor --on {sid} ^ping$")).await;
+        h.ok(&format!("send --to {sid} pong")).await;
+        let mut buf = [0u8; 16];
+        let (n, from) = tokio::time::timeout(WAIT, sender.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], b"pong\n");
+        assert_eq!(from.port(), uport);
+    }
+    let sid6 = h.session("udp [::]:0").await;
+    let ev = h.find(is("listening", &sid6)).await;
+    let uport6 = serde_json::from_str::<serde_json::Value>(&ev.to_json()).unwrap()["localPort"]
+        .as_u64()
+        .unwrap() as u16;
+    let v4 = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    v4.send_to(b"v4", ("127.0.0.1", uport6)).await.unwrap();
+    let v6 = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
+    v6.send_to(b"v6", format!("[::1]:{uport6}")).await.unwrap();
+    h.ok(&format!("waitfor --on {sid6} ^v6$")).await;
+    assert!(
+        h.data_of(&sid6).iter().all(|d| d != b"v4"),
+        "[::] took an IPv4 datagram"
+    );
+}

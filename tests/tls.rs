@@ -355,3 +355,172 @@ async fn a_tls_peer_closing_without_close_notify_is_the_end_of_its_output() {
     assert!(ev.error.is_none(), "{}", ev.to_json());
     assert!(ev.to_json().contains(r#""reason":"remote""#), "{}", ev.to_json());
 }
+
+fn have_openssl() -> bool {
+    let ok = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        println!("skipping: openssl is not installed");
+    }
+    ok
+}
+
+/// `openssl req -x509 …` makes a self-signed certificate marked CA:TRUE;
+/// curl, socat and ncat accept it given as the trust anchor, and so does
+/// muxcat: exactly that certificate, with its name and dates checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_openssl_certificate_given_as_ca_is_trusted_exactly() {
+    if !have_openssl() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str, cn: &str| {
+        let (cert, key) = (
+            dir.path().join(format!("{name}.pem")),
+            dir.path().join(format!("{name}.key")),
+        );
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            ])
+            .arg(format!("/CN={cn}"))
+            .arg("-addext")
+            .arg(format!("subjectAltName=DNS:{cn},IP:127.0.0.1"))
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "openssl req");
+        (cert, key)
+    };
+    let (cert, key) = make("server", "localhost");
+    let (other, _) = make("other", "localhost");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "s_server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut h = Harness::new();
+    // Another self-signed CA:TRUE certificate is not the one presented.
+    let err = h
+        .run(&format!(
+            "connect --tls --ca {} localhost:{port}",
+            other.display()
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::TlsHandshakeFailed, "{}", err.text);
+    // The right certificate under the wrong name.
+    let err = h
+        .run(&format!(
+            "connect --tls --ca {} --sni wrong.example localhost:{port}",
+            cert.display()
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::TlsHandshakeFailed, "{}", err.text);
+    // The certificate itself: trusted; bytes go both ways.
+    let id = h
+        .session(&format!("connect --tls --ca {} localhost:{port}", cert.display()))
+        .await;
+    h.ok("send hello s_server").await;
+    let mut got = Vec::new();
+    let mut out = server.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        while !got.ends_with(b"hello s_server\n") {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got
+    });
+    {
+        use std::io::Write;
+        server
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(b"hello muxcat\n")
+            .unwrap();
+    }
+    h.ok(&format!("waitfor --on {id} ^hello muxcat$")).await;
+    let got = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        got.ends_with(b"hello s_server\n"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// The same exception never covers a pinned certificate out of its dates.
+#[tokio::test]
+async fn an_expired_self_signed_ca_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let cert_path = write(dir.path(), "old.pem", cert.pem());
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let _ = acceptor.accept(s).await;
+    });
+    let mut h = Harness::new();
+    let err = h
+        .run(&format!(
+            "connect --tls --ca {} localhost:{port}",
+            cert_path.display()
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::TlsHandshakeFailed);
+    assert!(err.text.to_lowercase().contains("expired"), "{}", err.text);
+}

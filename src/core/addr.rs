@@ -72,6 +72,24 @@ pub fn parse_host_port(text: &str) -> CoreResult<HostPort> {
     })
 }
 
+/// The host of a `[HOST:]PORT` given without one: every address of both
+/// families (a dual-stack `[::]` socket, or `0.0.0.0` where the system has
+/// no IPv6), as ncat listens by default. `0.0.0.0` is IPv4 only, `[::]`
+/// IPv6 only.
+pub const ANY_HOST: &str = "*";
+
+/// Whether a socket bound to `addr` for `hp` also takes IPv4 (a `[::]`
+/// socket standing for [`ANY_HOST`]).
+pub fn dual_stack(hp: &HostPort, addr: &SocketAddr) -> bool {
+    hp.host == ANY_HOST && addr.is_ipv6()
+}
+
+/// An address as people write it: IPv4 peers of a dual-stack socket
+/// arrive as `::ffff:a.b.c.d`, shown and reported as `a.b.c.d`.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
 /// `[HOST:]PORT` for listen and udp; the host defaults to `default_host`.
 pub fn parse_bind(text: &str, default_host: &str) -> CoreResult<HostPort> {
     if !text.contains(':') {
@@ -86,6 +104,13 @@ pub fn parse_bind(text: &str, default_host: &str) -> CoreResult<HostPort> {
 /// Resolves a host and port to socket addresses (names through the system
 /// resolver).
 pub async fn resolve(hp: &HostPort) -> CoreResult<Vec<SocketAddr>> {
+    if hp.host == ANY_HOST {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        return Ok(vec![
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), hp.port),
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), hp.port),
+        ]);
+    }
     if let Ok(ip) = hp.host.parse::<std::net::IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, hp.port)]);
     }

@@ -170,6 +170,7 @@ impl Listener {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    let peer = super::addr::canonical(peer);
                     if self.clients() >= self.max_connections {
                         drop(stream);
                         let err = CoreError::new(
@@ -218,6 +219,7 @@ impl Listener {
             };
             match received {
                 Ok((n, from)) => {
+                    let from = super::addr::canonical(from);
                     let live = peers.get(&from).filter(|s| !s.is_closed()).cloned();
                     let session = match live {
                         Some(s) => s,
@@ -345,7 +347,7 @@ impl Listener {
         ctx: Arc<Ctx>,
     ) {
         let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(self.local);
+        let local = super::addr::canonical(stream.local_addr().unwrap_or(self.local));
         let io = match tls {
             None => {
                 let (r, w) = stream.into_split();

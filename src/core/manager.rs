@@ -630,7 +630,7 @@ impl Actor {
         let mut last_err = None;
         let mut bound = None;
         for a in &addrs {
-            match bind_tcp(*a) {
+            match bind_tcp(*a, addr::dual_stack(&spec.bind, a)) {
                 Ok(l) => {
                     bound = Some(l);
                     break;
@@ -876,13 +876,14 @@ fn fail(reply: Reply, error: CoreError, session_id: Option<String>) {
 /// burst of clients must not overflow it (the kernel caps it at somaxconn).
 const LISTEN_BACKLOG: i32 = 4096;
 
-/// A listening socket with SO_REUSEADDR and a deep accept queue.
-fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+/// A listening socket with SO_REUSEADDR and a deep accept queue; a `dual`
+/// `[::]` socket takes IPv4 clients too.
+fn bind_tcp(addr: std::net::SocketAddr, dual: bool) -> std::io::Result<tokio::net::TcpListener> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
-        // [::] listens for IPv6 only; 0.0.0.0 is the way to get IPv4.
-        socket.set_only_v6(true)?;
+        // An explicit [::] is IPv6 only, as 0.0.0.0 is IPv4 only.
+        socket.set_only_v6(!dual)?;
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;

@@ -1427,9 +1427,12 @@ async fn write_loop(
                         session.record_event(&format!("to {dest}")).await;
                     }
                     session.record(Mark::Out, &data).await;
-                    let n = socket.send_to(&data, dest).await.map_err(|e| {
-                        CoreError::new(ErrorCode::UdpSendFailed, format!("send to {dest} failed: {e}"))
-                    })?;
+                    let n = socket
+                        .send_to(&data, for_socket(dest, session.local()))
+                        .await
+                        .map_err(|e| {
+                            CoreError::new(ErrorCode::UdpSendFailed, format!("send to {dest} failed: {e}"))
+                        })?;
                     Ok(session.sent(&data, n, trigger).await)
                 }
                 .await;
@@ -1468,7 +1471,7 @@ async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
             r = socket.recv_from(&mut buf) => r,
         };
         match result {
-            Ok((n, from)) => session.datagram(&buf[..n], from).await,
+            Ok((n, from)) => session.datagram(&buf[..n], super::addr::canonical(from)).await,
             // An ICMP error from an earlier send: report it, keep receiving.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 session
@@ -1506,6 +1509,17 @@ async fn idle_timer(session: Arc<Session>) {
                 }
             }
         }
+    }
+}
+
+/// Where a datagram goes from a socket bound to `local`: an IPv4 peer of
+/// a dual-stack `[::]` socket is addressed as `::ffff:a.b.c.d`.
+fn for_socket(dest: SocketAddr, local: SocketAddr) -> SocketAddr {
+    match (dest, local) {
+        (SocketAddr::V4(v4), SocketAddr::V6(_)) => {
+            SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+        }
+        _ => dest,
     }
 }
 

@@ -78,12 +78,24 @@ impl ClientTls {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| config_err(e.to_string()))?;
-        let builder = if self.insecure {
-            builder
+        let builder = match &self.ca {
+            _ if self.insecure => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider())))
-        } else {
-            builder.with_root_certificates(root_store(self.ca.as_deref(), true)?)
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider()))),
+            Some(ca) => {
+                let roots = Arc::new(root_store(Some(ca), true)?);
+                let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .map_err(|e| config_err(format!("CA {}: {e}", ca.display())))?;
+                let verifier = PinnedSelfSigned {
+                    webpki,
+                    pinned: load_certs(ca)?,
+                };
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(verifier))
+            }
+            None => builder.with_root_certificates(root_store(None, true)?),
         };
         let config = match (&self.cert, &self.key) {
             (Some(cert), Some(key)) => builder
@@ -212,6 +224,92 @@ pub fn handshake_error(peer: &str, err: std::io::Error) -> CoreError {
         ErrorCode::TlsHandshakeFailed,
         format!("TLS handshake with {peer} failed: {reason}"),
     )
+}
+
+/// `--ca FILE` verification, plus the one case curl, socat and ncat also
+/// accept: a self-signed certificate made with `openssl req -x509` marks
+/// itself a CA (CA:TRUE), so a server presenting it as its own is refused
+/// by WebPKI (`CaUsedAsEndEntity`). It is accepted when the presented
+/// certificate is byte for byte one given in `--ca` and its name and
+/// dates check; every other CA used as a leaf stays refused.
+#[derive(Debug)]
+struct PinnedSelfSigned {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl PinnedSelfSigned {
+    fn name_and_dates(
+        end_entity: &CertificateDer<'_>,
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<(), rustls::Error> {
+        use rustls::CertificateError;
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        cert.verify_is_valid_for_subject_name(server_name)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::NotValidForName))?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let at = x509_parser::time::ASN1Time::from_timestamp(now.as_secs() as i64)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::Expired))?;
+        if !parsed.validity().is_valid_at(at) {
+            let error = if at < parsed.validity().not_before {
+                CertificateError::NotValidYet
+            } else {
+                CertificateError::Expired
+            };
+            return Err(rustls::Error::InvalidCertificate(error));
+        }
+        Ok(())
+    }
+}
+
+impl ServerCertVerifier for PinnedSelfSigned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict =
+            self.webpki
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        match verdict {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)))
+                if other.0.downcast_ref::<webpki::Error>() == Some(&webpki::Error::CaUsedAsEndEntity)
+                    && self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                Self::name_and_dates(end_entity, server_name, now)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// `--insecure`: accepts any server certificate, but still checks the

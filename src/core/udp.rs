@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use super::addr::resolve;
+use super::addr::{self, resolve};
 use super::command::UdpSpec;
 use super::events::{CoreError, CoreResult, ErrorCode};
 
@@ -16,21 +16,44 @@ pub struct OpenedUdp {
 }
 
 pub async fn open(spec: &UdpSpec) -> CoreResult<OpenedUdp> {
-    let bind = resolve(&spec.bind).await?[0];
+    let candidates = resolve(&spec.bind).await?;
     let to = match &spec.to {
         Some(hp) => {
             let addrs = resolve(hp).await?;
-            // Prefer a destination of the bound socket's family.
+            // Prefer a destination of the bound socket's family (IPv4
+            // when no host was given, as before dual stack).
+            let v4 = spec.bind.host == addr::ANY_HOST || candidates[0].is_ipv4();
             Some(
                 addrs
                     .iter()
                     .copied()
-                    .find(|a| a.is_ipv4() == bind.is_ipv4())
+                    .find(|a| a.is_ipv4() == v4)
                     .unwrap_or(addrs[0]),
             )
         }
         None => None,
     };
+    // No host given: the family of the destination, else both (a
+    // dual-stack [::] socket, or 0.0.0.0 where there is no IPv6).
+    let mut last = None;
+    let fitting = candidates
+        .iter()
+        .filter(|c| to.is_none_or(|t| !addr::dual_stack(&spec.bind, c) || t.is_ipv6()));
+    for bind in fitting {
+        match open_on(spec, *bind, addr::dual_stack(&spec.bind, bind), to) {
+            Ok(opened) => return Ok(opened),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        CoreError::new(
+            ErrorCode::BindFailed,
+            format!("UDP {}: no address to bind", spec.bind),
+        )
+    }))
+}
+
+fn open_on(spec: &UdpSpec, bind: SocketAddr, dual: bool, to: Option<SocketAddr>) -> CoreResult<OpenedUdp> {
     let io_err = |what: &str, e: std::io::Error| {
         CoreError::new(ErrorCode::BindFailed, format!("{what} for UDP {bind}: {e}"))
     };
@@ -57,6 +80,10 @@ pub async fn open(spec: &UdpSpec) -> CoreResult<OpenedUdp> {
                 .set_unicast_hops_v6(ttl)
                 .map_err(|e| io_err("IPV6_UNICAST_HOPS", e))?;
         }
+    }
+    if bind.is_ipv6() {
+        // An explicit [::] is IPv6 only, for UDP as for TCP.
+        socket.set_only_v6(!dual).map_err(|e| io_err("IPV6_V6ONLY", e))?;
     }
     socket
         .set_nonblocking(true)

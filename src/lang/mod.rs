@@ -190,7 +190,7 @@ pub struct ListenArgs {
 impl ListenArgs {
     pub fn spec(&self) -> CoreResult<ListenSpec> {
         Ok(ListenSpec {
-            bind: parse_bind(&self.bind, "0.0.0.0")?,
+            bind: parse_bind(&self.bind, crate::core::addr::ANY_HOST)?,
             opts: self.session.options(),
             tls: self.tls.then(|| ServerTls {
                 cert: self.cert.clone(),
@@ -244,7 +244,8 @@ impl UdpArgs {
     pub fn spec(&self) -> CoreResult<UdpSpec> {
         let default_host = match self.multicast {
             Some(std::net::IpAddr::V6(_)) => "::",
-            _ => "0.0.0.0",
+            Some(std::net::IpAddr::V4(_)) => "0.0.0.0",
+            None => crate::core::addr::ANY_HOST,
         };
         Ok(UdpSpec {
             bind: parse_bind(&self.bind, default_host)?,
