@@ -314,7 +314,14 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
         tokio::select! {
             ev = async { match early.pop_front() { Some(ev) => Some(ev), None => events.recv().await } } => {
                 let Some(ev) = ev else { break };
-                diagnose(&ev, &opts);
+                // A relay or stdin copy racing a client's departure fails
+                // with SESSION_NOT_CONNECTED: its `disconnected` said it all.
+                let departed = many
+                    && ev.error.as_ref().is_some_and(|e| e.code == ErrorCode::SessionNotConnected)
+                    && ev.session_id.as_deref().is_some_and(|id| !clients.has(id));
+                if !departed {
+                    diagnose(&ev, &opts);
+                }
                 let sid = ev.session_id.clone();
                 match ev.kind {
                     EventKind::Data { payload, .. } => {
@@ -496,6 +503,10 @@ impl Clients {
 
     fn leave(&self, id: &str) {
         self.lock().retain(|(c, _)| c != id);
+    }
+
+    fn has(&self, id: &str) -> bool {
+        self.lock().iter().any(|(c, _)| c == id)
     }
 
     fn ids(&self) -> Vec<String> {

@@ -980,3 +980,39 @@ fn broker_relays_after_stdin_has_ended_like_ncat() {
         let _ = child.wait();
     }
 }
+
+/// A client that never starts its TLS handshake occupies only its own
+/// slot: the next client of a `--keep-open --tls` listener is served at
+/// once (it waited ~10 s before), as with ncat.
+#[test]
+fn a_silent_tls_client_does_not_hold_up_the_next_one() {
+    let port = free_port();
+    let mut listener = muxcat_listener(&["listen", "--keep-open", "--tls", &format!("127.0.0.1:{port}")]);
+    let _silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let started = Instant::now();
+    let mut stdout = listener.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut got = [0u8; 5];
+        let _ = stdout.read_exact(&mut got);
+        let _ = tx.send(got);
+    });
+    let (_, code) = run_with_input(
+        muxcat(&[
+            "-q",
+            "connect",
+            "--tls",
+            "--insecure",
+            &format!("127.0.0.1:{port}"),
+        ]),
+        b"hello".to_vec(),
+    );
+    assert_eq!(code, 0);
+    let got = rx
+        .recv_timeout(Duration::from_secs(9))
+        .expect("the second client was held up");
+    assert_eq!(&got, b"hello");
+    assert!(started.elapsed() < Duration::from_secs(9));
+    let _ = listener.kill();
+    let _ = listener.wait();
+}

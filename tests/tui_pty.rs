@@ -473,3 +473,43 @@ fn keymap_errors_name_file_line_and_word() {
         assert!(out.status.success(), "{name}");
     }
 }
+
+/// A peer flooding empty lines: the TUI's memory stays bounded (it passed
+/// 2 GiB in 5 s when the event queue was bounded by count). Loose bound
+/// for CI; the figure is in the README.
+#[test]
+fn a_flood_of_empty_lines_keeps_the_tui_bounded() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = server.accept() else { return };
+        s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+        let block = vec![b'\n'; 1 << 20];
+        let end = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < end {
+            if let Err(e) = s.write(&block)
+                && e.kind() != std::io::ErrorKind::WouldBlock
+                && e.kind() != std::io::ErrorKind::TimedOut
+            {
+                return;
+            }
+        }
+    });
+    let mut tui = Tui::start(&["tui", "-c", &format!("connect 127.0.0.1:{port}")]);
+    tui.wait_for("Sessions");
+    std::thread::sleep(Duration::from_secs(5));
+    let pid = tui.child.process_id().expect("pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    eprintln!("TUI peak {} MiB", peak_kib / 1024);
+    assert!(peak_kib / 1024 < 200, "peak {} MiB", peak_kib / 1024);
+    // Quitting mid-flood is prompt too (closing sessions never wait on
+    // an event queue the TUI no longer reads).
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+}

@@ -148,6 +148,14 @@ impl EventSink {
     }
 }
 
+/// A front end that went away takes nobody's events: senders stop
+/// waiting for room at once (what it had queued never comes back).
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.budget.close();
+    }
+}
+
 impl EventStream {
     pub async fn recv(&mut self) -> Option<Event> {
         let (event, cost) = self.rx.recv().await?;
@@ -196,6 +204,16 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(5), sink.emit(batch(65_536)))
             .await
             .expect("room once one was taken");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_stream_never_leaves_senders_waiting() {
+        let (sink, stream) = EventSink::with_budget(1 << 20);
+        sink.emit(batch(10_000)).await;
+        drop(stream);
+        tokio::time::timeout(std::time::Duration::from_secs(1), sink.emit(batch(10_000)))
+            .await
+            .expect("never waits once the front end is gone");
     }
 
     #[tokio::test]
