@@ -8,7 +8,7 @@
 //!
 //! Loopback only; every count and wait is bounded.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -725,6 +725,102 @@ fn startup(runs: usize) {
     println!("muxcat run: {:.1} ms", median(times));
 }
 
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A peer that sends `pattern` to its one client for `secs` seconds.
+fn flood_peer(pattern: &'static [u8], secs: u64) -> u16 {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = server.local_addr().map(|a| a.port()).unwrap_or(0);
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = server.accept() else { return };
+        let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+        let block: Vec<u8> = pattern.iter().copied().cycle().take(1 << 20).collect();
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if let Err(e) = s.write(&block)
+                && e.kind() != std::io::ErrorKind::WouldBlock
+                && e.kind() != std::io::ErrorKind::TimedOut
+            {
+                return;
+            }
+        }
+    });
+    port
+}
+
+/// Peak memory (VmHWM) of a front end while a peer floods it for `secs`:
+/// stdout read at full speed, or never read (the pipe fills, then the
+/// event queue, then TCP's window closes).
+fn memory(secs: u64) {
+    println!("\n## 8. Memory a flooding peer controls: peak RSS over {secs} s");
+    println!(
+        "{:<44} {:>12} {:>12}",
+        "front end, flood", "read stdout", "stuck stdout"
+    );
+    let cases: [(&str, &[&str], &'static [u8], bool); 6] = [
+        ("run, empty lines", &[], b"\n", false),
+        ("run --json, empty lines", &["--json"], b"\n", false),
+        ("run, one endless line", &[], b"y", false),
+        ("run, trigger answering `a` (peer never reads)", &[], b"a\n", true),
+        ("pipe (connect), empty lines", &["pipe"], b"\n", false),
+        ("pipe (connect), binary zeros", &["pipe"], b"\0", false),
+    ];
+    for (name, extra, pattern, trigger) in cases {
+        let mut row = Vec::new();
+        for stuck in [false, true] {
+            let port = flood_peer(pattern, secs + 2);
+            let pipe = extra.first() == Some(&"pipe");
+            let mut cmd = Command::new(muxcat());
+            if pipe {
+                cmd.args(["-q", "connect", &format!("127.0.0.1:{port}")]);
+            } else {
+                cmd.arg("run").args(extra.iter());
+            }
+            let spawned = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn();
+            let Ok(mut child) = spawned else {
+                row.push("failed".to_string());
+                continue;
+            };
+            let mut stdin = child.stdin.take();
+            if !pipe && let Some(input) = stdin.as_mut() {
+                let on = if trigger { "on ^a$ send b\n" } else { "" };
+                let _ = write!(input, "connect 127.0.0.1:{port}\n{on}sleep 60s\n");
+            }
+            let out = child.stdout.take();
+            let reader = std::thread::spawn(move || {
+                let Some(mut out) = out else { return };
+                if stuck {
+                    std::thread::sleep(Duration::from_secs(secs + 1));
+                    return;
+                }
+                let mut buf = vec![0u8; 1 << 20];
+                while matches!(out.read(&mut buf), Ok(n) if n > 0) {}
+            });
+            std::thread::sleep(Duration::from_secs(secs));
+            let peak = vm_hwm_kib(child.id()).map(|k| format!("{} MiB", k / 1024));
+            row.push(peak.unwrap_or_else(|| "-".to_string()));
+            let _ = child.kill();
+            let _ = child.wait();
+            drop(stdin);
+            let _ = reader.join();
+        }
+        println!("{name:<44} {:>12} {:>12}", row[0], row[1]);
+    }
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--full");
     println!(
@@ -740,7 +836,7 @@ fn main() {
     } else {
         (512u64 << 20, 1, 2_000, 300)
     };
-    // `--only pipe|managed|scale|tui|startup` runs one section.
+    // `--only pipe|managed|scale|tui|startup|memory` runs one section.
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -763,5 +859,8 @@ fn main() {
     println!("\n## 4 and 6. TUI frame time and hot paths: cargo bench --bench hot_paths");
     if run("startup") {
         startup(if full { 20 } else { 5 });
+    }
+    if run("memory") {
+        memory(if full { 8 } else { 4 });
     }
 }

@@ -105,7 +105,7 @@ pub enum Sub {
         args: ListenArgs,
         #[command(flatten)]
         front: FrontArgs,
-        /// Pipe mode: serve clients one after another
+        /// Pipe mode: serve every client at once (stdin to all), like ncat -l -k
         #[arg(long, short = 'k')]
         keep_open: bool,
         /// Pipe mode: relay every client's bytes to all others and stdout

@@ -227,11 +227,29 @@ async fn answers_a_peer_never_reads_stop_at_a_bound_and_are_reported() {
     let got = loop {
         tokio::select! {
             r = &mut reading => break r.unwrap(),
-            Some(_) = h.events.recv() => {}
+            Some(ev) = h.events.recv() => h.seen.extend(ev.expand()),
         }
     };
     assert!(
         got < 40_000_000,
         "some answers were not sent: {got} bytes arrived"
     );
+    // "At most once a second", by the events' own timestamps.
+    let reports: Vec<_> = h
+        .seen
+        .iter()
+        .filter(|e| {
+            e.error
+                .as_ref()
+                .is_some_and(|err| err.text.contains("reply not sent"))
+        })
+        .map(|e| e.timestamp)
+        .collect();
+    for pair in reports.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= chrono::TimeDelta::milliseconds(990),
+            "two reports {} ms apart",
+            (pair[1] - pair[0]).num_milliseconds()
+        );
+    }
 }
