@@ -9,8 +9,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::core::files::LINE_MAX;
 
-use crate::core::{CoreError, ErrorCode, Event, EventKind, EventStream, Manager, ManagerConfig};
-use crate::lang::{Parsed, parse_line};
+use crate::core::{CoreError, ErrorCode, Event, EventStream, Manager, ManagerConfig};
+use crate::exec::{Executor, Headless, Script, Step};
 
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -93,12 +93,6 @@ pub async fn print_events<W: Write>(
     }
 }
 
-enum Step {
-    Continue,
-    Failed,
-    Quit,
-}
-
 /// Runs a script from `input`, printing events to `out`; returns the exit status.
 pub async fn run<R, W>(input: R, out: W, opts: RunOptions) -> u8
 where
@@ -120,6 +114,8 @@ where
     };
     tokio::pin!(stop);
 
+    let executor = Executor::new(manager.clone(), std::sync::Arc::new(Headless(manager.clone())));
+    let mut script = Script::default();
     let mut input = input;
     let mut failed = false;
     let mut stopped = None;
@@ -147,13 +143,13 @@ where
         }
         let place = format!("line {line_no}");
         let step = tokio::select! {
-            s = run_line(&manager, &buf, &place, 0) => s,
+            s = executor.run_line(&buf, &place, &mut script, 0) => s,
             code = &mut stop => { stopped = Some(code); break; }
         };
         match step {
-            Step::Continue => {}
-            Step::Quit => break,
-            Step::Failed => {
+            Step::Done(_) => {}
+            Step::Quit | Step::Stopped { .. } => break,
+            Step::Failed(_) => {
                 failed = true;
                 if !opts.keep_going {
                     break;
@@ -215,73 +211,6 @@ async fn read_line_capped<R: AsyncBufRead + Unpin>(
             return Ok(buf.len());
         }
     }
-}
-
-/// How deep `source` may nest (a file sourcing itself stops here).
-const MAX_SOURCE_DEPTH: usize = 8;
-
-/// Runs one line; `place` names it in errors (`line 3`, `setup.mux:3`).
-async fn run_line(manager: &Manager, raw: &[u8], place: &str, depth: usize) -> Step {
-    let text = match std::str::from_utf8(raw) {
-        Ok(t) => t.trim_end_matches(['\n', '\r']),
-        Err(_) => {
-            let err = CoreError::new(ErrorCode::CommandInvalid, format!("{place}: not valid UTF-8"));
-            manager.emit(Event::error(err)).await;
-            return Step::Failed;
-        }
-    };
-    match parse_line(text) {
-        Ok(None) => Step::Continue,
-        Ok(Some(Parsed::Quit)) => Step::Quit,
-        Ok(Some(Parsed::Sleep(d))) => {
-            tokio::time::sleep(d).await;
-            Step::Continue
-        }
-        Ok(Some(Parsed::Help(text))) => {
-            manager.emit(Event::new(EventKind::Info(text))).await;
-            Step::Continue
-        }
-        Ok(Some(Parsed::Source(path))) => Box::pin(source(manager, &path, place, depth)).await,
-        Ok(Some(Parsed::Core(cmd))) => match manager.execute(cmd).await {
-            Ok(_) => Step::Continue,
-            Err(_) => Step::Failed,
-        },
-        Err(mut e) => {
-            e.text = format!("{place}: {}", e.text);
-            manager.emit(Event::error(e)).await;
-            Step::Failed
-        }
-    }
-}
-
-/// `source FILE`: its lines run in order; the first failure fails it.
-async fn source(manager: &Manager, path: &std::path::Path, place: &str, depth: usize) -> Step {
-    let fail = |text: String| Event::error(CoreError::new(ErrorCode::CommandInvalid, text));
-    if depth >= MAX_SOURCE_DEPTH {
-        let text = format!(
-            "{place}: source {} nests deeper than {MAX_SOURCE_DEPTH}",
-            path.display()
-        );
-        manager.emit(fail(text)).await;
-        return Step::Failed;
-    }
-    let text = match crate::core::files::read_capped_async(path, crate::core::files::SCRIPT_MAX).await {
-        Ok(t) => t,
-        Err(e) => {
-            manager
-                .emit(fail(format!("{place}: cannot read {}: {e}", path.display())))
-                .await;
-            return Step::Failed;
-        }
-    };
-    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-        let here = format!("{}:{}", path.display(), i + 1);
-        match run_line(manager, line, &here, depth + 1).await {
-            Step::Continue => {}
-            other => return other,
-        }
-    }
-    Step::Continue
 }
 
 /// Resolves on Ctrl-C, SIGTERM or SIGHUP (the terminal went away).

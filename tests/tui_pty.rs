@@ -513,3 +513,93 @@ fn a_flood_of_empty_lines_keeps_the_tui_bounded() {
     tui.keys("y");
     tui.wait_exit();
 }
+
+/// One script through every front end — `muxcat run`, `-c`, `source` in
+/// the TUI and a key macro — reaches the peer as the same bytes: one
+/// executor runs them all (`sleep` included, which the TUI used to skip),
+/// and inside a script the default session is the one the script opened.
+#[test]
+fn one_script_gives_the_same_bytes_through_every_front_end() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    // A decoy session is selected first where a TUI is involved: the
+    // script's lines must go to the session the script opened.
+    let decoy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let decoy_port = decoy.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = decoy.accept() {
+            held.push(s);
+        }
+    });
+    let lines = [
+        format!("connect 127.0.0.1:{port}"),
+        "send first".to_string(),
+        "sleep 300ms".to_string(),
+        "send --raw second\\r\\n".to_string(),
+        "send --hex 74 68 69 72 64 0a".to_string(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script.mux");
+    std::fs::write(&script, lines.join("\n") + "\n").unwrap();
+    let expected = b"first\nsecond\r\nthird\n".to_vec();
+    let received = |server: &TcpListener| {
+        let (mut s, _) = server.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while got.len() < expected.len() {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed after {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    };
+
+    // muxcat run
+    let mut run = std::process::Command::new(muxcat_bin())
+        .args(["run", script.to_str().unwrap(), "--stay"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(received(&server), expected, "run");
+    let _ = run.kill();
+    let _ = run.wait();
+
+    // -c
+    let mut args = vec![
+        "tui".to_string(),
+        "-c".to_string(),
+        format!("connect 127.0.0.1:{decoy_port}"),
+    ];
+    for l in &lines {
+        args.push("-c".to_string());
+        args.push(l.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut tui = Tui::start(&args);
+    assert_eq!(received(&server), expected, "-c");
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+
+    // source, and a key macro, with the decoy selected
+    let keys = dir.path().join("keys.toml");
+    let quoted: Vec<String> = lines.iter().map(|l| format!("{:?}", l)).collect();
+    std::fs::write(&keys, format!("[normal]\n\"f5\" = [{}]\n", quoted.join(", "))).unwrap();
+    let mut tui = Tui::start(&[
+        "--keymap",
+        keys.to_str().unwrap(),
+        "connect",
+        &format!("127.0.0.1:{decoy_port}"),
+    ]);
+    tui.wait_for("● 0B/0B");
+    tui.keys(&format!(":source {}\r", script.display()));
+    assert_eq!(received(&server), expected, "source");
+    tui.wait_for("done");
+    tui.keys("\x1b[15~"); // F5
+    assert_eq!(received(&server), expected, "key macro");
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+}

@@ -146,6 +146,20 @@ impl Manager {
     /// Queues a command now (commands take effect in submission order) and
     /// returns a future for its result, to await or to spawn.
     pub async fn submit(&self, cmd: Command) -> impl Future<Output = CoreResult<Outcome>> + Send + 'static {
+        self.submit_at(cmd, None).await
+    }
+
+    /// [`Manager::execute`] for a line of a file: the error names the place
+    /// (`setup.mux:3: …`).
+    pub async fn execute_at(&self, cmd: Command, place: Option<&str>) -> CoreResult<Outcome> {
+        self.submit_at(cmd, place.map(str::to_string)).await.await
+    }
+
+    async fn submit_at(
+        &self,
+        cmd: Command,
+        place: Option<String>,
+    ) -> impl Future<Output = CoreResult<Outcome>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
         let queued = self.tx.send(Msg::Command(cmd, reply)).await.is_ok();
         let events = self.events.clone();
@@ -156,7 +170,10 @@ impl Manager {
             }
             match rx.await {
                 Ok(Ok(outcome)) => Ok(outcome),
-                Ok(Err(failure)) => {
+                Ok(Err(mut failure)) => {
+                    if let Some(place) = place {
+                        failure.error.text = format!("{place}: {}", failure.error.text);
+                    }
                     let ev = Event::error(failure.error.clone())
                         .session_opt(failure.session_id.as_deref())
                         .listener_opt(failure.listener_id.as_deref());

@@ -417,9 +417,14 @@ fn clap_error_text(err: &clap::Error) -> String {
 
 /// Parses one line. `Ok(None)` for blank and comment lines.
 pub fn parse_line(line: &str) -> CoreResult<Option<Parsed>> {
-    let words = words::split(line).map_err(|e| invalid(format!("{e} in {line:?}")))?;
+    let mut words = words::split(line).map_err(|e| invalid(format!("{e} in {line:?}")))?;
     if words.is_empty() {
         return Ok(None);
+    }
+    // `CMD --help` is `help CMD`: the usage, never a payload (`send --help`
+    // would otherwise send the bytes `--help`).
+    if words.len() == 2 && matches!(words[1].as_str(), "--help" | "-h") && words[0] != "help" {
+        words = vec!["help".to_string(), words.swap_remove(0)];
     }
     let parsed = match Line::try_parse_from(&words) {
         Ok(parsed) => parsed,
@@ -667,6 +672,18 @@ mod tests {
         };
         assert!(text.contains("--hex"), "{text}");
         assert!(command_names().contains(&"waitfor".to_string()));
+        // `CMD --help` prints the usage and sends nothing.
+        for line in ["send --help", "send -h", "waitfor --help", "on --help"] {
+            let Parsed::Help(text) = parse(line) else {
+                panic!("{line} is not help")
+            };
+            assert!(text.contains("Usage"), "{line}: {text}");
+        }
+        // A payload that merely contains the word is still a payload.
+        assert!(matches!(
+            parse("send hello --help"),
+            Parsed::Core(Command::Send { .. })
+        ));
     }
 
     #[test]

@@ -272,6 +272,9 @@ pub struct App {
     pub candidates: Vec<String>,
     /// The `source` script running, if any (Ctrl-C stops it).
     pub sourcing: Option<String>,
+    /// `help CMD` / `CMD --help`: the usage the help overlay shows instead
+    /// of the keys.
+    pub help_text: Option<String>,
     /// Closed sessions whose scrollback tail is kept, oldest first, with
     /// what each held when it closed, and their sum.
     closed: std::collections::VecDeque<(String, usize)>,
@@ -303,23 +306,27 @@ impl App {
             quit: false,
             candidates: Vec::new(),
             sourcing: None,
+            help_text: None,
             closed: Default::default(),
             closed_held: 0,
         }
     }
 
     /// `view` typed in the command bar: applies to the session it names.
-    pub fn set_view(&mut self, target: &str, view: View) {
-        let stem = target.strip_prefix("sess-").unwrap_or(target);
-        let hit = self.sessions.iter_mut().find(|s| {
-            s.id == target
-                || s.label.as_deref() == Some(target)
-                || (stem.len() >= 4 && s.id.strip_prefix("sess-").unwrap_or(&s.id).starts_with(stem))
-        });
-        if let Some(s) = hit {
+    /// A `view` command the core resolved: `id` is the session's full id
+    /// (the core's resolver is the only one; ids, labels, prefixes and
+    /// `@N` all arrive here as the id they named).
+    pub fn set_view(&mut self, id: &str, view: View) {
+        if let Some(s) = self.row(id) {
             s.view = view;
             s.scroll = 0;
         }
+    }
+
+    /// Shows a command's usage in the help overlay.
+    pub fn show_help(&mut self, text: String) {
+        self.help_text = Some(text);
+        self.mode = Mode::Help;
     }
 
     pub fn selected_session(&self) -> Option<&SessionRow> {
@@ -646,6 +653,7 @@ impl App {
                 if self.mode == Mode::Help {
                     // Any key closes the help.
                     self.mode = Mode::Normal;
+                    self.help_text = None;
                     return Vec::new();
                 }
                 if self.sourcing.is_some()
@@ -1034,7 +1042,10 @@ impl App {
                     s.scroll = 0;
                 }
             }
-            Action::Help => self.mode = Mode::Help,
+            Action::Help => {
+                self.help_text = None;
+                self.mode = Mode::Help;
+            }
             Action::None => {}
         }
         Vec::new()
@@ -1291,7 +1302,7 @@ pub(crate) mod tests {
         assert!(!a.timestamps);
         a.apply(Action::ToggleRelativeTime);
         assert!(a.timestamps && a.relative_time, "relative time shows timestamps");
-        a.set_view("11111111", View::Hex);
+        a.set_view(&sid(1), View::Hex);
         assert_eq!(a.sessions[0].view, View::Hex);
     }
 

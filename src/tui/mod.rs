@@ -12,6 +12,7 @@ pub mod view;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,7 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{Command, Manager, ManagerConfig, Outcome};
-use crate::lang::{Parsed, parse_line};
+use crate::exec::{Executor, FrontEnd, Script, Step};
 use app::{App, Effect};
 use keymap::Keymap;
 
@@ -141,13 +142,70 @@ pub async fn run(opts: TuiOptions) -> u8 {
 enum UiMsg {
     /// A command finished: its line and result.
     Done(String, Result<String, String>),
-    /// A start-up `view` command to apply to the model.
+    /// A `view` command resolved by the core: the session's full id.
     View(String, crate::core::View),
     /// A `source` script ended (or failed, or was stopped).
     SourceDone(Result<String, String>),
+    /// `help` / `CMD --help`: the text to show.
+    Help(String),
+    /// `quit` from a command line, a macro or a script.
+    Quit,
 }
 
 type Results = mpsc::UnboundedSender<UiMsg>;
+
+/// The TUI's side of the one executor: help goes to the help overlay, a
+/// `view` to the pane showing that session.
+struct TuiFront(Results);
+
+impl FrontEnd for TuiFront {
+    fn help(&self, text: String) -> futures_util::future::BoxFuture<'_, ()> {
+        let _ = self.0.send(UiMsg::Help(text));
+        Box::pin(std::future::ready(()))
+    }
+
+    fn view(&self, session: &str, view: crate::core::View) {
+        let _ = self.0.send(UiMsg::View(session.to_string(), view));
+    }
+}
+
+/// A line's result as the status line shows it.
+fn describe_step(step: &Step) -> Result<String, String> {
+    match step {
+        Step::Done(Some(outcome)) => describe(Ok(outcome.clone())),
+        Step::Done(None) | Step::Quit => Ok(String::new()),
+        Step::Failed(e) => Err(format!("{}: {}", e.code, e.text)),
+        Step::Stopped { at } => Err(match at.rsplit_once(':') {
+            Some((file, n)) if n.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("{file}: stopped at line {n}")
+            }
+            _ => format!("stopped at {at}"),
+        }),
+    }
+}
+
+/// Runs `lines` as one script (start-up `-c` commands, a key macro): in
+/// order, each waiting for the one before, starting from `session`; the
+/// first failure stops it.
+fn spawn_script(executor: &Executor, results: &Results, lines: Vec<String>, session: Option<String>) {
+    let executor = executor.clone();
+    let results = results.clone();
+    tokio::spawn(async move {
+        let mut script = Script::starting_at(session);
+        for line in lines {
+            let step = executor.run_line(line.as_bytes(), &line, &mut script, 0).await;
+            let _ = results.send(UiMsg::Done(line, describe_step(&step)));
+            match step {
+                Step::Done(_) => {}
+                Step::Quit => {
+                    let _ = results.send(UiMsg::Quit);
+                    break;
+                }
+                Step::Failed(_) | Step::Stopped { .. } => break,
+            }
+        }
+    });
+}
 
 async fn run_loop<B: Backend>(
     terminal: &mut Terminal<B>,
@@ -160,30 +218,20 @@ async fn run_loop<B: Backend>(
     let theme = view::Theme::from_env();
     let panic_key = std::env::var_os("MUXCAT_TEST_PANIC").is_some();
     let (results, mut results_rx) = mpsc::unbounded_channel();
+    let executor = Executor::new(manager.clone(), Arc::new(TuiFront(results.clone())));
     // Start-up commands run in order, while the UI is already live.
     {
-        let manager = manager.clone();
+        let executor = executor.clone();
         let results = results.clone();
         tokio::spawn(async move {
+            let mut session = None;
             if let Some(cmd) = initial {
-                let r = manager.execute(cmd).await;
-                let _ = results.send(UiMsg::Done("open".to_string(), describe(r)));
+                let mut script = Script::default();
+                let step = executor.run_command(cmd, &mut script).await;
+                let _ = results.send(UiMsg::Done("open".to_string(), describe_step(&step)));
+                session = script.default_session;
             }
-            for line in commands {
-                match parse_line(&line) {
-                    Ok(Some(Parsed::Core(mut cmd))) => {
-                        if let Some((target, view)) = prepare(&mut cmd, None) {
-                            let _ = results.send(UiMsg::View(target, view));
-                        }
-                        let r = manager.execute(cmd).await;
-                        let _ = results.send(UiMsg::Done(line, describe(r)));
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let _ = results.send(UiMsg::Done(line, Err(format!("{}: {}", e.code, e.text))));
-                    }
-                }
-            }
+            spawn_script(&executor, &results, commands, session);
         });
     }
     let mut input = EventStream::new();
@@ -207,7 +255,7 @@ async fn run_loop<B: Backend>(
                         panic!("F12 pressed with MUXCAT_TEST_PANIC set");
                     }
                     let effects = app.on_key(key);
-                    perform(app, manager, &results, &mut source_stop, effects).await;
+                    perform(app, &executor, &results, &mut source_stop, effects).await;
                     dirty = true;
                 }
                 Some(Ok(TermEvent::Mouse(m))) => {
@@ -245,6 +293,14 @@ async fn run_loop<B: Backend>(
                         source_stop = None;
                         app.on_result("source", result);
                     }
+                    UiMsg::Help(text) => app.show_help(text),
+                    UiMsg::Quit => {
+                        for e in app.apply(keymap::Action::Quit) {
+                            if e == Effect::Quit {
+                                app.quit = true;
+                            }
+                        }
+                    }
                 }
                 dirty = true;
             }
@@ -270,7 +326,7 @@ fn describe(result: crate::core::CoreResult<Outcome>) -> Result<String, String> 
 /// Carries out what `update` asked for.
 async fn perform(
     app: &mut App,
-    manager: &Manager,
+    executor: &Executor,
     results: &Results,
     source_stop: &mut Option<CancellationToken>,
     effects: Vec<Effect>,
@@ -289,128 +345,44 @@ async fn perform(
                     payload: Bytes::from(text.into_bytes()),
                     raw: false,
                 };
-                spawn_command(manager, results, "send".to_string(), cmd).await;
+                spawn_command(executor.manager(), results, "send".to_string(), cmd).await;
             }
-            Effect::Macro { lines, session } => {
-                // In order, each waiting for the one before (a send, then a waitfor).
-                let manager = manager.clone();
+            Effect::Macro { lines, session } => spawn_script(executor, results, lines, session),
+            Effect::Run { line, session } => {
+                // A `source` runs until done, failed or stopped (Ctrl-C);
+                // the status line says it is running meanwhile.
+                let sourcing = line.split_whitespace().next() == Some("source");
+                let stop = CancellationToken::new();
+                if sourcing {
+                    if app.sourcing.is_some() {
+                        app.on_result(&line, Err("a script is already running (Ctrl-C stops it)".into()));
+                        continue;
+                    }
+                    app.sourcing = Some(line.clone());
+                    *source_stop = Some(stop.clone());
+                    app.on_result(&line, Ok(" — running, Ctrl-C stops it".into()));
+                }
+                let executor = executor.clone();
                 let results = results.clone();
                 tokio::spawn(async move {
-                    for line in lines {
-                        let Ok(Some(Parsed::Core(mut cmd))) = parse_line(&line) else {
-                            continue;
-                        };
-                        if let Some((target, view)) = prepare(&mut cmd, session.as_ref()) {
-                            let _ = results.send(UiMsg::View(target, view));
-                        }
-                        let r = describe(manager.execute(cmd).await);
-                        let failed = r.is_err();
-                        let _ = results.send(UiMsg::Done(line, r));
-                        if failed {
-                            break;
-                        }
+                    let mut script = Script::starting_at(session);
+                    script.stop = Some(stop);
+                    let step = executor
+                        .run_line(line.as_bytes(), "command", &mut script, 0)
+                        .await;
+                    if matches!(step, Step::Quit) {
+                        let _ = results.send(UiMsg::Quit);
+                    }
+                    let result = describe_step(&step);
+                    if sourcing {
+                        let _ = results.send(UiMsg::SourceDone(result.map(|_| format!("{line}: done"))));
+                    } else {
+                        let _ = results.send(UiMsg::Done(line, result));
                     }
                 });
             }
-            Effect::Run { line, session } => match parse_line(&line) {
-                Ok(None) => {}
-                Ok(Some(Parsed::Quit)) => {
-                    for e in app.apply(keymap::Action::Quit) {
-                        if e == Effect::Quit {
-                            app.quit = true;
-                        }
-                    }
-                }
-                Ok(Some(Parsed::Sleep(_))) => {
-                    app.on_result(&line, Err("sleep only makes sense in scripts".into()))
-                }
-                Ok(Some(Parsed::Help(_))) => app.mode = app::Mode::Help,
-                Ok(Some(Parsed::Source(path))) => {
-                    if app.sourcing.is_some() {
-                        app.on_result(&line, Err("a script is already running (Ctrl-C stops it)".into()));
-                    } else {
-                        let stop = CancellationToken::new();
-                        app.sourcing = Some(path.display().to_string());
-                        *source_stop = Some(stop.clone());
-                        tokio::spawn(run_source(manager.clone(), results.clone(), path, session, stop));
-                        app.on_result(&line, Ok(" — running, Ctrl-C stops it".into()));
-                    }
-                }
-                Ok(Some(Parsed::Core(mut cmd))) => {
-                    if let Some((target, view)) = prepare(&mut cmd, session.as_ref()) {
-                        app.set_view(&target, view);
-                    }
-                    spawn_command(manager, results, line, cmd).await;
-                }
-                Err(e) => app.on_result(&line, Err(format!("{}: {}", e.code, e.text))),
-            },
         }
     }
-}
-
-/// Fills the selected session into a command that names none, and returns
-/// the view a `view` command asks for, to apply to the model as well.
-fn prepare(cmd: &mut Command, session: Option<&String>) -> Option<(String, crate::core::View)> {
-    if let Some(id) = session {
-        cmd.default_session(id);
-    }
-    match cmd {
-        Command::View {
-            session: Some(target),
-            view,
-        } => Some((target.clone(), *view)),
-        _ => None,
-    }
-}
-
-/// `source FILE` in the TUI: the file's commands run in order against the
-/// live sessions, their events shown as usual; a failure or Ctrl-C stops it.
-async fn run_source(
-    manager: Manager,
-    results: Results,
-    path: PathBuf,
-    session: Option<String>,
-    stop: CancellationToken,
-) {
-    let name = path.display().to_string();
-    let text = match crate::core::files::read_capped_async(&path, crate::core::files::SCRIPT_MAX)
-        .await
-        .and_then(|b| {
-            String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-        }) {
-        Ok(t) => t,
-        Err(e) => {
-            let _ = results.send(UiMsg::SourceDone(Err(format!("cannot read {name}: {e}"))));
-            return;
-        }
-    };
-    let failed = |line: usize, e: crate::core::CoreError| {
-        let _ = results.send(UiMsg::SourceDone(Err(format!(
-            "{name}:{line}: {}: {}",
-            e.code, e.text
-        ))));
-    };
-    for (i, line) in text.lines().enumerate() {
-        let mut cmd = match parse_line(line) {
-            Ok(Some(Parsed::Core(cmd))) => cmd,
-            Ok(_) => continue,
-            Err(e) => return failed(i + 1, e),
-        };
-        if let Some((target, view)) = prepare(&mut cmd, session.as_ref()) {
-            let _ = results.send(UiMsg::View(target, view));
-        }
-        let outcome = tokio::select! {
-            r = manager.execute(cmd) => r,
-            _ = stop.cancelled() => {
-                let _ = results.send(UiMsg::SourceDone(Err(format!("{name}: stopped at line {}", i + 1))));
-                return;
-            }
-        };
-        if let Err(e) = outcome {
-            return failed(i + 1, e);
-        }
-    }
-    let _ = results.send(UiMsg::SourceDone(Ok(format!("{name}: done"))));
 }
 
 /// Queues a command in order and reports its result when it completes

@@ -504,7 +504,19 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
 fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
     let area = frame.area();
     let mut lines = Vec::new();
-    for mode in MODES {
+    let title = if app.help_text.is_some() {
+        " Help "
+    } else {
+        " Keys "
+    };
+    if let Some(text) = &app.help_text {
+        lines.extend(
+            text.lines()
+                .map(|l| Line::raw(crate::core::escape::escape_display(l.as_bytes()))),
+        );
+        lines.push(Line::raw(""));
+    }
+    for &mode in MODES.iter().filter(|_| app.help_text.is_none()) {
         lines.push(Line::styled(
             format!("{mode} mode"),
             Style::new().add_modifier(Modifier::BOLD),
@@ -532,8 +544,15 @@ fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
         "command bar: Enter runs · ↑↓ history · Tab completes · Esc cancels",
         theme.escaped(),
     ));
+    // From the parser, so it never drifts from the language.
+    for row in wrap_words(
+        &format!("commands: {}", crate::lang::command_names().join(" ")),
+        74,
+    ) {
+        lines.push(Line::styled(row, theme.escaped()));
+    }
     lines.push(Line::styled(
-        "commands: connect listen udp send waitfor accept disconnect close view record sessions",
+        "help COMMAND (or COMMAND --help) shows its usage",
         theme.escaped(),
     ));
     lines.push(Line::styled("any key closes this help", theme.escaped()));
@@ -546,7 +565,25 @@ fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
         h,
     );
     frame.render_widget(Clear, popup);
-    frame.render_widget(Paragraph::new(lines).block(pane(" Keys ", true, theme)), popup);
+    frame.render_widget(Paragraph::new(lines).block(pane(title, true, theme)), popup);
+}
+
+/// Splits text into rows of at most `width` columns at spaces.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut rows = vec![String::new()];
+    for word in text.split(' ') {
+        let row = rows.last().map(String::len).unwrap_or(0);
+        if row > 0 && row + 1 + word.len() > width {
+            rows.push(String::new());
+        }
+        if let Some(row) = rows.last_mut() {
+            if !row.is_empty() {
+                row.push(' ');
+            }
+            row.push_str(word);
+        }
+    }
+    rows
 }
 
 /// The buffer as plain text, one line per row (tests and screenshots).

@@ -1,0 +1,205 @@
+//! The one executor of the command language. `muxcat run`, the TUI's
+//! command bar, `-c` start-up commands, key macros and `source` all run
+//! their lines here, so `sleep`, `source`, `help`, `quit` and every core
+//! command behave the same everywhere. A front end supplies only what
+//! differs ([`FrontEnd`]): where help text goes and what a `view` does to
+//! its screen.
+
+use std::path::Path;
+
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::files::{SCRIPT_MAX, read_capped_async};
+use crate::core::{Command, CoreError, ErrorCode, Event, Manager, Outcome, View};
+use crate::lang::{Parsed, parse_line};
+
+/// How deep `source` may nest (a file sourcing itself stops here).
+pub const MAX_SOURCE_DEPTH: usize = 8;
+
+/// What differs between front ends.
+pub trait FrontEnd: Send + Sync {
+    /// Shows the text answering `help` or `CMD --help` (in order with
+    /// the events around it).
+    fn help(&self, text: String) -> BoxFuture<'_, ()>;
+    /// A `view` command changed how a session (its full id) is shown.
+    fn view(&self, _session: &str, _view: View) {}
+}
+
+/// `muxcat run`'s front end: help is an `info` event among the others.
+pub struct Headless(pub Manager);
+
+impl FrontEnd for Headless {
+    fn help(&self, text: String) -> BoxFuture<'_, ()> {
+        Box::pin(self.0.emit(Event::new(crate::core::EventKind::Info(text))))
+    }
+}
+
+/// One running script (a `run` file, a `source` file, a macro, the `-c`
+/// commands, a command-bar line): the session its commands default to.
+/// It starts as the front end's selected session and then follows the
+/// script's own opening commands (`connect`, `udp`, `accept`).
+#[derive(Clone, Debug, Default)]
+pub struct Script {
+    pub default_session: Option<String>,
+    /// Stops the script at the line it is on (the TUI's Ctrl-C).
+    pub stop: Option<CancellationToken>,
+}
+
+impl Script {
+    pub fn starting_at(session: Option<String>) -> Script {
+        Script {
+            default_session: session,
+            stop: None,
+        }
+    }
+}
+
+/// How a line ended.
+#[derive(Debug)]
+pub enum Step {
+    /// Done; the core command's outcome, if it was one.
+    Done(Option<Outcome>),
+    /// Failed; the error was also emitted as an `error` event.
+    Failed(CoreError),
+    /// `quit`.
+    Quit,
+    /// Stopped (its [`Script::stop`]) while running the line at `at`.
+    Stopped { at: String },
+}
+
+/// The executor: cheap to clone.
+#[derive(Clone)]
+pub struct Executor {
+    manager: Manager,
+    front: Arc<dyn FrontEnd>,
+}
+
+impl Executor {
+    pub fn new(manager: Manager, front: Arc<dyn FrontEnd>) -> Executor {
+        Executor { manager, front }
+    }
+
+    pub fn manager(&self) -> &Manager {
+        &self.manager
+    }
+
+    /// Runs one line; `place` names it in errors (`line 3`, `setup.mux:3`).
+    pub async fn run_line(&self, raw: &[u8], place: &str, script: &mut Script, depth: usize) -> Step {
+        let Some(stop) = script.stop.clone() else {
+            return self.run_line_inner(raw, place, script, depth).await;
+        };
+        tokio::select! {
+            // The innermost line (of nested `source`s) reports the place.
+            biased;
+            step = self.run_line_inner(raw, place, script, depth) => step,
+            _ = stop.cancelled() => Step::Stopped { at: place.to_string() },
+        }
+    }
+
+    async fn run_line_inner(&self, raw: &[u8], place: &str, script: &mut Script, depth: usize) -> Step {
+        let text = match std::str::from_utf8(raw) {
+            Ok(t) => t.trim_end_matches(['\n', '\r']),
+            Err(_) => {
+                return self
+                    .fail(CoreError::new(
+                        ErrorCode::CommandInvalid,
+                        format!("{place}: not valid UTF-8"),
+                    ))
+                    .await;
+            }
+        };
+        match parse_line(text) {
+            Ok(None) => Step::Done(None),
+            Ok(Some(Parsed::Quit)) => Step::Quit,
+            Ok(Some(Parsed::Sleep(d))) => {
+                tokio::time::sleep(d).await;
+                Step::Done(None)
+            }
+            Ok(Some(Parsed::Help(text))) => {
+                self.front.help(text).await;
+                Step::Done(None)
+            }
+            Ok(Some(Parsed::Source(path))) => Box::pin(self.source(&path, place, script, depth)).await,
+            // Lines of a sourced file name their place in errors.
+            Ok(Some(Parsed::Core(cmd))) => {
+                let place = (depth > 0).then_some(place);
+                self.run_command_at(cmd, script, place).await
+            }
+            Err(mut e) => {
+                e.text = format!("{place}: {}", e.text);
+                self.fail(e).await
+            }
+        }
+    }
+
+    /// Runs a core command with the script's default session; an opening
+    /// command's session becomes the script's default.
+    pub async fn run_command(&self, cmd: Command, script: &mut Script) -> Step {
+        self.run_command_at(cmd, script, None).await
+    }
+
+    async fn run_command_at(&self, mut cmd: Command, script: &mut Script, place: Option<&str>) -> Step {
+        if let Some(id) = &script.default_session {
+            cmd.default_session(id);
+        }
+        let opens = matches!(
+            cmd,
+            Command::Connect(_) | Command::Udp(_) | Command::Accept { .. }
+        );
+        let view = match &cmd {
+            Command::View { view, .. } => Some(*view),
+            _ => None,
+        };
+        match self.manager.execute_at(cmd, place).await {
+            Ok(outcome) => {
+                if let Outcome::Session(id) = &outcome {
+                    if opens {
+                        script.default_session = Some(id.clone());
+                    }
+                    if let Some(view) = view {
+                        self.front.view(id, view);
+                    }
+                }
+                Step::Done(Some(outcome))
+            }
+            // The manager emitted the error event.
+            Err(e) => Step::Failed(e),
+        }
+    }
+
+    /// `source FILE`: its lines run in order; the first failure fails it.
+    pub async fn source(&self, path: &Path, place: &str, script: &mut Script, depth: usize) -> Step {
+        let invalid = |text: String| CoreError::new(ErrorCode::CommandInvalid, text);
+        if depth >= MAX_SOURCE_DEPTH {
+            return self
+                .fail(invalid(format!(
+                    "{place}: source {} nests deeper than {MAX_SOURCE_DEPTH}",
+                    path.display()
+                )))
+                .await;
+        }
+        let text = match read_capped_async(path, SCRIPT_MAX).await {
+            Ok(t) => t,
+            Err(e) => {
+                return self
+                    .fail(invalid(format!("{place}: cannot read {}: {e}", path.display())))
+                    .await;
+            }
+        };
+        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+            let here = format!("{}:{}", path.display(), i + 1);
+            match Box::pin(self.run_line(line, &here, script, depth + 1)).await {
+                Step::Done(_) => {}
+                other => return other,
+            }
+        }
+        Step::Done(None)
+    }
+
+    async fn fail(&self, err: CoreError) -> Step {
+        self.manager.emit(Event::error(err.clone())).await;
+        Step::Failed(err)
+    }
+}
