@@ -18,7 +18,7 @@ use super::events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventK
 use super::listener::Listener;
 use super::session::{Direction, Io, Parts, Session};
 use super::trigger::{Scope, Trigger};
-use super::{Ctx, EventSink, EventStream, addr, new_id, udp};
+use super::{Ctx, EventSink, EventStream, addr, new_id, resolve, udp};
 
 pub use super::dial::CONNECT_TIMEOUT;
 /// The longest `--id`.
@@ -783,11 +783,9 @@ impl Actor {
                     )
                 });
         };
-        if r.starts_with('@') {
-            return by_position(&self.sessions, r, |s| !s.is_closed(), "live session");
-        }
-        let found = find_by_ref(&self.sessions, r, "sess", |s| (&s.id, &s.label));
-        resolve_found(found, r, "session")
+        resolve::resolve(&self.sessions, r, &resolve::SESSIONS, |s| {
+            (&s.id, &s.label, !s.is_closed())
+        })
     }
 
     fn find_listener(&self, r: Option<&str>) -> CoreResult<Arc<Listener>> {
@@ -804,72 +802,9 @@ impl Actor {
                     )
                 });
         };
-        if r.starts_with('@') {
-            return by_position(&self.listeners, r, |l| !l.is_closed(), "open listener");
-        }
-        let found = find_by_ref(&self.listeners, r, "lstn", |l| (&l.id, &l.label));
-        resolve_found(found, r, "listener")
-    }
-}
-
-/// `@N`: the N-th (from 1) of the items that are still open, in opening order.
-fn by_position<T>(items: &[Arc<T>], r: &str, open: impl Fn(&T) -> bool, what: &str) -> CoreResult<Arc<T>> {
-    let n: usize = r[1..].parse().map_err(|_| {
-        CoreError::new(
-            ErrorCode::SessionNotFound,
-            format!("{r:?}: @N takes a number from 1"),
-        )
-    })?;
-    items
-        .iter()
-        .filter(|i| open(i))
-        .nth(n.wrapping_sub(1))
-        .cloned()
-        .ok_or_else(|| CoreError::new(ErrorCode::SessionNotFound, format!("there is no {what} {r}")))
-}
-
-/// Exact id, then label, then unique prefix of the uuid part.
-fn find_by_ref<T>(
-    items: &[Arc<T>],
-    r: &str,
-    prefix: &str,
-    key: impl Fn(&T) -> (&String, &Option<String>),
-) -> Vec<Arc<T>> {
-    if let Some(hit) = items.iter().find(|i| key(i).0 == r) {
-        return vec![hit.clone()];
-    }
-    let by_label: Vec<_> = items
-        .iter()
-        .filter(|i| key(i).1.as_deref() == Some(r))
-        .cloned()
-        .collect();
-    if !by_label.is_empty() {
-        return by_label;
-    }
-    let stem = r.strip_prefix(&format!("{prefix}-")).unwrap_or(r);
-    let hexish = stem.len() >= 4 && stem.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-    if !hexish {
-        return Vec::new();
-    }
-    let full = format!("{prefix}-{}", stem.to_ascii_lowercase());
-    items
-        .iter()
-        .filter(|i| key(i).0.starts_with(&full))
-        .cloned()
-        .collect()
-}
-
-fn resolve_found<T>(mut found: Vec<Arc<T>>, r: &str, what: &str) -> CoreResult<Arc<T>> {
-    match found.len() {
-        1 => Ok(found.remove(0)),
-        0 => Err(CoreError::new(
-            ErrorCode::SessionNotFound,
-            format!("no {what} matches {r:?}"),
-        )),
-        n => Err(CoreError::new(
-            ErrorCode::SessionAmbiguous,
-            format!("{n} {what}s match {r:?}: give more of the id"),
-        )),
+        resolve::resolve(&self.listeners, r, &resolve::LISTENERS, |l| {
+            (&l.id, &l.label, !l.is_closed())
+        })
     }
 }
 

@@ -12,6 +12,7 @@
 //! - `addr`: `HOST:PORT` parsing and resolution
 //! - `files`: reading operator-named files with a size cap
 //! - `recycle`: reusing read buffers under a flood
+//! - `resolve`: the one resolver of session and listener references
 //! - `sink`: the event channel, bounded by the bytes its events hold
 
 pub mod addr;
@@ -24,6 +25,7 @@ pub mod framing;
 pub mod listener;
 pub mod manager;
 pub mod recycle;
+pub mod resolve;
 pub mod session;
 pub mod sink;
 pub mod tls;
