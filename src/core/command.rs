@@ -83,7 +83,8 @@ pub struct SessionOptions {
 
 #[derive(Clone, Debug)]
 pub struct ConnectSpec {
-    pub target: HostPort,
+    /// `HOST:PORT` or `unix:PATH`.
+    pub target: super::transport::Target,
     pub opts: SessionOptions,
     pub tls: Option<ClientTls>,
     /// `--reconnect`: dial again after a drop, with this backoff.
@@ -94,7 +95,8 @@ pub struct ConnectSpec {
 
 #[derive(Clone, Debug)]
 pub struct ListenSpec {
-    pub bind: HostPort,
+    /// `[HOST:]PORT` or `unix:PATH`.
+    pub bind: super::transport::Target,
     pub opts: SessionOptions,
     pub tls: Option<ServerTls>,
     pub max_connections: usize,

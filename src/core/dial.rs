@@ -1,105 +1,11 @@
-//! Opening an outbound TCP or TLS connection, once (`connect`) or again and
-//! again (`connect --reconnect`), and the backoff between attempts.
+//! Reconnecting (`connect --reconnect`): the dialer to use again and the
+//! backoff between attempts.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
-use super::addr::{self, HostPort};
-use super::command::ConnectSpec;
-use super::events::{CoreError, CoreResult, ErrorCode};
-use super::session::{Io, ReadSide};
-
-/// Default timeout of a TCP connect (a `--timeout` on the session overrides it).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Everything needed to open the connection, checked once up front (a bad
-/// CA file fails the command, not every reconnect).
-pub(crate) struct Dialer {
-    target: HostPort,
-    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>, bool)>,
-    timeout: Duration,
-}
-
-/// An open connection.
-pub(crate) struct Dialed {
-    pub io: Io,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    pub tls: bool,
-    pub insecure: bool,
-}
-
-impl Dialer {
-    pub fn new(spec: &ConnectSpec) -> CoreResult<Dialer> {
-        let tls = match &spec.tls {
-            Some(t) => Some((t.config()?, t.server_name(&spec.target.host)?, t.insecure)),
-            None => None,
-        };
-        Ok(Dialer {
-            target: spec.target.clone(),
-            tls,
-            timeout: spec.opts.timeout.unwrap_or(CONNECT_TIMEOUT),
-        })
-    }
-
-    /// Connects (and shakes hands) within the connect timeout.
-    pub async fn dial(&self) -> CoreResult<Dialed> {
-        let stream = tcp_connect(&self.target, self.timeout).await?;
-        let _ = stream.set_nodelay(true);
-        let (local, remote) = match (stream.local_addr(), stream.peer_addr()) {
-            (Ok(l), Ok(r)) => (l, r),
-            (Err(e), _) | (_, Err(e)) => {
-                return Err(CoreError::new(
-                    ErrorCode::ConnectFailed,
-                    format!("{}: {e}", self.target),
-                ));
-            }
-        };
-        let Some((config, name, insecure)) = &self.tls else {
-            let (r, w) = stream.into_split();
-            let io = Io::Stream {
-                read: ReadSide::Tcp(r),
-                write: Box::new(w),
-            };
-            return Ok(Dialed {
-                io,
-                local,
-                remote,
-                tls: false,
-                insecure: false,
-            });
-        };
-        let connector = TlsConnector::from(config.clone());
-        let hs = tokio::time::timeout(self.timeout, connector.connect(name.clone(), stream)).await;
-        match hs {
-            Ok(Ok(tls)) => {
-                let (r, w) = tokio::io::split(tls);
-                let io = Io::Stream {
-                    read: ReadSide::Other(Box::new(r)),
-                    write: Box::new(w),
-                };
-                Ok(Dialed {
-                    io,
-                    local,
-                    remote,
-                    tls: true,
-                    insecure: *insecure,
-                })
-            }
-            Ok(Err(e)) => Err(super::tls::handshake_error(&self.target.to_string(), e)),
-            Err(_) => Err(CoreError::new(
-                ErrorCode::TlsHandshakeFailed,
-                format!("TLS handshake with {} timed out", self.target),
-            )),
-        }
-    }
-}
+use super::transport::Dialer;
 
 /// `connect --reconnect`: how to get the connection back.
 pub(crate) struct Redial {
@@ -159,46 +65,6 @@ impl Backoff {
         let jitter = jitter.clamp(0.0, 1.0);
         base.mul_f64(1.0 - jitter / 2.0).max(self.min.min(base))
     }
-}
-
-/// Connects to the first address of the host that accepts, within `limit`.
-pub(crate) async fn tcp_connect(target: &HostPort, limit: Duration) -> CoreResult<TcpStream> {
-    let addrs = addr::resolve(target).await?;
-    let attempt = async {
-        let mut last = None;
-        for a in &addrs {
-            match TcpStream::connect(a).await {
-                Ok(s) => return Ok(s),
-                Err(e) => last = Some((*a, e)),
-            }
-        }
-        let Some((a, e)) = last else {
-            return Err(CoreError::new(
-                ErrorCode::ResolveFailed,
-                format!("{target}: no address"),
-            ));
-        };
-        Err(if e.kind() == std::io::ErrorKind::ConnectionRefused {
-            CoreError::new(
-                ErrorCode::ConnectRefused,
-                format!("{target} ({a}) refused the connection"),
-            )
-        } else {
-            CoreError::new(
-                ErrorCode::ConnectFailed,
-                format!("cannot connect to {target} ({a}): {e}"),
-            )
-        })
-    };
-    tokio::time::timeout(limit, attempt).await.unwrap_or_else(|_| {
-        Err(CoreError::new(
-            ErrorCode::ConnectFailed,
-            format!(
-                "connecting to {target} timed out after {}",
-                super::format_duration(limit)
-            ),
-        ))
-    })
 }
 
 #[cfg(test)]

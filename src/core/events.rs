@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
 use super::escape::escape_display;
+use super::transport::{Endpoint, Kind, Target};
 
 /// The error codes of CONTRACT section 4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -124,6 +125,8 @@ pub struct SessionInfo {
     pub peer: Option<String>,
     pub state: String,
     pub tls: bool,
+    /// The transport: tcp, tls, udp, udp-peer, unix.
+    pub kind: &'static str,
     pub mode: &'static str,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -149,27 +152,27 @@ pub struct ListenerInfo {
 #[derive(Clone, Debug)]
 pub enum EventKind {
     Connecting {
-        host: String,
-        port: u16,
+        target: Target,
     },
+    /// An outbound link is open; `kind` says which transport.
     Connected {
-        remote: SocketAddr,
-        local: SocketAddr,
-        tls: bool,
+        remote: Endpoint,
+        local: Endpoint,
+        kind: Kind,
         insecure: bool,
     },
+    /// A listener (or a UDP socket, `kind` udp) is bound.
     Listening {
-        local: SocketAddr,
-        tls: bool,
-        /// A UDP socket (a `udp` session, or a `udp --per-peer` listener).
-        udp: bool,
+        local: Endpoint,
+        kind: Kind,
         /// The connection limit (listeners only).
         max_connections: Option<usize>,
         /// SHA-256 of a self-signed certificate made for this listener.
         fingerprint: Option<String>,
     },
     Accepted {
-        remote: SocketAddr,
+        remote: Endpoint,
+        kind: Kind,
     },
     /// Received bytes: one line (without its terminator) in line mode, one
     /// chunk in binary mode, one datagram for UDP. `count` is the number of
@@ -405,17 +408,21 @@ impl Event {
         }
         out.push(' ');
         match &self.kind {
-            EventKind::Connecting { host, port } => {
-                out.push_str(&format!("connecting {}", join_host_port(host, *port)))
+            EventKind::Connecting { target } => {
+                out.push_str(&format!("connecting {}", escape_display(target.to_string().as_bytes())))
             }
             EventKind::Connected {
                 remote,
                 local,
-                tls,
+                kind,
                 insecure,
             } => {
-                out.push_str(&format!("connected {remote} (local {local}"));
-                if *tls {
+                out.push_str(&format!(
+                    "connected {} (local {}",
+                    escape_display(remote.to_string().as_bytes()),
+                    escape_display(local.to_string().as_bytes())
+                ));
+                if kind.is_tls() {
                     out.push_str(", tls");
                 }
                 if *insecure {
@@ -425,24 +432,23 @@ impl Event {
             }
             EventKind::Listening {
                 local,
-                tls,
+                kind,
                 fingerprint,
-                udp,
                 ..
             } => {
-                out.push_str(&format!("listening {local}"));
-                if *udp {
+                out.push_str(&format!("listening {}", escape_display(local.to_string().as_bytes())));
+                if kind.is_udp() {
                     out.push_str(" udp");
                 }
-                if *tls {
+                if kind.is_tls() {
                     out.push_str(" tls");
                 }
                 if let Some(fp) = fingerprint {
                     out.push_str(&format!(" self-signed sha256={fp}"));
                 }
             }
-            EventKind::Accepted { remote } => {
-                out.push_str(&format!("accepted {remote}"));
+            EventKind::Accepted { remote, .. } => {
+                out.push_str(&format!("accepted {}", escape_display(remote.to_string().as_bytes())));
                 if let Some(l) = &self.listener_id {
                     out.push_str(&format!(" on {}", short_id(l)));
                 }
@@ -593,37 +599,39 @@ impl Serialize for Event {
             map.serialize_entry("errorText", &err.text)?;
         }
         match &self.kind {
-            EventKind::Connecting { host, port } => {
-                map.serialize_entry("host", host)?;
-                map.serialize_entry("port", port)?;
-            }
+            EventKind::Connecting { target } => match target {
+                Target::Ip(hp) => {
+                    map.serialize_entry("host", &hp.host)?;
+                    map.serialize_entry("port", &hp.port)?;
+                }
+                Target::Unix(path) => map.serialize_entry("path", &path.display().to_string())?,
+            },
             EventKind::Connected {
                 remote,
                 local,
-                tls,
+                kind,
                 insecure,
             } => {
-                map.serialize_entry("remoteHost", &remote.ip().to_string())?;
-                map.serialize_entry("remotePort", &remote.port())?;
+                serialize_endpoint(&mut map, "remote", remote)?;
                 map.serialize_entry("localAddr", &local.to_string())?;
-                map.serialize_entry("tls", tls)?;
-                if *tls {
+                map.serialize_entry("tls", &kind.is_tls())?;
+                if kind.is_tls() {
                     map.serialize_entry("insecure", insecure)?;
                 }
+                map.serialize_entry("kind", kind.as_str())?;
             }
             EventKind::Listening {
                 local,
-                tls,
-                udp,
+                kind,
                 fingerprint,
                 max_connections,
             } => {
-                map.serialize_entry("localHost", &local.ip().to_string())?;
-                map.serialize_entry("localPort", &local.port())?;
-                map.serialize_entry("tls", tls)?;
-                if *udp {
-                    map.serialize_entry("udp", udp)?;
+                serialize_endpoint(&mut map, "local", local)?;
+                map.serialize_entry("tls", &kind.is_tls())?;
+                if kind.is_udp() {
+                    map.serialize_entry("udp", &true)?;
                 }
+                map.serialize_entry("kind", kind.as_str())?;
                 if let Some(max) = max_connections {
                     map.serialize_entry("maxConnections", max)?;
                 }
@@ -631,9 +639,9 @@ impl Serialize for Event {
                     map.serialize_entry("fingerprint", fp)?;
                 }
             }
-            EventKind::Accepted { remote } => {
-                map.serialize_entry("remoteHost", &remote.ip().to_string())?;
-                map.serialize_entry("remotePort", &remote.port())?;
+            EventKind::Accepted { remote, kind } => {
+                serialize_endpoint(&mut map, "remote", remote)?;
+                map.serialize_entry("kind", kind.as_str())?;
             }
             EventKind::Data {
                 payload, count, from, ..
@@ -695,6 +703,21 @@ impl Serialize for Event {
     }
 }
 
+/// An endpoint as the contract's fields: `{side}Host` and `{side}Port`
+/// for IP, `{side}Path` for a Unix socket.
+fn serialize_endpoint<M: SerializeMap>(map: &mut M, side: &str, end: &Endpoint) -> Result<(), M::Error> {
+    match end {
+        Endpoint::Ip(a) => {
+            map.serialize_entry(&format!("{side}Host"), &a.ip().to_string())?;
+            map.serialize_entry(&format!("{side}Port"), &a.port())
+        }
+        Endpoint::Unix(path) => map.serialize_entry(
+            &format!("{side}Path"),
+            &path.as_ref().map(|p| p.display().to_string()),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,7 +727,7 @@ mod tests {
         let ev = Event::new(EventKind::Connected {
             remote: "127.0.0.1:2323".parse().unwrap(),
             local: "127.0.0.1:50432".parse().unwrap(),
-            tls: false,
+            kind: crate::core::transport::Kind::Tcp,
             insecure: false,
         })
         .session("sess-1");

@@ -8,28 +8,27 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::command::SessionOptions;
 use super::events::{CoreError, CoreResult, ErrorCode, Event, EventKind, ListenerInfo};
-use super::session::{Direction, Io, Parts, ReadSide, Session};
+use super::session::{Direction, Parts, Session};
+use super::transport::{Accepted, Bound, Endpoint, Io, Kind};
 use super::{Ctx, new_id};
 
-/// How long a client may take to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accepted clients no `accept` has returned yet, kept for `accept` (oldest dropped).
 const ACCEPT_QUEUE: usize = 4096;
 
 pub struct Listener {
     pub id: String,
     pub label: Option<String>,
-    pub local: SocketAddr,
-    pub tls: bool,
-    /// `udp --per-peer`: sessions are remote addresses on one UDP socket.
-    pub udp: bool,
+    pub local: Endpoint,
+    /// tcp, tls, unix, or udp (`udp --per-peer`: sessions are remote
+    /// addresses on one UDP socket).
+    pub kind: Kind,
     pub max_connections: usize,
     pub(crate) opts: SessionOptions,
     clients: AtomicUsize,
@@ -43,8 +42,8 @@ pub struct Listener {
 impl Listener {
     pub(crate) fn new(
         id: String,
-        local: SocketAddr,
-        (tls, udp): (bool, bool),
+        local: Endpoint,
+        kind: Kind,
         max_connections: usize,
         opts: SessionOptions,
     ) -> Arc<Listener> {
@@ -52,8 +51,7 @@ impl Listener {
             id,
             label: opts.label.clone(),
             local,
-            tls,
-            udp,
+            kind,
             max_connections,
             opts,
             clients: AtomicUsize::new(0),
@@ -91,8 +89,8 @@ impl Listener {
             listener_id: self.id.clone(),
             label: self.label.clone(),
             local_addr: self.local.to_string(),
-            tls: self.tls,
-            udp: self.udp,
+            tls: self.kind.is_tls(),
+            udp: self.kind.is_udp(),
             clients: self.clients(),
             max_connections: self.max_connections,
             state: if self.is_closed() { "closed" } else { "listening" },
@@ -152,7 +150,7 @@ impl Listener {
     }
 
     /// Accepts clients until closed.
-    pub(crate) async fn run(self: Arc<Self>, tcp: TcpListener, tls: Option<TlsAcceptor>, ctx: Arc<Ctx>) {
+    pub(crate) async fn run(self: Arc<Self>, bound: Bound, tls: Option<TlsAcceptor>, ctx: Arc<Ctx>) {
         let mut last_error_report: Option<tokio::time::Instant> = None;
         loop {
             if self.hold_excess.load(Ordering::Acquire) {
@@ -166,11 +164,10 @@ impl Listener {
             }
             let accepted = tokio::select! {
                 _ = self.cancel.cancelled() => break,
-                r = tcp.accept() => r,
+                r = bound.accept() => r,
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    let peer = super::addr::canonical(peer);
                     if self.clients() >= self.max_connections {
                         drop(stream);
                         let err = CoreError::new(
@@ -299,7 +296,7 @@ impl Listener {
         ctx: &Arc<Ctx>,
     ) -> Option<Arc<Session>> {
         self.clients.fetch_add(1, Ordering::AcqRel);
-        self.open_client(self.local, from, Io::UdpPeer(socket.clone()), ctx)
+        self.open_client(self.local.clone(), Endpoint::Ip(from), Io::UdpPeer(socket.clone()), Kind::UdpPeer, ctx)
             .await
     }
 
@@ -307,9 +304,10 @@ impl Listener {
     /// `accept`, reading. `None` when the manager is shutting down.
     async fn open_client(
         self: &Arc<Self>,
-        local: SocketAddr,
-        peer: SocketAddr,
+        local: Endpoint,
+        peer: Endpoint,
         io: Io,
+        kind: Kind,
         ctx: &Arc<Ctx>,
     ) -> Option<Arc<Session>> {
         let parts = Parts {
@@ -318,8 +316,8 @@ impl Listener {
             direction: Direction::In,
             listener: Some(self.clone()),
             local,
-            peer: Some(peer),
-            tls: self.tls,
+            peer: Some(peer.clone()),
+            kind,
             mode: self.opts.mode,
             eol: self.opts.eol,
             timeout: self.opts.timeout,
@@ -332,58 +330,23 @@ impl Listener {
             return None;
         }
         session.record_to_dir().await;
-        session.emit(EventKind::Accepted { remote: peer }).await;
+        session.emit(EventKind::Accepted { remote: peer, kind }).await;
         self.push_unclaimed(session.id.clone());
         session.start_reading(read);
         Some(session)
     }
 
-    /// Finishes one client's setup (TLS handshake) and opens its session.
-    async fn admit(
-        self: Arc<Self>,
-        stream: TcpStream,
-        peer: SocketAddr,
-        tls: Option<TlsAcceptor>,
-        ctx: Arc<Ctx>,
-    ) {
-        let _ = stream.set_nodelay(true);
-        let local = super::addr::canonical(stream.local_addr().unwrap_or(self.local));
-        let io = match tls {
-            None => {
-                let (r, w) = stream.into_split();
-                Io::Stream {
-                    read: ReadSide::Tcp(r),
-                    write: Box::new(w),
-                }
+    /// Finishes one client's setup (a TLS handshake) and opens its session.
+    async fn admit(self: Arc<Self>, stream: Accepted, peer: Endpoint, tls: Option<TlsAcceptor>, ctx: Arc<Ctx>) {
+        match stream.into_link(&peer, tls.as_ref()).await {
+            Ok(link) => {
+                self.open_client(link.local, link.peer, link.io, link.kind, &ctx)
+                    .await;
             }
-            Some(acceptor) => {
-                let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-                match hs {
-                    Ok(Ok(tls)) => {
-                        let (r, w) = tokio::io::split(tls);
-                        Io::Stream {
-                            read: ReadSide::Other(Box::new(r)),
-                            write: Box::new(w),
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        self.client_closed();
-                        let err = super::tls::handshake_error(&peer.to_string(), e);
-                        ctx.events.emit(Event::error(err).listener(&self.id)).await;
-                        return;
-                    }
-                    Err(_) => {
-                        self.client_closed();
-                        let err = CoreError::new(
-                            ErrorCode::TlsHandshakeFailed,
-                            format!("TLS handshake with {peer} failed: no handshake within 10s"),
-                        );
-                        ctx.events.emit(Event::error(err).listener(&self.id)).await;
-                        return;
-                    }
-                }
+            Err(err) => {
+                self.client_closed();
+                ctx.events.emit(Event::error(err).listener(&self.id)).await;
             }
-        };
-        self.open_client(local, peer, io, &ctx).await;
+        }
     }
 }

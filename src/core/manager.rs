@@ -12,15 +12,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
 
 use super::command::{Command, ConnectSpec, ListenSpec, Outcome, TriggerSpec, UdpSpec};
-use super::dial::{Dialer, Redial};
+use super::dial::Redial;
 use super::events::short_id;
 use super::events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventKind};
 use super::listener::Listener;
-use super::session::{Direction, Io, Parts, Session};
+use super::session::{Direction, Parts, Session};
+use super::transport::{self, Bound, Dialer, Endpoint, Io, Kind, Target};
 use super::trigger::{Scope, Trigger};
-use super::{Ctx, EventSink, EventStream, addr, new_id, resolve, udp};
+use super::{Ctx, EventSink, EventStream, new_id, resolve};
 
-pub use super::dial::CONNECT_TIMEOUT;
+pub use super::transport::CONNECT_TIMEOUT;
 /// The longest `--id`.
 const MAX_ID: usize = 64;
 
@@ -574,8 +575,7 @@ impl Actor {
             let event = |kind| Event::new(kind).session(&id).labelled(spec.opts.label.as_deref());
             ctx.events
                 .emit(event(EventKind::Connecting {
-                    host: spec.target.host.clone(),
-                    port: spec.target.port,
+                    target: spec.target.clone(),
                 }))
                 .await;
             // The first connect must work: a typo fails at once instead of
@@ -584,7 +584,7 @@ impl Actor {
                 Ok(d) => d,
                 Err(e) => return fail(reply, e, Some(id)),
             };
-            let (remote, local, tls, insecure) = (dialed.remote, dialed.local, dialed.tls, dialed.insecure);
+            let (remote, local, kind, insecure) = (dialed.peer, dialed.local, dialed.kind, dialed.insecure);
             let redial = spec.reconnect.map(|backoff| {
                 Box::new(Redial {
                     dialer,
@@ -597,9 +597,9 @@ impl Actor {
                 label: spec.opts.label.clone(),
                 direction: Direction::Out,
                 listener: None,
-                local,
-                peer: Some(remote),
-                tls,
+                local: local.clone(),
+                peer: Some(remote.clone()),
+                kind,
                 mode: spec.opts.mode,
                 eol: spec.opts.eol,
                 timeout: spec.opts.timeout,
@@ -617,7 +617,7 @@ impl Actor {
                 .emit(EventKind::Connected {
                     remote,
                     local,
-                    tls,
+                    kind,
                     insecure,
                 })
                 .await;
@@ -643,55 +643,37 @@ impl Actor {
             }
             None => (None, None),
         };
-        let addrs = addr::resolve(&spec.bind).await.map_err(with_id)?;
-        let mut last_err = None;
-        let mut bound = None;
-        for a in &addrs {
-            match bind_tcp(*a, addr::dual_stack(&spec.bind, a)) {
-                Ok(l) => {
-                    bound = Some(l);
-                    break;
+        let (bound, kind) = match &spec.bind {
+            Target::Ip(hp) => {
+                let tcp = transport::tcp::bind_any(hp).await.map_err(with_id)?;
+                let kind = if spec.tls.is_some() { Kind::Tls } else { Kind::Tcp };
+                (Bound::Tcp(tcp), kind)
+            }
+            Target::Unix(path) => {
+                if spec.tls.is_some() {
+                    return Err(with_id(CoreError::new(
+                        ErrorCode::TlsConfigInvalid,
+                        format!("{}: --tls works over TCP only", spec.bind),
+                    )));
                 }
-                Err(e) => last_err = Some((a, e)),
-            }
-        }
-        let tcp = match (bound, last_err) {
-            (Some(l), _) => l,
-            (None, Some((a, e))) => {
-                return Err(with_id(CoreError::new(
-                    ErrorCode::BindFailed,
-                    format!("cannot listen on {a}: {e}"),
-                )));
-            }
-            (None, None) => {
-                return Err(with_id(CoreError::new(
-                    ErrorCode::BindFailed,
-                    format!("{}: no address", spec.bind),
-                )));
+                (Bound::Unix(transport::unix::bind(path).map_err(with_id)?), Kind::Unix)
             }
         };
-        let local = tcp
-            .local_addr()
+        let local = bound
+            .local()
             .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
-        let listener = Listener::new(
-            id.clone(),
-            local,
-            (spec.tls.is_some(), false),
-            spec.max_connections,
-            spec.opts,
-        );
+        let listener = Listener::new(id.clone(), local, kind, spec.max_connections, spec.opts);
         listener.set_hold_excess(spec.hold_excess);
         self.announce(&listener, fingerprint).await;
-        tokio::spawn(listener.run(tcp, acceptor, self.ctx.clone()));
+        tokio::spawn(listener.run(bound, acceptor, self.ctx.clone()));
         Ok(Outcome::Listener(id))
     }
 
     /// Reports a new listener (`listening`) and makes it the default one.
     async fn announce(&mut self, listener: &Arc<Listener>, fingerprint: Option<String>) {
         let kind = EventKind::Listening {
-            local: listener.local,
-            tls: listener.tls,
-            udp: listener.udp,
+            local: listener.local.clone(),
+            kind: listener.kind,
             fingerprint,
             max_connections: Some(listener.max_connections),
         };
@@ -713,7 +695,7 @@ impl Actor {
             session_id: Some(id.clone()),
             listener_id: None,
         };
-        let opened = udp::open(&spec).await.map_err(with_id)?;
+        let opened = transport::udp::open(&spec).await.map_err(with_id)?;
         let local = opened
             .socket
             .local_addr()
@@ -723,9 +705,9 @@ impl Actor {
             label: spec.opts.label.clone(),
             direction: Direction::Udp,
             listener: None,
-            local,
-            peer: opened.to,
-            tls: false,
+            local: Endpoint::Ip(local),
+            peer: opened.to.map(Endpoint::Ip),
+            kind: Kind::Udp,
             mode: spec.opts.mode,
             eol: spec.opts.eol,
             timeout: spec.opts.timeout,
@@ -737,9 +719,8 @@ impl Actor {
         session.record_to_dir().await;
         session
             .emit(EventKind::Listening {
-                local,
-                tls: false,
-                udp: true,
+                local: Endpoint::Ip(local),
+                kind: Kind::Udp,
                 fingerprint: None,
                 max_connections: None,
             })
@@ -756,12 +737,12 @@ impl Actor {
             session_id: None,
             listener_id: Some(id.clone()),
         };
-        let opened = udp::open(&spec).await.map_err(with_id)?;
+        let opened = transport::udp::open(&spec).await.map_err(with_id)?;
         let local = opened
             .socket
             .local_addr()
             .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
-        let listener = Listener::new(id.clone(), local, (false, true), max_peers, spec.opts);
+        let listener = Listener::new(id.clone(), Endpoint::Ip(local), Kind::Udp, max_peers, spec.opts);
         self.announce(&listener, None).await;
         tokio::spawn(listener.run_udp(Arc::new(opened.socket), self.ctx.clone()));
         Ok(Outcome::Listener(id))
@@ -824,21 +805,3 @@ fn fail(reply: Reply, error: CoreError, session_id: Option<String>) {
     }));
 }
 
-/// Connection requests the kernel queues before `accept` takes them: a
-/// burst of clients must not overflow it (the kernel caps it at somaxconn).
-const LISTEN_BACKLOG: i32 = 4096;
-
-/// A listening socket with SO_REUSEADDR and a deep accept queue; a `dual`
-/// `[::]` socket takes IPv4 clients too.
-fn bind_tcp(addr: std::net::SocketAddr, dual: bool) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        // An explicit [::] is IPv6 only, as 0.0.0.0 is IPv4 only.
-        socket.set_only_v6(!dual)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    tokio::net::TcpListener::from_std(socket.into())
-}

@@ -2,10 +2,11 @@
 //! takes [`Command`]s and emits [`Event`]s. Nothing here knows about terminals.
 //!
 //! - `manager`: the actor and its cloneable handle
-//! - `session`: one TCP/TLS connection or UDP socket, its reader and writer
-//! - `dial`: outbound connections, and reconnecting with backoff
+//! - `session`: one link (any transport), its reader and writer
+//! - `dial`: reconnecting with backoff
 //! - `listener`: accept loop, connection limit, the `accept` queue
-//! - `udp`: opening UDP sockets (broadcast, multicast, reuse)
+//! - `transport`: how bytes move — TCP, TLS, UDP, Unix sockets — behind one
+//!   interface (`Io`, `Endpoint`, `Kind`); nothing else sees socket types
 //! - `tls`: rustls configuration for both sides
 //! - `framing`: line splitting; `escape`: payload, transcript and display escapes
 //! - `events`: the event envelope and error codes; `command`: the commands
@@ -30,7 +31,7 @@ pub mod session;
 pub mod sink;
 pub mod tls;
 pub mod trigger;
-pub mod udp;
+pub mod transport;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -19,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Ctx;
 use super::command::{Eol, Mode, View};
-use super::dial::{Dialed, Redial};
+use super::dial::Redial;
+use super::transport::{self, Endpoint, Io, Kind, ReadSide};
 use super::events::{CloseReason, CoreError, CoreResult, DataLine, ErrorCode, Event, EventKind, SessionInfo};
 use super::framing::{Line, LineSplitter};
 use super::listener::Listener;
@@ -93,46 +93,6 @@ enum Writer {
 enum WriteSide {
     Stream(Box<dyn AsyncWrite + Send + Unpin>),
     Udp(Arc<UdpSocket>),
-}
-
-/// What the reader reads from.
-pub(crate) enum ReadSide {
-    Tcp(OwnedReadHalf),
-    Other(Box<dyn AsyncRead + Send + Unpin>),
-}
-
-impl ReadSide {
-    /// Reads one chunk. For plain TCP the buffer is only allocated once the
-    /// socket is readable, so idle sessions hold no read buffer (unless
-    /// `keep`: bulk transfers reuse theirs).
-    async fn read_chunk(&mut self, buf: &mut BytesMut, size: usize, keep: bool) -> std::io::Result<usize> {
-        match self {
-            ReadSide::Tcp(rd) => loop {
-                rd.readable().await?;
-                if buf.capacity() - buf.len() < size {
-                    buf.reserve(size);
-                }
-                match rd.try_read_buf(buf) {
-                    Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        // A false alarm (new sockets often get one): an
-                        // idle session must not keep the buffer.
-                        if buf.is_empty() && !keep {
-                            *buf = BytesMut::new();
-                        }
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                }
-            },
-            ReadSide::Other(rd) => {
-                if buf.capacity() - buf.len() < size {
-                    buf.reserve(size);
-                }
-                rd.read_buf(buf).await
-            }
-        }
-    }
 }
 
 /// Received data not yet consumed by a `waitfor`.
@@ -259,9 +219,9 @@ struct Link {
 
 struct State {
     closed: Option<CloseReason>,
-    local: SocketAddr,
-    /// TCP: the peer. UDP: the `--to` destination, if any.
-    peer: Option<SocketAddr>,
+    local: Endpoint,
+    /// The peer. UDP: the `--to` destination, if any.
+    peer: Option<Endpoint>,
     link: Link,
     backlog: Backlog,
     last_activity: Instant,
@@ -284,7 +244,8 @@ pub struct Session {
     pub label: Option<String>,
     pub direction: Direction,
     pub listener: Option<Arc<Listener>>,
-    pub tls: bool,
+    /// The transport: tcp, tls, udp, udp-peer, unix.
+    pub kind: Kind,
     pub mode: Mode,
     pub eol: Eol,
     pub timeout: Option<Duration>,
@@ -312,27 +273,15 @@ pub(crate) struct Parts {
     pub label: Option<String>,
     pub direction: Direction,
     pub listener: Option<Arc<Listener>>,
-    pub local: SocketAddr,
-    pub peer: Option<SocketAddr>,
-    pub tls: bool,
+    pub local: Endpoint,
+    pub peer: Option<Endpoint>,
+    pub kind: Kind,
     pub mode: Mode,
     pub eol: Eol,
     pub timeout: Option<Duration>,
     pub half_open: bool,
     /// `connect --reconnect`: how to get the connection back.
     pub redial: Option<Box<Redial>>,
-}
-
-/// The I/O half not yet handed to tasks.
-pub(crate) enum Io {
-    Stream {
-        read: ReadSide,
-        write: Box<dyn AsyncWrite + Send + Unpin>,
-    },
-    Udp(Arc<UdpSocket>),
-    /// One peer of a `udp --per-peer` listener: sends go out of the shared
-    /// socket to the peer; the listener hands received datagrams over.
-    UdpPeer(Arc<UdpSocket>),
 }
 
 impl Session {
@@ -354,7 +303,7 @@ impl Session {
             label: parts.label,
             direction: parts.direction,
             listener: parts.listener,
-            tls: parts.tls,
+            kind: parts.kind,
             mode: parts.mode,
             eol: parts.eol,
             timeout: parts.timeout,
@@ -429,13 +378,13 @@ impl Session {
     }
 
     /// The local address (of the current connection).
-    pub fn local(&self) -> SocketAddr {
-        self.lock().local
+    pub fn local(&self) -> Endpoint {
+        self.lock().local.clone()
     }
 
     /// The peer (of the current connection); UDP: the `--to` destination.
-    pub fn peer(&self) -> Option<SocketAddr> {
-        self.lock().peer
+    pub fn peer(&self) -> Option<Endpoint> {
+        self.lock().peer.clone()
     }
 
     /// Sends the `--preamble` of a connect; it is queued before anything
@@ -480,8 +429,8 @@ impl Session {
     pub fn info(&self) -> SessionInfo {
         let state = self.lock();
         let peer = match self.direction {
-            Direction::Udp => state.peer.or(state.last_sender),
-            _ => state.peer,
+            Direction::Udp => state.peer.clone().or(state.last_sender.map(Endpoint::Ip)),
+            _ => state.peer.clone(),
         };
         SessionInfo {
             session_id: self.id.clone(),
@@ -495,7 +444,8 @@ impl Session {
                 (None, Some(_)) => "reconnecting".to_string(),
                 (None, None) => "live".to_string(),
             },
-            tls: self.tls,
+            tls: self.kind.is_tls(),
+            kind: self.kind.as_str(),
             mode: self.mode.as_str(),
             bytes_in: self.bytes_in(),
             bytes_out: self.bytes_out(),
@@ -558,7 +508,10 @@ impl Session {
     /// UDP: true when `dest` differs from the destination last noted.
     fn to_differs(&self, dest: SocketAddr) -> bool {
         let mut state = self.lock();
-        if state.recording.is_none() || state.noted_dest == Some(dest) || state.peer == Some(dest) {
+        if state.recording.is_none()
+            || state.noted_dest == Some(dest)
+            || state.peer.as_ref().and_then(Endpoint::ip) == Some(dest)
+        {
             return false;
         }
         state.noted_dest = Some(dest);
@@ -567,16 +520,14 @@ impl Session {
 
     /// The transcript header: kind, client -> server, mode.
     fn transcript_header(&self) -> String {
-        let udp = self.listener.as_ref().is_some_and(|l| l.udp);
-        let kind = match (self.direction, self.tls) {
-            (Direction::Udp, _) => "udp",
-            _ if udp => "udp",
-            (_, true) => "tls",
-            (_, false) => "tcp",
+        // A per-peer UDP session is `udp` in the v1 header.
+        let kind = match self.kind {
+            Kind::UdpPeer => Kind::Udp.as_str(),
+            k => k.as_str(),
         };
         let (local, peer) = {
             let state = self.lock();
-            (state.local, state.peer)
+            (state.local.clone(), state.peer.clone())
         };
         let peer = peer.map(|p| p.to_string()).unwrap_or_else(|| "*".to_string());
         let local = local.to_string();
@@ -736,7 +687,7 @@ impl Session {
     /// UDP: where a send goes (the `--to` address, else the last sender).
     fn udp_destination(&self) -> CoreResult<SocketAddr> {
         let state = self.lock();
-        state.peer.or(state.last_sender).ok_or_else(|| {
+        state.peer.as_ref().and_then(Endpoint::ip).or(state.last_sender).ok_or_else(|| {
             CoreError::new(
                 ErrorCode::UdpSendFailed,
                 format!(
@@ -1125,7 +1076,7 @@ impl Session {
 
     /// Puts a new connection under the session: same id, scrollback,
     /// counters and transcript; new reader, writer and addresses.
-    async fn relink(self: &Arc<Self>, dialed: Dialed) {
+    async fn relink(self: &Arc<Self>, dialed: transport::Link) {
         let Io::Stream { read, write } = dialed.io else {
             return;
         };
@@ -1138,19 +1089,19 @@ impl Session {
             state.link.token = self.cancel.child_token();
             state.link.down = None;
             state.link.up_since = Instant::now();
-            state.local = dialed.local;
-            state.peer = Some(dialed.remote);
+            state.local = dialed.local.clone();
+            state.peer = Some(dialed.peer.clone());
             state.read_eof = false;
             state.write_eof = false;
             state.last_activity = Instant::now();
         }
         *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Writer::Idle(WriteSide::Stream(write));
-        self.record_event(&format!("reconnected {} -> {}", dialed.local, dialed.remote))
+        self.record_event(&format!("reconnected {} -> {}", dialed.local, dialed.peer))
             .await;
         self.emit(EventKind::Connected {
-            remote: dialed.remote,
+            remote: dialed.peer,
             local: dialed.local,
-            tls: dialed.tls,
+            kind: dialed.kind,
             insecure: dialed.insecure,
         })
         .await;
@@ -1287,7 +1238,7 @@ async fn read_loop(session: Arc<Session>, mut read: ReadSide, (generation, link)
             }
             // A TLS peer that closes without close_notify (ncat does when
             // its stdin ends): the end of its output, said in the event.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && session.tls => {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && session.kind.is_tls() => {
                 splitter.finish(&mut lines);
                 session.deliver_lines(&mut lines).await;
                 let note = "the TLS peer closed without close_notify (what it sent may be cut short)";
@@ -1428,7 +1379,7 @@ async fn write_loop(
                     }
                     session.record(Mark::Out, &data).await;
                     let n = socket
-                        .send_to(&data, for_socket(dest, session.local()))
+                        .send_to(&data, for_socket(dest, session.local().ip()))
                         .await
                         .map_err(|e| {
                             CoreError::new(ErrorCode::UdpSendFailed, format!("send to {dest} failed: {e}"))
@@ -1514,9 +1465,9 @@ async fn idle_timer(session: Arc<Session>) {
 
 /// Where a datagram goes from a socket bound to `local`: an IPv4 peer of
 /// a dual-stack `[::]` socket is addressed as `::ffff:a.b.c.d`.
-fn for_socket(dest: SocketAddr, local: SocketAddr) -> SocketAddr {
+fn for_socket(dest: SocketAddr, local: Option<SocketAddr>) -> SocketAddr {
     match (dest, local) {
-        (SocketAddr::V4(v4), SocketAddr::V6(_)) => {
+        (SocketAddr::V4(v4), Some(SocketAddr::V6(_))) => {
             SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
         }
         _ => dest,

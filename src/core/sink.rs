@@ -44,7 +44,7 @@ pub fn held_bytes(event: &Event) -> usize {
         EventKind::Triggers(list) => list.len() * 256,
         EventKind::Info(text) => text.len(),
         EventKind::Reconnecting { cause, .. } => cause.len(),
-        EventKind::Connecting { host, .. } => host.len(),
+        EventKind::Connecting { .. } => 64,
         _ => 0,
     };
     envelope + body

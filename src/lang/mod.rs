@@ -11,6 +11,7 @@ use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 
 use crate::core::addr::{parse_bind, parse_host_port};
+use crate::core::transport::Target;
 use crate::core::command::{
     Command, ConnectSpec, Eol, ListenSpec, Mode, SessionOptions, TriggerSpec, UdpSpec, View,
 };
@@ -147,7 +148,7 @@ impl ConnectArgs {
             None => None,
         };
         Ok(ConnectSpec {
-            target: parse_host_port(&self.target)?,
+            target: Target::parse_connect(&self.target)?,
             reconnect: self.reconnect.then(|| self.backoff.unwrap_or_default()),
             preamble,
             opts,
@@ -190,7 +191,7 @@ pub struct ListenArgs {
 impl ListenArgs {
     pub fn spec(&self) -> CoreResult<ListenSpec> {
         Ok(ListenSpec {
-            bind: parse_bind(&self.bind, crate::core::addr::ANY_HOST)?,
+            bind: Target::parse(&self.bind, |t| parse_bind(t, crate::core::addr::ANY_HOST))?,
             opts: self.session.options(),
             tls: self.tls.then(|| ServerTls {
                 cert: self.cert.clone(),
@@ -610,8 +611,11 @@ mod tests {
         else {
             panic!("not a connect")
         };
-        assert_eq!(spec.target.host, "::1");
-        assert_eq!(spec.target.port, 443);
+        let Target::Ip(target) = &spec.target else {
+            panic!("not an IP target")
+        };
+        assert_eq!(target.host, "::1");
+        assert_eq!(target.port, 443);
         assert_eq!(spec.opts.label.as_deref(), Some("dev"));
         assert_eq!(spec.opts.mode, Mode::Binary);
         assert_eq!(spec.opts.timeout, Some(Duration::from_secs(5)));

@@ -11,6 +11,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKi
 
 use super::keymap::{Action, Key, Keymap};
 use super::scrollback::{Entry, Mark, Scrollback};
+use crate::core::transport::Kind;
 use crate::core::events::{CloseReason, short_id};
 use crate::core::{Event, EventKind, View};
 
@@ -107,6 +108,8 @@ pub struct SessionRow {
     pub local: String,
     pub listener_id: Option<String>,
     pub state: SessionState,
+    /// The transport, from the event that opened the session.
+    pub kind: Kind,
     pub tls: bool,
     pub insecure: bool,
     pub bytes_in: u64,
@@ -382,6 +385,7 @@ impl App {
             local: String::new(),
             listener_id: None,
             state: SessionState::Connecting,
+            kind: Kind::Tcp,
             tls: false,
             insecure: false,
             bytes_in: 0,
@@ -409,9 +413,8 @@ impl App {
         }
         let sid = ev.session_id.as_deref();
         match (&ev.kind, sid) {
-            (EventKind::Connecting { host, port }, Some(id)) => {
-                let peer = crate::core::events::join_host_port(host, *port);
-                let mut row = self.new_row(id, "out", peer);
+            (EventKind::Connecting { target }, Some(id)) => {
+                let mut row = self.new_row(id, "out", target.to_string());
                 row.label = ev.label.clone();
                 self.add_session(row);
             }
@@ -419,7 +422,7 @@ impl App {
                 EventKind::Connected {
                     remote,
                     local,
-                    tls,
+                    kind,
                     insecure,
                 },
                 Some(id),
@@ -428,14 +431,17 @@ impl App {
                     row.state = SessionState::Live;
                     row.peer = remote.to_string();
                     row.local = local.to_string();
-                    row.tls = *tls;
+                    row.kind = *kind;
+                    row.tls = kind.is_tls();
                     row.insecure = *insecure;
                 }
                 self.note(id, ev.timestamp, "connected");
             }
-            (EventKind::Accepted { remote }, Some(id)) => {
+            (EventKind::Accepted { remote, kind }, Some(id)) => {
                 let mut row = self.new_row(id, "in", remote.to_string());
                 row.state = SessionState::Live;
+                row.kind = *kind;
+                row.tls = kind.is_tls();
                 row.listener_id = ev.listener_id.clone();
                 if let Some(l) = self
                     .listeners
@@ -443,16 +449,16 @@ impl App {
                     .find(|l| Some(&l.id) == ev.listener_id.as_ref())
                 {
                     row.local = l.addr.clone();
-                    row.tls = l.tls;
                 }
                 let i = self.add_session(row);
                 if self.selected != Some(i) {
                     self.sessions[i].unread = true;
                 }
             }
-            (EventKind::Listening { local, .. }, Some(id)) => {
+            (EventKind::Listening { local, kind, .. }, Some(id)) => {
                 // A UDP socket: a session of its own.
                 let mut row = self.new_row(id, "udp", "*".to_string());
+                row.kind = *kind;
                 row.label = ev.label.clone();
                 row.state = SessionState::Live;
                 row.local = local.to_string();
@@ -461,8 +467,7 @@ impl App {
             (
                 EventKind::Listening {
                     local,
-                    tls,
-                    udp,
+                    kind,
                     max_connections,
                     ..
                 },
@@ -473,8 +478,8 @@ impl App {
                         id: id.clone(),
                         label: ev.label.clone(),
                         addr: local.to_string(),
-                        tls: *tls,
-                        udp: *udp,
+                        tls: kind.is_tls(),
+                        udp: kind.is_udp(),
                         max: max_connections.unwrap_or(0),
                         closed: false,
                     });
@@ -1098,8 +1103,7 @@ pub(crate) mod tests {
     pub fn connected(app: &mut App, n: u8, label: Option<&str>) {
         let id = sid(n);
         let mut ev = Event::new(EventKind::Connecting {
-            host: "127.0.0.1".into(),
-            port: 7000,
+            target: crate::core::transport::Target::parse_connect("127.0.0.1:7000").unwrap(),
         })
         .session(&id);
         ev.label = label.map(str::to_string);
@@ -1108,7 +1112,7 @@ pub(crate) mod tests {
             &Event::new(EventKind::Connected {
                 remote: "127.0.0.1:7000".parse().unwrap(),
                 local: "127.0.0.1:5000".parse().unwrap(),
-                tls: false,
+                kind: crate::core::transport::Kind::Tcp,
                 insecure: false,
             })
             .session(&id),
@@ -1434,9 +1438,8 @@ pub(crate) mod tests {
         let id = sid(3);
         a.on_event(
             &Event::new(EventKind::Connecting {
-                host: "h".into(),
-                port: 1,
-            })
+            target: crate::core::transport::Target::parse_connect("h:1").unwrap(),
+        })
             .session(&id),
         );
         a.on_event(&Event::error(CoreError::new(ErrorCode::ConnectRefused, "h:1 refused")).session(&id));
@@ -1452,8 +1455,7 @@ pub(crate) mod tests {
         let mut a = app();
         let mut ev = Event::new(EventKind::Listening {
             local: "0.0.0.0:2323".parse().unwrap(),
-            tls: true,
-            udp: false,
+            kind: crate::core::transport::Kind::Tls,
             fingerprint: None,
             max_connections: Some(8),
         })
@@ -1463,6 +1465,7 @@ pub(crate) mod tests {
         a.on_event(
             &Event::new(EventKind::Accepted {
                 remote: "127.0.0.1:50000".parse().unwrap(),
+                kind: crate::core::transport::Kind::Tls,
             })
             .session(&sid(4))
             .listener("lstn-1"),

@@ -631,8 +631,7 @@ mod tests {
         let mut a = app();
         let mut ev = Event::new(EventKind::Listening {
             local: "0.0.0.0:2323".parse().unwrap(),
-            tls: true,
-            udp: false,
+            kind: crate::core::transport::Kind::Tls,
             fingerprint: None,
             max_connections: Some(128),
         })
@@ -695,7 +694,7 @@ mod tests {
             &Event::new(EventKind::Connected {
                 remote: "127.0.0.1:7000".parse().unwrap(),
                 local: "127.0.0.1:5002".parse().unwrap(),
-                tls: false,
+                kind: crate::core::transport::Kind::Tcp,
                 insecure: false,
             })
             .session(&sid(1)),
@@ -716,8 +715,7 @@ mod tests {
         a.on_event(
             &Event::new(EventKind::Listening {
                 local: "0.0.0.0:5683".parse().unwrap(),
-                tls: false,
-                udp: true,
+                kind: crate::core::transport::Kind::Udp,
                 fingerprint: None,
                 max_connections: Some(64),
             })
@@ -727,6 +725,7 @@ mod tests {
             a.on_event(
                 &Event::new(EventKind::Accepted {
                     remote: format!("127.0.0.1:{port}").parse().unwrap(),
+                    kind: crate::core::transport::Kind::UdpPeer,
                 })
                 .session(&sid(n))
                 .listener("lstn-9"),

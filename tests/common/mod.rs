@@ -85,7 +85,7 @@ impl Harness {
         let EventKind::Listening { local, .. } = ev.kind else {
             unreachable!()
         };
-        (id, local.port())
+        (id, local.ip().map_or(0, |a| a.port()))
     }
 
     /// The first event (seen or to come) matching `pred`.

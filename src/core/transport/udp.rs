@@ -5,9 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use super::addr::{self, resolve};
-use super::command::UdpSpec;
-use super::events::{CoreError, CoreResult, ErrorCode};
+use crate::core::addr::{self, resolve};
+use crate::core::command::UdpSpec;
+use crate::core::events::{CoreError, CoreResult, ErrorCode};
 
 /// The bound socket and its resolved `--to` destination.
 pub struct OpenedUdp {

@@ -1,0 +1,306 @@
+//! Transports: how a session's bytes move. Every kind of link — TCP, TLS,
+//! UDP, Unix domain sockets — is opened here and handed to the session as
+//! an [`Io`] with its [`Endpoint`]s and [`Kind`]; sessions, events and
+//! front ends never see socket types.
+//!
+//! - `tcp`: dialing and binding TCP (dual stack, connect timeout)
+//! - `tls`: the handshake on either side, over TCP
+//! - `udp`: opening UDP sockets (broadcast, multicast, reuse)
+//! - `unix`: Unix domain stream sockets (`unix:/path`)
+//!
+//! Adding a transport: a file here that dials (a [`Dialer`] arm) and/or
+//! binds (a [`Bound`] arm) and yields an [`Io`]; a [`Kind`] and an
+//! [`Endpoint`] form if it needs one; its `Target` syntax in [`Target::parse`].
+
+pub mod tcp;
+pub mod tls;
+pub mod udp;
+pub mod unix;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::UdpSocket;
+use tokio::net::tcp::OwnedReadHalf;
+
+use super::addr::{HostPort, parse_host_port};
+use super::command::ConnectSpec;
+use super::events::{CoreError, CoreResult, ErrorCode};
+
+/// What kind of link a session or listener is (the `kind` of opening events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Tcp,
+    Tls,
+    Udp,
+    /// One sender of a `udp --per-peer` listener.
+    UdpPeer,
+    Unix,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp",
+            Kind::Tls => "tls",
+            Kind::Udp => "udp",
+            Kind::UdpPeer => "udp-peer",
+            Kind::Unix => "unix",
+        }
+    }
+
+    pub fn is_tls(self) -> bool {
+        self == Kind::Tls
+    }
+
+    pub fn is_udp(self) -> bool {
+        matches!(self, Kind::Udp | Kind::UdpPeer)
+    }
+}
+
+/// One end of a link: an IP address and port, or a Unix socket path
+/// (`None`: an unnamed client socket).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Ip(SocketAddr),
+    Unix(Option<PathBuf>),
+}
+
+impl Endpoint {
+    /// The IP address and port, for IP links.
+    pub fn ip(&self) -> Option<SocketAddr> {
+        match self {
+            Endpoint::Ip(a) => Some(*a),
+            Endpoint::Unix(_) => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Endpoint {
+    type Err = std::net::AddrParseError;
+
+    /// `unix:PATH` or `IP:PORT`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.strip_prefix("unix:") {
+            Some(path) => Ok(Endpoint::Unix(Some(PathBuf::from(path)))),
+            None => text.parse().map(Endpoint::Ip),
+        }
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(a: SocketAddr) -> Self {
+        Endpoint::Ip(a)
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Ip(a) => write!(f, "{a}"),
+            Endpoint::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
+            Endpoint::Unix(None) => f.write_str("unix:(unnamed)"),
+        }
+    }
+}
+
+/// Where a `connect` goes, or what a `listen` binds: `HOST:PORT` (or
+/// `[HOST:]PORT` to listen) or `unix:PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Ip(HostPort),
+    Unix(PathBuf),
+}
+
+impl Target {
+    /// `unix:PATH`, else what `ip` makes of the text.
+    pub fn parse(text: &str, ip: impl Fn(&str) -> CoreResult<HostPort>) -> CoreResult<Target> {
+        match text.strip_prefix("unix:") {
+            Some("") => Err(CoreError::new(
+                ErrorCode::AddressInvalid,
+                format!("address {text:?}: unix: needs a path, like unix:/tmp/device.sock"),
+            )),
+            Some(path) => Ok(Target::Unix(PathBuf::from(path))),
+            None => ip(text).map(Target::Ip),
+        }
+    }
+
+    /// `HOST:PORT` or `unix:PATH`, for `connect`.
+    pub fn parse_connect(text: &str) -> CoreResult<Target> {
+        Target::parse(text, parse_host_port)
+    }
+
+    /// The host name TLS checks, for IP targets.
+    pub fn host(&self) -> &str {
+        match self {
+            Target::Ip(hp) => &hp.host,
+            Target::Unix(_) => "localhost",
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Ip(hp) => write!(f, "{hp}"),
+            Target::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// What the reader reads from.
+pub(crate) enum ReadSide {
+    /// Plain TCP: the buffer is allocated only once the socket is readable.
+    Tcp(OwnedReadHalf),
+    Other(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+impl ReadSide {
+    /// Reads one chunk. For plain TCP the buffer is only allocated once the
+    /// socket is readable, so idle sessions hold no read buffer (unless
+    /// `keep`: bulk transfers reuse theirs).
+    pub async fn read_chunk(&mut self, buf: &mut BytesMut, size: usize, keep: bool) -> std::io::Result<usize> {
+        match self {
+            ReadSide::Tcp(rd) => loop {
+                rd.readable().await?;
+                if buf.capacity() - buf.len() < size {
+                    buf.reserve(size);
+                }
+                match rd.try_read_buf(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        // A false alarm (new sockets often get one): an
+                        // idle session must not keep the buffer.
+                        if buf.is_empty() && !keep {
+                            *buf = BytesMut::new();
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            },
+            ReadSide::Other(rd) => {
+                if buf.capacity() - buf.len() < size {
+                    buf.reserve(size);
+                }
+                rd.read_buf(buf).await
+            }
+        }
+    }
+}
+
+/// The I/O of a session, not yet handed to its tasks.
+pub(crate) enum Io {
+    Stream {
+        read: ReadSide,
+        write: Box<dyn AsyncWrite + Send + Unpin>,
+    },
+    Udp(Arc<UdpSocket>),
+    /// One peer of a `udp --per-peer` listener: sends go out of the shared
+    /// socket to the peer; the listener hands received datagrams over.
+    UdpPeer(Arc<UdpSocket>),
+}
+
+/// An open stream link, dialed or accepted.
+pub(crate) struct Link {
+    pub io: Io,
+    pub local: Endpoint,
+    pub peer: Endpoint,
+    pub kind: Kind,
+    /// TLS without verifying the peer (`--insecure`).
+    pub insecure: bool,
+}
+
+/// Default timeout of a connect (a `--timeout` on the session overrides it).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything needed to open an outbound link, checked once up front (a
+/// bad CA file fails the command, not every reconnect).
+pub(crate) struct Dialer {
+    target: Target,
+    tls: Option<tls::ClientSide>,
+    timeout: Duration,
+}
+
+impl Dialer {
+    pub fn new(spec: &ConnectSpec) -> CoreResult<Dialer> {
+        let tls = match (&spec.tls, &spec.target) {
+            (Some(_), Target::Unix(_)) => {
+                return Err(CoreError::new(
+                    ErrorCode::TlsConfigInvalid,
+                    format!("{}: --tls works over TCP only", spec.target),
+                ));
+            }
+            (Some(t), Target::Ip(hp)) => Some(tls::ClientSide::new(t, &hp.host)?),
+            (None, _) => None,
+        };
+        Ok(Dialer {
+            target: spec.target.clone(),
+            tls,
+            timeout: spec.opts.timeout.unwrap_or(CONNECT_TIMEOUT),
+        })
+    }
+
+    /// Connects (and shakes hands) within the connect timeout.
+    pub async fn dial(&self) -> CoreResult<Link> {
+        match &self.target {
+            Target::Ip(hp) => {
+                let stream = tcp::connect(hp, self.timeout).await?;
+                match &self.tls {
+                    Some(side) => side.handshake(stream, hp, self.timeout).await,
+                    None => tcp::link(stream),
+                }
+            }
+            Target::Unix(path) => unix::dial(path, self.timeout).await,
+        }
+    }
+}
+
+/// A bound listening socket.
+pub(crate) enum Bound {
+    Tcp(tokio::net::TcpListener),
+    Unix(unix::UnixBound),
+}
+
+/// A client accepted, before any handshake.
+pub(crate) enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl Bound {
+    pub fn local(&self) -> std::io::Result<Endpoint> {
+        match self {
+            Bound::Tcp(l) => l.local_addr().map(|a| Endpoint::Ip(super::addr::canonical(a))),
+            Bound::Unix(u) => Ok(Endpoint::Unix(Some(u.path.clone()))),
+        }
+    }
+
+    pub async fn accept(&self) -> std::io::Result<(Accepted, Endpoint)> {
+        match self {
+            Bound::Tcp(l) => {
+                let (s, peer) = l.accept().await?;
+                Ok((Accepted::Tcp(s), Endpoint::Ip(super::addr::canonical(peer))))
+            }
+            Bound::Unix(u) => {
+                let (s, _) = u.listener.accept().await?;
+                Ok((Accepted::Unix(s), Endpoint::Unix(None)))
+            }
+        }
+    }
+}
+
+impl Accepted {
+    /// The client's link: a TLS handshake first when the listener speaks TLS.
+    pub async fn into_link(self, peer: &Endpoint, tls: Option<&tokio_rustls::TlsAcceptor>) -> CoreResult<Link> {
+        match (self, tls) {
+            (Accepted::Tcp(s), Some(acceptor)) => tls::accept(acceptor, s, peer).await,
+            (Accepted::Tcp(s), None) => tcp::link(s),
+            (Accepted::Unix(s), _) => unix::link(s),
+        }
+    }
+}

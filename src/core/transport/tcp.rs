@@ -1,0 +1,119 @@
+//! TCP: dialing (the first address that accepts, within a timeout) and
+//! binding (dual stack for a host-less `listen`, a deep accept queue).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{Endpoint, Io, Kind, Link, ReadSide};
+use crate::core::addr::{self, HostPort};
+use crate::core::events::{CoreError, CoreResult, ErrorCode};
+
+/// Connects to the first address of the host that accepts, within `limit`.
+pub(crate) async fn connect(target: &HostPort, limit: Duration) -> CoreResult<TcpStream> {
+    let addrs = addr::resolve(target).await?;
+    let attempt = async {
+        let mut last = None;
+        for a in &addrs {
+            match TcpStream::connect(a).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some((*a, e)),
+            }
+        }
+        let Some((a, e)) = last else {
+            return Err(CoreError::new(
+                ErrorCode::ResolveFailed,
+                format!("{target}: no address"),
+            ));
+        };
+        Err(if e.kind() == std::io::ErrorKind::ConnectionRefused {
+            CoreError::new(
+                ErrorCode::ConnectRefused,
+                format!("{target} ({a}) refused the connection"),
+            )
+        } else {
+            CoreError::new(
+                ErrorCode::ConnectFailed,
+                format!("cannot connect to {target} ({a}): {e}"),
+            )
+        })
+    };
+    tokio::time::timeout(limit, attempt).await.unwrap_or_else(|_| {
+        Err(CoreError::new(
+            ErrorCode::ConnectFailed,
+            format!(
+                "connecting to {target} timed out after {}",
+                crate::core::format_duration(limit)
+            ),
+        ))
+    })
+}
+
+/// The two ends of a connected stream, as people write them.
+pub(crate) fn ends(stream: &TcpStream) -> CoreResult<(Endpoint, Endpoint)> {
+    match (stream.local_addr(), stream.peer_addr()) {
+        (Ok(l), Ok(r)) => Ok((
+            Endpoint::Ip(addr::canonical(l)),
+            Endpoint::Ip(addr::canonical(r)),
+        )),
+        (Err(e), _) | (_, Err(e)) => Err(CoreError::new(
+            ErrorCode::ConnectFailed,
+            format!("the connection has no address: {e}"),
+        )),
+    }
+}
+
+/// A plain TCP link: no Nagle delay (interactive traffic), read side that
+/// holds no buffer while idle.
+pub(crate) fn link(stream: TcpStream) -> CoreResult<Link> {
+    let _ = stream.set_nodelay(true);
+    let (local, peer) = ends(&stream)?;
+    let (r, w) = stream.into_split();
+    Ok(Link {
+        io: Io::Stream {
+            read: ReadSide::Tcp(r),
+            write: Box::new(w),
+        },
+        local,
+        peer,
+        kind: Kind::Tcp,
+        insecure: false,
+    })
+}
+
+/// Connection requests the kernel queues before `accept` takes them: a
+/// burst of clients must not overflow it (the kernel caps it at somaxconn).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A listening socket with SO_REUSEADDR and a deep accept queue; a `dual`
+/// `[::]` socket takes IPv4 clients too.
+pub(crate) fn bind(addr: SocketAddr, dual: bool) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // An explicit [::] is IPv6 only, as 0.0.0.0 is IPv4 only.
+        socket.set_only_v6(!dual)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Binds the first of `bind`'s addresses that works (`[::]` dual stack,
+/// then `0.0.0.0`, for a host-less listen).
+pub(crate) async fn bind_any(bind: &HostPort) -> CoreResult<TcpListener> {
+    let addrs = addr::resolve(bind).await?;
+    let mut last_err = None;
+    for a in &addrs {
+        match self::bind(*a, addr::dual_stack(bind, a)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = Some((*a, e)),
+        }
+    }
+    Err(match last_err {
+        Some((a, e)) => CoreError::new(ErrorCode::BindFailed, format!("cannot listen on {a}: {e}")),
+        None => CoreError::new(ErrorCode::BindFailed, format!("{bind}: no address")),
+    })
+}

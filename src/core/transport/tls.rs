@@ -1,0 +1,90 @@
+//! TLS handshakes over TCP, on either side; the configuration (roots,
+//! certificates, verifiers) is `core::tls`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use super::{Endpoint, Io, Kind, Link, ReadSide};
+use crate::core::addr::HostPort;
+use crate::core::events::{CoreError, CoreResult, ErrorCode};
+use crate::core::tls::{ClientTls, handshake_error};
+
+/// How long a client may take to finish its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TLS client's configuration, checked once.
+pub(crate) struct ClientSide {
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+    insecure: bool,
+}
+
+impl ClientSide {
+    pub fn new(tls: &ClientTls, host: &str) -> CoreResult<ClientSide> {
+        Ok(ClientSide {
+            config: tls.config()?,
+            name: tls.server_name(host)?,
+            insecure: tls.insecure,
+        })
+    }
+
+    /// Shakes hands over a connected stream, within `limit`.
+    pub async fn handshake(&self, stream: TcpStream, target: &HostPort, limit: Duration) -> CoreResult<Link> {
+        let _ = stream.set_nodelay(true);
+        let (local, peer) = super::tcp::ends(&stream)?;
+        let connector = TlsConnector::from(self.config.clone());
+        match tokio::time::timeout(limit, connector.connect(self.name.clone(), stream)).await {
+            Ok(Ok(tls)) => {
+                let (r, w) = tokio::io::split(tls);
+                Ok(Link {
+                    io: Io::Stream {
+                        read: ReadSide::Other(Box::new(r)),
+                        write: Box::new(w),
+                    },
+                    local,
+                    peer,
+                    kind: Kind::Tls,
+                    insecure: self.insecure,
+                })
+            }
+            Ok(Err(e)) => Err(handshake_error(&target.to_string(), e)),
+            Err(_) => Err(CoreError::new(
+                ErrorCode::TlsHandshakeFailed,
+                format!("TLS handshake with {target} timed out"),
+            )),
+        }
+    }
+}
+
+/// The server side of a client's handshake, within [`HANDSHAKE_TIMEOUT`].
+pub(crate) async fn accept(acceptor: &TlsAcceptor, stream: TcpStream, peer: &Endpoint) -> CoreResult<Link> {
+    let _ = stream.set_nodelay(true);
+    let (local, _) = super::tcp::ends(&stream)?;
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let (r, w) = tokio::io::split(tls);
+            Ok(Link {
+                io: Io::Stream {
+                    read: ReadSide::Other(Box::new(r)),
+                    write: Box::new(w),
+                },
+                local,
+                peer: peer.clone(),
+                kind: Kind::Tls,
+                insecure: false,
+            })
+        }
+        Ok(Err(e)) => Err(handshake_error(&peer.to_string(), e)),
+        Err(_) => Err(CoreError::new(
+            ErrorCode::TlsHandshakeFailed,
+            format!(
+                "TLS handshake with {peer} failed: no handshake within {}",
+                crate::core::format_duration(HANDSHAKE_TIMEOUT)
+            ),
+        )),
+    }
+}
