@@ -102,8 +102,8 @@ fn app_with(sessions: usize, lines: usize) -> App {
         let id = format!("sess-{n:08x}-0000-4000-8000-000000000000");
         app.on_event(
             &Event::new(EventKind::Connecting {
-            target: muxcat::core::transport::Target::parse_connect("127.0.0.1:7000").unwrap(),
-        })
+                target: muxcat::core::transport::Target::parse_connect("127.0.0.1:7000").unwrap(),
+            })
             .session(&id),
         );
         if n == 0 {

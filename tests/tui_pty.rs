@@ -603,3 +603,27 @@ fn one_script_gives_the_same_bytes_through_every_front_end() {
     tui.keys("y");
     tui.wait_exit();
 }
+
+/// Unix sockets in the TUI: a listener and a client on one path, shown by
+/// their path, bytes both ways.
+#[test]
+fn unix_sockets_in_the_tui() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sock");
+    let target = format!("unix:{}", path.display());
+    let mut tui = Tui::start(&[
+        "tui",
+        "-c",
+        &format!("listen --label usrv {target}"),
+        "-c",
+        &format!("connect --label ucli {target}"),
+        "-c",
+        "send hello over unix",
+    ]);
+    let screen = tui.wait_for("hello over unix");
+    assert!(screen.contains("unix:"), "{screen}");
+    assert!(screen.contains("usrv") && screen.contains("ucli"), "{screen}");
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+}

@@ -408,9 +408,10 @@ impl Event {
         }
         out.push(' ');
         match &self.kind {
-            EventKind::Connecting { target } => {
-                out.push_str(&format!("connecting {}", escape_display(target.to_string().as_bytes())))
-            }
+            EventKind::Connecting { target } => out.push_str(&format!(
+                "connecting {}",
+                escape_display(target.to_string().as_bytes())
+            )),
             EventKind::Connected {
                 remote,
                 local,
@@ -436,7 +437,10 @@ impl Event {
                 fingerprint,
                 ..
             } => {
-                out.push_str(&format!("listening {}", escape_display(local.to_string().as_bytes())));
+                out.push_str(&format!(
+                    "listening {}",
+                    escape_display(local.to_string().as_bytes())
+                ));
                 if kind.is_udp() {
                     out.push_str(" udp");
                 }
@@ -448,7 +452,10 @@ impl Event {
                 }
             }
             EventKind::Accepted { remote, .. } => {
-                out.push_str(&format!("accepted {}", escape_display(remote.to_string().as_bytes())));
+                out.push_str(&format!(
+                    "accepted {}",
+                    escape_display(remote.to_string().as_bytes())
+                ));
                 if let Some(l) = &self.listener_id {
                     out.push_str(&format!(" on {}", short_id(l)));
                 }

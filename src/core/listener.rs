@@ -296,8 +296,14 @@ impl Listener {
         ctx: &Arc<Ctx>,
     ) -> Option<Arc<Session>> {
         self.clients.fetch_add(1, Ordering::AcqRel);
-        self.open_client(self.local.clone(), Endpoint::Ip(from), Io::UdpPeer(socket.clone()), Kind::UdpPeer, ctx)
-            .await
+        self.open_client(
+            self.local.clone(),
+            Endpoint::Ip(from),
+            Io::UdpPeer(socket.clone()),
+            Kind::UdpPeer,
+            ctx,
+        )
+        .await
     }
 
     /// A client's session: registered, recorded, `accepted`, queued for
@@ -337,7 +343,13 @@ impl Listener {
     }
 
     /// Finishes one client's setup (a TLS handshake) and opens its session.
-    async fn admit(self: Arc<Self>, stream: Accepted, peer: Endpoint, tls: Option<TlsAcceptor>, ctx: Arc<Ctx>) {
+    async fn admit(
+        self: Arc<Self>,
+        stream: Accepted,
+        peer: Endpoint,
+        tls: Option<TlsAcceptor>,
+        ctx: Arc<Ctx>,
+    ) {
         match stream.into_link(&peer, tls.as_ref()).await {
             Ok(link) => {
                 self.open_client(link.local, link.peer, link.io, link.kind, &ctx)

@@ -17,7 +17,7 @@ use super::events::short_id;
 use super::events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventKind};
 use super::listener::Listener;
 use super::session::{Direction, Parts, Session};
-use super::transport::{self, Bound, Dialer, Endpoint, Io, Kind, Target};
+use super::transport::{self, Dialer, Endpoint, Io, Kind};
 use super::trigger::{Scope, Trigger};
 use super::{Ctx, EventSink, EventStream, new_id, resolve};
 
@@ -643,22 +643,9 @@ impl Actor {
             }
             None => (None, None),
         };
-        let (bound, kind) = match &spec.bind {
-            Target::Ip(hp) => {
-                let tcp = transport::tcp::bind_any(hp).await.map_err(with_id)?;
-                let kind = if spec.tls.is_some() { Kind::Tls } else { Kind::Tcp };
-                (Bound::Tcp(tcp), kind)
-            }
-            Target::Unix(path) => {
-                if spec.tls.is_some() {
-                    return Err(with_id(CoreError::new(
-                        ErrorCode::TlsConfigInvalid,
-                        format!("{}: --tls works over TCP only", spec.bind),
-                    )));
-                }
-                (Bound::Unix(transport::unix::bind(path).map_err(with_id)?), Kind::Unix)
-            }
-        };
+        let (bound, kind) = transport::bind(&spec.bind, spec.tls.is_some())
+            .await
+            .map_err(with_id)?;
         let local = bound
             .local()
             .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
@@ -804,4 +791,3 @@ fn fail(reply: Reply, error: CoreError, session_id: Option<String>) {
         listener_id: None,
     }));
 }
-

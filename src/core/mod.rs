@@ -30,8 +30,8 @@ pub mod resolve;
 pub mod session;
 pub mod sink;
 pub mod tls;
-pub mod trigger;
 pub mod transport;
+pub mod trigger;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -19,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 use super::Ctx;
 use super::command::{Eol, Mode, View};
 use super::dial::Redial;
-use super::transport::{self, Endpoint, Io, Kind, ReadSide};
 use super::events::{CloseReason, CoreError, CoreResult, DataLine, ErrorCode, Event, EventKind, SessionInfo};
 use super::framing::{Line, LineSplitter};
 use super::listener::Listener;
 use super::recycle::Recycler;
+use super::transport::{self, Endpoint, Io, Kind, ReadSide};
 use crate::transcript::{self, Mark, Transcript};
 
 /// Default size of one read; a flood is read in chunks of this size.

@@ -11,13 +11,13 @@ use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 
 use crate::core::addr::{parse_bind, parse_host_port};
-use crate::core::transport::Target;
 use crate::core::command::{
     Command, ConnectSpec, Eol, ListenSpec, Mode, SessionOptions, TriggerSpec, UdpSpec, View,
 };
 use crate::core::dial::Backoff;
 use crate::core::escape::{decode_hex, decode_payload};
 use crate::core::tls::{ClientTls, ServerTls};
+use crate::core::transport::Target;
 use crate::core::{CoreError, CoreResult, ErrorCode};
 
 /// Default `waitfor` and `accept` timeout.
@@ -125,8 +125,8 @@ pub struct ConnectArgs {
     /// Send this after every (re)connect (escapes as in send; EOL appended in line mode)
     #[arg(long, value_name = "PAYLOAD")]
     pub preamble: Option<String>,
-    /// Where to connect: name, IPv4 or [IPv6], and port
-    #[arg(value_name = "HOST:PORT")]
+    /// Where to connect: name, IPv4 or [IPv6], and port; or unix:PATH
+    #[arg(value_name = "HOST:PORT|unix:PATH")]
     pub target: String,
 }
 
@@ -183,8 +183,8 @@ pub struct ListenArgs {
     /// Clients served at once; one more is accepted and closed at once
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub max_connections: usize,
-    /// Address to listen on (host defaults to 0.0.0.0; port 0 picks one)
-    #[arg(value_name = "[HOST:]PORT")]
+    /// Address to listen on (no host: IPv4 and IPv6; port 0 picks one); or unix:PATH
+    #[arg(value_name = "[HOST:]PORT|unix:PATH")]
     pub bind: String,
 }
 
@@ -236,7 +236,7 @@ pub struct UdpArgs {
     /// With --per-peer: senders served at once; datagrams of more are dropped
     #[arg(long, value_name = "N", default_value_t = 128, requires = "per_peer")]
     pub max_connections: usize,
-    /// Address to bind (host defaults to 0.0.0.0; port 0 picks one)
+    /// Address to bind (no host: IPv4 and IPv6; port 0 picks one)
     #[arg(value_name = "[HOST:]PORT")]
     pub bind: String,
 }

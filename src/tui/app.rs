@@ -11,8 +11,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKi
 
 use super::keymap::{Action, Key, Keymap};
 use super::scrollback::{Entry, Mark, Scrollback};
-use crate::core::transport::Kind;
 use crate::core::events::{CloseReason, short_id};
+use crate::core::transport::Kind;
 use crate::core::{Event, EventKind, View};
 
 /// Default bounds of one session's scrollback.
@@ -1438,8 +1438,8 @@ pub(crate) mod tests {
         let id = sid(3);
         a.on_event(
             &Event::new(EventKind::Connecting {
-            target: crate::core::transport::Target::parse_connect("h:1").unwrap(),
-        })
+                target: crate::core::transport::Target::parse_connect("h:1").unwrap(),
+            })
             .session(&id),
         );
         a.on_event(&Event::error(CoreError::new(ErrorCode::ConnectRefused, "h:1 refused")).session(&id));

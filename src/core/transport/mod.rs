@@ -163,7 +163,12 @@ impl ReadSide {
     /// Reads one chunk. For plain TCP the buffer is only allocated once the
     /// socket is readable, so idle sessions hold no read buffer (unless
     /// `keep`: bulk transfers reuse theirs).
-    pub async fn read_chunk(&mut self, buf: &mut BytesMut, size: usize, keep: bool) -> std::io::Result<usize> {
+    pub async fn read_chunk(
+        &mut self,
+        buf: &mut BytesMut,
+        size: usize,
+        keep: bool,
+    ) -> std::io::Result<usize> {
         match self {
             ReadSide::Tcp(rd) => loop {
                 rd.readable().await?;
@@ -260,6 +265,21 @@ impl Dialer {
     }
 }
 
+/// Binds what a `listen` names; `tls`: the clients will shake hands.
+pub(crate) async fn bind(target: &Target, tls: bool) -> CoreResult<(Bound, Kind)> {
+    match target {
+        Target::Ip(hp) => {
+            let kind = if tls { Kind::Tls } else { Kind::Tcp };
+            Ok((Bound::Tcp(tcp::bind_any(hp).await?), kind))
+        }
+        Target::Unix(_) if tls => Err(CoreError::new(
+            ErrorCode::TlsConfigInvalid,
+            format!("{target}: --tls works over TCP only"),
+        )),
+        Target::Unix(path) => Ok((Bound::Unix(unix::bind(path)?), Kind::Unix)),
+    }
+}
+
 /// A bound listening socket.
 pub(crate) enum Bound {
     Tcp(tokio::net::TcpListener),
@@ -296,7 +316,11 @@ impl Bound {
 
 impl Accepted {
     /// The client's link: a TLS handshake first when the listener speaks TLS.
-    pub async fn into_link(self, peer: &Endpoint, tls: Option<&tokio_rustls::TlsAcceptor>) -> CoreResult<Link> {
+    pub async fn into_link(
+        self,
+        peer: &Endpoint,
+        tls: Option<&tokio_rustls::TlsAcceptor>,
+    ) -> CoreResult<Link> {
         match (self, tls) {
             (Accepted::Tcp(s), Some(acceptor)) => tls::accept(acceptor, s, peer).await,
             (Accepted::Tcp(s), None) => tcp::link(s),

@@ -53,10 +53,7 @@ pub(crate) async fn connect(target: &HostPort, limit: Duration) -> CoreResult<Tc
 /// The two ends of a connected stream, as people write them.
 pub(crate) fn ends(stream: &TcpStream) -> CoreResult<(Endpoint, Endpoint)> {
     match (stream.local_addr(), stream.peer_addr()) {
-        (Ok(l), Ok(r)) => Ok((
-            Endpoint::Ip(addr::canonical(l)),
-            Endpoint::Ip(addr::canonical(r)),
-        )),
+        (Ok(l), Ok(r)) => Ok((Endpoint::Ip(addr::canonical(l)), Endpoint::Ip(addr::canonical(r)))),
         (Err(e), _) | (_, Err(e)) => Err(CoreError::new(
             ErrorCode::ConnectFailed,
             format!("the connection has no address: {e}"),
