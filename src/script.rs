@@ -169,6 +169,9 @@ where
         }
     }
     manager.shutdown().await;
+    // The executor holds handles too: every one must go for the printer to
+    // see the end of the events.
+    drop(executor);
     drop(manager);
     // Every sender is gone once the sessions have ended; the bound only
     // guards against a task that outlives its session.
