@@ -249,7 +249,7 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
         }
         PipeRole::Udp { mut spec, line_input } => {
             spec.opts.mode = Mode::Binary;
-            let to = spec.to.is_some();
+            let to = spec.socket.to.is_some();
             (Command::Udp(spec), line_input, false, false, to)
         }
     };

@@ -3,8 +3,9 @@
 
 use bytes::Bytes;
 use chrono::Utc;
-use muxcat::core::escape::{decode_payload, escape_display, escape_transcript, unescape_transcript};
+use muxcat::core::escape::{escape_display, escape_transcript, unescape_transcript};
 use muxcat::core::framing::{Line, LineSplitter};
+use muxcat::lang::decode_payload;
 use muxcat::lang::words;
 use muxcat::transcript::{self, Mark};
 use proptest::prelude::*;

@@ -3,9 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use muxcat::core::escape::{
-    decode_hex, decode_payload, escape_display, escape_transcript, unescape_transcript,
-};
+use muxcat::core::escape::{escape_display, escape_transcript, unescape_transcript};
+use muxcat::lang::{decode_hex, decode_payload};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::events::{CoreError, CoreResult, ErrorCode};
+use super::error::{CoreError, CoreResult, ErrorCode};
 
 /// A host (name, IPv4 or IPv6 literal without brackets) and a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,7 +13,16 @@ pub struct HostPort {
 
 impl std::fmt::Display for HostPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&super::events::join_host_port(&self.host, self.port))
+        f.write_str(&join_host_port(&self.host, self.port))
+    }
+}
+
+/// `host:port`, with IPv6 literals bracketed.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

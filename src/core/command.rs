@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::addr::HostPort;
 use super::tls::{ClientTls, ServerTls};
 
 /// How received bytes are framed (fixed when a session opens).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
     #[default]
     Line,
@@ -25,8 +24,20 @@ impl Mode {
     }
 }
 
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "line" => Ok(Mode::Line),
+            "binary" => Ok(Mode::Binary),
+            _ => Err(format!("{text:?} is not a mode: line or binary")),
+        }
+    }
+}
+
 /// The end of line appended to sends in line mode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Eol {
     #[default]
     Lf,
@@ -44,8 +55,21 @@ impl Eol {
     }
 }
 
+impl std::str::FromStr for Eol {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "lf" => Ok(Eol::Lf),
+            "crlf" => Ok(Eol::Crlf),
+            "cr" => Ok(Eol::Cr),
+            _ => Err(format!("{text:?} is not an end of line: lf, crlf or cr")),
+        }
+    }
+}
+
 /// How a session is shown (line or hex); a front-end concern kept per session.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum View {
     #[default]
     Line,
@@ -107,20 +131,11 @@ pub struct ListenSpec {
 
 #[derive(Clone, Debug)]
 pub struct UdpSpec {
-    pub bind: HostPort,
+    /// The socket: bind, destination, multicast and the like.
+    pub socket: super::transport::udp::SocketSpec,
     pub opts: SessionOptions,
-    pub to: Option<HostPort>,
-    pub multicast: Option<std::net::IpAddr>,
-    /// Interface address for multicast joins and sends.
-    pub iface: Option<std::net::IpAddr>,
-    pub reuse: bool,
-    pub broadcast: bool,
-    pub ttl: Option<u32>,
     /// `--per-peer N`: a listener with a session per sender, at most N.
     pub per_peer: Option<usize>,
-    /// `--connect`: connect the socket to `--to` (only its datagrams are
-    /// received; ICMP port unreachable is reported).
-    pub connect: bool,
 }
 
 /// A command for the session manager. Session and listener references are

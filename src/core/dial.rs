@@ -94,7 +94,15 @@ mod tests {
 
     #[test]
     fn backoff_parses_ranges_and_rejects_nonsense() {
-        let d = |t: &str| crate::lang::parse_duration(t);
+        // `Nms` or `Ns`, as the command language writes them.
+        let d = |t: &str| match t.strip_suffix("ms") {
+            Some(n) => n.parse().map(ms).map_err(|_| t.to_string()),
+            None => t
+                .strip_suffix('s')
+                .and_then(|n| n.parse().ok())
+                .map(Duration::from_secs)
+                .ok_or_else(|| t.to_string()),
+        };
         assert_eq!(
             Backoff::parse("100ms..2s", d),
             Ok(Backoff {

@@ -1,10 +1,8 @@
-//! Byte escaping: payload escapes typed by users, hex payloads, the lossless
-//! transcript encoding, and the safe display form that never lets a peer's
-//! bytes reach a terminal raw.
+//! Byte escaping: the lossless transcript encoding (also what `send`
+//! payload escapes decode with), and the safe display form that never lets
+//! a peer's bytes reach a terminal raw. A leaf: it uses nothing of the core.
 
 use std::fmt::Write as _;
-
-use super::events::{CoreError, ErrorCode};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -254,24 +252,6 @@ fn decode_escape(rest: &[u8]) -> Result<(u8, usize), String> {
     }
 }
 
-/// Decodes the `send` payload escapes `\r \n \t \0 \\ \xHH`.
-pub fn decode_payload(text: &str) -> Result<Vec<u8>, CoreError> {
-    unescape_transcript(text.as_bytes())
-        .map_err(|e| CoreError::new(ErrorCode::PayloadInvalid, format!("payload {text:?}: {e}")))
-}
-
-/// Decodes `send --hex` digits: pairs of hex digits, spaces allowed anywhere
-/// between pairs (`de ad be ef`, `deadbeef`).
-pub fn decode_hex(text: &str) -> Result<Vec<u8>, CoreError> {
-    let digits: String = text.split_whitespace().collect();
-    hex::decode(&digits).map_err(|e| {
-        CoreError::new(
-            ErrorCode::PayloadInvalid,
-            format!("hex payload {text:?}: {e} (expected pairs of hex digits like \"de ad be ef\")"),
-        )
-    })
-}
-
 /// Invisible characters that reorder or hide text (bidi overrides, zero
 /// widths, the BOM): shown escaped so a line reads as what was received.
 fn is_format_trick(c: char) -> bool {
@@ -441,25 +421,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn payload_escapes() {
-        assert_eq!(decode_payload(r"a\r\n\t\0\\\x41").unwrap(), b"a\r\n\t\0\\A");
-        let err = decode_payload(r"bad\q").unwrap_err();
-        assert_eq!(err.code, ErrorCode::PayloadInvalid);
-        assert!(err.text.contains("\\q"), "{}", err.text);
-        assert!(decode_payload(r"\x4").is_err());
-        assert!(decode_payload(r"\xzz").is_err());
-        assert!(decode_payload("end\\").is_err());
-    }
-
-    #[test]
-    fn hex_payloads() {
-        assert_eq!(decode_hex("de ad be ef").unwrap(), vec![0xde, 0xad, 0xbe, 0xef]);
-        assert_eq!(decode_hex("0102").unwrap(), vec![1, 2]);
-        assert_eq!(decode_hex("abc").unwrap_err().code, ErrorCode::PayloadInvalid);
-        assert_eq!(decode_hex("zz").unwrap_err().code, ErrorCode::PayloadInvalid);
     }
 
     #[test]

@@ -1,7 +1,6 @@
-//! Events: everything that happens, in the envelope of CONTRACT section 3,
-//! plus the error codes of section 4.
+//! Events: everything that happens, in the envelope of CONTRACT section 3
+//! (the error codes of section 4 are the leaf module `error`).
 
-use std::fmt;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -12,82 +11,8 @@ use serde::ser::{SerializeMap, Serializer};
 use super::escape::escape_display;
 use super::transport::{Endpoint, Kind, Target};
 
-/// The error codes of CONTRACT section 4.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    CommandInvalid,
-    AddressInvalid,
-    ResolveFailed,
-    ConnectFailed,
-    ConnectRefused,
-    BindFailed,
-    TlsConfigInvalid,
-    TlsHandshakeFailed,
-    SessionNotFound,
-    SessionAmbiguous,
-    SessionNotConnected,
-    PayloadInvalid,
-    RegexInvalid,
-    WaitforTimeout,
-    Timeout,
-    MaxConnections,
-    UdpSendFailed,
-    MulticastFailed,
-    RecordFailed,
-    IoError,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::CommandInvalid => "COMMAND_INVALID",
-            ErrorCode::AddressInvalid => "ADDRESS_INVALID",
-            ErrorCode::ResolveFailed => "RESOLVE_FAILED",
-            ErrorCode::ConnectFailed => "CONNECT_FAILED",
-            ErrorCode::ConnectRefused => "CONNECT_REFUSED",
-            ErrorCode::BindFailed => "BIND_FAILED",
-            ErrorCode::TlsConfigInvalid => "TLS_CONFIG_INVALID",
-            ErrorCode::TlsHandshakeFailed => "TLS_HANDSHAKE_FAILED",
-            ErrorCode::SessionNotFound => "SESSION_NOT_FOUND",
-            ErrorCode::SessionAmbiguous => "SESSION_AMBIGUOUS",
-            ErrorCode::SessionNotConnected => "SESSION_NOT_CONNECTED",
-            ErrorCode::PayloadInvalid => "PAYLOAD_INVALID",
-            ErrorCode::RegexInvalid => "REGEX_INVALID",
-            ErrorCode::WaitforTimeout => "WAITFOR_TIMEOUT",
-            ErrorCode::Timeout => "TIMEOUT",
-            ErrorCode::MaxConnections => "MAX_CONNECTIONS",
-            ErrorCode::UdpSendFailed => "UDP_SEND_FAILED",
-            ErrorCode::MulticastFailed => "MULTICAST_FAILED",
-            ErrorCode::RecordFailed => "RECORD_FAILED",
-            ErrorCode::IoError => "IO_ERROR",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A failure with its contract code and a text naming what failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {text}")]
-pub struct CoreError {
-    pub code: ErrorCode,
-    pub text: String,
-}
-
-impl CoreError {
-    pub fn new(code: ErrorCode, text: impl Into<String>) -> Self {
-        CoreError {
-            code,
-            text: text.into(),
-        }
-    }
-}
-
-pub type CoreResult<T> = Result<T, CoreError>;
+pub use super::addr::join_host_port;
+pub use super::error::{CoreError, CoreResult, ErrorCode};
 
 /// Why a session ended (the `reason` of `disconnected`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -572,15 +497,6 @@ pub fn short_id(id: &str) -> String {
         }
     }
     id.to_string()
-}
-
-/// `host:port`, with IPv6 literals bracketed.
-pub fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 impl Serialize for Event {

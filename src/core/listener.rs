@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::command::SessionOptions;
 use super::events::{CoreError, CoreResult, ErrorCode, Event, EventKind, ListenerInfo};
 use super::session::{Direction, Parts, Session};
+use super::slots::{Membership, Slots};
 use super::transport::{Accepted, Bound, Endpoint, Io, Kind};
 use super::{Ctx, new_id};
 
@@ -31,9 +32,8 @@ pub struct Listener {
     pub kind: Kind,
     pub max_connections: usize,
     pub(crate) opts: SessionOptions,
-    clients: AtomicUsize,
+    slots: Arc<Slots>,
     hold_excess: std::sync::atomic::AtomicBool,
-    slot_freed: tokio::sync::Notify,
     cancel: CancellationToken,
     unclaimed: Mutex<VecDeque<String>>,
     wake: watch::Sender<u64>,
@@ -54,9 +54,8 @@ impl Listener {
             kind,
             max_connections,
             opts,
-            clients: AtomicUsize::new(0),
+            slots: Arc::default(),
             hold_excess: std::sync::atomic::AtomicBool::new(false),
-            slot_freed: tokio::sync::Notify::new(),
             cancel: CancellationToken::new(),
             unclaimed: Mutex::new(VecDeque::new()),
             wake: watch::Sender::new(0),
@@ -68,7 +67,16 @@ impl Listener {
     }
 
     pub fn clients(&self) -> usize {
-        self.clients.load(Ordering::Acquire)
+        self.slots.taken()
+    }
+
+    /// What a session of this listener knows of it.
+    pub(crate) fn membership(&self) -> Membership {
+        Membership {
+            listener_id: self.id.clone(),
+            shares_socket: self.kind.is_udp(),
+            slots: self.slots.clone(),
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -76,8 +84,7 @@ impl Listener {
     }
 
     pub(crate) fn client_closed(&self) {
-        self.clients.fetch_sub(1, Ordering::AcqRel);
-        self.slot_freed.notify_one();
+        self.slots.give_back();
     }
 
     pub(crate) fn set_hold_excess(&self, hold: bool) {
@@ -158,7 +165,7 @@ impl Listener {
                 while self.clients() >= self.max_connections {
                     tokio::select! {
                         _ = self.cancel.cancelled() => break,
-                        _ = self.slot_freed.notified() => {}
+                        _ = self.slots.freed() => {}
                     }
                 }
             }
@@ -180,7 +187,7 @@ impl Listener {
                         ctx.events.emit(Event::error(err).listener(&self.id)).await;
                         continue;
                     }
-                    self.clients.fetch_add(1, Ordering::AcqRel);
+                    self.slots.take();
                     tokio::spawn(self.clone().admit(stream, peer, tls.clone(), ctx.clone()));
                 }
                 Err(e) => {
@@ -295,7 +302,7 @@ impl Listener {
         from: SocketAddr,
         ctx: &Arc<Ctx>,
     ) -> Option<Arc<Session>> {
-        self.clients.fetch_add(1, Ordering::AcqRel);
+        self.slots.take();
         self.open_client(
             self.local.clone(),
             Endpoint::Ip(from),
@@ -320,7 +327,7 @@ impl Listener {
             id: new_id("sess"),
             label: None,
             direction: Direction::In,
-            listener: Some(self.clone()),
+            listener: Some(self.membership()),
             local,
             peer: Some(peer.clone()),
             kind,

@@ -104,7 +104,7 @@ pub(crate) enum Msg {
 pub struct Manager {
     tx: mpsc::Sender<Msg>,
     events: EventSink,
-    recorder: crate::transcript::Recorder,
+    recorder: super::recording::Recorder,
 }
 
 impl Manager {
@@ -112,7 +112,7 @@ impl Manager {
     pub fn start(config: ManagerConfig) -> (Manager, EventStream) {
         let (events, rx_events) = EventSink::with_budget(config.event_budget);
         let (tx, rx) = mpsc::channel(256);
-        let recorder = crate::transcript::Recorder::start(events.clone());
+        let recorder = super::recording::Recorder::start(events.clone());
         let ctx = Arc::new(Ctx {
             events: events.clone(),
             recorder: recorder.clone(),
@@ -449,11 +449,7 @@ impl Actor {
                 };
                 tokio::spawn(async move {
                     let result = match file {
-                        Some(path) => {
-                            session
-                                .start_recording(crate::transcript::Place::File(path))
-                                .await
-                        }
+                        Some(path) => session.start_recording(super::recording::Place::File(path)).await,
                         None => {
                             session.stop_recording().await;
                             Ok(())
@@ -566,7 +562,7 @@ impl Actor {
             Ok(id) => id,
             Err(e) => return fail(reply, e, None),
         };
-        let dialer = match Dialer::new(&spec) {
+        let dialer = match Dialer::new(&spec.target, spec.tls.as_ref(), spec.opts.timeout) {
             Ok(d) => d,
             Err(e) => return fail(reply, e, Some(id)),
         };
@@ -682,7 +678,7 @@ impl Actor {
             session_id: Some(id.clone()),
             listener_id: None,
         };
-        let opened = transport::udp::open(&spec).await.map_err(with_id)?;
+        let opened = transport::udp::open(&spec.socket).await.map_err(with_id)?;
         let local = opened
             .socket
             .local_addr()
@@ -724,7 +720,7 @@ impl Actor {
             session_id: None,
             listener_id: Some(id.clone()),
         };
-        let opened = transport::udp::open(&spec).await.map_err(with_id)?;
+        let opened = transport::udp::open(&spec.socket).await.map_err(with_id)?;
         let local = opened
             .socket
             .local_addr()

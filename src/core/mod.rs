@@ -9,26 +9,33 @@
 //!   interface (`Io`, `Endpoint`, `Kind`); nothing else sees socket types
 //! - `tls`: rustls configuration for both sides
 //! - `framing`: line splitting; `escape`: payload, transcript and display escapes
-//! - `events`: the event envelope and error codes; `command`: the commands
+//! - `events`: the event envelope; `error`: the error codes (a leaf);
+//!   `command`: the commands
 //! - `addr`: `HOST:PORT` parsing and resolution
 //! - `files`: reading operator-named files with a size cap
+//! - `recording`: the transcript writer thread (the format is the leaf
+//!   module `crate::transcript`)
 //! - `recycle`: reusing read buffers under a flood
 //! - `resolve`: the one resolver of session and listener references
 //! - `sink`: the event channel, bounded by the bytes its events hold
+//! - `slots`: a listener's client slots as its sessions see them (a leaf)
 
 pub mod addr;
 pub mod command;
 pub mod dial;
+pub mod error;
 pub mod escape;
 pub mod events;
 pub mod files;
 pub mod framing;
 pub mod listener;
 pub mod manager;
+pub mod recording;
 pub mod recycle;
 pub mod resolve;
 pub mod session;
 pub mod sink;
+pub mod slots;
 pub mod tls;
 pub mod transport;
 pub mod trigger;
@@ -58,7 +65,7 @@ pub(crate) fn once_a_second(last: &mut Option<tokio::time::Instant>) -> bool {
 /// What every session and listener task shares.
 pub(crate) struct Ctx {
     pub events: EventSink,
-    pub recorder: crate::transcript::Recorder,
+    pub recorder: recording::Recorder,
     /// `--record DIR`: every session gets a transcript here.
     pub record_dir: Option<std::path::PathBuf>,
     /// Bytes asked for per read.

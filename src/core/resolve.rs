@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::events::{CoreError, CoreResult, ErrorCode};
+use super::error::{CoreError, CoreResult, ErrorCode};
 
 /// What is being resolved: its id prefix and how errors call it.
 pub struct Kind {

@@ -21,10 +21,11 @@ use super::command::{Eol, Mode, View};
 use super::dial::Redial;
 use super::events::{CloseReason, CoreError, CoreResult, DataLine, ErrorCode, Event, EventKind, SessionInfo};
 use super::framing::{Line, LineSplitter};
-use super::listener::Listener;
+use super::recording::{Place, Transcript};
 use super::recycle::Recycler;
+use super::slots::Membership;
 use super::transport::{self, Endpoint, Io, Kind, ReadSide};
-use crate::transcript::{self, Mark, Transcript};
+use crate::transcript::{self, Mark};
 
 /// Default size of one read; a flood is read in chunks of this size.
 pub const READ_SIZE: usize = 64 * 1024;
@@ -243,7 +244,7 @@ pub struct Session {
     pub id: String,
     pub label: Option<String>,
     pub direction: Direction,
-    pub listener: Option<Arc<Listener>>,
+    pub listener: Option<Membership>,
     /// The transport: tcp, tls, udp, udp-peer, unix.
     pub kind: Kind,
     pub mode: Mode,
@@ -272,7 +273,7 @@ pub(crate) struct Parts {
     pub id: String,
     pub label: Option<String>,
     pub direction: Direction,
-    pub listener: Option<Arc<Listener>>,
+    pub listener: Option<Membership>,
     pub local: Endpoint,
     pub peer: Option<Endpoint>,
     pub kind: Kind,
@@ -407,7 +408,7 @@ impl Session {
     }
 
     pub fn listener_id(&self) -> Option<&str> {
-        self.listener.as_ref().map(|l| l.id.as_str())
+        self.listener.as_ref().map(|l| l.listener_id.as_str())
     }
 
     pub fn view(&self) -> View {
@@ -539,7 +540,7 @@ impl Session {
     }
 
     /// Starts a transcript in `path`, replacing any current one.
-    pub async fn start_recording(&self, place: transcript::Place) -> CoreResult<()> {
+    pub async fn start_recording(&self, place: Place) -> CoreResult<()> {
         let t = self
             .ctx
             .recorder
@@ -567,10 +568,7 @@ impl Session {
         let Some(dir) = self.ctx.record_dir.clone() else {
             return;
         };
-        if let Err(e) = self
-            .start_recording(transcript::Place::Dir(dir, self.id.clone()))
-            .await
-        {
+        if let Err(e) = self.start_recording(Place::Dir(dir, self.id.clone())).await {
             self.emit_error(EventKind::Error, e).await;
         }
     }
@@ -780,7 +778,8 @@ impl Session {
         if self.transcript().is_some() {
             // Datagrams may come from anyone: note each change of sender
             // (a per-peer session has only one).
-            let changed = self.listener.is_none() && self.lock().last_sender != Some(from);
+            let changed = !self.listener.as_ref().is_some_and(|l| l.shares_socket)
+                && self.lock().last_sender != Some(from);
             if changed {
                 self.record_event(&format!("from {from}")).await;
             }
@@ -964,7 +963,7 @@ impl Session {
         if !self.released.swap(true, Ordering::AcqRel)
             && let Some(l) = &self.listener
         {
-            l.client_closed();
+            l.slots.give_back();
         }
     }
 

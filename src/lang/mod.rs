@@ -2,7 +2,10 @@
 //! and the TUI command bar. Lines split into words ([`words`]), then clap
 //! parses the words, so every command gets options, usage and `help`.
 
+pub mod payload;
 pub mod words;
+
+pub use payload::{decode_hex, decode_payload};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,7 +18,6 @@ use crate::core::command::{
     Command, ConnectSpec, Eol, ListenSpec, Mode, SessionOptions, TriggerSpec, UdpSpec, View,
 };
 use crate::core::dial::Backoff;
-use crate::core::escape::{decode_hex, decode_payload};
 use crate::core::tls::{ClientTls, ServerTls};
 use crate::core::transport::Target;
 use crate::core::{CoreError, CoreResult, ErrorCode};
@@ -70,10 +72,10 @@ pub struct SessionArgs {
     #[arg(long, value_name = "NAME")]
     pub label: Option<String>,
     /// How received bytes are framed: lines, or chunks as they arrive
-    #[arg(long, value_enum, default_value_t = Mode::Line)]
+    #[arg(long, value_name = "line|binary", default_value = "line", value_parser = str::parse::<Mode>)]
     pub mode: Mode,
     /// End of line appended to each send in line mode
-    #[arg(long, value_enum, default_value_t = Eol::Lf)]
+    #[arg(long, value_name = "lf|crlf|cr", default_value = "lf", value_parser = str::parse::<Eol>)]
     pub eol: Eol,
     /// Close the session after this long without traffic (e.g. 30s)
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
@@ -249,16 +251,18 @@ impl UdpArgs {
             None => crate::core::addr::ANY_HOST,
         };
         Ok(UdpSpec {
-            bind: parse_bind(&self.bind, default_host)?,
+            socket: crate::core::transport::udp::SocketSpec {
+                bind: parse_bind(&self.bind, default_host)?,
+                to: self.to.as_deref().map(parse_host_port).transpose()?,
+                multicast: self.multicast,
+                iface: self.iface,
+                reuse: self.reuse,
+                broadcast: self.broadcast,
+                ttl: self.ttl,
+                connect: self.connect,
+            },
             opts: self.session.options(),
-            to: self.to.as_deref().map(parse_host_port).transpose()?,
-            multicast: self.multicast,
-            iface: self.iface,
-            reuse: self.reuse,
-            broadcast: self.broadcast,
-            ttl: self.ttl,
             per_peer: self.per_peer.then_some(self.max_connections),
-            connect: self.connect,
         })
     }
 }

@@ -28,8 +28,8 @@ use tokio::net::UdpSocket;
 use tokio::net::tcp::OwnedReadHalf;
 
 use super::addr::{HostPort, parse_host_port};
-use super::command::ConnectSpec;
-use super::events::{CoreError, CoreResult, ErrorCode};
+use super::error::{CoreError, CoreResult, ErrorCode};
+use super::tls::ClientTls;
 
 /// What kind of link a session or listener is (the `kind` of opening events).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,21 +232,22 @@ pub(crate) struct Dialer {
 }
 
 impl Dialer {
-    pub fn new(spec: &ConnectSpec) -> CoreResult<Dialer> {
-        let tls = match (&spec.tls, &spec.target) {
+    /// `timeout`: the session's `--timeout`, if any, bounds the connect too.
+    pub fn new(target: &Target, tls: Option<&ClientTls>, timeout: Option<Duration>) -> CoreResult<Dialer> {
+        let tls = match (tls, target) {
             (Some(_), Target::Unix(_)) => {
                 return Err(CoreError::new(
                     ErrorCode::TlsConfigInvalid,
-                    format!("{}: --tls works over TCP only", spec.target),
+                    format!("{target}: --tls works over TCP only"),
                 ));
             }
             (Some(t), Target::Ip(hp)) => Some(tls::ClientSide::new(t, &hp.host)?),
             (None, _) => None,
         };
         Ok(Dialer {
-            target: spec.target.clone(),
+            target: target.clone(),
             tls,
-            timeout: spec.opts.timeout.unwrap_or(CONNECT_TIMEOUT),
+            timeout: timeout.unwrap_or(CONNECT_TIMEOUT),
         })
     }
 

@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{Endpoint, Io, Kind, Link, ReadSide};
 use crate::core::addr::{self, HostPort};
-use crate::core::events::{CoreError, CoreResult, ErrorCode};
+use crate::core::error::{CoreError, CoreResult, ErrorCode};
 
 /// Connects to the first address of the host that accepts, within `limit`.
 pub(crate) async fn connect(target: &HostPort, limit: Duration) -> CoreResult<TcpStream> {

@@ -10,7 +10,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::{Endpoint, Io, Kind, Link, ReadSide};
 use crate::core::addr::HostPort;
-use crate::core::events::{CoreError, CoreResult, ErrorCode};
+use crate::core::error::{CoreError, CoreResult, ErrorCode};
 use crate::core::tls::{ClientTls, handshake_error};
 
 /// How long a client may take to finish its TLS handshake.

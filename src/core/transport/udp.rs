@@ -5,9 +5,25 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
+use crate::core::addr::HostPort;
 use crate::core::addr::{self, resolve};
-use crate::core::command::UdpSpec;
-use crate::core::events::{CoreError, CoreResult, ErrorCode};
+use crate::core::error::{CoreError, CoreResult, ErrorCode};
+
+/// What a UDP socket is opened with.
+#[derive(Clone, Debug)]
+pub struct SocketSpec {
+    pub bind: HostPort,
+    pub to: Option<HostPort>,
+    pub multicast: Option<IpAddr>,
+    /// Interface address for multicast joins and sends.
+    pub iface: Option<IpAddr>,
+    pub reuse: bool,
+    pub broadcast: bool,
+    pub ttl: Option<u32>,
+    /// `--connect`: connect the socket to `--to` (only its datagrams are
+    /// received; ICMP port unreachable is reported).
+    pub connect: bool,
+}
 
 /// The bound socket and its resolved `--to` destination.
 pub struct OpenedUdp {
@@ -15,7 +31,7 @@ pub struct OpenedUdp {
     pub to: Option<SocketAddr>,
 }
 
-pub async fn open(spec: &UdpSpec) -> CoreResult<OpenedUdp> {
+pub async fn open(spec: &SocketSpec) -> CoreResult<OpenedUdp> {
     let candidates = resolve(&spec.bind).await?;
     let to = match &spec.to {
         Some(hp) => {
@@ -53,7 +69,7 @@ pub async fn open(spec: &UdpSpec) -> CoreResult<OpenedUdp> {
     }))
 }
 
-fn open_on(spec: &UdpSpec, bind: SocketAddr, dual: bool, to: Option<SocketAddr>) -> CoreResult<OpenedUdp> {
+fn open_on(spec: &SocketSpec, bind: SocketAddr, dual: bool, to: Option<SocketAddr>) -> CoreResult<OpenedUdp> {
     let io_err = |what: &str, e: std::io::Error| {
         CoreError::new(ErrorCode::BindFailed, format!("{what} for UDP {bind}: {e}"))
     };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
 
 use super::{Endpoint, Io, Kind, Link, ReadSide};
-use crate::core::events::{CoreError, CoreResult, ErrorCode};
+use crate::core::error::{CoreError, CoreResult, ErrorCode};
 
 /// Connects to the socket at `path` within `limit`.
 pub(crate) async fn dial(path: &Path, limit: Duration) -> CoreResult<Link> {

@@ -1,0 +1,81 @@
+//! The error codes of CONTRACT section 4 and the error every command can
+//! fail with. A leaf: every other module of the core may use it.
+
+use std::fmt;
+
+/// The error codes of CONTRACT section 4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    CommandInvalid,
+    AddressInvalid,
+    ResolveFailed,
+    ConnectFailed,
+    ConnectRefused,
+    BindFailed,
+    TlsConfigInvalid,
+    TlsHandshakeFailed,
+    SessionNotFound,
+    SessionAmbiguous,
+    SessionNotConnected,
+    PayloadInvalid,
+    RegexInvalid,
+    WaitforTimeout,
+    Timeout,
+    MaxConnections,
+    UdpSendFailed,
+    MulticastFailed,
+    RecordFailed,
+    IoError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::CommandInvalid => "COMMAND_INVALID",
+            ErrorCode::AddressInvalid => "ADDRESS_INVALID",
+            ErrorCode::ResolveFailed => "RESOLVE_FAILED",
+            ErrorCode::ConnectFailed => "CONNECT_FAILED",
+            ErrorCode::ConnectRefused => "CONNECT_REFUSED",
+            ErrorCode::BindFailed => "BIND_FAILED",
+            ErrorCode::TlsConfigInvalid => "TLS_CONFIG_INVALID",
+            ErrorCode::TlsHandshakeFailed => "TLS_HANDSHAKE_FAILED",
+            ErrorCode::SessionNotFound => "SESSION_NOT_FOUND",
+            ErrorCode::SessionAmbiguous => "SESSION_AMBIGUOUS",
+            ErrorCode::SessionNotConnected => "SESSION_NOT_CONNECTED",
+            ErrorCode::PayloadInvalid => "PAYLOAD_INVALID",
+            ErrorCode::RegexInvalid => "REGEX_INVALID",
+            ErrorCode::WaitforTimeout => "WAITFOR_TIMEOUT",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::MaxConnections => "MAX_CONNECTIONS",
+            ErrorCode::UdpSendFailed => "UDP_SEND_FAILED",
+            ErrorCode::MulticastFailed => "MULTICAST_FAILED",
+            ErrorCode::RecordFailed => "RECORD_FAILED",
+            ErrorCode::IoError => "IO_ERROR",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure with its contract code and a text naming what failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {text}")]
+pub struct CoreError {
+    pub code: ErrorCode,
+    pub text: String,
+}
+
+impl CoreError {
+    pub fn new(code: ErrorCode, text: impl Into<String>) -> Self {
+        CoreError {
+            code,
+            text: text.into(),
+        }
+    }
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;
