@@ -1,0 +1,144 @@
+//! What `waitfor` looks back on: received lines or bytes since the
+//! previous `waitfor` returned, bounded by the memory they hold; and the
+//! bound on what closed sessions keep in all.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+
+use super::{BACKLOG_BYTES, BACKLOG_LINES, CLOSED_BACKLOGS, LINE_OVERHEAD, Session};
+
+/// Received data not yet consumed by a `waitfor`.
+#[derive(Default)]
+pub(super) struct Backlog {
+    pub(super) lines: VecDeque<Bytes>,
+    pub(super) line_bytes: usize,
+    /// Binary mode: the received chunks as they came (no copy on the data
+    /// path); joined only when a `waitfor` looks at them.
+    pub(super) chunks: VecDeque<Bytes>,
+    pub(super) chunk_bytes: usize,
+}
+
+impl Backlog {
+    /// Takes the line as it is (no copy). Reads under 4 KiB are copied out
+    /// of the read buffer before framing, so what a kept line can pin is
+    /// bounded by the bytes the backlog holds, times the read-buffer ratio.
+    pub(super) fn push_line(&mut self, line: Bytes) {
+        self.line_bytes += line.len() + LINE_OVERHEAD;
+        self.lines.push_back(line);
+        while self.lines.len() > BACKLOG_LINES || self.line_bytes > BACKLOG_BYTES {
+            match self.lines.pop_front() {
+                Some(old) => self.line_bytes -= old.len() + LINE_OVERHEAD,
+                None => break,
+            }
+        }
+    }
+
+    /// Memory held, in bytes.
+    pub(super) fn held(&self) -> usize {
+        self.line_bytes + self.chunk_bytes
+    }
+
+    /// Keeps the last `BACKLOG_BYTES` received bytes.
+    pub(super) fn push_stream(&mut self, chunk: Bytes) {
+        self.chunk_bytes += chunk.len();
+        self.chunks.push_back(chunk);
+        while self.chunk_bytes > BACKLOG_BYTES {
+            let excess = self.chunk_bytes - BACKLOG_BYTES;
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if front.len() <= excess {
+                self.chunk_bytes -= front.len();
+                self.chunks.pop_front();
+            } else {
+                // A slice: it pins one read buffer at most, and copies nothing.
+                let _ = front.split_to(excess);
+                self.chunk_bytes -= excess;
+            }
+        }
+    }
+
+    /// The received bytes as one slice (joined once, then kept joined).
+    pub(super) fn stream(&mut self) -> &[u8] {
+        if self.chunks.len() > 1 {
+            let mut joined = BytesMut::with_capacity(self.chunk_bytes);
+            for c in self.chunks.drain(..) {
+                joined.extend_from_slice(&c);
+            }
+            self.chunks.push_back(joined.freeze());
+        }
+        self.chunks.front().map(|c| &c[..]).unwrap_or_default()
+    }
+
+    /// Drops the first `n` bytes of the (joined) stream.
+    pub(super) fn consume_stream(&mut self, n: usize) {
+        if let Some(front) = self.chunks.front_mut() {
+            let n = n.min(front.len());
+            let _ = front.split_to(n);
+            self.chunk_bytes -= n;
+        }
+    }
+}
+
+/// Closed sessions that still keep a backlog, oldest first, and the bytes
+/// they hold in all: past [`CLOSED_BACKLOGS`] the oldest are forgotten.
+#[derive(Default)]
+pub(crate) struct ClosedBacklogs {
+    kept: Mutex<(VecDeque<Kept>, usize)>,
+}
+
+/// A closed session and the bytes its backlog held when it closed.
+type Kept = (std::sync::Weak<Session>, usize);
+
+impl ClosedBacklogs {
+    pub(super) fn keep(&self, session: &Arc<Session>, bytes: usize) {
+        let forget = {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            let (list, total) = &mut *kept;
+            list.push_back((Arc::downgrade(session), bytes));
+            *total += bytes;
+            let mut forget = Vec::new();
+            while *total > CLOSED_BACKLOGS {
+                let Some((old, n)) = list.pop_front() else { break };
+                *total -= n;
+                forget.push(old);
+            }
+            forget
+        };
+        for old in forget.iter().filter_map(std::sync::Weak::upgrade) {
+            let mut state = old.lock();
+            state.backlog = Backlog::default();
+            state.backlog_forgotten = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_backlog_keeps_the_last_bytes_without_copying_each_chunk() {
+        let mut b = Backlog::default();
+        let chunk = Bytes::from(vec![7u8; 300 * 1024]);
+        for _ in 0..4 {
+            b.push_stream(chunk.clone());
+        }
+        // Whole chunks are shared with the event, not copied; the oldest
+        // was cut to the bound.
+        assert_eq!(b.chunks.len(), 4);
+        assert_eq!(b.chunks[3].as_ptr(), chunk.as_ptr());
+        assert_eq!(b.chunk_bytes, BACKLOG_BYTES);
+        b.push_stream(Bytes::from_static(b"tail"));
+        assert_eq!(b.chunk_bytes, BACKLOG_BYTES);
+        let stream = b.stream().to_vec();
+        assert_eq!(stream.len(), BACKLOG_BYTES);
+        assert!(stream.ends_with(b"\x07\x07tail"));
+        b.consume_stream(BACKLOG_BYTES - 4);
+        assert_eq!(b.stream(), b"tail");
+        b.push_stream(Bytes::from_static(b" more"));
+        assert_eq!(b.stream(), b"tail more");
+    }
+}

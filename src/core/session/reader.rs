@@ -1,0 +1,160 @@
+//! The reader tasks: a stream's read loop (framing, the inactivity
+//! timeout, the end of input), a UDP socket's receive loop, and the idle
+//! timer of a per-peer UDP session.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{SMALL_READ, Session};
+use crate::core::addr;
+use crate::core::events::{CoreError, ErrorCode, EventKind};
+use crate::core::framing::LineSplitter;
+use crate::core::recycle::Recycler;
+use crate::core::transport::ReadSide;
+
+pub(super) async fn read_loop(
+    session: Arc<Session>,
+    mut read: ReadSide,
+    (generation, link): (u64, CancellationToken),
+) {
+    let mut buf = BytesMut::new();
+    let mut splitter = LineSplitter::default();
+    let mut lines = Vec::new();
+    // Bulk mode: the last chunks handed out, reused as read buffers once
+    // nobody else holds them (fresh buffers cost page faults).
+    let mut spent = Recycler::default();
+    loop {
+        if buf.capacity() == 0
+            && let Some(mut reused) = spent.take()
+        {
+            reused.clear();
+            buf = reused;
+        }
+        let deadline = session.deadline();
+        let result = tokio::select! {
+            _ = link.cancelled() => return,
+            _ = sleep_until_opt(deadline) => {
+                if session.deadline().is_some_and(|d| d <= Instant::now()) {
+                    // Cold paths are boxed so the reader future stays small while idle.
+                    Box::pin(session.expire()).await;
+                    return;
+                }
+                continue;
+            }
+            r = read.read_chunk(&mut buf, session.ctx.read_size, session.ctx.bulk) => r,
+        };
+        match result {
+            Ok(0) => {
+                splitter.finish(&mut lines);
+                session.deliver_lines(&mut lines).await;
+                Box::pin(session.input_ended(generation, None)).await;
+                return;
+            }
+            // A TLS peer that closes without close_notify (ncat does when
+            // its stdin ends): the end of its output, said in the event.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && session.kind.is_tls() => {
+                splitter.finish(&mut lines);
+                session.deliver_lines(&mut lines).await;
+                let note = "the TLS peer closed without close_notify (what it sent may be cut short)";
+                Box::pin(session.input_ended(generation, Some(note))).await;
+                return;
+            }
+            Ok(n) => {
+                let chunk = if n < SMALL_READ && buf.len() == n {
+                    // Copy small reads out and drop the buffer: idle sessions stay small.
+                    let chunk = Bytes::copy_from_slice(&buf);
+                    buf = BytesMut::new();
+                    chunk
+                } else if session.ctx.bulk {
+                    let chunk = std::mem::take(&mut buf).freeze();
+                    spent.keep(&chunk);
+                    chunk
+                } else {
+                    buf.split().freeze()
+                };
+                // Boxed: one allocation per read keeps the idle reader small.
+                Box::pin(session.received(chunk, &mut splitter, &mut lines)).await;
+            }
+            Err(e) => {
+                splitter.finish(&mut lines);
+                session.deliver_lines(&mut lines).await;
+                Box::pin(session.fail(generation, "read failed", e)).await;
+                return;
+            }
+        }
+    }
+}
+
+pub(super) async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(super) async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let deadline = session.deadline();
+        let result = tokio::select! {
+            _ = session.cancel.cancelled() => return,
+            _ = sleep_until_opt(deadline) => {
+                if session.deadline().is_some_and(|d| d <= Instant::now()) {
+                    // Cold paths are boxed so the reader future stays small while idle.
+                    Box::pin(session.expire()).await;
+                    return;
+                }
+                continue;
+            }
+            r = socket.recv_from(&mut buf) => r,
+        };
+        match result {
+            Ok((n, from)) => session.datagram(&buf[..n], addr::canonical(from)).await,
+            // An ICMP error from an earlier send: report it, keep receiving.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                session
+                    .emit_error(
+                        EventKind::Error,
+                        CoreError::new(
+                            ErrorCode::UdpSendFailed,
+                            format!(
+                                "a datagram from {} was refused by its destination: {e}",
+                                session.id
+                            ),
+                        ),
+                    )
+                    .await;
+            }
+            Err(e) => {
+                Box::pin(session.fail(0, "receive failed", e)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// A per-peer UDP session has no reader of its own (its listener reads the
+/// shared socket): this task enforces its inactivity timeout.
+pub(super) async fn idle_timer(session: Arc<Session>) {
+    loop {
+        let deadline = session.deadline();
+        tokio::select! {
+            _ = session.cancel.cancelled() => return,
+            _ = sleep_until_opt(deadline) => {
+                if session.deadline().is_some_and(|d| d <= Instant::now()) {
+                    session.expire().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn strip_eol(d: &[u8]) -> &[u8] {
+    let d = d.strip_suffix(b"\n").unwrap_or(d);
+    d.strip_suffix(b"\r").unwrap_or(d)
+}
