@@ -8,6 +8,7 @@
 pub mod app;
 pub mod keymap;
 pub mod scrollback;
+pub mod update;
 pub mod view;
 
 use std::io::Write;
@@ -28,6 +29,7 @@ use crate::core::{Command, Manager, ManagerConfig, Outcome};
 use crate::exec::{Executor, FrontEnd, Script, Step};
 use app::{App, Effect};
 use keymap::Keymap;
+use update::{Msg, update};
 
 /// At most this many frames a second.
 const FRAME: Duration = Duration::from_millis(16);
@@ -116,13 +118,18 @@ pub async fn run(opts: TuiOptions) -> u8 {
     if let Ok(size) = terminal.size() {
         app.page = view::page_rows(size.height);
     }
+    let startup = Startup {
+        initial: opts.initial,
+        commands: opts.commands,
+    };
     let result = run_loop(
         &mut terminal,
         &mut app,
         &manager,
         events,
-        opts.initial,
-        opts.commands,
+        EventStream::new(),
+        crate::script::shutdown_signal(),
+        startup,
     )
     .await;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
@@ -138,21 +145,8 @@ pub async fn run(opts: TuiOptions) -> u8 {
     }
 }
 
-/// What tasks report back to the UI loop.
-enum UiMsg {
-    /// A command finished: its line and result.
-    Done(String, Result<String, String>),
-    /// A `view` command resolved by the core: the session's full id.
-    View(String, crate::core::View),
-    /// A `source` script ended (or failed, or was stopped).
-    SourceDone(Result<String, String>),
-    /// `help` / `CMD --help`: the text to show.
-    Help(String),
-    /// `quit` from a command line, a macro or a script.
-    Quit,
-}
-
-type Results = mpsc::UnboundedSender<UiMsg>;
+/// Where tasks report back to the UI loop.
+type Results = mpsc::UnboundedSender<Msg>;
 
 /// The TUI's side of the one executor: help goes to the help overlay, a
 /// `view` to the pane showing that session.
@@ -160,12 +154,12 @@ struct TuiFront(Results);
 
 impl FrontEnd for TuiFront {
     fn help(&self, text: String) -> futures_util::future::BoxFuture<'_, ()> {
-        let _ = self.0.send(UiMsg::Help(text));
+        let _ = self.0.send(Msg::Help(text));
         Box::pin(std::future::ready(()))
     }
 
     fn view(&self, session: &str, view: crate::core::View) {
-        let _ = self.0.send(UiMsg::View(session.to_string(), view));
+        let _ = self.0.send(Msg::View(session.to_string(), view));
     }
 }
 
@@ -194,11 +188,11 @@ fn spawn_script(executor: &Executor, results: &Results, lines: Vec<String>, sess
         let mut script = Script::starting_at(session);
         for line in lines {
             let step = executor.run_line(line.as_bytes(), &line, &mut script, 0).await;
-            let _ = results.send(UiMsg::Done(line, describe_step(&step)));
+            let _ = results.send(Msg::Done(line, describe_step(&step)));
             match step {
                 Step::Done(_) => {}
                 Step::Quit => {
-                    let _ = results.send(UiMsg::Quit);
+                    let _ = results.send(Msg::Quit);
                     break;
                 }
                 Step::Failed(_) | Step::Stopped { .. } => break,
@@ -207,14 +201,32 @@ fn spawn_script(executor: &Executor, results: &Results, lines: Vec<String>, sess
     });
 }
 
-async fn run_loop<B: Backend>(
+/// What the TUI opens and runs first: `muxcat connect …` on a terminal
+/// opens `initial`; `-c` lines run in order after it.
+#[derive(Default)]
+pub struct Startup {
+    pub initial: Option<Command>,
+    pub commands: Vec<String>,
+}
+
+/// The Elm loop: terminal input, core events and command results become
+/// [`Msg`]s for [`update`], the effects it returns are carried out, and
+/// the screen is drawn (at most ~60 times a second, only when something
+/// changed). The caller supplies the terminal, the input stream and the
+/// shutdown signal, so tests drive it in-process with a `TestBackend`.
+pub async fn run_loop<B, I>(
     terminal: &mut Terminal<B>,
     app: &mut App,
     manager: &Manager,
     mut events: crate::core::EventStream,
-    initial: Option<Command>,
-    commands: Vec<String>,
-) -> Result<(), B::Error> {
+    mut input: I,
+    shutdown: impl Future<Output = ()>,
+    startup: Startup,
+) -> Result<(), B::Error>
+where
+    B: Backend,
+    I: futures_util::Stream<Item = std::io::Result<TermEvent>> + Unpin,
+{
     let theme = view::Theme::from_env();
     let panic_key = std::env::var_os("MUXCAT_TEST_PANIC").is_some();
     let (results, mut results_rx) = mpsc::unbounded_channel();
@@ -225,20 +237,18 @@ async fn run_loop<B: Backend>(
         let results = results.clone();
         tokio::spawn(async move {
             let mut session = None;
-            if let Some(cmd) = initial {
+            if let Some(cmd) = startup.initial {
                 let mut script = Script::default();
                 let step = executor.run_command(cmd, &mut script).await;
-                let _ = results.send(UiMsg::Done("open".to_string(), describe_step(&step)));
+                let _ = results.send(Msg::Done("open".to_string(), describe_step(&step)));
                 session = script.default_session;
             }
-            spawn_script(&executor, &results, commands, session);
+            spawn_script(&executor, &results, startup.commands, session);
         });
     }
-    let mut input = EventStream::new();
     // Stops the running `source` script, if any.
     let mut source_stop: Option<CancellationToken> = None;
-    let interrupt = crate::script::shutdown_signal();
-    tokio::pin!(interrupt);
+    tokio::pin!(shutdown);
     let mut dirty = true;
     let mut next_frame = Instant::now();
     while !app.quit {
@@ -247,68 +257,52 @@ async fn run_loop<B: Backend>(
             dirty = false;
             next_frame = Instant::now() + FRAME;
         }
-        tokio::select! {
+        let msg = tokio::select! {
             ev = input.next() => match ev {
                 Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
                     // The hardening tests check that a panic restores the terminal.
                     if panic_key && key.code == crossterm::event::KeyCode::F(12) {
                         panic!("F12 pressed with MUXCAT_TEST_PANIC set");
                     }
-                    let effects = app.on_key(key);
-                    perform(app, &executor, &results, &mut source_stop, effects).await;
-                    dirty = true;
+                    Msg::Key(key)
                 }
-                Some(Ok(TermEvent::Mouse(m))) => {
-                    app.on_mouse(m);
-                    dirty = true;
-                }
-                Some(Ok(TermEvent::Resize(_, h))) => {
-                    app.page = view::page_rows(h);
-                    dirty = true;
-                }
-                Some(Ok(_)) => {}
+                Some(Ok(TermEvent::Mouse(m))) => Msg::Mouse(m),
+                Some(Ok(TermEvent::Resize(_, h))) => Msg::Resize(h),
+                Some(Ok(_)) => continue,
                 Some(Err(_)) | None => break,
             },
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
-                app.on_event(&ev);
                 // Take what else is queued before drawing, a few
                 // milliseconds' worth: a flood costs one frame per batch,
                 // and keys still get their turn between batches.
                 let budget = Instant::now() + EVENT_BUDGET;
+                let mut effects = update(app, Msg::Core(ev));
                 while Instant::now() < budget {
                     match events.try_recv() {
-                        Ok(ev) => app.on_event(&ev),
+                        Ok(ev) => effects.extend(update(app, Msg::Core(ev))),
                         Err(_) => break,
                     }
                 }
+                perform(&executor, &results, &mut source_stop, effects).await;
                 dirty = true;
+                continue;
             }
-            Some(msg) = results_rx.recv() => {
-                match msg {
-                    UiMsg::Done(line, result) => app.on_result(&line, result),
-                    UiMsg::View(target, view) => app.set_view(&target, view),
-                    UiMsg::SourceDone(result) => {
-                        app.sourcing = None;
-                        source_stop = None;
-                        app.on_result("source", result);
-                    }
-                    UiMsg::Help(text) => app.show_help(text),
-                    UiMsg::Quit => {
-                        for e in app.apply(keymap::Action::Quit) {
-                            if e == Effect::Quit {
-                                app.quit = true;
-                            }
-                        }
-                    }
-                }
-                dirty = true;
-            }
-            _ = tokio::time::sleep_until(next_frame), if dirty => {}
+            Some(msg) = results_rx.recv() => msg,
+            _ = tokio::time::sleep_until(next_frame), if dirty => continue,
             // A reconnect countdown is on screen: redraw it.
-            _ = tokio::time::sleep(Duration::from_millis(250)), if !dirty && app.reconnecting() => dirty = true,
-            _ = &mut interrupt => break,
+            _ = tokio::time::sleep(Duration::from_millis(250)), if !dirty && app.reconnecting() => {
+                dirty = true;
+                continue;
+            }
+            _ = &mut shutdown => break,
+        };
+        if matches!(msg, Msg::SourceDone(_)) {
+            source_stop = None;
         }
+        let effects = update(app, msg);
+        perform(&executor, &results, &mut source_stop, effects).await;
+        dirty = true;
     }
     Ok(())
 }
@@ -325,7 +319,6 @@ fn describe(result: crate::core::CoreResult<Outcome>) -> Result<String, String> 
 
 /// Carries out what `update` asked for.
 async fn perform(
-    app: &mut App,
     executor: &Executor,
     results: &Results,
     source_stop: &mut Option<CancellationToken>,
@@ -333,7 +326,8 @@ async fn perform(
 ) {
     for effect in effects {
         match effect {
-            Effect::Quit => app.quit = true,
+            // `update` turns Quit into the model's `quit`.
+            Effect::Quit => {}
             Effect::StopSource => {
                 if let Some(stop) = source_stop.take() {
                     stop.cancel();
@@ -349,18 +343,11 @@ async fn perform(
             }
             Effect::Macro { lines, session } => spawn_script(executor, results, lines, session),
             Effect::Run { line, session } => {
-                // A `source` runs until done, failed or stopped (Ctrl-C);
-                // the status line says it is running meanwhile.
-                let sourcing = line.split_whitespace().next() == Some("source");
+                // A `source` runs until done, failed or stopped (Ctrl-C).
+                let sourcing = update::is_source(&line);
                 let stop = CancellationToken::new();
                 if sourcing {
-                    if app.sourcing.is_some() {
-                        app.on_result(&line, Err("a script is already running (Ctrl-C stops it)".into()));
-                        continue;
-                    }
-                    app.sourcing = Some(line.clone());
                     *source_stop = Some(stop.clone());
-                    app.on_result(&line, Ok(" — running, Ctrl-C stops it".into()));
                 }
                 let executor = executor.clone();
                 let results = results.clone();
@@ -371,13 +358,13 @@ async fn perform(
                         .run_line(line.as_bytes(), "command", &mut script, 0)
                         .await;
                     if matches!(step, Step::Quit) {
-                        let _ = results.send(UiMsg::Quit);
+                        let _ = results.send(Msg::Quit);
                     }
                     let result = describe_step(&step);
                     if sourcing {
-                        let _ = results.send(UiMsg::SourceDone(result.map(|_| format!("{line}: done"))));
+                        let _ = results.send(Msg::SourceDone(result.map(|_| format!("{line}: done"))));
                     } else {
-                        let _ = results.send(UiMsg::Done(line, result));
+                        let _ = results.send(Msg::Done(line, result));
                     }
                 });
             }
@@ -392,6 +379,6 @@ async fn spawn_command(manager: &Manager, results: &Results, line: String, cmd: 
     let results = results.clone();
     tokio::spawn(async move {
         let r = pending.await;
-        let _ = results.send(UiMsg::Done(line, describe(r)));
+        let _ = results.send(Msg::Done(line, describe(r)));
     });
 }

@@ -516,6 +516,23 @@ fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
         );
         lines.push(Line::raw(""));
     }
+    // The commands first: on a short terminal the key lists are what gets cut.
+    lines.push(Line::styled(
+        "command bar: Enter runs · ↑↓ history · Tab completes · Esc cancels",
+        theme.escaped(),
+    ));
+    // From the parser, so it never drifts from the language.
+    for row in wrap_words(
+        &format!("commands: {}", crate::lang::command_names().join(" ")),
+        74,
+    ) {
+        lines.push(Line::styled(row, theme.escaped()));
+    }
+    lines.push(Line::styled(
+        "help COMMAND (or COMMAND --help) shows its usage",
+        theme.escaped(),
+    ));
+    lines.push(Line::raw(""));
     for &mode in MODES.iter().filter(|_| app.help_text.is_none()) {
         lines.push(Line::styled(
             format!("{mode} mode"),
@@ -540,21 +557,6 @@ fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
         }
         lines.push(Line::raw(""));
     }
-    lines.push(Line::styled(
-        "command bar: Enter runs · ↑↓ history · Tab completes · Esc cancels",
-        theme.escaped(),
-    ));
-    // From the parser, so it never drifts from the language.
-    for row in wrap_words(
-        &format!("commands: {}", crate::lang::command_names().join(" ")),
-        74,
-    ) {
-        lines.push(Line::styled(row, theme.escaped()));
-    }
-    lines.push(Line::styled(
-        "help COMMAND (or COMMAND --help) shows its usage",
-        theme.escaped(),
-    ));
     lines.push(Line::styled("any key closes this help", theme.escaped()));
     let w = 76.min(area.width);
     let h = (lines.len() as u16 + 2).min(area.height);

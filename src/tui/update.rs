@@ -1,0 +1,94 @@
+//! `update`: the one writer of the TUI's model. Every change — a key, a
+//! mouse event, a resize, a core event, a command's result — arrives as a
+//! [`Msg`]; what the model wants done outside itself comes back as
+//! [`Effect`]s for the runtime to carry out.
+
+use crossterm::event::{KeyEvent, MouseEvent};
+
+use super::app::{App, Effect};
+use super::keymap::Action;
+use super::view;
+use crate::core::{Event, View};
+
+/// Everything that can change the model.
+#[derive(Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    /// The terminal's new height.
+    Resize(u16),
+    /// An event of the session manager.
+    Core(Event),
+    /// A command line finished: its line and result.
+    Done(String, Result<String, String>),
+    /// A `view` command the core resolved: the session's full id.
+    View(String, View),
+    /// A `source` script ended (or failed, or was stopped).
+    SourceDone(Result<String, String>),
+    /// `help` / `CMD --help`: the text to show.
+    Help(String),
+    /// `quit` from a command line, a macro or a script: asks as `q` does.
+    Quit,
+}
+
+/// Applies one message; returns what the runtime must do.
+pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    let effects = match msg {
+        Msg::Key(key) => app.on_key(key),
+        Msg::Mouse(m) => {
+            app.on_mouse(m);
+            Vec::new()
+        }
+        Msg::Resize(height) => {
+            app.page = view::page_rows(height);
+            Vec::new()
+        }
+        Msg::Core(ev) => {
+            app.on_event(&ev);
+            Vec::new()
+        }
+        Msg::Done(line, result) => {
+            app.on_result(&line, result);
+            Vec::new()
+        }
+        Msg::View(id, view) => {
+            app.set_view(&id, view);
+            Vec::new()
+        }
+        Msg::SourceDone(result) => {
+            app.sourcing = None;
+            app.on_result("source", result);
+            Vec::new()
+        }
+        Msg::Help(text) => {
+            app.show_help(text);
+            Vec::new()
+        }
+        Msg::Quit => app.apply(Action::Quit),
+    };
+    effects
+        .into_iter()
+        .filter_map(|effect| match effect {
+            Effect::Quit => {
+                app.quit = true;
+                None
+            }
+            // One `source` at a time; the status line says it runs.
+            Effect::Run { line, session } if is_source(&line) => {
+                if app.sourcing.is_some() {
+                    app.on_result(&line, Err("a script is already running (Ctrl-C stops it)".into()));
+                    return None;
+                }
+                app.sourcing = Some(line.clone());
+                app.on_result(&line, Ok(" — running, Ctrl-C stops it".into()));
+                Some(Effect::Run { line, session })
+            }
+            other => Some(other),
+        })
+        .collect()
+}
+
+/// A command line that runs a script file.
+pub fn is_source(line: &str) -> bool {
+    line.split_whitespace().next() == Some("source")
+}
