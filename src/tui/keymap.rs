@@ -6,114 +6,74 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use serde::{Deserialize, Serialize};
 
 pub const DEFAULT: &str = include_str!("../../keymaps/default.toml");
 pub const VIM: &str = include_str!("../../keymaps/vim.toml");
 pub const EMACS: &str = include_str!("../../keymaps/emacs.toml");
 
-/// What a key does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Quit,
-    FocusNext,
-    FocusPrev,
-    SelectNext,
-    SelectPrev,
-    CommandBar,
-    Insert,
-    Normal,
-    ToggleHex,
-    ToggleSplit,
-    ToggleTimestamps,
-    ToggleRelativeTime,
-    Disconnect,
-    Dismiss,
-    Search,
-    SearchNext,
-    SearchPrev,
-    ScrollUp,
-    ScrollDown,
-    PageUp,
-    PageDown,
-    ScrollTop,
-    ScrollBottom,
-    Help,
+/// Declares the key actions once — variant, keymap name, help line — and
+/// derives the enum, the list, the names and the descriptions from it (as
+/// helix's `static_commands!`), so they never drift apart.
+macro_rules! actions {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal, $describe:literal;)*) => {
+        /// What a key does.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Action {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Action {
+            pub const ALL: &'static [Action] = &[$(Action::$variant,)*];
+
+            /// The keymap name, e.g. `toggle_hex`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $name,)*
+                }
+            }
+
+            /// One line for the help overlay.
+            pub fn describe(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $describe,)*
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    Quit = "quit", "quit (asks while sessions are live)";
+    FocusNext = "focus_next", "focus the next pane";
+    FocusPrev = "focus_prev", "focus the previous pane";
+    SelectNext = "select_next", "select the next session/listener";
+    SelectPrev = "select_prev", "select the previous session/listener";
+    CommandBar = "command_bar", "command bar (the command language)";
+    Insert = "insert", "type into the selected session";
+    Normal = "normal", "back to normal mode";
+    ToggleHex = "toggle_hex", "line / hex view of the session";
+    ToggleSplit = "toggle_split", "hex of received, then of sent, then lines";
+    ToggleTimestamps = "toggle_timestamps", "show / hide timestamps";
+    ToggleRelativeTime = "toggle_relative_time", "clock time / time since the last chunk";
+    Disconnect = "disconnect", "disconnect the selected session";
+    Dismiss = "dismiss", "remove a closed session from the list";
+    Search = "search", "search the scrollback (regex)";
+    SearchNext = "search_next", "next (older) match";
+    SearchPrev = "search_prev", "previous (newer) match";
+    ScrollUp = "scroll_up", "scroll up a line";
+    ScrollDown = "scroll_down", "scroll down a line";
+    PageUp = "page_up", "scroll up a page";
+    PageDown = "page_down", "scroll down a page";
+    ScrollTop = "scroll_top", "oldest line";
+    ScrollBottom = "scroll_bottom", "newest line, follow the tail";
+    Help = "help", "this help";
     /// Unbinds a key of the default map.
-    None,
+    None = "none", "nothing";
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
-        Action::Quit,
-        Action::FocusNext,
-        Action::FocusPrev,
-        Action::SelectNext,
-        Action::SelectPrev,
-        Action::CommandBar,
-        Action::Insert,
-        Action::Normal,
-        Action::ToggleHex,
-        Action::ToggleSplit,
-        Action::ToggleTimestamps,
-        Action::ToggleRelativeTime,
-        Action::Disconnect,
-        Action::Dismiss,
-        Action::Search,
-        Action::SearchNext,
-        Action::SearchPrev,
-        Action::ScrollUp,
-        Action::ScrollDown,
-        Action::PageUp,
-        Action::PageDown,
-        Action::ScrollTop,
-        Action::ScrollBottom,
-        Action::Help,
-        Action::None,
-    ];
-
-    pub fn name(self) -> String {
-        // The serde name, e.g. `toggle_hex`.
-        toml::Value::try_from(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
-    }
-
     fn parse(word: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.name() == word)
-    }
-
-    /// One line for the help overlay.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Action::Quit => "quit (asks while sessions are live)",
-            Action::FocusNext => "focus the next pane",
-            Action::FocusPrev => "focus the previous pane",
-            Action::SelectNext => "select the next session/listener",
-            Action::SelectPrev => "select the previous session/listener",
-            Action::CommandBar => "command bar (the command language)",
-            Action::Insert => "type into the selected session",
-            Action::Normal => "back to normal mode",
-            Action::ToggleHex => "line / hex view of the session",
-            Action::ToggleSplit => "hex for received only, then sent only, then lines",
-            Action::ToggleTimestamps => "show / hide timestamps",
-            Action::ToggleRelativeTime => "clock time / time since the previous chunk",
-            Action::Disconnect => "disconnect the selected session",
-            Action::Dismiss => "remove a closed session from the list",
-            Action::Search => "search the scrollback (regex)",
-            Action::SearchNext => "next (older) match",
-            Action::SearchPrev => "previous (newer) match",
-            Action::ScrollUp => "scroll up a line",
-            Action::ScrollDown => "scroll down a line",
-            Action::PageUp => "scroll up a page",
-            Action::PageDown => "scroll down a page",
-            Action::ScrollTop => "oldest line",
-            Action::ScrollBottom => "newest line, follow the tail",
-            Action::Help => "this help",
-            Action::None => "nothing",
-        }
+        Action::ALL.iter().copied().find(|a| a.name() == word)
     }
 }
 
@@ -443,7 +403,7 @@ impl Keymap {
         for mode in MODES {
             out.push_str(&format!("\n[{mode}]\n"));
             for (key, action) in self.modes.get(mode).into_iter().flatten() {
-                out.push_str(&format!("{} = {}\n", quote(&key.name()), quote(&action.name())));
+                out.push_str(&format!("{} = {}\n", quote(&key.name()), quote(action.name())));
             }
             for (key, lines) in self.macros.get(mode).into_iter().flatten() {
                 let list: Vec<String> = lines.iter().map(|l| quote(l)).collect();

@@ -503,63 +503,58 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
 
 fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
     let area = frame.area();
-    let mut lines = Vec::new();
     let title = if app.help_text.is_some() {
         " Help "
     } else {
         " Keys "
     };
-    if let Some(text) = &app.help_text {
-        lines.extend(
-            text.lines()
-                .map(|l| Line::raw(crate::core::escape::escape_display(l.as_bytes()))),
-        );
-        lines.push(Line::raw(""));
-    }
-    // The commands first: on a short terminal the key lists are what gets cut.
-    lines.push(Line::styled(
-        "command bar: Enter runs · ↑↓ history · Tab completes · Esc cancels",
+    // The commands, from the parser, so they never drift from the language.
+    let mut commands = vec![Line::styled(
+        "command bar: Enter runs · ↑↓ history · Tab completes",
         theme.escaped(),
-    ));
-    // From the parser, so it never drifts from the language.
+    )];
     for row in wrap_words(
         &format!("commands: {}", crate::lang::command_names().join(" ")),
-        74,
+        56,
     ) {
-        lines.push(Line::styled(row, theme.escaped()));
+        commands.push(Line::styled(row, theme.escaped()));
     }
-    lines.push(Line::styled(
+    commands.push(Line::styled(
         "help COMMAND (or COMMAND --help) shows its usage",
         theme.escaped(),
     ));
-    lines.push(Line::raw(""));
-    for &mode in MODES.iter().filter(|_| app.help_text.is_none()) {
-        lines.push(Line::styled(
-            format!("{mode} mode"),
-            Style::new().add_modifier(Modifier::BOLD),
-        ));
-        // Group keys by action, in the order of the action list.
-        for action in Action::ALL {
-            let keys = app.keymap.keys_for(mode, action);
-            if keys.is_empty() {
-                continue;
-            }
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {:<22}", keys.join(" ")), theme.fg(Color::Cyan)),
-                Span::raw(action.describe()),
-            ]));
-        }
-        for (key, commands) in app.keymap.macros.get(mode).into_iter().flatten() {
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {:<22}", key.name()), theme.fg(Color::Cyan)),
-                Span::raw(truncate(&commands.join(" ; "), 50)),
-            ]));
-        }
+    commands.push(Line::raw(""));
+    commands.push(Line::styled("any key closes this help", theme.escaped()));
+    let mut columns: Vec<Vec<Line>> = Vec::new();
+    if let Some(text) = &app.help_text {
+        let mut lines: Vec<Line> = text
+            .lines()
+            .map(|l| Line::raw(crate::core::escape::escape_display(l.as_bytes())))
+            .collect();
         lines.push(Line::raw(""));
+        lines.extend(commands);
+        columns.push(lines);
+    } else {
+        let modes: Vec<Vec<Line>> = MODES.iter().map(|&mode| mode_keys(app, mode, theme)).collect();
+        if area.width >= 2 * HELP_WIDTH {
+            // Side by side: normal mode's keys, then the rest and the commands.
+            let mut modes = modes.into_iter();
+            columns.push(modes.next().unwrap_or_default());
+            let mut right: Vec<Line> = modes.flatten().collect();
+            right.extend(commands);
+            columns.push(right);
+        } else {
+            // One column: the commands first, the key lists are what a
+            // short terminal cuts.
+            let mut lines = commands;
+            lines.push(Line::raw(""));
+            lines.extend(modes.into_iter().flatten());
+            columns.push(lines);
+        }
     }
-    lines.push(Line::styled("any key closes this help", theme.escaped()));
-    let w = 76.min(area.width);
-    let h = (lines.len() as u16 + 2).min(area.height);
+    let w = (HELP_WIDTH * columns.len() as u16).min(area.width);
+    let tallest = columns.iter().map(Vec::len).max().unwrap_or(0);
+    let h = (tallest as u16 + 2).min(area.height);
     let popup = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
@@ -567,7 +562,43 @@ fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
         h,
     );
     frame.render_widget(Clear, popup);
-    frame.render_widget(Paragraph::new(lines).block(pane(title, true, theme)), popup);
+    let block = pane(title, true, theme);
+    let inner = block.inner(popup);
+    frame.render_widget(block, popup);
+    let width = inner.width / columns.len().max(1) as u16;
+    for (i, lines) in columns.into_iter().enumerate() {
+        let column = Rect::new(inner.x + width * i as u16, inner.y, width, inner.height);
+        frame.render_widget(Paragraph::new(lines), column);
+    }
+}
+
+/// Width of one column of the help overlay.
+const HELP_WIDTH: u16 = 60;
+
+/// The keys of one mode, grouped by action in the order they are declared.
+fn mode_keys(app: &App, mode: &str, theme: Theme) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::styled(
+        format!("{mode} mode"),
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    for &action in Action::ALL {
+        let keys = app.keymap.keys_for(mode, action);
+        if keys.is_empty() {
+            continue;
+        }
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:<15}", keys.join(" ")), theme.fg(Color::Cyan)),
+            Span::raw(action.describe()),
+        ]));
+    }
+    for (key, commands) in app.keymap.macros.get(mode).into_iter().flatten() {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:<15}", key.name()), theme.fg(Color::Cyan)),
+            Span::raw(truncate(&commands.join(" ; "), 40)),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    lines
 }
 
 /// Splits text into rows of at most `width` columns at spaces.
