@@ -127,7 +127,7 @@ pub struct ConnectArgs {
     /// Send this after every (re)connect (escapes as in send; EOL appended in line mode)
     #[arg(long, value_name = "PAYLOAD")]
     pub preamble: Option<String>,
-    /// Where to connect: name, IPv4 or [IPv6], and port; or unix:PATH
+    /// Where to connect: name, IPv4 or IPv6 in brackets, and port; or unix:PATH
     #[arg(value_name = "HOST:PORT|unix:PATH")]
     pub target: String,
 }

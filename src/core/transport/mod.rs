@@ -1,6 +1,6 @@
 //! Transports: how a session's bytes move. Every kind of link — TCP, TLS,
 //! UDP, Unix domain sockets — is opened here and handed to the session as
-//! an [`Io`] with its [`Endpoint`]s and [`Kind`]; sessions, events and
+//! an `Io` with its [`Endpoint`]s and [`Kind`]; sessions, events and
 //! front ends never see socket types.
 //!
 //! - `tcp`: dialing and binding TCP (dual stack, connect timeout)
@@ -8,8 +8,8 @@
 //! - `udp`: opening UDP sockets (broadcast, multicast, reuse)
 //! - `unix`: Unix domain stream sockets (`unix:/path`)
 //!
-//! Adding a transport: a file here that dials (a [`Dialer`] arm) and/or
-//! binds (a [`Bound`] arm) and yields an [`Io`]; a [`Kind`] and an
+//! Adding a transport: a file here that dials (a `Dialer` arm) and/or
+//! binds (a `Bound` arm) and yields an `Io`; a [`Kind`] and an
 //! [`Endpoint`] form if it needs one; its `Target` syntax in [`Target::parse`].
 
 pub mod tcp;
