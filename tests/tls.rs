@@ -277,10 +277,9 @@ async fn tls_client_to_a_plain_listener_fails_cleanly() {
         .await;
 }
 
-/// A TLS echo server written with tokio-rustls directly, not with muxcat.
-#[tokio::test]
-async fn connects_to_a_tls_server_written_elsewhere() {
-    let pki = Pki::new();
+/// A tokio-rustls acceptor (not muxcat) with the server certificate, and a
+/// bound listener for it.
+async fn tls_server(pki: &Pki) -> (tokio_rustls::TlsAcceptor, TcpListener, u16) {
     let certs = muxcat::core::tls::load_certs(&pki.server_cert).unwrap();
     let key = muxcat::core::tls::load_key(&pki.server_key).unwrap();
     let config =
@@ -290,9 +289,16 @@ async fn connects_to_a_tls_server_written_elsewhere() {
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), listener, port)
+}
+
+/// A TLS echo server written with tokio-rustls directly, not with muxcat.
+#[tokio::test]
+async fn connects_to_a_tls_server_written_elsewhere() {
+    let pki = Pki::new();
+    let (acceptor, listener, port) = tls_server(&pki).await;
     tokio::spawn(async move {
         let (s, _) = listener.accept().await.unwrap();
         let mut tls = acceptor.accept(s).await.unwrap();
@@ -319,18 +325,7 @@ async fn connects_to_a_tls_server_written_elsewhere() {
 #[tokio::test]
 async fn a_tls_peer_closing_without_close_notify_is_the_end_of_its_output() {
     let pki = Pki::new();
-    let certs = muxcat::core::tls::load_certs(&pki.server_cert).unwrap();
-    let key = muxcat::core::tls::load_key(&pki.server_key).unwrap();
-    let config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (acceptor, listener, port) = tls_server(&pki).await;
     tokio::spawn(async move {
         let (s, _) = listener.accept().await.unwrap();
         let mut tls = acceptor.accept(s).await.unwrap();

@@ -256,24 +256,26 @@ impl Event {
     /// Single events: a batch becomes one `data` event per line (same
     /// timestamp, session and listener); anything else is itself.
     pub fn expand(self) -> Vec<Event> {
-        match self.kind {
-            EventKind::DataBatch(lines) => lines
-                .into_iter()
-                .map(|l| Event {
-                    timestamp: self.timestamp,
-                    kind: EventKind::Data {
-                        payload: l.payload,
-                        count: l.count,
-                        from: None,
-                        eol: l.eol,
-                    },
-                    session_id: self.session_id.clone(),
-                    listener_id: self.listener_id.clone(),
-                    label: None,
-                    error: None,
-                })
-                .collect(),
+        match &self.kind {
+            EventKind::DataBatch(lines) => lines.iter().map(|l| self.single(l)).collect(),
             _ => vec![self],
+        }
+    }
+
+    /// The `data` event of one line of this batch.
+    fn single(&self, l: &DataLine) -> Event {
+        Event {
+            timestamp: self.timestamp,
+            kind: EventKind::Data {
+                payload: l.payload.clone(),
+                count: l.count,
+                from: None,
+                eol: l.eol,
+            },
+            session_id: self.session_id.clone(),
+            listener_id: self.listener_id.clone(),
+            label: None,
+            error: None,
         }
     }
 
@@ -285,19 +287,7 @@ impl Event {
             return;
         };
         for l in lines {
-            f(&Event {
-                timestamp: self.timestamp,
-                kind: EventKind::Data {
-                    payload: l.payload.clone(),
-                    count: l.count,
-                    from: None,
-                    eol: l.eol,
-                },
-                session_id: self.session_id.clone(),
-                listener_id: self.listener_id.clone(),
-                label: None,
-                error: None,
-            });
+            f(&self.single(l));
         }
     }
 

@@ -38,19 +38,7 @@ impl ClientSide {
         let (local, peer) = super::tcp::ends(&stream)?;
         let connector = TlsConnector::from(self.config.clone());
         match tokio::time::timeout(limit, connector.connect(self.name.clone(), stream)).await {
-            Ok(Ok(tls)) => {
-                let (r, w) = tokio::io::split(tls);
-                Ok(Link {
-                    io: Io::Stream {
-                        read: ReadSide::Other(Box::new(r)),
-                        write: Box::new(w),
-                    },
-                    local,
-                    peer,
-                    kind: Kind::Tls,
-                    insecure: self.insecure,
-                })
-            }
+            Ok(Ok(tls)) => Ok(link(tls, local, peer, self.insecure)),
             Ok(Err(e)) => Err(handshake_error(&target.to_string(), e)),
             Err(_) => Err(CoreError::new(
                 ErrorCode::TlsHandshakeFailed,
@@ -65,19 +53,7 @@ pub(crate) async fn accept(acceptor: &TlsAcceptor, stream: TcpStream, peer: &End
     let _ = stream.set_nodelay(true);
     let (local, _) = super::tcp::ends(&stream)?;
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => {
-            let (r, w) = tokio::io::split(tls);
-            Ok(Link {
-                io: Io::Stream {
-                    read: ReadSide::Other(Box::new(r)),
-                    write: Box::new(w),
-                },
-                local,
-                peer: peer.clone(),
-                kind: Kind::Tls,
-                insecure: false,
-            })
-        }
+        Ok(Ok(tls)) => Ok(link(tls, local, peer.clone(), false)),
         Ok(Err(e)) => Err(handshake_error(&peer.to_string(), e)),
         Err(_) => Err(CoreError::new(
             ErrorCode::TlsHandshakeFailed,
@@ -86,5 +62,23 @@ pub(crate) async fn accept(acceptor: &TlsAcceptor, stream: TcpStream, peer: &End
                 crate::core::format_duration(HANDSHAKE_TIMEOUT)
             ),
         )),
+    }
+}
+
+/// A TLS stream (either side) as a link.
+fn link<S>(tls: S, local: Endpoint, peer: Endpoint, insecure: bool) -> Link
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (r, w) = tokio::io::split(tls);
+    Link {
+        io: Io::Stream {
+            read: ReadSide::Other(Box::new(r)),
+            write: Box::new(w),
+        },
+        local,
+        peer,
+        kind: Kind::Tls,
+        insecure,
     }
 }
