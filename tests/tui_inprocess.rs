@@ -184,7 +184,7 @@ async fn view_by_position_switches_that_session_to_hex() {
     let screen = ui.wait_for("41 42 43").await;
     snapshot("hex_view_by_position", &screen);
     let app = ui.stop().await;
-    assert_eq!(app.sessions[0].view, muxcat::core::View::Hex);
+    assert_eq!(app.shown().view, muxcat::core::View::Hex);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

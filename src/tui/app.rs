@@ -115,12 +115,44 @@ pub struct SessionRow {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub unread: bool,
+    pub scrollback: Scrollback,
+}
+
+/// How a pane shows one session: its view, how far it is scrolled back,
+/// and the entry the last search found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViewState {
     pub view: View,
     /// Rows up from the bottom; 0 follows the tail.
     pub scroll: u64,
-    pub scrollback: Scrollback,
-    /// The entry the last search found.
     pub found: Option<usize>,
+}
+
+/// A pane of the layout: the session it shows, and how it shows each
+/// session it has shown (so switching back finds the same view and
+/// place, and two panes can show one session each their own way).
+#[derive(Clone, Debug, Default)]
+pub struct Pane {
+    pub session: Option<String>,
+    states: HashMap<String, ViewState>,
+}
+
+impl Pane {
+    pub fn state(&self, id: &str) -> ViewState {
+        self.states.get(id).copied().unwrap_or_default()
+    }
+
+    pub fn state_mut(&mut self, id: &str) -> &mut ViewState {
+        self.states.entry(id.to_string()).or_default()
+    }
+
+    /// How it shows the session it shows.
+    pub fn shown(&self) -> ViewState {
+        self.session
+            .as_deref()
+            .map(|id| self.state(id))
+            .unwrap_or_default()
+    }
 }
 
 impl SessionRow {
@@ -129,9 +161,9 @@ impl SessionRow {
         s.strip_prefix("sess-").map(str::to_string).unwrap_or(s)
     }
 
-    /// Rows in the current view.
-    pub fn rows(&self) -> u64 {
-        self.scrollback.rows(self.view)
+    /// Rows in `view`.
+    pub fn rows(&self, view: View) -> u64 {
+        self.scrollback.rows(view)
     }
 }
 
@@ -253,6 +285,10 @@ pub struct App {
     pub sessions: Vec<SessionRow>,
     index: HashMap<String, usize>,
     pub selected: Option<usize>,
+    /// The layout: the scrollback panes (one for now), `pane` focused. The
+    /// focused pane shows the selected session.
+    pub panes: Vec<Pane>,
+    pub pane: usize,
     pub selected_listener: Option<usize>,
     pub focus: Focus,
     pub mode: Mode,
@@ -291,6 +327,8 @@ impl App {
             sessions: Vec::new(),
             index: HashMap::new(),
             selected: None,
+            panes: vec![Pane::default()],
+            pane: 0,
             selected_listener: None,
             focus: Focus::Sessions,
             mode: Mode::Normal,
@@ -320,9 +358,11 @@ impl App {
     /// (the core's resolver is the only one; ids, labels, prefixes and
     /// `@N` all arrive here as the id they named).
     pub fn set_view(&mut self, id: &str, view: View) {
-        if let Some(s) = self.row(id) {
-            s.view = view;
-            s.scroll = 0;
+        if self.index.contains_key(id) {
+            let pane = self.pane.min(self.panes.len() - 1);
+            let state = self.panes[pane].state_mut(id);
+            state.view = view;
+            state.scroll = 0;
         }
     }
 
@@ -371,9 +411,40 @@ impl App {
         // The first session (or the next one when none is selected) is
         // selected; later ones never steal the selection.
         if self.selected.is_none() {
-            self.selected = Some(i);
+            self.select(Some(i));
         }
         i
+    }
+
+    /// Selects a session; the focused pane shows it.
+    fn select(&mut self, i: Option<usize>) {
+        self.selected = i;
+        let id = i.and_then(|i| self.sessions.get(i)).map(|s| s.id.clone());
+        if let Some(pane) = self.panes.get_mut(self.pane) {
+            pane.session = id;
+        }
+    }
+
+    /// A session by its full id.
+    pub fn session(&self, id: &str) -> Option<&SessionRow> {
+        self.sessions.get(*self.index.get(id)?)
+    }
+
+    /// The focused pane.
+    pub fn focused(&self) -> &Pane {
+        &self.panes[self.pane.min(self.panes.len() - 1)]
+    }
+
+    /// How the focused pane shows the selected session.
+    pub fn shown(&self) -> ViewState {
+        self.focused().shown()
+    }
+
+    /// The focused pane's state for the selected session, to change it.
+    fn shown_mut(&mut self) -> Option<&mut ViewState> {
+        let id = self.sessions.get(self.selected?)?.id.clone();
+        let pane = self.pane.min(self.panes.len() - 1);
+        Some(self.panes[pane].state_mut(&id))
     }
 
     fn new_row(&self, id: &str, direction: &'static str, peer: String) -> SessionRow {
@@ -391,10 +462,7 @@ impl App {
             bytes_in: 0,
             bytes_out: 0,
             unread: false,
-            view: View::Line,
-            scroll: 0,
             scrollback: Scrollback::new(self.scrollback_lines, SCROLLBACK_BYTES),
-            found: None,
         }
     }
 
@@ -516,18 +584,18 @@ impl App {
                     if let (Some(from), "udp") = (from, row.direction) {
                         row.peer = from.to_string();
                     }
-                    // With the line's end: the hex view shows exact bytes.
-                    push_entry(row, ev.timestamp, Mark::In, payload, eol);
                     if !selected {
                         row.unread = true;
                     }
                 }
+                // With the line's end: the hex view shows exact bytes.
+                self.push(id, ev.timestamp, Mark::In, payload, eol);
             }
             (EventKind::Sent { bytes, payload, .. }, Some(id)) => {
                 if let Some(row) = self.row(id) {
                     row.bytes_out += *bytes as u64;
-                    push_entry(row, ev.timestamp, Mark::Out, payload, b"");
                 }
+                self.push(id, ev.timestamp, Mark::Out, payload, b"");
             }
             (EventKind::Disconnected { reason }, Some(id)) => {
                 let why = match &ev.error {
@@ -637,8 +705,37 @@ impl App {
     }
 
     fn note(&mut self, id: &str, at: DateTime<Utc>, text: &str) {
-        if let Some(row) = self.row(id) {
-            push_entry(row, at, Mark::Event, text.as_bytes(), b"");
+        self.push(id, at, Mark::Event, text.as_bytes(), b"");
+    }
+
+    /// Adds `data` + `eol` to a session's scrollback, copied once (a line
+    /// must not pin the whole read buffer it came in). Panes scrolled back
+    /// on it keep the same rows in view as new ones arrive.
+    fn push(&mut self, id: &str, at: DateTime<Utc>, mark: Mark, data: &[u8], eol: &[u8]) {
+        let Some(&i) = self.index.get(id) else { return };
+        let Some(row) = self.sessions.get_mut(i) else {
+            return;
+        };
+        let scrolled: Vec<(usize, u64)> = self
+            .panes
+            .iter()
+            .enumerate()
+            .filter_map(|(p, pane)| {
+                let st = pane.states.get(id)?;
+                (st.scroll > 0).then(|| (p, row.rows(st.view)))
+            })
+            .collect();
+        let mut copy = Vec::with_capacity(data.len() + eol.len());
+        copy.extend_from_slice(data);
+        copy.extend_from_slice(eol);
+        row.scrollback.push(Entry {
+            at,
+            mark,
+            data: Bytes::from(copy),
+        });
+        for (p, was) in scrolled {
+            let st = self.panes[p].state_mut(id);
+            st.scroll += row.rows(st.view).saturating_sub(was);
         }
     }
 
@@ -725,8 +822,8 @@ impl App {
                     match regex::bytes::Regex::new(&text) {
                         Ok(re) => {
                             self.search = Some(re);
-                            if let Some(s) = self.selected_mut() {
-                                s.found = None;
+                            if let Some(st) = self.shown_mut() {
+                                st.found = None;
                             }
                             self.apply(Action::SearchNext)
                         }
@@ -872,24 +969,32 @@ impl App {
 
     fn scroll_by(&mut self, delta: i64) {
         let page = self.page;
-        if let Some(s) = self.selected_mut() {
+        let view = self.shown().view;
+        let Some(rows) = self.selected_session().map(|s| s.rows(view)) else {
+            return;
+        };
+        if let Some(st) = self.shown_mut() {
             // The oldest row at the top of a full page is as far as it goes.
-            let max = s.rows().saturating_sub(page);
-            let next = (s.scroll as i64 + delta).clamp(0, max as i64);
-            s.scroll = next as u64;
+            let max = rows.saturating_sub(page);
+            st.scroll = (st.scroll as i64 + delta).clamp(0, max as i64) as u64;
         }
     }
 
     /// Scrolls so that entry `idx` of the selected session is in view.
     fn reveal(&mut self, idx: usize) {
         let page = self.page.max(1);
-        if let Some(s) = self.selected_mut() {
-            let row = s.scrollback.row_of(idx, s.view).unwrap_or(0);
+        let view = self.shown().view;
+        let Some((row, rows)) = self
+            .selected_session()
+            .map(|s| (s.scrollback.row_of(idx, view).unwrap_or(0), s.rows(view)))
+        else {
+            return;
+        };
+        if let Some(st) = self.shown_mut() {
             // Put the row a third of a page from the top when scrolling.
-            let rows = s.rows();
             let from_bottom = rows.saturating_sub(row + 1);
-            if from_bottom < s.scroll || from_bottom >= s.scroll + page {
-                s.scroll = from_bottom.saturating_sub(page * 2 / 3);
+            if from_bottom < st.scroll || from_bottom >= st.scroll + page {
+                st.scroll = from_bottom.saturating_sub(page * 2 / 3);
             }
         }
     }
@@ -929,7 +1034,7 @@ impl App {
                         self.selected_listener = step(self.selected_listener, self.listeners.len(), down);
                     }
                     Focus::Sessions => {
-                        self.selected = step(self.selected, self.sessions.len(), down);
+                        self.select(step(self.selected, self.sessions.len(), down));
                         if let Some(s) = self.selected_mut() {
                             s.unread = false;
                         }
@@ -954,22 +1059,22 @@ impl App {
                 self.input.take();
             }
             Action::ToggleHex => {
-                if let Some(s) = self.selected_mut() {
-                    s.view = match s.view {
+                if let Some(st) = self.shown_mut() {
+                    st.view = match st.view {
                         View::Line => View::Hex,
                         _ => View::Line,
                     };
-                    s.scroll = 0;
+                    st.scroll = 0;
                 }
             }
             Action::ToggleSplit => {
-                if let Some(s) = self.selected_mut() {
-                    s.view = match s.view {
+                if let Some(st) = self.shown_mut() {
+                    st.view = match st.view {
                         View::Line | View::Hex => View::HexIn,
                         View::HexIn => View::HexOut,
                         View::HexOut => View::Line,
                     };
-                    s.scroll = 0;
+                    st.scroll = 0;
                 }
             }
             Action::ToggleTimestamps => self.timestamps = !self.timestamps,
@@ -999,11 +1104,11 @@ impl App {
                         .enumerate()
                         .map(|(i, s)| (s.id.clone(), i))
                         .collect();
-                    self.selected = if self.sessions.is_empty() {
+                    self.select(if self.sessions.is_empty() {
                         None
                     } else {
                         Some(i.min(self.sessions.len() - 1))
-                    };
+                    });
                 } else {
                     self.set_status("only closed sessions can be dismissed", true);
                 }
@@ -1018,8 +1123,9 @@ impl App {
                     return Vec::new();
                 };
                 let newer = action == Action::SearchPrev;
+                let found = self.shown().found;
                 let hit = self.selected_session().and_then(|s| {
-                    let from = match (s.found, newer) {
+                    let from = match (found, newer) {
                         (Some(f), false) => f.checked_sub(1)?,
                         (Some(f), true) => f + 1,
                         (None, _) => s.scrollback.len().saturating_sub(1),
@@ -1028,8 +1134,8 @@ impl App {
                 });
                 match hit {
                     Some(idx) => {
-                        if let Some(s) = self.selected_mut() {
-                            s.found = Some(idx);
+                        if let Some(st) = self.shown_mut() {
+                            st.found = Some(idx);
                         }
                         self.reveal(idx);
                         self.set_status(format!("/{}/ found", re.as_str()), false);
@@ -1043,8 +1149,8 @@ impl App {
             Action::PageDown => self.scroll_by(-(self.page as i64 - 1)),
             Action::ScrollTop => self.scroll_by(i64::MAX / 2),
             Action::ScrollBottom => {
-                if let Some(s) = self.selected_mut() {
-                    s.scroll = 0;
+                if let Some(st) = self.shown_mut() {
+                    st.scroll = 0;
                 }
             }
             Action::Help => {
@@ -1066,24 +1172,6 @@ fn step(current: Option<usize>, len: usize, down: bool) -> Option<usize> {
         Some(i) if down => (i + 1).min(len - 1),
         Some(i) => i.saturating_sub(1),
     })
-}
-
-/// Adds `data` + `eol` to the scrollback, copied once: a line must not pin
-/// the whole read buffer it came in.
-fn push_entry(row: &mut SessionRow, at: DateTime<Utc>, mark: Mark, data: &[u8], eol: &[u8]) {
-    let was_rows = row.rows();
-    let mut copy = Vec::with_capacity(data.len() + eol.len());
-    copy.extend_from_slice(data);
-    copy.extend_from_slice(eol);
-    row.scrollback.push(Entry {
-        at,
-        mark,
-        data: Bytes::from(copy),
-    });
-    // Scrolled back: keep the same rows in view as new ones arrive.
-    if row.scroll > 0 {
-        row.scroll += row.rows().saturating_sub(was_rows);
-    }
 }
 
 #[cfg(test)]
@@ -1129,6 +1217,51 @@ pub(crate) mod tests {
             })
             .session(&sid(n)),
         );
+    }
+
+    #[test]
+    fn two_panes_show_one_session_each_their_own_way() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        for i in 0..40 {
+            data(
+                &mut a,
+                1,
+                format!("line {i} with some text to take two hex rows").as_bytes(),
+            );
+        }
+        // A second pane on the same session, in hex, scrolled back.
+        let mut second = Pane {
+            session: Some(sid(1)),
+            ..Pane::default()
+        };
+        *second.state_mut(&sid(1)) = ViewState {
+            view: View::Hex,
+            scroll: 5,
+            found: None,
+        };
+        a.panes.push(second);
+        // The focused pane is untouched: line view, following the tail.
+        assert_eq!(a.shown(), ViewState::default());
+        a.apply(Action::ScrollUp);
+        assert_eq!(a.shown().scroll, 1);
+        assert_eq!(a.panes[1].shown().scroll, 5);
+        // A new line keeps both scrolled panes on the same rows, each by
+        // the rows it adds in its own view (1 line, 5 hex rows).
+        data(
+            &mut a,
+            1,
+            b"a new line that is long enough for four hex rows, or so it seems",
+        );
+        assert_eq!(a.shown().scroll, 2);
+        assert_eq!(a.panes[1].shown().scroll, 5 + 5);
+        // Switching sessions and back finds the same view and place.
+        connected(&mut a, 2, None);
+        a.apply(Action::SelectNext);
+        assert_eq!(a.focused().session.as_deref(), Some(sid(2).as_str()));
+        assert_eq!(a.shown(), ViewState::default());
+        a.apply(Action::SelectPrev);
+        assert_eq!(a.shown().scroll, 2);
     }
 
     #[test]
@@ -1299,15 +1432,15 @@ pub(crate) mod tests {
         let mut a = app();
         connected(&mut a, 1, None);
         a.apply(Action::ToggleHex);
-        assert_eq!(a.sessions[0].view, View::Hex);
+        assert_eq!(a.shown().view, View::Hex);
         a.apply(Action::ToggleHex);
-        assert_eq!(a.sessions[0].view, View::Line);
+        assert_eq!(a.shown().view, View::Line);
         a.apply(Action::ToggleTimestamps);
         assert!(!a.timestamps);
         a.apply(Action::ToggleRelativeTime);
         assert!(a.timestamps && a.relative_time, "relative time shows timestamps");
         a.set_view(&sid(1), View::Hex);
-        assert_eq!(a.sessions[0].view, View::Hex);
+        assert_eq!(a.shown().view, View::Hex);
     }
 
     #[test]
@@ -1347,13 +1480,13 @@ pub(crate) mod tests {
         typed(&mut a, "ERR");
         a.on_key(code(KeyCode::Enter));
         // Entry 0 is "* connected", so "ERR 2" is entry 4.
-        assert_eq!(a.sessions[0].found, Some(4));
+        assert_eq!(a.shown().found, Some(4));
         a.apply(Action::SearchNext);
-        assert_eq!(a.sessions[0].found, Some(2));
+        assert_eq!(a.shown().found, Some(2));
         a.apply(Action::SearchNext);
         assert!(a.status_error, "no older match");
         a.apply(Action::SearchPrev);
-        assert_eq!(a.sessions[0].found, Some(4));
+        assert_eq!(a.shown().found, Some(4));
         a.apply(Action::Search);
         typed(&mut a, "(");
         a.on_key(code(KeyCode::Enter));
@@ -1369,26 +1502,26 @@ pub(crate) mod tests {
             data(&mut a, 1, format!("line {i}").as_bytes());
         }
         a.apply(Action::PageUp);
-        assert_eq!(a.sessions[0].scroll, 9);
+        assert_eq!(a.shown().scroll, 9);
         data(&mut a, 1, b"new");
-        assert_eq!(a.sessions[0].scroll, 10, "scrolled back: the view stays put");
+        assert_eq!(a.shown().scroll, 10, "scrolled back: the view stays put");
         a.apply(Action::PageDown);
-        assert_eq!(a.sessions[0].scroll, 1);
+        assert_eq!(a.shown().scroll, 1);
         a.apply(Action::ScrollTop);
-        assert_eq!(a.sessions[0].scroll, a.sessions[0].rows() - 10);
+        assert_eq!(a.shown().scroll, a.sessions[0].rows(a.shown().view) - 10);
         a.apply(Action::ScrollBottom);
-        assert_eq!(a.sessions[0].scroll, 0);
+        assert_eq!(a.shown().scroll, 0);
         a.apply(Action::ScrollUp);
-        assert_eq!(a.sessions[0].scroll, 1);
+        assert_eq!(a.shown().scroll, 1);
         a.apply(Action::ScrollDown);
-        assert_eq!(a.sessions[0].scroll, 0);
+        assert_eq!(a.shown().scroll, 0);
         a.on_mouse(MouseEvent {
             kind: MouseEventKind::ScrollUp,
             column: 0,
             row: 0,
             modifiers: KeyModifiers::NONE,
         });
-        assert_eq!(a.sessions[0].scroll, 3);
+        assert_eq!(a.shown().scroll, 3);
     }
 
     #[test]

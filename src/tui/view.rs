@@ -8,7 +8,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
 
-use super::app::{App, Focus, Mode, SessionRow, SessionState};
+use super::app::{App, Focus, Mode, SessionRow, SessionState, ViewState};
 use super::keymap::{Action, MODES};
 use super::scrollback::{Entry, HEX_WIDTH, Mark, shows_hex};
 use crate::core::escape::escape_display;
@@ -207,7 +207,13 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-fn scrollback_title(s: &SessionRow, app: &App) -> String {
+/// A session as one pane shows it.
+struct Shown<'a> {
+    row: &'a SessionRow,
+    state: ViewState,
+}
+
+fn scrollback_title(s: &SessionRow, st: ViewState, app: &App) -> String {
     let mut parts = vec![short_id(&s.id)];
     // First: it explains why nothing arrives.
     parts.extend(s.state.reconnect_text(Utc::now()));
@@ -217,7 +223,7 @@ fn scrollback_title(s: &SessionRow, app: &App) -> String {
         _ => format!("{} → {}", if s.local.is_empty() { "…" } else { &s.local }, s.peer),
     };
     parts.push(route);
-    parts.push(s.view.as_str().to_string());
+    parts.push(st.view.as_str().to_string());
     match &s.state {
         SessionState::Closed(why) => parts.push(format!("closed {why}")),
         SessionState::Failed(why) => parts.push(format!("failed {why}")),
@@ -233,15 +239,18 @@ fn scrollback_title(s: &SessionRow, app: &App) -> String {
     if app.recording {
         parts.push("● rec".into());
     }
-    if s.scroll > 0 {
-        parts.push(format!("↑{}", s.scroll));
+    if st.scroll > 0 {
+        parts.push(format!("↑{}", st.scroll));
     }
     format!(" {} ", parts.join(" · "))
 }
 
 fn draw_scrollback(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     let focused = app.focus == Focus::Scrollback;
-    let Some(s) = app.selected_session() else {
+    // The focused pane: the session it shows, and how.
+    let layout = app.focused();
+    let shown = layout.session.as_deref().and_then(|id| app.session(id));
+    let Some(s) = shown else {
         let block = pane(" Scrollback ", focused, theme);
         let inner = block.inner(area);
         frame.render_widget(block, area);
@@ -257,22 +266,24 @@ fn draw_scrollback(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
         frame.render_widget(Paragraph::new(hint), inner);
         return;
     };
-    let block = pane(scrollback_title(s, app), focused, theme);
+    let st = layout.state(&s.id);
+    let block = pane(scrollback_title(s, st, app), focused, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    let s = Shown { row: s, state: st };
     let height = inner.height as u64;
-    let total = s.rows();
-    let bottom = total.saturating_sub(s.scroll);
+    let total = s.row.rows(st.view);
+    let bottom = total.saturating_sub(st.scroll);
     let top = bottom.saturating_sub(height);
     let width = inner.width as usize;
     let mut lines = Vec::with_capacity(height as usize);
     for row in top..bottom {
-        let line = s.scrollback.locate(row, s.view).and_then(|(idx, sub)| {
-            let e = s.scrollback.get(idx)?;
-            Some(if shows_hex(s.view, e.mark) {
-                hex_row(app, s, idx, e, sub, width, theme)
+        let line = s.row.scrollback.locate(row, st.view).and_then(|(idx, sub)| {
+            let e = s.row.scrollback.get(idx)?;
+            Some(if shows_hex(st.view, e.mark) {
+                hex_row(app, &s, idx, e, sub, width, theme)
             } else {
-                line_row(app, s, idx, e, width, theme)
+                line_row(app, &s, idx, e, width, theme)
             })
         });
         lines.extend(line);
@@ -300,8 +311,8 @@ fn time_span(app: &App, e: &Entry, prev: Option<&Entry>, first: bool) -> Span<'s
     Span::styled(text, Style::new().add_modifier(Modifier::DIM))
 }
 
-fn highlight(app: &App, s: &SessionRow, idx: usize, e: &Entry, style: Style) -> Style {
-    if s.found == Some(idx) {
+fn highlight(app: &App, s: &Shown, idx: usize, e: &Entry, style: Style) -> Style {
+    if s.state.found == Some(idx) {
         style.add_modifier(Modifier::REVERSED)
     } else if app.search.as_ref().is_some_and(|re| re.is_match(&e.data)) {
         style.add_modifier(Modifier::UNDERLINED)
@@ -311,10 +322,15 @@ fn highlight(app: &App, s: &SessionRow, idx: usize, e: &Entry, style: Style) -> 
 }
 
 /// One line-view row: escaped bytes shown dimmed, cut to the pane width.
-fn line_row(app: &App, s: &SessionRow, idx: usize, e: &Entry, width: usize, theme: Theme) -> Line<'static> {
+fn line_row(app: &App, s: &Shown, idx: usize, e: &Entry, width: usize, theme: Theme) -> Line<'static> {
     let style = highlight(app, s, idx, e, theme.mark(e.mark));
     let mut spans = vec![
-        time_span(app, e, idx.checked_sub(1).and_then(|i| s.scrollback.get(i)), true),
+        time_span(
+            app,
+            e,
+            idx.checked_sub(1).and_then(|i| s.row.scrollback.get(i)),
+            true,
+        ),
         Span::styled(format!("{} ", e.mark.symbol()), style),
     ];
     // A line's end is not shown in line view (hex view keeps it).
@@ -405,7 +421,7 @@ const HEX_ROW: usize = 2 + 10 + 16 * 3 + 1 + 18;
 /// gutter stays whole.
 fn hex_row(
     app: &App,
-    s: &SessionRow,
+    s: &Shown,
     idx: usize,
     e: &Entry,
     sub: u64,
@@ -428,7 +444,7 @@ fn hex_row(
         time_span(
             app,
             e,
-            idx.checked_sub(1).and_then(|i| s.scrollback.get(i)),
+            idx.checked_sub(1).and_then(|i| s.row.scrollback.get(i)),
             first,
         )
     } else {
@@ -785,7 +801,7 @@ mod tests {
         );
         data(&mut a, 1, b"\x01\x03\x02\x00\x2a\xb8\x44 and some more bytes");
         a.apply(crate::tui::keymap::Action::ToggleSplit);
-        assert_eq!(a.sessions[0].view, View::HexIn);
+        assert_eq!(a.shown().view, View::HexIn);
         let screen = render_at(&a, 160, 32);
         assert!(screen.contains("> READ 40001"), "sent as text: {screen}");
         assert!(
@@ -804,7 +820,7 @@ mod tests {
         );
         assert!(screen.contains("< \\x01\\x03"), "received as text: {screen}");
         a.apply(crate::tui::keymap::Action::ToggleSplit);
-        assert_eq!(a.sessions[0].view, View::Line);
+        assert_eq!(a.shown().view, View::Line);
     }
 
     #[test]
