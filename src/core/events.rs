@@ -414,7 +414,7 @@ impl Event {
                 cause,
             } => out.push_str(&format!(
                 "reconnecting in {} (attempt {attempt}): {}",
-                super::format_duration(*delay),
+                super::util::format_duration(*delay),
                 escape_display(cause.as_bytes())
             )),
             EventKind::Closed => out.push_str("closed"),

@@ -14,11 +14,12 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::command::SessionOptions;
+use super::ctx::Ctx;
 use super::events::{CoreError, CoreResult, ErrorCode, Event, EventKind, ListenerInfo};
-use super::session::{Direction, Parts, Session};
+use super::session::{Direction, Parts, Registrar, Session};
 use super::slots::{Membership, Slots};
 use super::transport::{Accepted, Bound, Endpoint, Io, Kind};
-use super::{Ctx, new_id};
+use super::util::{format_duration, new_id, once_a_second};
 
 /// Accepted clients no `accept` has returned yet, kept for `accept` (oldest dropped).
 const ACCEPT_QUEUE: usize = 4096;
@@ -36,6 +37,8 @@ pub struct Listener {
     hold_excess: std::sync::atomic::AtomicBool,
     cancel: CancellationToken,
     unclaimed: Mutex<VecDeque<String>>,
+    /// Where its clients' sessions are registered with the manager.
+    registrar: Registrar,
     wake: watch::Sender<u64>,
 }
 
@@ -46,6 +49,7 @@ impl Listener {
         kind: Kind,
         max_connections: usize,
         opts: SessionOptions,
+        registrar: Registrar,
     ) -> Arc<Listener> {
         Arc::new(Listener {
             id,
@@ -58,6 +62,7 @@ impl Listener {
             hold_excess: std::sync::atomic::AtomicBool::new(false),
             cancel: CancellationToken::new(),
             unclaimed: Mutex::new(VecDeque::new()),
+            registrar,
             wake: watch::Sender::new(0),
         })
     }
@@ -148,7 +153,7 @@ impl Listener {
                             "no client connected to {} ({}) within {}",
                             self.id,
                             self.local,
-                            super::format_duration(timeout)
+                            format_duration(timeout)
                         ),
                     ));
                 }
@@ -290,7 +295,7 @@ impl Listener {
         ctx: &Ctx,
         err: impl FnOnce() -> CoreError,
     ) {
-        if super::once_a_second(last) {
+        if once_a_second(last) {
             ctx.events.emit(Event::error(err()).listener(&self.id)).await;
         }
     }
@@ -338,7 +343,7 @@ impl Listener {
             redial: None,
         };
         let (session, read) = Session::new(parts, io, ctx.clone());
-        if !ctx.register(session.clone()).await {
+        if !self.registrar.register(session.clone()).await {
             session.close(super::events::CloseReason::Local, None).await;
             return None;
         }

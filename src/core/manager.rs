@@ -12,14 +12,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
 
 use super::command::{Command, ConnectSpec, ListenSpec, Outcome, TriggerSpec, UdpSpec};
+use super::ctx::Ctx;
 use super::dial::Redial;
 use super::events::short_id;
 use super::events::{CloseReason, CoreError, CoreResult, ErrorCode, Event, EventKind};
 use super::listener::Listener;
-use super::session::{Direction, Parts, Session};
+use super::resolve;
+use super::session::{Direction, Parts, Registrar, Registration, Session};
+use super::sink::{EventSink, EventStream};
 use super::transport::{self, Dialer, Endpoint, Io, Kind};
 use super::trigger::{Scope, Trigger};
-use super::{Ctx, EventSink, EventStream, new_id, resolve};
+use super::util::new_id;
 
 pub use super::transport::CONNECT_TIMEOUT;
 /// The longest `--id`.
@@ -93,7 +96,6 @@ type Reply = oneshot::Sender<Result<Outcome, Failure>>;
 
 pub(crate) enum Msg {
     Command(Command, Reply),
-    Register(Arc<Session>, oneshot::Sender<bool>),
     /// `accept` found a client: make it the default session.
     Claimed(String, Reply),
     Shutdown(oneshot::Sender<()>),
@@ -123,8 +125,8 @@ impl Manager {
             trigger_count: Default::default(),
             closed_backlogs: Default::default(),
             next_message: AtomicU64::new(0),
-            actor: tx.downgrade(),
         });
+        let (registrations, registered) = mpsc::channel::<Registration>(256);
         let actor = Actor {
             ctx,
             sessions: Vec::new(),
@@ -132,10 +134,11 @@ impl Manager {
             default_session: None,
             default_listener: None,
             self_tx: tx.downgrade(),
+            registrar: Registrar(registrations.downgrade()),
             next_trigger: 0,
             registered: 0,
         };
-        tokio::spawn(actor.run(rx));
+        tokio::spawn(actor.run(rx, registered));
         (Manager { tx, events, recorder }, rx_events)
     }
 
@@ -220,19 +223,28 @@ struct Actor {
     default_session: Option<String>,
     default_listener: Option<String>,
     self_tx: mpsc::WeakSender<Msg>,
+    /// Handed to connects and listeners to register their sessions.
+    registrar: Registrar,
     next_trigger: u64,
     registered: u64,
 }
 
 impl Actor {
-    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        while let Some(msg) = rx.recv().await {
-            match msg {
-                Msg::Command(cmd, reply) => self.command(cmd, reply).await,
-                Msg::Register(session, ack) => {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>, mut registered: mpsc::Receiver<Registration>) {
+        loop {
+            let msg = tokio::select! {
+                Some((session, ack)) = registered.recv() => {
                     self.register(session);
                     let _ = ack.send(true);
+                    continue;
                 }
+                msg = rx.recv() => match msg {
+                    Some(msg) => msg,
+                    None => break,
+                },
+            };
+            match msg {
+                Msg::Command(cmd, reply) => self.command(cmd, reply).await,
                 Msg::Claimed(id, reply) => {
                     self.default_session = Some(id.clone());
                     let _ = reply.send(Ok(Outcome::Session(id)));
@@ -567,6 +579,7 @@ impl Actor {
             Err(e) => return fail(reply, e, Some(id)),
         };
         let ctx = self.ctx.clone();
+        let registrar = self.registrar.clone();
         tokio::spawn(async move {
             let event = |kind| Event::new(kind).session(&id).labelled(spec.opts.label.as_deref());
             ctx.events
@@ -603,7 +616,7 @@ impl Actor {
                 redial,
             };
             let (session, read) = Session::new(parts, dialed.io, ctx.clone());
-            if !ctx.register(session.clone()).await {
+            if !registrar.register(session.clone()).await {
                 session.close(CloseReason::Local, None).await;
                 let err = CoreError::new(ErrorCode::IoError, "the session manager is shutting down");
                 return fail(reply, err, Some(id));
@@ -645,7 +658,14 @@ impl Actor {
         let local = bound
             .local()
             .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
-        let listener = Listener::new(id.clone(), local, kind, spec.max_connections, spec.opts);
+        let listener = Listener::new(
+            id.clone(),
+            local,
+            kind,
+            spec.max_connections,
+            spec.opts,
+            self.registrar.clone(),
+        );
         listener.set_hold_excess(spec.hold_excess);
         self.announce(&listener, fingerprint).await;
         tokio::spawn(listener.run(bound, acceptor, self.ctx.clone()));
@@ -725,7 +745,14 @@ impl Actor {
             .socket
             .local_addr()
             .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
-        let listener = Listener::new(id.clone(), Endpoint::Ip(local), Kind::Udp, max_peers, spec.opts);
+        let listener = Listener::new(
+            id.clone(),
+            Endpoint::Ip(local),
+            Kind::Udp,
+            max_peers,
+            spec.opts,
+            self.registrar.clone(),
+        );
         self.announce(&listener, None).await;
         tokio::spawn(listener.run_udp(Arc::new(opened.socket), self.ctx.clone()));
         Ok(Outcome::Listener(id))

@@ -19,7 +19,9 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{CoreError, CoreResult, ErrorCode, Event, EventSink};
+use super::error::{CoreError, CoreResult, ErrorCode};
+use super::events::Event;
+use super::sink::EventSink;
 use crate::transcript::{LineWriter, Mark, file_in};
 
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);

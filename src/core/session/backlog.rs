@@ -1,13 +1,12 @@
 //! What `waitfor` looks back on: received lines or bytes since the
-//! previous `waitfor` returned, bounded by the memory they hold; and the
-//! bound on what closed sessions keep in all.
+//! previous `waitfor` returned, bounded by the memory they hold (what
+//! closed sessions keep in all is bounded in `core::ctx`).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 
-use super::{BACKLOG_BYTES, BACKLOG_LINES, CLOSED_BACKLOGS, LINE_OVERHEAD, Session};
+use super::{BACKLOG_BYTES, BACKLOG_LINES, LINE_OVERHEAD};
 
 /// Received data not yet consumed by a `waitfor`.
 #[derive(Default)]
@@ -78,39 +77,6 @@ impl Backlog {
             let n = n.min(front.len());
             let _ = front.split_to(n);
             self.chunk_bytes -= n;
-        }
-    }
-}
-
-/// Closed sessions that still keep a backlog, oldest first, and the bytes
-/// they hold in all: past [`CLOSED_BACKLOGS`] the oldest are forgotten.
-#[derive(Default)]
-pub(crate) struct ClosedBacklogs {
-    kept: Mutex<(VecDeque<Kept>, usize)>,
-}
-
-/// A closed session and the bytes its backlog held when it closed.
-type Kept = (std::sync::Weak<Session>, usize);
-
-impl ClosedBacklogs {
-    pub(super) fn keep(&self, session: &Arc<Session>, bytes: usize) {
-        let forget = {
-            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-            let (list, total) = &mut *kept;
-            list.push_back((Arc::downgrade(session), bytes));
-            *total += bytes;
-            let mut forget = Vec::new();
-            while *total > CLOSED_BACKLOGS {
-                let Some((old, n)) = list.pop_front() else { break };
-                *total -= n;
-                forget.push(old);
-            }
-            forget
-        };
-        for old in forget.iter().filter_map(std::sync::Weak::upgrade) {
-            let mut state = old.lock();
-            state.backlog = Backlog::default();
-            state.backlog_forgotten = true;
         }
     }
 }

@@ -14,7 +14,6 @@ mod reconnect;
 mod writer;
 
 use backlog::Backlog;
-pub(crate) use backlog::ClosedBacklogs;
 use reader::{idle_timer, read_loop, strip_eol, udp_loop};
 pub(crate) use writer::WriteReq;
 use writer::{WriteSide, Writer, write_loop};
@@ -32,8 +31,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::Ctx;
 use super::command::{Eol, Mode, View};
+use super::ctx::{CLOSED_BACKLOGS, Ctx, KeepsBacklog};
 use super::dial::Redial;
 use super::events::{CloseReason, CoreError, CoreResult, DataLine, ErrorCode, Event, EventKind, SessionInfo};
 use super::framing::{Line, LineSplitter};
@@ -61,9 +60,6 @@ pub const BACKLOG_BYTES: usize = 1024 * 1024;
 /// What one kept line costs beyond its bytes (its handle and queue slot):
 /// a flood of empty lines is bounded by memory, not by a count.
 const LINE_OVERHEAD: usize = std::mem::size_of::<Bytes>() + 16;
-/// Closed sessions keep their backlog for a `waitfor` that comes after
-/// the close, up to this much in all; past it the oldest are dropped.
-pub const CLOSED_BACKLOGS: usize = 16 << 20;
 /// A connection that lasted this long resets the reconnect backoff.
 const STABLE_LINK: Duration = Duration::from_secs(10);
 
@@ -148,6 +144,37 @@ pub struct Session {
     /// When a dropped trigger reply was last reported (once a second).
     reply_dropped_report: Mutex<Option<Instant>>,
     released: AtomicBool,
+}
+
+impl KeepsBacklog for Session {
+    fn forget_backlog(&self) {
+        let mut state = self.lock();
+        state.backlog = Backlog::default();
+        state.backlog_forgotten = true;
+    }
+}
+
+/// A new session handed to the manager, and its answer (false: it is
+/// shutting down).
+pub(crate) type Registration = (Arc<Session>, tokio::sync::oneshot::Sender<bool>);
+
+/// How sessions opened outside the actor (connects, accepted clients)
+/// reach its tables.
+#[derive(Clone)]
+pub(crate) struct Registrar(pub mpsc::WeakSender<Registration>);
+
+impl Registrar {
+    /// Hands a new session to the manager; false when it is shutting down.
+    pub async fn register(&self, session: Arc<Session>) -> bool {
+        let Some(actor) = self.0.upgrade() else {
+            return false;
+        };
+        let (ack, done) = tokio::sync::oneshot::channel();
+        if actor.send((session, ack)).await.is_err() {
+            return false;
+        }
+        done.await.unwrap_or(false)
+    }
 }
 
 /// What a session is made of, before its tasks start.
@@ -633,7 +660,7 @@ impl Session {
                 .reply_dropped_report
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            super::once_a_second(&mut last)
+            super::util::once_a_second(&mut last)
         };
         if !due {
             return;
@@ -700,7 +727,7 @@ impl Session {
                 format!(
                     "session {} is reconnecting (attempt {attempt} in {})",
                     self.id,
-                    crate::core::format_duration(Duration::from_millis(wait.as_millis() as u64))
+                    super::util::format_duration(Duration::from_millis(wait.as_millis() as u64))
                 )
             }
             None => format!("session {} is closed", self.id),
@@ -820,7 +847,8 @@ impl Session {
         self.release();
         let held = self.lock().backlog.held();
         if held > 0 {
-            self.ctx.closed_backlogs.keep(self, held);
+            let me: Arc<dyn KeepsBacklog> = self.clone();
+            self.ctx.closed_backlogs.keep(Arc::downgrade(&me), held);
         }
         let recording = self.lock().recording.take();
         if let Some(t) = recording {
@@ -855,7 +883,7 @@ impl Session {
             EventKind::Timeout,
             CoreError::new(
                 ErrorCode::Timeout,
-                format!("session {} idle for {}", self.id, crate::core::format_duration(t)),
+                format!("session {} idle for {}", self.id, super::util::format_duration(t)),
             ),
         )
         .await;
@@ -928,7 +956,7 @@ impl Session {
                             "nothing on {} matched /{}/ within {}",
                             self.id,
                             regex.as_str(),
-                            crate::core::format_duration(timeout)
+                            super::util::format_duration(timeout)
                         ),
                     ));
                 }

@@ -44,7 +44,7 @@ pub(crate) async fn connect(target: &HostPort, limit: Duration) -> CoreResult<Tc
             ErrorCode::ConnectFailed,
             format!(
                 "connecting to {target} timed out after {}",
-                crate::core::format_duration(limit)
+                crate::core::util::format_duration(limit)
             ),
         ))
     })

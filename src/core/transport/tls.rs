@@ -59,7 +59,7 @@ pub(crate) async fn accept(acceptor: &TlsAcceptor, stream: TcpStream, peer: &End
             ErrorCode::TlsHandshakeFailed,
             format!(
                 "TLS handshake with {peer} failed: no handshake within {}",
-                crate::core::format_duration(HANDSHAKE_TIMEOUT)
+                crate::core::util::format_duration(HANDSHAKE_TIMEOUT)
             ),
         )),
     }

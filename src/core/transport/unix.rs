@@ -31,7 +31,7 @@ pub(crate) async fn dial(path: &Path, limit: Duration) -> CoreResult<Link> {
                 ErrorCode::ConnectFailed,
                 format!(
                     "connecting to unix:{shown} timed out after {}",
-                    crate::core::format_duration(limit)
+                    crate::core::util::format_duration(limit)
                 ),
             ));
         }
