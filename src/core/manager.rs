@@ -134,7 +134,7 @@ impl Manager {
             default_session: None,
             default_listener: None,
             self_tx: tx.downgrade(),
-            registrar: Registrar(registrations.downgrade()),
+            registrar: Registrar(registrations),
             next_trigger: 0,
             registered: 0,
         };

@@ -159,18 +159,15 @@ impl KeepsBacklog for Session {
 pub(crate) type Registration = (Arc<Session>, tokio::sync::oneshot::Sender<bool>);
 
 /// How sessions opened outside the actor (connects, accepted clients)
-/// reach its tables.
+/// reach its tables; once the actor is gone, registering fails.
 #[derive(Clone)]
-pub(crate) struct Registrar(pub mpsc::WeakSender<Registration>);
+pub(crate) struct Registrar(pub mpsc::Sender<Registration>);
 
 impl Registrar {
     /// Hands a new session to the manager; false when it is shutting down.
     pub async fn register(&self, session: Arc<Session>) -> bool {
-        let Some(actor) = self.0.upgrade() else {
-            return false;
-        };
         let (ack, done) = tokio::sync::oneshot::channel();
-        if actor.send((session, ack)).await.is_err() {
+        if self.0.send((session, ack)).await.is_err() {
             return false;
         }
         done.await.unwrap_or(false)
