@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +17,7 @@ use super::ctx::Ctx;
 use super::events::{CoreError, CoreResult, ErrorCode, Event, EventKind, ListenerInfo};
 use super::session::{Direction, Parts, Registrar, Session};
 use super::slots::{Membership, Slots};
+use super::transport::udp::Datagrams;
 use super::transport::{Accepted, Bound, Endpoint, Io, Kind};
 use super::util::{format_duration, new_id, once_a_second};
 
@@ -216,7 +216,7 @@ impl Listener {
     /// `udp --per-peer`: hands each datagram to its sender's session,
     /// opening one for a new sender. The sessions share the socket, so
     /// they end with the listener.
-    pub(crate) async fn run_udp(self: Arc<Self>, socket: Arc<UdpSocket>, ctx: Arc<Ctx>) {
+    pub(crate) async fn run_udp(self: Arc<Self>, socket: Arc<Datagrams>, ctx: Arc<Ctx>) {
         let mut peers: HashMap<SocketAddr, Arc<Session>> = HashMap::new();
         let mut buf = vec![0u8; 65536];
         let mut reported: Option<tokio::time::Instant> = None;
@@ -228,7 +228,6 @@ impl Listener {
             };
             match received {
                 Ok((n, from)) => {
-                    let from = super::addr::canonical(from);
                     let live = peers.get(&from).filter(|s| !s.is_closed()).cloned();
                     let session = match live {
                         Some(s) => s,
@@ -303,7 +302,7 @@ impl Listener {
     /// A new sender of a per-peer listener becomes a session (`accepted`).
     async fn open_peer(
         self: &Arc<Self>,
-        socket: &Arc<UdpSocket>,
+        socket: &Arc<Datagrams>,
         from: SocketAddr,
         ctx: &Arc<Ctx>,
     ) -> Option<Arc<Session>> {

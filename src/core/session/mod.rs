@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -38,7 +37,7 @@ use super::events::{CloseReason, CoreError, CoreResult, DataLine, ErrorCode, Eve
 use super::framing::{Line, LineSplitter};
 use super::recording::{Place, Transcript};
 use super::slots::Membership;
-use super::transport::{Endpoint, Io, Kind, ReadSide};
+use super::transport::{self, Endpoint, Io, Kind, ReadSide};
 use crate::transcript::{self, Mark};
 
 /// Default size of one read; a flood is read in chunks of this size.
@@ -132,7 +131,7 @@ pub struct Session {
     redial: Option<Box<Redial>>,
     pub(crate) ctx: Arc<Ctx>,
     writer: Mutex<Writer>,
-    udp: Option<Arc<UdpSocket>>,
+    udp: Option<Arc<transport::udp::Datagrams>>,
     state: Mutex<State>,
     /// Bumped on every received line/chunk and on close; waiters watch it.
     wake: watch::Sender<u64>,

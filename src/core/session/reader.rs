@@ -5,16 +5,15 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{SMALL_READ, Session};
-use crate::core::addr;
 use crate::core::events::{CoreError, ErrorCode, EventKind};
 use crate::core::framing::LineSplitter;
 use crate::core::recycle::Recycler;
 use crate::core::transport::ReadSide;
+use crate::core::transport::udp::Datagrams;
 
 pub(super) async fn read_loop(
     session: Arc<Session>,
@@ -96,7 +95,7 @@ pub(super) async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-pub(super) async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
+pub(super) async fn udp_loop(session: Arc<Session>, socket: Arc<Datagrams>) {
     let mut buf = vec![0u8; 65536];
     loop {
         let deadline = session.deadline();
@@ -113,7 +112,7 @@ pub(super) async fn udp_loop(session: Arc<Session>, socket: Arc<UdpSocket>) {
             r = socket.recv_from(&mut buf) => r,
         };
         match result {
-            Ok((n, from)) => session.datagram(&buf[..n], addr::canonical(from)).await,
+            Ok((n, from)) => session.datagram(&buf[..n], from).await,
             // An ICMP error from an earlier send: report it, keep receiving.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 session

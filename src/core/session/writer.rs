@@ -1,19 +1,18 @@
 //! The writer task: one per session, started by the first send, so sends
 //! go out in the order they were made; half-close, and the FIN at the end.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{REQ_OVERHEAD, Session};
 use crate::core::events::{CloseReason, CoreError, CoreResult, ErrorCode};
+use crate::core::transport::udp::Datagrams;
 use crate::transcript::Mark;
 
 /// A request to the writer task. One writer per session keeps sends in
@@ -40,7 +39,7 @@ pub(super) enum Writer {
 /// Where the writer writes.
 pub(super) enum WriteSide {
     Stream(Box<dyn AsyncWrite + Send + Unpin>),
-    Udp(Arc<UdpSocket>),
+    Udp(Arc<Datagrams>),
 }
 
 pub(super) async fn write_loop(
@@ -143,12 +142,9 @@ pub(super) async fn write_loop(
                         session.record_event(&format!("to {dest}")).await;
                     }
                     session.record(Mark::Out, &data).await;
-                    let n = socket
-                        .send_to(&data, for_socket(dest, session.local().ip()))
-                        .await
-                        .map_err(|e| {
-                            CoreError::new(ErrorCode::UdpSendFailed, format!("send to {dest} failed: {e}"))
-                        })?;
+                    let n = socket.send_to(&data, dest).await.map_err(|e| {
+                        CoreError::new(ErrorCode::UdpSendFailed, format!("send to {dest} failed: {e}"))
+                    })?;
                     Ok(session.sent(&data, n, trigger).await)
                 }
                 .await;
@@ -167,16 +163,5 @@ pub(super) async fn write_loop(
         && !write_closed
     {
         let _ = tokio::time::timeout(Duration::from_secs(2), w.shutdown()).await;
-    }
-}
-
-/// Where a datagram goes from a socket bound to `local`: an IPv4 peer of
-/// a dual-stack `[::]` socket is addressed as `::ffff:a.b.c.d`.
-fn for_socket(dest: SocketAddr, local: Option<SocketAddr>) -> SocketAddr {
-    match (dest, local) {
-        (SocketAddr::V4(v4), Some(SocketAddr::V6(_))) => {
-            SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
-        }
-        _ => dest,
     }
 }

@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::UdpSocket;
 use tokio::net::tcp::OwnedReadHalf;
 
 use super::addr::{HostPort, parse_host_port};
@@ -204,10 +203,10 @@ pub(crate) enum Io {
         read: ReadSide,
         write: Box<dyn AsyncWrite + Send + Unpin>,
     },
-    Udp(Arc<UdpSocket>),
+    Udp(Arc<udp::Datagrams>),
     /// One peer of a `udp --per-peer` listener: sends go out of the shared
     /// socket to the peer; the listener hands received datagrams over.
-    UdpPeer(Arc<UdpSocket>),
+    UdpPeer(Arc<udp::Datagrams>),
 }
 
 /// An open stream link, dialed or accepted.

@@ -27,8 +27,43 @@ pub struct SocketSpec {
 
 /// The bound socket and its resolved `--to` destination.
 pub struct OpenedUdp {
-    pub socket: UdpSocket,
+    pub socket: Datagrams,
     pub to: Option<SocketAddr>,
+}
+
+/// A bound UDP socket as sessions use it: datagrams to and from
+/// addresses, written and reported the way people write them (an IPv4
+/// peer of a dual-stack `[::]` socket is `a.b.c.d`, not `::ffff:a.b.c.d`).
+#[derive(Debug)]
+pub struct Datagrams {
+    socket: UdpSocket,
+    /// The family the socket speaks: IPv4 peers of an IPv6 socket are
+    /// addressed as IPv4-mapped IPv6 addresses.
+    ipv6: bool,
+}
+
+impl Datagrams {
+    fn new(socket: UdpSocket) -> std::io::Result<Datagrams> {
+        let ipv6 = socket.local_addr()?.is_ipv6();
+        Ok(Datagrams { socket, ipv6 })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    pub async fn send_to(&self, data: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        let to = match to {
+            SocketAddr::V4(v4) if self.ipv6 => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+            _ => to,
+        };
+        self.socket.send_to(data, to).await
+    }
+
+    pub async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        let (n, from) = self.socket.recv_from(buf).await?;
+        Ok((n, addr::canonical(from)))
+    }
 }
 
 pub async fn open(spec: &SocketSpec) -> CoreResult<OpenedUdp> {
@@ -121,7 +156,9 @@ fn open_on(spec: &SocketSpec, bind: SocketAddr, dual: bool, to: Option<SocketAdd
         multicast_sending(&socket, bind, spec.iface, spec.ttl)?;
     }
     let std_socket: std::net::UdpSocket = socket.into();
-    let socket = UdpSocket::from_std(std_socket).map_err(|e| io_err("cannot register the socket", e))?;
+    let socket = UdpSocket::from_std(std_socket)
+        .and_then(Datagrams::new)
+        .map_err(|e| io_err("cannot register the socket", e))?;
     Ok(OpenedUdp { socket, to })
 }
 
