@@ -108,6 +108,23 @@ impl Tui {
         }
     }
 
+    /// Resizes the terminal (the child gets SIGWINCH) and the screen model.
+    fn resize(&mut self, rows: u16, cols: u16) {
+        self.master
+            .resize(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        self.screen
+            .lock()
+            .unwrap()
+            .screen_mut()
+            .set_size(NonZeroU16::new(rows).unwrap(), NonZeroU16::new(cols).unwrap());
+    }
+
     fn keys(&mut self, keys: &str) {
         self.writer.write_all(keys.as_bytes()).unwrap();
         self.writer.flush().unwrap();
@@ -623,6 +640,45 @@ fn unix_sockets_in_the_tui() {
     let screen = tui.wait_for("hello over unix");
     assert!(screen.contains("unix:"), "{screen}");
     assert!(screen.contains("usrv") && screen.contains("ucli"), "{screen}");
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+}
+
+/// Ctrl-] as tmux and xterm send it (the byte 0x1d) leaves insert mode for
+/// the command bar: what is typed next is a command, not bytes for the device.
+#[test]
+fn ctrl_bracket_byte_opens_the_command_bar_from_insert_mode() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut tui = Tui::start(&["connect", &format!("127.0.0.1:{port}")]);
+    let (mut s, _) = server.accept().unwrap();
+    tui.wait_for("● 0B/0B");
+    tui.keys("i");
+    tui.keys("AT");
+    tui.keys("\x1d");
+    tui.keys("send AT+SLOW\r");
+    assert_eq!(read_line_from(&mut s), "AT+SLOW\n");
+    tui.keys("\x1b");
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+}
+
+/// A terminal squeezed to two rows (tmux resize-window -y 2) draws a
+/// notice and carries on; back at full size the panes return.
+#[test]
+fn a_terminal_two_rows_high_does_not_kill_muxcat() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut tui = Tui::start(&["connect", &format!("127.0.0.1:{port}")]);
+    let (mut s, _) = server.accept().unwrap();
+    tui.wait_for("● 0B/0B");
+    tui.resize(2, 80);
+    tui.wait_for("terminal too small");
+    s.write_all(b"still here\n").unwrap();
+    tui.resize(32, 120);
+    tui.wait_for("still here");
     tui.keys("q");
     tui.keys("y");
     tui.wait_exit();

@@ -1265,6 +1265,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn ctrl_bracket_reaches_the_command_bar_in_every_encoding() {
+        // tmux and xterm send 0x1d, which crossterm reports as Ctrl-5; some
+        // terminals report the control character itself, others Ctrl-].
+        let encodings = [
+            KeyEvent::new(KeyCode::Char('5'), KeyModifiers::CONTROL),
+            KeyEvent::new(KeyCode::Char('\x1d'), KeyModifiers::NONE),
+            KeyEvent::new(KeyCode::Char(']'), KeyModifiers::CONTROL),
+        ];
+        for key in encodings {
+            let mut a = app();
+            connected(&mut a, 1, None);
+            a.apply(Action::Insert);
+            assert_eq!(a.mode, Mode::Insert);
+            typed(&mut a, "AT");
+            let effects = a.on_key(key);
+            assert!(effects.is_empty(), "{key:?} sent {effects:?}");
+            assert_eq!(a.mode, Mode::Command, "{key:?}");
+            // What follows goes to the command bar, not to the device.
+            typed(&mut a, "send AT+SLOW");
+            let effects = a.on_key(code(KeyCode::Enter));
+            assert_eq!(
+                effects,
+                vec![Effect::Run {
+                    line: "send AT+SLOW".into(),
+                    session: Some(sid(1))
+                }],
+                "{key:?}"
+            );
+        }
+    }
+
+    #[test]
     fn closed_sessions_shrink_to_a_tail_and_are_bounded_in_all() {
         let mut app = app();
         let line = vec![b'x'; 64 * 1024];

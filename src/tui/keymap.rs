@@ -173,6 +173,17 @@ impl Key {
             mods |= ALT;
         }
         let code = match ev.code {
+            // Terminals send Ctrl-\ Ctrl-] Ctrl-^ Ctrl-_ as the bytes
+            // 0x1c-0x1f, which crossterm reports as Ctrl-4..Ctrl-7 (tmux and
+            // xterm do), or as the bare control character: both are the
+            // key the user pressed.
+            KeyCode::Char(c @ '4'..='7') if mods & CTRL != 0 => {
+                KeyCodeOrd::Char(legacy_control(c as u8 - b'4' + 0x1c))
+            }
+            KeyCode::Char(c @ '\x1c'..='\x1f') => {
+                mods |= CTRL;
+                KeyCodeOrd::Char(legacy_control(c as u8))
+            }
             KeyCode::Char(c) => KeyCodeOrd::Char(if mods & CTRL != 0 {
                 c.to_ascii_lowercase()
             } else {
@@ -200,6 +211,11 @@ impl Key {
         }
         s
     }
+}
+
+/// The key of a control byte 0x1c-0x1f with Ctrl held: `\\ ] ^ _`.
+fn legacy_control(byte: u8) -> char {
+    char::from(byte - 0x1c + b'\\')
 }
 
 /// A bad keymap file: names the file, the line and the bad word.

@@ -56,11 +56,28 @@ impl Theme {
     }
 }
 
+/// Below this the panes cannot be drawn: a line says so instead.
+const MIN_WIDTH: u16 = 30;
+const MIN_HEIGHT: u16 = 6;
+
 pub fn view(app: &App, frame: &mut Frame, theme: Theme) {
-    let [main, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(frame.area());
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        // Sessions go on; only the drawing waits for room.
+        let text = format!(
+            "muxcat: terminal too small ({}×{}, needs {MIN_WIDTH}×{MIN_HEIGHT})",
+            area.width, area.height
+        );
+        frame.render_widget(
+            Paragraph::new(text).wrap(ratatui::widgets::Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
+    let [main, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
     let left_width = (main.width / 3).clamp(24, 40).min(main.width);
     let [left, right] = Layout::horizontal([Constraint::Length(left_width), Constraint::Min(10)]).areas(main);
-    let listener_rows = (app.listeners.len() as u16 + 2).clamp(3, left.height / 3 + 2);
+    let listener_rows = (app.listeners.len() as u16 + 2).min(left.height / 3 + 2).max(3);
     let [lst, sess] = Layout::vertical([Constraint::Length(listener_rows), Constraint::Min(3)]).areas(left);
     draw_listeners(app, frame, lst, theme);
     draw_sessions(app, frame, sess, theme);
@@ -899,6 +916,32 @@ mod tests {
             !screen.contains(&format!("{} ", Utc::now().format("%H:%M"))),
             "{screen}"
         );
+    }
+
+    #[test]
+    fn every_size_down_to_one_by_one_draws() {
+        let mut a = app();
+        crate::tui::app::tests::connected(&mut a, 1, Some("board"));
+        crate::tui::app::tests::data(&mut a, 1, b"a line of device output that is long enough to wrap");
+        for mode in [
+            None,
+            Some(crate::tui::keymap::Action::Help),
+            Some(crate::tui::keymap::Action::CommandBar),
+        ] {
+            if let Some(action) = mode {
+                a.apply(action);
+            }
+            for w in 1..=40 {
+                for h in 1..=12 {
+                    let screen = render_at(&a, w, h);
+                    if w < MIN_WIDTH || h < MIN_HEIGHT {
+                        assert!(screen.starts_with('m') || w < 2, "{w}x{h}: {screen}");
+                    }
+                }
+            }
+        }
+        let screen = render_at(&a, 80, 2);
+        assert!(screen.contains("terminal too small (80×2"), "{screen}");
     }
 
     #[test]
