@@ -369,7 +369,8 @@ fn sigterm_and_sighup_restore_the_terminal() {
             .status()
             .unwrap();
         assert!(killed.success());
-        tui.wait_exit();
+        // 130, as `run` and pipe mode exit when interrupted.
+        assert_eq!(tui.wait_exit().exit_code(), 130, "SIG{signal}");
         let flags = tui.local_flags();
         assert!(
             flags.contains("ICANON") && flags.contains("ECHO"),

@@ -13,6 +13,12 @@ pub fn decode_payload(text: &str) -> Result<Vec<u8>, CoreError> {
 /// between pairs (`de ad be ef`, `deadbeef`).
 pub fn decode_hex(text: &str) -> Result<Vec<u8>, CoreError> {
     let digits: String = text.split_whitespace().collect();
+    if digits.is_empty() {
+        return Err(CoreError::new(
+            ErrorCode::PayloadInvalid,
+            "hex payload: no bytes given (expected pairs of hex digits like \"de ad be ef\")",
+        ));
+    }
     hex::decode(&digits).map_err(|e| {
         CoreError::new(
             ErrorCode::PayloadInvalid,
@@ -42,5 +48,8 @@ mod tests {
         assert_eq!(decode_hex("0102").unwrap(), vec![1, 2]);
         assert_eq!(decode_hex("abc").unwrap_err().code, ErrorCode::PayloadInvalid);
         assert_eq!(decode_hex("zz").unwrap_err().code, ErrorCode::PayloadInvalid);
+        // `send --hex` with no bytes is an error, not an empty send.
+        assert_eq!(decode_hex("").unwrap_err().code, ErrorCode::PayloadInvalid);
+        assert_eq!(decode_hex("   ").unwrap_err().code, ErrorCode::PayloadInvalid);
     }
 }

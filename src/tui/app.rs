@@ -522,6 +522,7 @@ impl App {
                 if self.selected != Some(i) {
                     self.sessions[i].unread = true;
                 }
+                self.note(id, ev.timestamp, &format!("accepted from {remote}"));
             }
             (EventKind::Listening { local, kind, .. }, Some(id)) => {
                 // A UDP socket: a session of its own.
@@ -1294,6 +1295,25 @@ pub(crate) mod tests {
                 "{key:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_accepted_client_says_so_in_its_scrollback_and_source_results_read_well() {
+        let mut a = app();
+        a.on_event(
+            &Event::new(EventKind::Accepted {
+                remote: "127.0.0.1:50000".parse().unwrap(),
+                kind: crate::core::transport::Kind::Tcp,
+            })
+            .session(&sid(3)),
+        );
+        let first = a.sessions[0].scrollback.get(0).unwrap();
+        assert_eq!(&first.data[..], b"accepted from 127.0.0.1:50000");
+        crate::tui::update::update(
+            &mut a,
+            crate::tui::update::Msg::SourceDone(Ok("source setup.mux: done".into())),
+        );
+        assert_eq!(a.status, "ok: source setup.mux: done");
     }
 
     #[test]

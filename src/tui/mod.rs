@@ -137,7 +137,9 @@ pub async fn run(opts: TuiOptions) -> u8 {
     save_history(&app.history);
     manager.shutdown().await;
     match result {
-        Ok(()) => 0,
+        // As `run` and pipe mode: an interrupted TUI exits 130.
+        Ok(Ended::Interrupted) => crate::script::EXIT_INTERRUPTED,
+        Ok(_) => 0,
         Err(e) => {
             eprintln!("muxcat: terminal error: {e}");
             1
@@ -222,7 +224,7 @@ pub async fn run_loop<B, I>(
     mut input: I,
     shutdown: impl Future<Output = ()>,
     startup: Startup,
-) -> Result<(), B::Error>
+) -> Result<Ended, B::Error>
 where
     B: Backend,
     I: futures_util::Stream<Item = std::io::Result<TermEvent>> + Unpin,
@@ -269,10 +271,10 @@ where
                 Some(Ok(TermEvent::Mouse(m))) => Msg::Mouse(m),
                 Some(Ok(TermEvent::Resize(_, h))) => Msg::Resize(h),
                 Some(Ok(_)) => continue,
-                Some(Err(_)) | None => break,
+                Some(Err(_)) | None => return Ok(Ended::InputClosed),
             },
             ev = events.recv() => {
-                let Some(ev) = ev else { break };
+                let Some(ev) = ev else { return Ok(Ended::InputClosed) };
                 // Take what else is queued before drawing, a few
                 // milliseconds' worth: a flood costs one frame per batch,
                 // and keys still get their turn between batches.
@@ -295,7 +297,7 @@ where
                 dirty = true;
                 continue;
             }
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => return Ok(Ended::Interrupted),
         };
         if matches!(msg, Msg::SourceDone(_)) {
             source_stop = None;
@@ -304,7 +306,18 @@ where
         perform(&executor, &results, &mut source_stop, effects).await;
         dirty = true;
     }
-    Ok(())
+    Ok(Ended::Quit)
+}
+
+/// How the loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The user quit.
+    Quit,
+    /// Ctrl-C, SIGTERM or SIGHUP (the shutdown the caller gave).
+    Interrupted,
+    /// The terminal's input or the core's events ended.
+    InputClosed,
 }
 
 fn describe(result: crate::core::CoreResult<Outcome>) -> Result<String, String> {

@@ -57,7 +57,8 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::SourceDone(result) => {
             app.sourcing = None;
-            app.on_result("source", result);
+            // The result names the script: `ok: source setup.mux: done`.
+            app.on_result("", result);
             Vec::new()
         }
         Msg::Help(text) => {

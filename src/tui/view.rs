@@ -493,9 +493,9 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     }
     .add_modifier(Modifier::BOLD);
     let counters = format!(
-        "{} sessions · {} listeners{} · ? help · q quit ",
-        app.sessions.len(),
-        app.listeners.len(),
+        "{} · {}{} · ? help · q quit ",
+        counted(app.sessions.len(), "session"),
+        counted(app.listeners.len(), "listener"),
         if app.recording { " · rec on" } else { "" }
     );
     let mode = format!(" {} ", app.mode.name());
@@ -632,6 +632,15 @@ fn mode_keys(app: &App, mode: &str, theme: Theme) -> Vec<Line<'static>> {
     }
     lines.push(Line::raw(""));
     lines
+}
+
+/// `1 session`, `2 sessions`.
+fn counted(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 /// Splits text into rows of at most `width` columns at spaces.
