@@ -742,15 +742,27 @@ fn run_stops_when_its_stdout_is_gone() {
     drop(stdin);
 }
 
+/// muxcat, then each of `peers` that is installed: the tools a netcat
+/// behaviour is checked against.
+fn muxcat_and(peers: &[&'static str]) -> Vec<&'static str> {
+    let mut tools = vec!["muxcat"];
+    tools.extend(peers.iter().copied().filter(|p| have(p)));
+    tools
+}
+
+/// The command for one of [`muxcat_and`]'s tools.
+fn tool_command(tool: &str) -> Command {
+    if tool == "muxcat" {
+        muxcat(&[])
+    } else {
+        Command::new(tool)
+    }
+}
+
 /// Starts a listener (muxcat or ncat) in pipe mode, stdin piped, and waits
 /// until its port accepts connections.
 fn spawn_listener(program: &str, args: &[String], port: u16, stdin: Stdio) -> Child {
-    let mut cmd = if program == "muxcat" {
-        muxcat(&[])
-    } else {
-        Command::new(program)
-    };
-    let child = cmd
+    let child = tool_command(program)
         .args(args)
         .stdin(stdin)
         .stdout(Stdio::piped())
@@ -764,11 +776,7 @@ fn spawn_listener(program: &str, args: &[String], port: u16, stdin: Stdio) -> Ch
 /// `--max-connections 0` refuses every client, as `ncat -l -k --max-conns 0`.
 #[test]
 fn max_connections_0_refuses_every_client_like_ncat() {
-    let mut tools = vec!["muxcat"];
-    if have("ncat") {
-        tools.push("ncat");
-    }
-    for tool in tools {
+    for tool in muxcat_and(&["ncat"]) {
         let port = free_port();
         let args: Vec<String> = if tool == "muxcat" {
             vec![
@@ -809,26 +817,14 @@ fn max_connections_0_refuses_every_client_like_ncat() {
 /// as with nc and ncat.
 #[test]
 fn listen_ends_with_0_once_its_client_has_left_like_nc() {
-    let mut tools = vec!["muxcat"];
-    if have("ncat") {
-        tools.push("ncat");
-    }
-    if have("nc.openbsd") {
-        tools.push("nc.openbsd");
-    }
-    for tool in tools {
+    for tool in muxcat_and(&["ncat", "nc.openbsd"]) {
         let port = free_port();
         let args: Vec<String> = if tool == "muxcat" {
             vec!["-q".into(), "listen".into(), format!("127.0.0.1:{port}")]
         } else {
             vec!["-l".into(), "127.0.0.1".into(), port.to_string()]
         };
-        let mut cmd = if tool == "muxcat" {
-            muxcat(&[])
-        } else {
-            Command::new(tool)
-        };
-        let mut child = cmd
+        let mut child = tool_command(tool)
             .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -936,11 +932,7 @@ fn the_peer_ending_its_output_closes_stdout_at_once() {
 /// `ncat --broker -l … </dev/null` does.
 #[test]
 fn broker_relays_after_stdin_has_ended_like_ncat() {
-    let mut tools = vec!["muxcat"];
-    if have("ncat") {
-        tools.push("ncat");
-    }
-    for tool in tools {
+    for tool in muxcat_and(&["ncat"]) {
         let port = free_port();
         let args: Vec<String> = if tool == "muxcat" {
             vec![

@@ -124,9 +124,6 @@ pub struct ListenSpec {
     pub opts: SessionOptions,
     pub tls: Option<ServerTls>,
     pub max_connections: usize,
-    /// At the limit, leave new clients waiting in the kernel's backlog
-    /// instead of accepting and closing them (pipe mode `--keep-open`).
-    pub hold_excess: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -34,7 +33,6 @@ pub struct Listener {
     pub max_connections: usize,
     pub(crate) opts: SessionOptions,
     slots: Arc<Slots>,
-    hold_excess: std::sync::atomic::AtomicBool,
     cancel: CancellationToken,
     unclaimed: Mutex<VecDeque<String>>,
     /// Where its clients' sessions are registered with the manager.
@@ -59,7 +57,6 @@ impl Listener {
             max_connections,
             opts,
             slots: Arc::default(),
-            hold_excess: std::sync::atomic::AtomicBool::new(false),
             cancel: CancellationToken::new(),
             unclaimed: Mutex::new(VecDeque::new()),
             registrar,
@@ -90,10 +87,6 @@ impl Listener {
 
     pub(crate) fn client_closed(&self) {
         self.slots.give_back();
-    }
-
-    pub(crate) fn set_hold_excess(&self, hold: bool) {
-        self.hold_excess.store(hold, Ordering::Release);
     }
 
     pub fn info(&self) -> ListenerInfo {
@@ -165,15 +158,6 @@ impl Listener {
     pub(crate) async fn run(self: Arc<Self>, bound: Bound, tls: Option<TlsAcceptor>, ctx: Arc<Ctx>) {
         let mut last_error_report: Option<tokio::time::Instant> = None;
         loop {
-            if self.hold_excess.load(Ordering::Acquire) {
-                // Serve one after another: wait for a free slot before accepting.
-                while self.clients() >= self.max_connections {
-                    tokio::select! {
-                        _ = self.cancel.cancelled() => break,
-                        _ = self.slots.freed() => {}
-                    }
-                }
-            }
             let accepted = tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 r = bound.accept() => r,

@@ -666,7 +666,6 @@ impl Actor {
             spec.opts,
             self.registrar.clone(),
         );
-        listener.set_hold_excess(spec.hold_excess);
         self.announce(&listener, fingerprint).await;
         tokio::spawn(listener.run(bound, acceptor, self.ctx.clone()));
         Ok(Outcome::Listener(id))

@@ -256,14 +256,12 @@ fn create_new(place: Place) -> CoreResult<(File, PathBuf)> {
             .map_err(|e| failed(&path, e)),
         Place::Dir(dir, session) => {
             let first = file_in(&dir, &session);
-            let mut path = first.clone();
-            for n in 2..=FREE_NAMES + 1 {
+            let stem = first.with_extension("");
+            let others = (2..=FREE_NAMES).map(|n| PathBuf::from(format!("{}-{n}.log", stem.display())));
+            for path in std::iter::once(first.clone()).chain(others) {
                 match create_private(&path) {
                     Ok(f) => return Ok((f, path)),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n <= FREE_NAMES => {
-                        let stem = first.with_extension("");
-                        path = PathBuf::from(format!("{}-{n}.log", stem.display()));
-                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                     Err(e) => return Err(failed(&path, e)),
                 }
             }

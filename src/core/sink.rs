@@ -124,10 +124,11 @@ impl EventSink {
             self.try_emit(event);
             return;
         }
-        let cost = match self.budget.try_acquire_many(self.share(&event)) {
+        let share = self.share(&event);
+        let cost = match self.budget.try_acquire_many(share) {
             Ok(permit) => {
                 permit.forget();
-                self.share(&event)
+                share
             }
             Err(_) => 0,
         };

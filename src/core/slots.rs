@@ -6,13 +6,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::Notify;
-
-/// Clients a listener serves now, and a wake-up when one leaves.
+/// Clients a listener serves now.
 #[derive(Debug, Default)]
 pub struct Slots {
     taken: AtomicUsize,
-    freed: Notify,
 }
 
 impl Slots {
@@ -26,12 +23,6 @@ impl Slots {
 
     pub fn give_back(&self) {
         self.taken.fetch_sub(1, Ordering::AcqRel);
-        self.freed.notify_one();
-    }
-
-    /// Resolves when a slot is given back.
-    pub async fn freed(&self) {
-        self.freed.notified().await;
     }
 }
 

@@ -201,7 +201,6 @@ impl ListenArgs {
                 client_ca: self.ca.clone(),
             }),
             max_connections: self.max_connections,
-            hold_excess: false,
         })
     }
 }
