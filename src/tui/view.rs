@@ -559,10 +559,23 @@ fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
     commands.push(Line::raw(""));
     commands.push(Line::styled("any key closes this help", theme.escaped()));
     let mut columns: Vec<Vec<Line>> = Vec::new();
+    // A usage is as wide as its lines (up to two help columns).
+    let mut width = HELP_WIDTH;
     if let Some(text) = &app.help_text {
+        width = text
+            .lines()
+            .map(|l| l.chars().count() as u16 + 2)
+            .max()
+            .unwrap_or(0)
+            .clamp(HELP_WIDTH, 2 * HELP_WIDTH);
+        // The usage comes from the parser: shown as written (`\r` stays
+        // `\r`), escaped only if a line holds a control character.
         let mut lines: Vec<Line> = text
             .lines()
-            .map(|l| Line::raw(crate::core::escape::escape_display(l.as_bytes())))
+            .map(|l| match l.chars().any(char::is_control) {
+                true => Line::raw(crate::core::escape::escape_display(l.as_bytes())),
+                false => Line::raw(l.to_string()),
+            })
             .collect();
         lines.push(Line::raw(""));
         lines.extend(commands);
@@ -585,7 +598,7 @@ fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
             columns.push(lines);
         }
     }
-    let w = (HELP_WIDTH * columns.len() as u16).min(area.width);
+    let w = (width * columns.len() as u16).min(area.width);
     let tallest = columns.iter().map(Vec::len).max().unwrap_or(0);
     let h = (tallest as u16 + 2).min(area.height);
     let popup = Rect::new(
