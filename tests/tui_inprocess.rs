@@ -155,6 +155,8 @@ fn snapshot(name: &str, screen: &str) {
             (r"\b(sess|lstn)-[0-9a-f]{8}(-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?", "$1-XXXXXXXX"),
             (r"\b[0-9a-f]{8}\b", "XXXXXXXX"),
             (r"127\.0\.0\.1:\d{2,5}", "127.0.0.1:PORT"),
+            // A short id an overlay cuts.
+            (r"▶ [0-9a-f]{1,7}\b", "▶ XXXXXXX"),
         ],
     }, {
         insta::assert_snapshot!(name, screen);
