@@ -252,7 +252,9 @@ fn connect_on_a_terminal_opens_the_tui_on_that_session() {
     tui.keys("AT\r");
     assert_eq!(read_line_from(&mut s), "AT\n");
     tui.keys("\x1b");
-    tui.keys("\x04"); // ctrl-d disconnects the selected session
+    tui.keys("\x04"); // ctrl-d disconnects the selected session, asking first
+    tui.wait_for("? (y/n)");
+    tui.keys("y");
     tui.wait_for("disconnected local");
     tui.keys("q");
     tui.wait_exit();
@@ -289,6 +291,8 @@ fn a_reconnecting_session_counts_down_and_comes_back() {
         "{screen}"
     );
     tui.keys("\x04");
+    tui.wait_for("? (y/n)");
+    tui.keys("y");
     tui.wait_for("disconnected local");
     tui.keys("q");
     tui.wait_exit();

@@ -2,6 +2,7 @@
 //! and the TUI command bar. Lines split into words ([`words`]), then clap
 //! parses the words, so every command gets options, usage and `help`.
 
+pub mod complete;
 pub mod payload;
 pub mod words;
 

@@ -9,8 +9,11 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
 
+use super::input::Input;
 use super::keymap::{Action, Key, Keymap};
-use super::scrollback::{Entry, Mark, Scrollback};
+use super::messages::Messages;
+use super::scrollback::{Entry, Mark, Scrollback, shows_hex};
+use super::view::counted;
 use crate::core::events::{CloseReason, short_id};
 use crate::core::transport::Kind;
 use crate::core::{Event, EventKind, View};
@@ -23,6 +26,10 @@ pub const CLOSED_TAIL_BYTES: usize = 1024 * 1024;
 /// What closed sessions keep in all; past it the oldest keep nothing but
 /// their last line.
 pub const CLOSED_SCROLLBACKS: usize = 32 * 1024 * 1024;
+/// Columns ← and → scroll long lines by.
+pub const HSCROLL_STEP: u64 = 8;
+/// At most this much text goes to the clipboard at once.
+pub const COPY_MAX: usize = 1024 * 1024;
 /// Command history kept.
 pub const HISTORY: usize = 1000;
 
@@ -34,6 +41,12 @@ pub enum Mode {
     Search,
     Help,
     ConfirmQuit,
+    /// A destructive key asked first: y/Enter does it, any other key not.
+    Confirm,
+    /// The message log is open.
+    Messages,
+    /// Typing the sessions list's filter.
+    Filter,
 }
 
 impl Mode {
@@ -45,6 +58,9 @@ impl Mode {
             Mode::Search => "SEARCH",
             Mode::Help => "HELP",
             Mode::ConfirmQuit => "QUIT?",
+            Mode::Confirm => "CONFIRM",
+            Mode::Messages => "MESSAGES",
+            Mode::Filter => "FILTER",
         }
     }
 }
@@ -70,6 +86,17 @@ pub enum SessionState {
 }
 
 impl SessionState {
+    /// One word for the state, as the filter matches it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            SessionState::Connecting => "connecting",
+            SessionState::Live => "live",
+            SessionState::Reconnecting { .. } => "reconnecting",
+            SessionState::Closed(_) => "closed",
+            SessionState::Failed(_) => "failed",
+        }
+    }
+
     pub fn is_live(&self) -> bool {
         matches!(
             self,
@@ -126,6 +153,33 @@ pub struct ViewState {
     /// Rows up from the bottom; 0 follows the tail.
     pub scroll: u64,
     pub found: Option<usize>,
+    /// Scrolled back past what the scrollback still holds: the lines
+    /// that were in view were dropped (the transcript keeps them).
+    pub dropped: bool,
+    /// Long lines are cut, not wrapped (line view), and scrolled across
+    /// by `hscroll` columns.
+    pub nowrap: bool,
+    pub hscroll: u64,
+    /// Marked entries (a click, `v`), anchor and cursor: what `y` copies.
+    pub mark: Option<(usize, usize)>,
+}
+
+impl ViewState {
+    /// Entry indexes move down when the oldest entries are dropped.
+    fn entries_dropped(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.found = self.found.and_then(|f| f.checked_sub(n));
+        self.mark = self
+            .mark
+            .and_then(|(a, c)| Some((a.saturating_sub(n), c.checked_sub(n)?)));
+    }
+
+    /// The marked entries, oldest first.
+    pub fn marked(&self) -> Option<std::ops::RangeInclusive<usize>> {
+        self.mark.map(|(a, c)| a.min(c)..=a.max(c))
+    }
 }
 
 /// A pane of the layout: the session it shows, and how it shows each
@@ -156,6 +210,21 @@ impl Pane {
 }
 
 impl SessionRow {
+    /// Whether the sessions filter (lower case) keeps this row.
+    pub fn matches(&self, filter: &str) -> bool {
+        let state = self.state.word();
+        [
+            self.label.as_deref().unwrap_or(""),
+            &self.peer,
+            &self.short(),
+            state,
+            self.direction,
+            self.kind.as_str(),
+        ]
+        .iter()
+        .any(|field| field.to_lowercase().contains(filter))
+    }
+
     pub fn short(&self) -> String {
         let s = short_id(&self.id);
         s.strip_prefix("sess-").map(str::to_string).unwrap_or(s)
@@ -177,84 +246,11 @@ pub struct ListenerRow {
     pub closed: bool,
 }
 
-/// A line editor for the command bar, search and insert mode.
-#[derive(Clone, Debug, Default)]
-pub struct Input {
-    pub text: String,
-    /// Cursor, in chars.
-    pub cursor: usize,
-}
-
-impl Input {
-    fn byte_at(&self, char_idx: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(char_idx)
-            .map(|(i, _)| i)
-            .unwrap_or(self.text.len())
-    }
-
-    pub fn insert(&mut self, c: char) {
-        let at = self.byte_at(self.cursor);
-        self.text.insert(at, c);
-        self.cursor += 1;
-    }
-
-    pub fn backspace(&mut self) {
-        if self.cursor > 0 {
-            self.cursor -= 1;
-            let at = self.byte_at(self.cursor);
-            self.text.remove(at);
-        }
-    }
-
-    pub fn delete(&mut self) {
-        if self.cursor < self.text.chars().count() {
-            let at = self.byte_at(self.cursor);
-            self.text.remove(at);
-        }
-    }
-
-    pub fn set(&mut self, text: &str) {
-        self.text = text.to_string();
-        self.cursor = text.chars().count();
-    }
-
-    pub fn take(&mut self) -> String {
-        self.cursor = 0;
-        std::mem::take(&mut self.text)
-    }
-
-    /// Common editing keys; false when the key is not one of them.
-    fn edit(&mut self, key: &KeyEvent) -> bool {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Char('a') if ctrl => self.cursor = 0,
-            KeyCode::Char('e') if ctrl => self.cursor = self.text.chars().count(),
-            KeyCode::Char('u') if ctrl => {
-                let at = self.byte_at(self.cursor);
-                self.text.drain(..at);
-                self.cursor = 0;
-            }
-            KeyCode::Char('w') if ctrl => {
-                while self.cursor > 0 && self.text.chars().nth(self.cursor - 1) == Some(' ') {
-                    self.backspace();
-                }
-                while self.cursor > 0 && self.text.chars().nth(self.cursor - 1) != Some(' ') {
-                    self.backspace();
-                }
-            }
-            KeyCode::Char(c) if !ctrl => self.insert(c),
-            KeyCode::Backspace => self.backspace(),
-            KeyCode::Delete => self.delete(),
-            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
-            KeyCode::Right => self.cursor = (self.cursor + 1).min(self.text.chars().count()),
-            KeyCode::Home => self.cursor = 0,
-            KeyCode::End => self.cursor = self.text.chars().count(),
-            _ => return false,
-        }
-        true
-    }
+/// What a confirmation is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ask {
+    Disconnect(String),
+    CloseListener(String),
 }
 
 /// What the runtime must do for the model.
@@ -277,6 +273,10 @@ pub enum Effect {
     },
     /// Ctrl-C while a `source` script runs: stop it (not quit).
     StopSource,
+    /// Put text on the clipboard (OSC 52: works over SSH and tmux).
+    Copy(String),
+    /// Turn the terminal's mouse reporting on or off.
+    Mouse(bool),
     Quit,
 }
 
@@ -295,6 +295,8 @@ pub struct App {
     pub input: Input,
     pub history: Vec<String>,
     history_pos: Option<usize>,
+    /// What was typed before ↑: history lines must start with it.
+    history_prefix: String,
     pub status: String,
     pub status_error: bool,
     pub timestamps: bool,
@@ -318,6 +320,29 @@ pub struct App {
     /// what each held when it closed, and their sum.
     closed: std::collections::VecDeque<(String, usize)>,
     closed_held: usize,
+    /// What the `Confirm` mode asks about.
+    pub asking: Option<Ask>,
+    /// The message log (`m`).
+    pub messages: Messages,
+    /// The sessions list shows only sessions whose label, peer, id or
+    /// state contain this (`f`).
+    pub filter: String,
+    /// Mouse reporting is on (clicks select, the wheel scrolls); off, the
+    /// terminal's own selection works without Shift.
+    pub mouse: bool,
+    /// The terminal's size, for mapping clicks to panes and rows.
+    pub size: (u16, u16),
+    /// `v` started a range: moving the mark moves its end.
+    ranging: bool,
+    /// Trigger ids armed from this TUI or listed by `triggers` (for Tab).
+    pub triggers: Vec<String>,
+    /// `/` typed in the message log: the input is its filter.
+    pub messages_typing: bool,
+    /// Timestamps carry the date (a replayed transcript that spans days).
+    pub dates: bool,
+    /// A session opened from the command bar or a macro: selected when
+    /// its first event arrives (its result can come first).
+    pending_select: Option<String>,
 }
 
 impl App {
@@ -335,6 +360,7 @@ impl App {
             input: Input::default(),
             history: Vec::new(),
             history_pos: None,
+            history_prefix: String::new(),
             status: "? help · : command · i insert · q quit".to_string(),
             status_error: false,
             timestamps: true,
@@ -350,6 +376,16 @@ impl App {
             help_text: None,
             closed: Default::default(),
             closed_held: 0,
+            asking: None,
+            pending_select: None,
+            messages: Messages::default(),
+            filter: String::new(),
+            mouse: true,
+            size: (80, 24),
+            ranging: false,
+            messages_typing: false,
+            triggers: Vec::new(),
+            dates: false,
         }
     }
 
@@ -404,16 +440,49 @@ impl App {
         self.status_error = error;
     }
 
+    /// A status line worth keeping: it goes to the message log too (the
+    /// status line cuts long ones).
+    fn report(&mut self, text: impl Into<String>, error: bool) {
+        let text = text.into();
+        self.messages.push(Utc::now(), error, &text);
+        self.set_status(text, error);
+    }
+
+    /// A listing (`sessions`, `listeners`, `triggers`): into the message
+    /// log, which opens on it.
+    fn listing(&mut self, ev: &Event, summary: String) {
+        self.messages.push(ev.timestamp, false, &ev.to_readable());
+        self.messages.scroll = 0;
+        if matches!(self.mode, Mode::Normal) {
+            self.mode = Mode::Messages;
+        }
+        self.set_status(format!("{summary} (m: the message log)"), false);
+    }
+
     fn add_session(&mut self, row: SessionRow) -> usize {
         let i = self.sessions.len();
         self.index.insert(row.id.clone(), i);
         self.sessions.push(row);
         // The first session (or the next one when none is selected) is
-        // selected; later ones never steal the selection.
-        if self.selected.is_none() {
+        // selected; later ones never steal the selection, unless the user
+        // opened it from the command bar.
+        if self.selected.is_none() || self.pending_select.as_deref() == Some(&self.sessions[i].id) {
+            self.pending_select = None;
             self.select(Some(i));
         }
         i
+    }
+
+    /// A session the user opened (command bar, macro): it becomes the
+    /// selected one, so the next `waitfor` or `send` goes to it.
+    pub fn opened(&mut self, id: &str) {
+        match self.index.get(id).copied() {
+            Some(i) => {
+                self.select(Some(i));
+                self.sessions[i].unread = false;
+            }
+            None => self.pending_select = Some(id.to_string()),
+        }
     }
 
     /// Selects a session; the focused pane shows it.
@@ -611,6 +680,14 @@ impl App {
                     };
                 }
                 self.note(id, ev.timestamp, &format!("disconnected {why}"));
+                let typing_here =
+                    self.mode == Mode::Insert && self.selected_session().is_some_and(|s| s.id == id);
+                if typing_here {
+                    self.report(
+                        format!("the session closed ({why}): what you typed stays; Esc leaves"),
+                        true,
+                    );
+                }
                 self.retire(id);
             }
             (
@@ -661,22 +738,15 @@ impl App {
                     self.note(id, ev.timestamp, &format!("{}: {}", err.code, err.text));
                 }
                 if let Some(err) = &ev.error {
-                    self.set_status(format!("{}: {}", err.code, err.text), true);
+                    self.report(format!("{}: {}", err.code, err.text), true);
                 }
             }
-            (EventKind::Sessions(list), _) => {
-                self.set_status(format!("{} session(s); see the Sessions pane", list.len()), false);
-            }
+            (EventKind::Sessions(list), _) => self.listing(ev, counted(list.len(), "session")),
             (EventKind::Triggers(list), _) => {
-                let names: Vec<String> = list
-                    .iter()
-                    .map(|t| format!("{} /{}/", t.trigger_id, t.regex))
-                    .collect();
-                self.set_status(format!("{} trigger(s): {}", list.len(), names.join(", ")), false);
+                self.triggers = list.iter().map(|t| t.trigger_id.clone()).collect();
+                self.listing(ev, counted(list.len(), "trigger"));
             }
-            (EventKind::Listeners(list), _) => {
-                self.set_status(format!("{} listener(s)", list.len()), false);
-            }
+            (EventKind::Listeners(list), _) => self.listing(ev, counted(list.len(), "listener")),
             (EventKind::Info(text), _) => {
                 let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
                 self.set_status(first.trim().to_string(), false);
@@ -711,41 +781,54 @@ impl App {
 
     /// Adds `data` + `eol` to a session's scrollback, copied once (a line
     /// must not pin the whole read buffer it came in). Panes scrolled back
-    /// on it keep the same rows in view as new ones arrive.
+    /// on it keep the same rows in view as new ones arrive, until the
+    /// bounds drop those rows; then the view holds the oldest kept page
+    /// and says its lines were dropped.
     fn push(&mut self, id: &str, at: DateTime<Utc>, mark: Mark, data: &[u8], eol: &[u8]) {
         let Some(&i) = self.index.get(id) else { return };
         let Some(row) = self.sessions.get_mut(i) else {
             return;
         };
-        let scrolled: Vec<(usize, u64)> = self
-            .panes
-            .iter()
-            .enumerate()
-            .filter_map(|(p, pane)| {
-                let st = pane.states.get(id)?;
-                (st.scroll > 0).then(|| (p, row.rows(st.view)))
-            })
-            .collect();
         let mut copy = Vec::with_capacity(data.len() + eol.len());
         copy.extend_from_slice(data);
         copy.extend_from_slice(eol);
-        row.scrollback.push(Entry {
-            at,
-            mark,
-            data: Bytes::from(copy),
-        });
-        for (p, was) in scrolled {
-            let st = self.panes[p].state_mut(id);
-            st.scroll += row.rows(st.view).saturating_sub(was);
+        let entry = Entry::new(at, mark, Bytes::from(copy));
+        let hex_rows = entry.hex_rows();
+        let dropped = row.scrollback.push(entry) as usize;
+        let page = self.page;
+        for pane in &mut self.panes {
+            let Some(st) = pane.states.get_mut(id) else {
+                continue;
+            };
+            st.entries_dropped(dropped);
+            if st.scroll == 0 {
+                continue;
+            }
+            // The new rows go under the view: it moves up by as many.
+            st.scroll += if shows_hex(st.view, mark) { hex_rows } else { 1 };
+            let max = row.rows(st.view).saturating_sub(page);
+            if st.scroll > max {
+                st.scroll = max;
+                st.dropped = true;
+            }
         }
     }
 
     /// The result of a command typed in the command bar.
     pub fn on_result(&mut self, line: &str, result: Result<String, String>) {
         match result {
-            Ok(done) => self.set_status(format!("ok: {line}{done}"), false),
-            Err(e) => self.set_status(e, true),
+            Ok(done) => self.report(format!("ok: {line}{done}"), false),
+            Err(e) => self.report(e, true),
         }
+    }
+
+    /// A line typed in insert mode was not sent: it comes back to the
+    /// input (unless something else was typed since) with the error.
+    pub fn unsent(&mut self, text: String, error: String) {
+        if self.mode == Mode::Insert && self.input.text.is_empty() {
+            self.input.set(&text);
+        }
+        self.report(format!("not sent ({error}); the line is kept"), true);
     }
 
     /// A key press in the current mode.
@@ -779,6 +862,23 @@ impl App {
                     None => Vec::new(),
                 }
             }
+            Mode::Confirm => {
+                let ask = self.asking.take();
+                self.mode = Mode::Normal;
+                match (key.code, ask) {
+                    (KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter, Some(ask)) => {
+                        let (line, session) = match ask {
+                            Ask::Disconnect(id) => (format!("disconnect {id}"), Some(id)),
+                            Ask::CloseListener(id) => (format!("close {id}"), None),
+                        };
+                        vec![Effect::Run { line, session }]
+                    }
+                    _ => {
+                        self.set_status("cancelled", false);
+                        Vec::new()
+                    }
+                }
+            }
             Mode::ConfirmQuit => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
                     self.quit = true;
@@ -795,19 +895,23 @@ impl App {
                     return self.apply(action);
                 }
                 match key.code {
-                    KeyCode::Enter => {
-                        let text = self.input.take();
-                        match self.selected_session() {
-                            Some(s) if s.state.is_live() => vec![Effect::Send {
-                                session: s.id.clone(),
-                                text,
-                            }],
-                            _ => {
-                                self.set_status("no live session selected", true);
-                                Vec::new()
-                            }
+                    KeyCode::Enter => match self.selected_session() {
+                        Some(s) if s.state.is_live() => {
+                            let session = s.id.clone();
+                            vec![Effect::Send {
+                                session,
+                                text: self.input.take(),
+                            }]
                         }
-                    }
+                        // The line stays typed: nothing is lost.
+                        _ => {
+                            self.set_status(
+                                "not sent: the session is closed (the line is kept; Esc leaves)",
+                                true,
+                            );
+                            Vec::new()
+                        }
+                    },
                     KeyCode::Esc => self.apply(Action::Normal),
                     _ => {
                         self.input.edit(&key);
@@ -816,6 +920,38 @@ impl App {
                 }
             }
             Mode::Command => self.command_key(key),
+            Mode::Messages => self.messages_key(key),
+            Mode::Filter => {
+                match key.code {
+                    KeyCode::Enter => self.mode = Mode::Normal,
+                    KeyCode::Esc => {
+                        self.input.take();
+                        self.mode = Mode::Normal;
+                    }
+                    _ => {
+                        self.input.edit(&key);
+                    }
+                }
+                // The list follows each key typed.
+                self.filter = self.input.text.clone();
+                if self.mode == Mode::Normal {
+                    self.input.take();
+                    let shown = self.listed().len();
+                    self.set_status(
+                        if self.filter.is_empty() {
+                            "filter cleared".to_string()
+                        } else {
+                            format!(
+                                "filter {:?}: {shown} of {} (f: change, Esc in f: clear)",
+                                self.filter,
+                                self.sessions.len()
+                            )
+                        },
+                        false,
+                    );
+                }
+                Vec::new()
+            }
             Mode::Search => match key.code {
                 KeyCode::Enter => {
                     let text = self.input.take();
@@ -847,6 +983,57 @@ impl App {
         }
     }
 
+    /// Rows of the message log overlay.
+    pub fn messages_rows(&self) -> usize {
+        self.size.1.saturating_sub(4).max(1) as usize
+    }
+
+    /// Keys while the message log is open: scroll, `/` filters, Esc closes.
+    fn messages_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let rows = self.messages_rows();
+        if self.messages_typing {
+            match key.code {
+                KeyCode::Enter => {
+                    self.messages_typing = false;
+                    let text = self.input.take();
+                    if text.is_empty() {
+                        self.messages.filter = None;
+                    } else {
+                        match regex::Regex::new(&text) {
+                            Ok(re) => self.messages.filter = Some(re),
+                            Err(e) => self
+                                .set_status(format!("REGEX_INVALID: /{text}/: {e}").replace('\n', " "), true),
+                        }
+                    }
+                    self.messages.scroll = 0;
+                }
+                KeyCode::Esc => {
+                    self.messages_typing = false;
+                    self.input.take();
+                }
+                _ => {
+                    self.input.edit(&key);
+                }
+            }
+            return Vec::new();
+        }
+        match key.code {
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('m') => self.mode = Mode::Normal,
+            KeyCode::Char('/') => {
+                self.messages_typing = true;
+                self.input.take();
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.messages.scroll_by(1, rows),
+            KeyCode::Down | KeyCode::Char('j') => self.messages.scroll_by(-1, rows),
+            KeyCode::PageUp => self.messages.scroll_by(rows as i64 - 1, rows),
+            KeyCode::PageDown => self.messages.scroll_by(-(rows as i64 - 1), rows),
+            KeyCode::Home | KeyCode::Char('g') => self.messages.scroll_by(i64::MAX / 2, rows),
+            KeyCode::End | KeyCode::Char('G') => self.messages.scroll = 0,
+            _ => {}
+        }
+        Vec::new()
+    }
+
     fn command_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         match key.code {
             KeyCode::Enter => {
@@ -871,30 +1058,8 @@ impl App {
                 self.history_pos = None;
                 Vec::new()
             }
-            KeyCode::Up => {
-                let pos = match self.history_pos {
-                    None => self.history.len().checked_sub(1),
-                    Some(p) => Some(p.saturating_sub(1)),
-                };
-                if let Some(p) = pos {
-                    self.history_pos = Some(p);
-                    let line = self.history[p].clone();
-                    self.input.set(&line);
-                }
-                Vec::new()
-            }
-            KeyCode::Down => {
-                match self.history_pos {
-                    Some(p) if p + 1 < self.history.len() => {
-                        self.history_pos = Some(p + 1);
-                        let line = self.history[p + 1].clone();
-                        self.input.set(&line);
-                    }
-                    _ => {
-                        self.history_pos = None;
-                        self.input.set("");
-                    }
-                }
+            KeyCode::Up | KeyCode::Down => {
+                self.history_step(key.code == KeyCode::Up);
                 Vec::new()
             }
             KeyCode::Tab => {
@@ -908,32 +1073,58 @@ impl App {
         }
     }
 
-    /// Tab: completes the word before the cursor (command names, options,
-    /// session and listener ids and labels).
+    /// Tab: completes the word before the cursor with what fits there —
+    /// command names, the command's options, sessions, listeners, trigger
+    /// ids or the words an option takes — and lists the candidates when
+    /// several fit.
     fn complete(&mut self) {
+        use crate::lang::complete::{Slot, slot};
         let before: String = self.input.text.chars().take(self.input.cursor).collect();
         let start = before.rfind(' ').map(|i| i + 1).unwrap_or(0);
-        let word = &before[start..];
-        let first_word = start == 0;
-        let pool: Vec<String> = if first_word {
-            crate::lang::command_names()
-        } else if word.starts_with('-') {
-            let cmd = before.split_whitespace().next().unwrap_or_default();
-            crate::lang::option_names(cmd)
-        } else {
-            let mut refs: Vec<String> = Vec::new();
-            for s in &self.sessions {
-                refs.push(s.short());
+        let word = before[start..].to_string();
+        let typed: Vec<&str> = before[..start].split_whitespace().collect();
+        let sessions = |app: &App| -> Vec<String> {
+            let mut refs = Vec::new();
+            for s in &app.sessions {
                 refs.extend(s.label.clone());
-            }
-            for l in &self.listeners {
-                refs.push(short_id(&l.id));
-                refs.extend(l.label.clone());
+                refs.push(s.short());
             }
             refs
         };
-        let matches: Vec<String> = pool.into_iter().filter(|c| c.starts_with(word)).collect();
-        let Some(first) = matches.first() else { return };
+        let listeners = |app: &App| -> Vec<String> {
+            let mut refs = Vec::new();
+            for l in &app.listeners {
+                refs.extend(l.label.clone());
+                refs.push(short_id(&l.id));
+            }
+            refs
+        };
+        let pool: Vec<String> = match slot(&typed, &word) {
+            Slot::Command => crate::lang::command_names(),
+            Slot::Option(cmd) => crate::lang::option_names(&cmd),
+            Slot::Session => sessions(self),
+            Slot::Listener => listeners(self),
+            Slot::Reference => {
+                let mut refs = sessions(self);
+                refs.extend(listeners(self));
+                refs
+            }
+            Slot::Trigger => self.triggers.clone(),
+            Slot::Values { words, or_session } => {
+                let mut pool = words;
+                if or_session {
+                    pool.extend(sessions(self));
+                }
+                pool
+            }
+            Slot::Free => Vec::new(),
+        };
+        let mut matches: Vec<String> = pool.into_iter().filter(|c| c.starts_with(&word)).collect();
+        matches.dedup();
+        let Some(first) = matches.first() else {
+            self.set_status(format!("nothing to complete for {:?}", word), false);
+            return;
+        };
         let common = matches.iter().fold(first.clone(), |acc, m| {
             acc.chars()
                 .zip(m.chars())
@@ -952,17 +1143,77 @@ impl App {
         }
     }
 
+    /// ↑/↓ in the command bar: the history, only lines starting with what
+    /// was typed before the first ↑ (as shells and vim do).
+    fn history_step(&mut self, older: bool) {
+        if self.history_pos.is_none() {
+            if !older {
+                return;
+            }
+            self.history_prefix = self.input.text.clone();
+        }
+        let prefix = self.history_prefix.clone();
+        let fits = |line: &String| line.starts_with(&prefix);
+        let found = match (self.history_pos, older) {
+            (None, true) => self.history.iter().rposition(fits),
+            (Some(p), true) => self.history[..p].iter().rposition(fits).or(Some(p)),
+            (Some(p), false) => self.history[p + 1..].iter().position(fits).map(|i| p + 1 + i),
+            (None, false) => None,
+        };
+        match found {
+            Some(p) => {
+                self.history_pos = Some(p);
+                let line = self.history[p].clone();
+                self.input.set(&line);
+            }
+            // Past the newest: back to what was typed.
+            None if !older => {
+                self.history_pos = None;
+                self.input.set(&prefix);
+            }
+            None => self.set_status(format!("no history line starts with {prefix:?}"), false),
+        }
+    }
+
+    /// A click selects a listener or session row, marks a scrollback line
+    /// (a click while a range is started ends it there), or focuses a
+    /// pane; the wheel scrolls.
     pub fn on_mouse(&mut self, ev: MouseEvent) {
         match ev.kind {
             MouseEventKind::ScrollUp => {
-                self.apply(Action::ScrollUp);
-                self.apply(Action::ScrollUp);
-                self.apply(Action::ScrollUp);
+                self.scroll_by(3);
             }
             MouseEventKind::ScrollDown => {
-                self.apply(Action::ScrollDown);
-                self.apply(Action::ScrollDown);
-                self.apply(Action::ScrollDown);
+                self.scroll_by(-3);
+            }
+            MouseEventKind::Down(crossterm::event::MouseButton::Left) => {
+                if self.mode != Mode::Normal {
+                    return;
+                }
+                match super::view::hit(self, ev.column, ev.row) {
+                    super::view::Hit::Listener(i) => {
+                        self.focus = Focus::Listeners;
+                        self.selected_listener = Some(i);
+                    }
+                    super::view::Hit::Session(i) => {
+                        self.focus = Focus::Sessions;
+                        self.select(Some(i));
+                        self.sessions[i].unread = false;
+                    }
+                    super::view::Hit::Entry(idx) => {
+                        self.focus = Focus::Scrollback;
+                        let ranging = self.ranging;
+                        if let Some(st) = self.shown_mut() {
+                            st.mark = Some(match (st.mark, ranging) {
+                                (Some((anchor, _)), true) => (anchor, idx),
+                                _ => (idx, idx),
+                            });
+                        }
+                        self.ranging = false;
+                    }
+                    super::view::Hit::Pane(focus) => self.focus = focus,
+                    super::view::Hit::Nothing => {}
+                }
             }
             _ => {}
         }
@@ -978,6 +1229,7 @@ impl App {
             // The oldest row at the top of a full page is as far as it goes.
             let max = rows.saturating_sub(page);
             st.scroll = (st.scroll as i64 + delta).clamp(0, max as i64) as u64;
+            st.dropped = false;
         }
     }
 
@@ -998,6 +1250,112 @@ impl App {
                 st.scroll = from_bottom.saturating_sub(page * 2 / 3);
             }
         }
+    }
+
+    /// Rebuilds the id → row index after rows were removed.
+    fn reindex(&mut self) {
+        self.index = self
+            .sessions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
+        self.selected = self.selected.filter(|&i| i < self.sessions.len());
+    }
+
+    /// The rows the sessions list shows: all, or those the filter keeps
+    /// (the selected one always stays, so the scrollback's session is in
+    /// the list).
+    pub fn listed(&self) -> Vec<usize> {
+        let filter = self.filter.to_lowercase();
+        (0..self.sessions.len())
+            .filter(|&i| filter.is_empty() || Some(i) == self.selected || self.sessions[i].matches(&filter))
+            .collect()
+    }
+
+    /// The focused pane's mark moves with the keys (and the view follows).
+    fn move_mark(&mut self, down: bool) {
+        let len = self.selected_session().map_or(0, |s| s.scrollback.len());
+        let ranging = self.ranging;
+        let Some(st) = self.shown_mut() else { return };
+        let Some((anchor, cursor)) = st.mark else { return };
+        let cursor = if down {
+            (cursor + 1).min(len.saturating_sub(1))
+        } else {
+            cursor.saturating_sub(1)
+        };
+        // Without a range started, the mark is one line that moves.
+        st.mark = Some((if ranging { anchor } else { cursor }, cursor));
+        self.reveal(cursor);
+    }
+
+    /// `v`: marks the newest line in view, or starts (and then ends) a
+    /// range from the marked line.
+    fn mark_range(&mut self) {
+        let page = self.page;
+        let Some(s) = self.selected_session() else { return };
+        let st = self.shown();
+        let bottom = s.rows(st.view).saturating_sub(st.scroll + 1);
+        let newest_in_view = s.scrollback.locate(bottom, st.view).map(|(i, _)| i);
+        let _ = page;
+        match st.mark {
+            Some((_, cursor)) if !self.ranging => {
+                self.ranging = true;
+                if let Some(st) = self.shown_mut() {
+                    st.mark = Some((cursor, cursor));
+                }
+                self.set_status("range started: j/k (or a click) moves its end, y copies", false);
+            }
+            Some(_) => {
+                self.ranging = false;
+                self.set_status("range ended: y copies it", false);
+            }
+            None => {
+                if let (Some(i), Some(st)) = (newest_in_view, self.shown_mut()) {
+                    st.mark = Some((i, i));
+                }
+                self.set_status("line marked: j/k move it, v starts a range, y copies", false);
+            }
+        }
+    }
+
+    /// `y`: the marked lines (or the newest line in view) as text, to the
+    /// clipboard. Bytes a terminal would act on are escaped.
+    fn copy(&mut self) -> Vec<Effect> {
+        let Some(s) = self.selected_session() else {
+            self.set_status("nothing to copy: no session selected", true);
+            return Vec::new();
+        };
+        let st = self.shown();
+        let range = st.marked().unwrap_or_else(|| {
+            let bottom = s.rows(st.view).saturating_sub(st.scroll + 1);
+            let i = s.scrollback.locate(bottom, st.view).map_or(0, |(i, _)| i);
+            i..=i
+        });
+        let mut text = String::new();
+        let mut bytes = 0;
+        for i in range.clone() {
+            let Some(e) = s.scrollback.get(i) else { break };
+            let data = e.data.strip_suffix(b"\n").unwrap_or(&e.data);
+            let data = data.strip_suffix(b"\r").unwrap_or(data);
+            text.push_str(&crate::core::escape::escape_display(data));
+            text.push('\n');
+            bytes += data.len();
+            if text.len() > COPY_MAX {
+                text.truncate(COPY_MAX);
+                break;
+            }
+        }
+        let lines = range.count();
+        self.ranging = false;
+        self.set_status(
+            format!(
+                "copied {} ({bytes} bytes) to the clipboard",
+                counted(lines, "line")
+            ),
+            false,
+        );
+        vec![Effect::Copy(text)]
     }
 
     /// Applies an action (the Elm `update`).
@@ -1035,11 +1393,16 @@ impl App {
                         self.selected_listener = step(self.selected_listener, self.listeners.len(), down);
                     }
                     Focus::Sessions => {
-                        self.select(step(self.selected, self.sessions.len(), down));
+                        let listed = self.listed();
+                        let at = self.selected.and_then(|i| listed.iter().position(|&j| j == i));
+                        let next = step(at, listed.len(), down).map(|p| listed[p]);
+                        self.select(next.or(self.selected));
                         if let Some(s) = self.selected_mut() {
                             s.unread = false;
                         }
                     }
+                    // With a mark, the keys move it; without, they scroll.
+                    Focus::Scrollback if self.shown().mark.is_some() => self.move_mark(down),
                     Focus::Scrollback => self.scroll_by(if down { -1 } else { 1 }),
                 }
             }
@@ -1083,36 +1446,103 @@ impl App {
                 self.relative_time = !self.relative_time;
                 self.timestamps = true;
             }
-            Action::Disconnect => {
-                if let Some(s) = self.selected_session()
-                    && s.state.is_live()
-                {
-                    return vec![Effect::Run {
-                        line: format!("disconnect {}", s.id),
-                        session: Some(s.id.clone()),
-                    }];
+            // Destructive: asks first (y/Enter), any other key keeps it.
+            Action::Disconnect if self.focus == Focus::Listeners => {
+                match self.selected_listener.and_then(|i| self.listeners.get(i)) {
+                    Some(l) if !l.closed => {
+                        let text = format!(
+                            "close listener {} ({} client(s) stay open)? (y/n)",
+                            l.label.clone().unwrap_or_else(|| l.addr.clone()),
+                            self.clients_of(&l.id)
+                        );
+                        self.asking = Some(Ask::CloseListener(l.id.clone()));
+                        self.mode = Mode::Confirm;
+                        self.set_status(text, false);
+                    }
+                    _ => self.set_status("no open listener selected", true),
                 }
-                self.set_status("no live session selected", true);
+            }
+            Action::Disconnect => match self.selected_session() {
+                Some(s) if s.state.is_live() => {
+                    let text = format!(
+                        "disconnect {} ({})? (y/n)",
+                        s.label.clone().unwrap_or_else(|| s.short()),
+                        s.peer
+                    );
+                    self.asking = Some(Ask::Disconnect(s.id.clone()));
+                    self.mode = Mode::Confirm;
+                    self.set_status(text, false);
+                }
+                _ => self.set_status("no live session selected", true),
+            },
+            Action::DismissClosed => {
+                let before = self.sessions.len();
+                let keep = self.selected_session().map(|s| s.id.clone());
+                self.sessions.retain(|s| s.state.is_live());
+                self.reindex();
+                let gone = before - self.sessions.len();
+                let at = keep.and_then(|id| self.index.get(&id).copied());
+                self.select(at.or(if self.sessions.is_empty() { None } else { Some(0) }));
+                self.set_status(format!("dismissed {}", counted(gone, "closed session")), false);
             }
             Action::Dismiss => {
                 if let Some(i) = self.selected
                     && !self.sessions[i].state.is_live()
                 {
                     self.sessions.remove(i);
-                    self.index = self
-                        .sessions
-                        .iter()
-                        .enumerate()
-                        .map(|(i, s)| (s.id.clone(), i))
-                        .collect();
-                    self.select(if self.sessions.is_empty() {
-                        None
-                    } else {
-                        Some(i.min(self.sessions.len() - 1))
-                    });
+                    self.reindex();
+                    let listed = self.listed();
+                    let next = listed.iter().find(|&&j| j >= i).or(listed.last()).copied();
+                    self.select(next);
                 } else {
                     self.set_status("only closed sessions can be dismissed", true);
                 }
+            }
+            Action::Filter => {
+                self.mode = Mode::Filter;
+                let current = self.filter.clone();
+                self.input.set(&current);
+            }
+            Action::Messages => {
+                self.mode = Mode::Messages;
+                self.messages.scroll = 0;
+            }
+            Action::ScrollLeft | Action::ScrollRight => {
+                let right = action == Action::ScrollRight;
+                if let Some(st) = self.shown_mut() {
+                    st.nowrap = true;
+                    st.hscroll = if right {
+                        st.hscroll + HSCROLL_STEP
+                    } else {
+                        st.hscroll.saturating_sub(HSCROLL_STEP)
+                    };
+                }
+            }
+            Action::ToggleWrap => {
+                if let Some(st) = self.shown_mut() {
+                    st.nowrap = !st.nowrap;
+                    st.hscroll = 0;
+                    let text = if st.nowrap {
+                        "wrap off: long lines are cut; ← → scroll across"
+                    } else {
+                        "wrap on"
+                    };
+                    self.set_status(text, false);
+                }
+            }
+            Action::MarkRange => self.mark_range(),
+            Action::Copy => return self.copy(),
+            Action::ToggleMouse => {
+                self.mouse = !self.mouse;
+                self.set_status(
+                    if self.mouse {
+                        "mouse on: click selects, the wheel scrolls (M: off)"
+                    } else {
+                        "mouse off: the terminal selects text (M: on)"
+                    },
+                    false,
+                );
+                return vec![Effect::Mouse(self.mouse)];
             }
             Action::Search => {
                 self.mode = Mode::Search;
@@ -1148,6 +1578,8 @@ impl App {
             Action::ScrollDown => self.scroll_by(-1),
             Action::PageUp => self.scroll_by(self.page as i64 - 1),
             Action::PageDown => self.scroll_by(-(self.page as i64 - 1)),
+            Action::HalfPageUp => self.scroll_by((self.page as i64 / 2).max(1)),
+            Action::HalfPageDown => self.scroll_by(-(self.page as i64 / 2).max(1)),
             Action::ScrollTop => self.scroll_by(i64::MAX / 2),
             Action::ScrollBottom => {
                 if let Some(st) = self.shown_mut() {
@@ -1239,7 +1671,7 @@ pub(crate) mod tests {
         *second.state_mut(&sid(1)) = ViewState {
             view: View::Hex,
             scroll: 5,
-            found: None,
+            ..ViewState::default()
         };
         a.panes.push(second);
         // The focused pane is untouched: line view, following the tail.
@@ -1450,6 +1882,261 @@ pub(crate) mod tests {
         a.input.set("s");
         a.on_key(code(KeyCode::Tab));
         assert!(a.candidates.contains(&"send".to_string()) && a.candidates.contains(&"sessions".to_string()));
+        // Only what fits where the word is: sessions after --to, never a
+        // listener; views after `view`; trigger ids after `off`.
+        a.on_event(
+            &Event::new(EventKind::Listening {
+                local: "0.0.0.0:2323".parse().unwrap(),
+                kind: crate::core::transport::Kind::Tcp,
+                fingerprint: None,
+                max_connections: Some(8),
+            })
+            .listener("lstn-1")
+            .labelled(Some("modem")),
+        );
+        connected(&mut a, 2, Some("modbus"));
+        a.input.set("send --to mo");
+        a.on_key(code(KeyCode::Tab));
+        assert_eq!(a.input.text, "send --to modbus ");
+        a.input.set("close mo");
+        a.on_key(code(KeyCode::Tab));
+        assert_eq!(a.input.text, "close modem ");
+        a.input.set("view ");
+        a.on_key(code(KeyCode::Tab));
+        for c in ["line", "hex", "hex-in", "hex-out", "router", "modbus"] {
+            assert!(a.candidates.contains(&c.to_string()), "{c}: {:?}", a.candidates);
+        }
+        a.input.set("connect --");
+        a.on_key(code(KeyCode::Tab));
+        assert!(
+            a.candidates.contains(&"--reconnect".to_string()),
+            "{:?}",
+            a.candidates
+        );
+        crate::tui::update::update(&mut a, crate::tui::update::Msg::Armed("trg-7".into()));
+        a.input.set("off t");
+        a.on_key(code(KeyCode::Tab));
+        assert_eq!(a.input.text, "off trg-7 ");
+    }
+
+    #[test]
+    fn a_line_typed_into_a_closed_session_is_kept_with_an_error() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        a.apply(Action::Insert);
+        typed(&mut a, "AT+RST");
+        a.on_event(
+            &Event::new(EventKind::Disconnected {
+                reason: CloseReason::Remote,
+            })
+            .session(&sid(1)),
+        );
+        assert!(
+            a.status_error && a.status.contains("what you typed stays"),
+            "{}",
+            a.status
+        );
+        assert!(a.on_key(code(KeyCode::Enter)).is_empty(), "nothing is sent");
+        assert_eq!(a.input.text, "AT+RST");
+        assert!(a.status.contains("not sent"), "{}", a.status);
+        // A send the core refuses gives the line back too.
+        let mut a = app();
+        connected(&mut a, 1, None);
+        a.apply(Action::Insert);
+        typed(&mut a, "hello");
+        a.on_key(code(KeyCode::Enter));
+        assert_eq!(a.input.text, "");
+        a.unsent("hello".into(), "SESSION_CLOSED: gone".into());
+        assert_eq!(a.input.text, "hello");
+        assert!(
+            a.messages
+                .shown()
+                .iter()
+                .any(|m| m.text.contains("SESSION_CLOSED"))
+        );
+    }
+
+    #[test]
+    fn a_session_opened_from_the_bar_becomes_the_selected_one() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        // The result can come before the session's first event...
+        a.opened(&sid(2));
+        connected(&mut a, 2, None);
+        assert_eq!(a.selected, Some(1));
+        // ...or after it.
+        connected(&mut a, 3, None);
+        assert_eq!(a.selected, Some(1), "others never steal the selection");
+        a.opened(&sid(3));
+        assert_eq!(a.selected, Some(2));
+        assert_eq!(a.focused().session.as_deref(), Some(sid(3).as_str()));
+    }
+
+    #[test]
+    fn listings_and_errors_go_to_the_message_log() {
+        let mut a = app();
+        connected(&mut a, 1, Some("modem"));
+        a.on_event(&Event::new(EventKind::Sessions(vec![
+            crate::core::events::SessionInfo {
+                session_id: sid(1),
+                label: Some("modem".into()),
+                direction: "out",
+                listener_id: None,
+                local_addr: "127.0.0.1:5000".into(),
+                peer: Some("127.0.0.1:7000".into()),
+                state: "live".into(),
+                tls: false,
+                kind: "tcp",
+                mode: "line",
+                bytes_in: 3,
+                bytes_out: 4,
+            },
+        ])));
+        assert_eq!(a.mode, Mode::Messages, "the log opens on a listing");
+        assert!(a.messages.shown().iter().any(|m| m.text.contains("label=modem")));
+        a.on_key(code(KeyCode::Esc));
+        assert_eq!(a.mode, Mode::Normal);
+        let long = format!("REGEX_INVALID: on /(/: {}", "error: unclosed group ".repeat(10));
+        a.on_result("on ( send x", Err(long.clone()));
+        a.apply(Action::Messages);
+        assert_eq!(a.messages.shown().last().unwrap().text, long, "kept whole");
+        // `/` filters the log.
+        typed(&mut a, "/REGEX");
+        a.on_key(code(KeyCode::Enter));
+        assert_eq!(a.messages.shown().len(), 1);
+    }
+
+    #[test]
+    fn many_clients_filter_dismiss_all_and_close_a_listener() {
+        let mut a = app();
+        for n in 1..=6u8 {
+            connected(&mut a, n, Some(if n % 2 == 0 { "plc" } else { "cam" }));
+        }
+        for n in [2u8, 3, 4] {
+            a.on_event(
+                &Event::new(EventKind::Disconnected {
+                    reason: CloseReason::Remote,
+                })
+                .session(&sid(n)),
+            );
+        }
+        a.apply(Action::Filter);
+        typed(&mut a, "plc");
+        a.on_key(code(KeyCode::Enter));
+        // The selected one stays listed; the others that match.
+        assert_eq!(a.listed(), vec![0, 1, 3, 5]);
+        a.apply(Action::SelectNext);
+        assert_eq!(a.selected, Some(1));
+        a.apply(Action::Filter);
+        a.on_key(code(KeyCode::Esc));
+        assert!(a.filter.is_empty());
+        a.apply(Action::DismissClosed);
+        assert_eq!(a.sessions.len(), 3);
+        assert!(a.sessions.iter().all(|s| s.state.is_live()));
+        assert!(a.status.contains("dismissed 3 closed sessions"), "{}", a.status);
+        // A listener focused: the disconnect key closes it, asking first.
+        a.on_event(
+            &Event::new(EventKind::Listening {
+                local: "0.0.0.0:2323".parse().unwrap(),
+                kind: crate::core::transport::Kind::Tcp,
+                fingerprint: None,
+                max_connections: Some(8),
+            })
+            .listener("lstn-1"),
+        );
+        a.focus = Focus::Listeners;
+        assert!(a.apply(Action::Disconnect).is_empty());
+        assert_eq!(a.mode, Mode::Confirm);
+        assert_eq!(
+            a.on_key(key('y')),
+            vec![Effect::Run {
+                line: "close lstn-1".into(),
+                session: None
+            }]
+        );
+    }
+
+    #[test]
+    fn vim_keeps_ctrl_d_and_ctrl_u_for_half_pages() {
+        let mut a = App::new(Keymap::load(Some("vim")).unwrap(), 1000);
+        a.page = 10;
+        connected(&mut a, 1, None);
+        for i in 0..100 {
+            data(&mut a, 1, format!("line {i}").as_bytes());
+        }
+        a.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+        assert_eq!(a.shown().scroll, 5);
+        let effects = a.on_key(KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL));
+        assert!(effects.is_empty());
+        assert_eq!(a.shown().scroll, 0);
+        assert_eq!(a.sessions[0].state, SessionState::Live);
+        // `d` asks before it disconnects.
+        assert!(a.on_key(key('d')).is_empty());
+        assert_eq!(a.mode, Mode::Confirm);
+    }
+
+    #[test]
+    fn clicks_select_rows_and_mark_lines_and_y_copies_them() {
+        let mut a = app();
+        a.size = (120, 30);
+        a.page = crate::tui::view::page_rows(30);
+        connected(&mut a, 1, Some("one"));
+        connected(&mut a, 2, Some("two"));
+        data(&mut a, 1, b"first line");
+        data(&mut a, 1, b"second line");
+        let click = |a: &mut App, column, row| {
+            a.on_mouse(MouseEvent {
+                kind: MouseEventKind::Down(crossterm::event::MouseButton::Left),
+                column,
+                row,
+                modifiers: KeyModifiers::NONE,
+            })
+        };
+        // The sessions pane starts under the 3-row listeners pane: its
+        // first row is row 4.
+        click(&mut a, 5, 5);
+        assert_eq!(a.selected, Some(1));
+        assert_eq!(a.focus, Focus::Sessions);
+        click(&mut a, 5, 4);
+        assert_eq!(a.selected, Some(0));
+        // The scrollback: row 1 is "* connected", 2 and 3 the lines.
+        click(&mut a, 60, 2);
+        assert_eq!(a.focus, Focus::Scrollback);
+        assert_eq!(a.shown().mark, Some((1, 1)));
+        assert_eq!(a.apply(Action::Copy), vec![Effect::Copy("first line\n".into())]);
+        a.apply(Action::MarkRange);
+        click(&mut a, 60, 3);
+        assert_eq!(a.shown().marked(), Some(1..=2));
+        assert_eq!(
+            a.apply(Action::Copy),
+            vec![Effect::Copy("first line\nsecond line\n".into())]
+        );
+        assert!(a.status.contains("copied 2 lines"));
+        // The mouse can be handed to the terminal.
+        assert_eq!(a.apply(Action::ToggleMouse), vec![Effect::Mouse(false)]);
+    }
+
+    #[test]
+    fn history_up_searches_by_the_prefix_typed() {
+        let mut a = app();
+        a.history = vec![
+            "send AT".into(),
+            "connect h:1".into(),
+            "send ATI".into(),
+            "view hex".into(),
+        ];
+        a.apply(Action::CommandBar);
+        typed(&mut a, "send");
+        a.on_key(code(KeyCode::Up));
+        assert_eq!(a.input.text, "send ATI");
+        a.on_key(code(KeyCode::Up));
+        assert_eq!(a.input.text, "send AT");
+        a.on_key(code(KeyCode::Up));
+        assert_eq!(a.input.text, "send AT", "no older one: stays");
+        a.on_key(code(KeyCode::Down));
+        assert_eq!(a.input.text, "send ATI");
+        a.on_key(code(KeyCode::Down));
+        assert_eq!(a.input.text, "send", "past the newest: what was typed");
     }
 
     #[test]
@@ -1499,8 +2186,14 @@ pub(crate) mod tests {
     fn disconnect_and_dismiss() {
         let mut a = app();
         connected(&mut a, 1, None);
+        // The key asks first; anything but y keeps the session.
+        assert!(a.apply(Action::Disconnect).is_empty());
+        assert_eq!(a.mode, Mode::Confirm);
+        assert!(a.on_key(key('n')).is_empty());
+        assert_eq!(a.mode, Mode::Normal);
+        a.apply(Action::Disconnect);
         assert_eq!(
-            a.apply(Action::Disconnect),
+            a.on_key(key('y')),
             vec![Effect::Run {
                 line: format!("disconnect {}", sid(1)),
                 session: Some(sid(1))
@@ -1574,6 +2267,39 @@ pub(crate) mod tests {
             modifiers: KeyModifiers::NONE,
         });
         assert_eq!(a.shown().scroll, 3);
+    }
+
+    #[test]
+    fn a_scrolled_back_view_stays_on_its_lines_when_the_scrollback_is_full() {
+        let mut a = App::new(Keymap::load(None).unwrap(), 300);
+        a.page = 10;
+        connected(&mut a, 1, None);
+        for i in 0..400 {
+            data(&mut a, 1, format!("line {i}").as_bytes());
+        }
+        a.apply(Action::PageUp);
+        let top = |a: &App| {
+            let s = &a.sessions[0];
+            let row = s.rows(View::Line) - a.shown().scroll - a.page;
+            let (idx, _) = s.scrollback.locate(row, View::Line).unwrap();
+            String::from_utf8_lossy(&s.scrollback.get(idx).unwrap().data).into_owned()
+        };
+        let before = top(&a);
+        for i in 400..450 {
+            data(&mut a, 1, format!("line {i}").as_bytes());
+        }
+        assert_eq!(top(&a), before, "the same line stays at the top");
+        assert!(!a.shown().dropped);
+        // Once the lines in view are dropped, the view holds the oldest
+        // page and says so.
+        for i in 450..800 {
+            data(&mut a, 1, format!("line {i}").as_bytes());
+        }
+        assert!(a.shown().dropped);
+        assert_eq!(a.shown().scroll, 300 - 10);
+        assert_eq!(top(&a), "line 500\n");
+        a.apply(Action::PageDown);
+        assert!(!a.shown().dropped, "moving the view clears the note");
     }
 
     #[test]

@@ -55,8 +55,11 @@ actions! {
     ToggleSplit = "toggle_split", "hex of received, then of sent, then lines";
     ToggleTimestamps = "toggle_timestamps", "show / hide timestamps";
     ToggleRelativeTime = "toggle_relative_time", "clock time / time since the last chunk";
-    Disconnect = "disconnect", "disconnect the selected session";
+    Disconnect = "disconnect", "disconnect, asks first (listener: close)";
     Dismiss = "dismiss", "remove a closed session from the list";
+    DismissClosed = "dismiss_closed", "remove all closed sessions from the list";
+    Filter = "filter", "filter the sessions (label, peer, state)";
+    Messages = "messages", "message log: listings, errors, / searches";
     Search = "search", "search the scrollback (regex)";
     SearchNext = "search_next", "next (older) match";
     SearchPrev = "search_prev", "previous (newer) match";
@@ -64,6 +67,14 @@ actions! {
     ScrollDown = "scroll_down", "scroll down a line";
     PageUp = "page_up", "scroll up a page";
     PageDown = "page_down", "scroll down a page";
+    HalfPageUp = "half_page_up", "scroll up half a page";
+    HalfPageDown = "half_page_down", "scroll down half a page";
+    ScrollLeft = "scroll_left", "scroll long lines left (wrap off)";
+    ScrollRight = "scroll_right", "scroll long lines right (wrap off)";
+    ToggleWrap = "toggle_wrap", "wrap long lines / cut and scroll across";
+    Copy = "copy", "copy marked lines (clipboard, OSC 52)";
+    MarkRange = "mark_range", "mark a line; again: start / end a range";
+    ToggleMouse = "toggle_mouse", "mouse on/off (off: terminal selects text)";
     ScrollTop = "scroll_top", "oldest line";
     ScrollBottom = "scroll_bottom", "newest line, follow the tail";
     Help = "help", "this help";

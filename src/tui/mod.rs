@@ -6,7 +6,9 @@
 //! idle TUI uses no CPU.
 
 pub mod app;
+pub mod input;
 pub mod keymap;
+pub mod messages;
 pub mod scrollback;
 pub mod update;
 pub mod view;
@@ -115,12 +117,10 @@ pub async fn run(opts: TuiOptions) -> u8 {
         previous(info);
     }));
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
-    if let Ok(size) = terminal.size() {
-        app.page = view::page_rows(size.height);
-    }
     let startup = Startup {
         initial: opts.initial,
         commands: opts.commands,
+        control: Some(Box::new(Stdout)),
     };
     let result = run_loop(
         &mut terminal,
@@ -190,6 +190,7 @@ fn spawn_script(executor: &Executor, results: &Results, lines: Vec<String>, sess
         let mut script = Script::starting_at(session);
         for line in lines {
             let step = executor.run_line(line.as_bytes(), &line, &mut script, 0).await;
+            report_opened(&results, &step);
             let _ = results.send(Msg::Done(line, describe_step(&step)));
             match step {
                 Step::Done(_) => {}
@@ -209,6 +210,46 @@ fn spawn_script(executor: &Executor, results: &Results, lines: Vec<String>, sess
 pub struct Startup {
     pub initial: Option<Command>,
     pub commands: Vec<String>,
+    /// What the model asks of the terminal beyond drawing (clipboard,
+    /// mouse reporting); none in tests that do not look at it.
+    pub control: Option<Box<dyn TermControl>>,
+}
+
+/// Terminal requests beside the drawing.
+pub trait TermControl: Send {
+    /// Puts text on the clipboard.
+    fn copy(&mut self, text: &str);
+    /// Turns mouse reporting on or off.
+    fn mouse(&mut self, on: bool);
+}
+
+/// The real terminal: OSC 52 for the clipboard (it works over SSH and in
+/// tmux with `set-clipboard on`), crossterm for the mouse.
+pub struct Stdout;
+
+/// The OSC 52 sequence that puts `text` on the clipboard.
+pub fn osc52(text: &str) -> String {
+    use base64::Engine;
+    format!(
+        "\x1b]52;c;{}\x07",
+        base64::engine::general_purpose::STANDARD.encode(text)
+    )
+}
+
+impl TermControl for Stdout {
+    fn copy(&mut self, text: &str) {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(osc52(text).as_bytes());
+        let _ = out.flush();
+    }
+
+    fn mouse(&mut self, on: bool) {
+        let _ = if on {
+            crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)
+        } else {
+            crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture)
+        };
+    }
 }
 
 /// The Elm loop: terminal input, core events and command results become
@@ -230,9 +271,14 @@ where
     I: futures_util::Stream<Item = std::io::Result<TermEvent>> + Unpin,
 {
     let theme = view::Theme::from_env();
+    if let Ok(size) = terminal.size() {
+        app.size = (size.width, size.height);
+        app.page = view::page_rows(size.height);
+    }
     let panic_key = std::env::var_os("MUXCAT_TEST_PANIC").is_some();
     let (results, mut results_rx) = mpsc::unbounded_channel();
     let executor = Executor::new(manager.clone(), Arc::new(TuiFront(results.clone())));
+    let startup_control = startup.control;
     // Start-up commands run in order, while the UI is already live.
     {
         let executor = executor.clone();
@@ -250,6 +296,7 @@ where
     }
     // Stops the running `source` script, if any.
     let mut source_stop: Option<CancellationToken> = None;
+    let mut control = startup_control;
     tokio::pin!(shutdown);
     let mut dirty = true;
     let mut next_frame = Instant::now();
@@ -269,7 +316,7 @@ where
                     Msg::Key(key)
                 }
                 Some(Ok(TermEvent::Mouse(m))) => Msg::Mouse(m),
-                Some(Ok(TermEvent::Resize(_, h))) => Msg::Resize(h),
+                Some(Ok(TermEvent::Resize(w, h))) => Msg::Resize(w, h),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Ok(Ended::InputClosed),
             },
@@ -286,7 +333,7 @@ where
                         Err(_) => break,
                     }
                 }
-                perform(&executor, &results, &mut source_stop, effects).await;
+                perform(&executor, &results, &mut source_stop, &mut control, effects).await;
                 dirty = true;
                 continue;
             }
@@ -303,7 +350,7 @@ where
             source_stop = None;
         }
         let effects = update(app, msg);
-        perform(&executor, &results, &mut source_stop, effects).await;
+        perform(&executor, &results, &mut source_stop, &mut control, effects).await;
         dirty = true;
     }
     Ok(Ended::Quit)
@@ -335,10 +382,21 @@ async fn perform(
     executor: &Executor,
     results: &Results,
     source_stop: &mut Option<CancellationToken>,
+    control: &mut Option<Box<dyn TermControl>>,
     effects: Vec<Effect>,
 ) {
     for effect in effects {
         match effect {
+            Effect::Copy(text) => {
+                if let Some(c) = control {
+                    c.copy(&text);
+                }
+            }
+            Effect::Mouse(on) => {
+                if let Some(c) = control {
+                    c.mouse(on);
+                }
+            }
             // `update` turns Quit into the model's `quit`.
             Effect::Quit => {}
             Effect::StopSource => {
@@ -349,10 +407,18 @@ async fn perform(
             Effect::Send { session, text } => {
                 let cmd = Command::Send {
                     to: Some(session),
-                    payload: Bytes::from(text.into_bytes()),
+                    payload: Bytes::from(text.clone().into_bytes()),
                     raw: false,
                 };
-                spawn_command(executor.manager(), results, "send".to_string(), cmd).await;
+                // A failed send gives the typed line back.
+                let pending = executor.manager().submit(cmd).await;
+                let results = results.clone();
+                tokio::spawn(async move {
+                    // The scrollback shows what was sent; only a failure speaks.
+                    if let Err(e) = pending.await {
+                        let _ = results.send(Msg::Unsent(text, format!("{}: {}", e.code, e.text)));
+                    }
+                });
             }
             Effect::Macro { lines, session } => spawn_script(executor, results, lines, session),
             Effect::Run { line, session } => {
@@ -373,6 +439,7 @@ async fn perform(
                     if matches!(step, Step::Quit) {
                         let _ = results.send(Msg::Quit);
                     }
+                    report_opened(&results, &step);
                     let result = describe_step(&step);
                     if sourcing {
                         let _ = results.send(Msg::SourceDone(result.map(|_| format!("{line}: done"))));
@@ -385,13 +452,16 @@ async fn perform(
     }
 }
 
-/// Queues a command in order and reports its result when it completes
-/// (a `waitfor` may take a while; the UI does not wait for it).
-async fn spawn_command(manager: &Manager, results: &Results, line: String, cmd: Command) {
-    let pending = manager.submit(cmd).await;
-    let results = results.clone();
-    tokio::spawn(async move {
-        let r = pending.await;
-        let _ = results.send(Msg::Done(line, describe(r)));
-    });
+/// A session the user opened becomes the selected one; a trigger armed
+/// is remembered for completion.
+fn report_opened(results: &Results, step: &Step) {
+    match step {
+        Step::Done(Some(Outcome::Session(id))) => {
+            let _ = results.send(Msg::Opened(id.clone()));
+        }
+        Step::Done(Some(Outcome::Trigger(id))) => {
+            let _ = results.send(Msg::Armed(id.clone()));
+        }
+        _ => {}
+    }
 }

@@ -20,11 +20,28 @@ pub struct Entry {
     pub at: DateTime<Utc>,
     pub mark: Mark,
     pub data: Bytes,
+    /// Where `data` starts in its direction's stream (bytes received or
+    /// sent before it), so hex offsets count over the session as a dump
+    /// of the stream would. Set by [`Scrollback::push`].
+    pub offset: u64,
 }
 
 impl Entry {
+    pub fn new(at: DateTime<Utc>, mark: Mark, data: Bytes) -> Entry {
+        Entry {
+            at,
+            mark,
+            data,
+            offset: 0,
+        }
+    }
+
+    /// Rows in a hex dump; an event line is text, one row.
     pub fn hex_rows(&self) -> u64 {
-        self.data.len().div_ceil(HEX_WIDTH).max(1) as u64
+        match self.mark {
+            Mark::Event => 1,
+            _ => self.data.len().div_ceil(HEX_WIDTH).max(1) as u64,
+        }
     }
 }
 
@@ -70,6 +87,8 @@ pub struct Scrollback {
     max_bytes: usize,
     /// Entries dropped from memory (a recording keeps them).
     pub dropped: u64,
+    /// Bytes received and sent so far: the next entry's offset.
+    streamed: [u64; 2],
 }
 
 impl Scrollback {
@@ -82,15 +101,23 @@ impl Scrollback {
             max_entries: max_entries.max(1),
             max_bytes: max_bytes.max(1),
             dropped: 0,
+            streamed: [0; 2],
         }
     }
 
-    pub fn push(&mut self, entry: Entry) {
+    /// Adds the newest entry; returns how many entries the bounds dropped.
+    pub fn push(&mut self, mut entry: Entry) -> u64 {
+        let dropped = self.dropped;
+        if let Some(n) = [Mark::In, Mark::Out].iter().position(|&m| m == entry.mark) {
+            entry.offset = self.streamed[n];
+            self.streamed[n] += entry.data.len() as u64;
+        }
         self.extra_before.push_back(self.extra_end);
         self.extra_end[slot(entry.mark)] += entry.hex_rows() - 1;
         self.bytes += held(&entry);
         self.entries.push_back(entry);
         self.trim();
+        self.dropped - dropped
     }
 
     /// Drops the oldest entries past the bounds (the newest one stays).
@@ -189,11 +216,7 @@ mod tests {
     use super::*;
 
     fn entry(n: usize) -> Entry {
-        Entry {
-            at: Utc::now(),
-            mark: Mark::In,
-            data: Bytes::from(vec![b'a'; n]),
-        }
+        Entry::new(Utc::now(), Mark::In, Bytes::from(vec![b'a'; n]))
     }
 
     #[test]
@@ -242,18 +265,13 @@ mod tests {
     #[test]
     fn split_views_dump_one_direction_only() {
         let mut sb = Scrollback::new(100, 1 << 20);
-        let push = |sb: &mut Scrollback, mark, n| {
-            sb.push(Entry {
-                at: Utc::now(),
-                mark,
-                data: Bytes::from(vec![b'a'; n]),
-            })
-        };
+        let push =
+            |sb: &mut Scrollback, mark, n| sb.push(Entry::new(Utc::now(), mark, Bytes::from(vec![b'a'; n])));
         push(&mut sb, Mark::Out, 40); // 3 hex rows
         push(&mut sb, Mark::In, 20); // 2 hex rows
-        push(&mut sb, Mark::Event, 33); // 3 hex rows
+        push(&mut sb, Mark::Event, 33); // text: one row in every view
         push(&mut sb, Mark::In, 1);
-        assert_eq!(sb.rows(View::Hex), 3 + 2 + 3 + 1);
+        assert_eq!(sb.rows(View::Hex), 3 + 2 + 1 + 1);
         assert_eq!(sb.rows(View::HexIn), 1 + 2 + 1 + 1);
         assert_eq!(sb.rows(View::HexOut), 3 + 1 + 1 + 1);
         // hex-in: the sent chunk is one text row, the received one two hex rows.
@@ -274,14 +292,24 @@ mod tests {
     }
 
     #[test]
+    fn hex_offsets_count_each_direction_over_the_session() {
+        let mut sb = Scrollback::new(2, 1 << 20);
+        let mut push = |mark, n| sb.push(Entry::new(Utc::now(), mark, Bytes::from(vec![b'a'; n])));
+        push(Mark::In, 20);
+        push(Mark::Out, 5);
+        push(Mark::Event, 50);
+        push(Mark::In, 7);
+        push(Mark::Out, 3);
+        // The first two entries were dropped; offsets still count them.
+        assert_eq!(sb.get(0).map(|e| (e.mark, e.offset)), Some((Mark::In, 20)));
+        assert_eq!(sb.get(1).map(|e| (e.mark, e.offset)), Some((Mark::Out, 5)));
+    }
+
+    #[test]
     fn search_both_ways() {
         let mut sb = Scrollback::new(100, 1 << 20);
         for t in ["alpha", "beta", "alpha2", "gamma"] {
-            sb.push(Entry {
-                at: Utc::now(),
-                mark: Mark::In,
-                data: Bytes::from(t),
-            });
+            sb.push(Entry::new(Utc::now(), Mark::In, Bytes::from(t)));
         }
         let re = regex::bytes::Regex::new("alpha").unwrap();
         assert_eq!(sb.find(&re, 3, false), Some(2));

@@ -15,8 +15,14 @@ use crate::core::{Event, View};
 pub enum Msg {
     Key(KeyEvent),
     Mouse(MouseEvent),
-    /// The terminal's new height.
-    Resize(u16),
+    /// The terminal's new size: columns, rows.
+    Resize(u16, u16),
+    /// A line typed in insert mode could not be sent: the text, the error.
+    Unsent(String, String),
+    /// The command bar or a macro opened this session: select it.
+    Opened(String),
+    /// A trigger armed from the command bar (for completion).
+    Armed(String),
     /// An event of the session manager.
     Core(Event),
     /// A command line finished: its line and result.
@@ -39,8 +45,23 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.on_mouse(m);
             Vec::new()
         }
-        Msg::Resize(height) => {
+        Msg::Resize(width, height) => {
+            app.size = (width, height);
             app.page = view::page_rows(height);
+            Vec::new()
+        }
+        Msg::Unsent(text, error) => {
+            app.unsent(text, error);
+            Vec::new()
+        }
+        Msg::Opened(id) => {
+            app.opened(&id);
+            Vec::new()
+        }
+        Msg::Armed(id) => {
+            if !app.triggers.contains(&id) {
+                app.triggers.push(id);
+            }
             Vec::new()
         }
         Msg::Core(ev) => {

@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
 use super::app::{App, Focus, Mode, SessionRow, SessionState, ViewState};
 use super::keymap::{Action, MODES};
 use super::scrollback::{Entry, HEX_WIDTH, Mark, shows_hex};
+use crate::core::View;
 use crate::core::escape::escape_display;
 use crate::core::events::short_id;
 
@@ -74,18 +75,105 @@ pub fn view(app: &App, frame: &mut Frame, theme: Theme) {
         );
         return;
     }
+    let Some(areas) = areas(app, area) else {
+        return;
+    };
+    draw_listeners(app, frame, areas.listeners, theme);
+    draw_sessions(app, frame, areas.sessions, theme);
+    draw_scrollback(app, frame, areas.scrollback, theme);
+    draw_status(app, frame, areas.status, theme);
+    if !app.candidates.is_empty() && app.mode == Mode::Command {
+        draw_candidates(app, frame, areas.status, theme);
+    }
+    match app.mode {
+        Mode::Help => draw_help(app, frame, theme),
+        Mode::Messages => draw_messages(app, frame, theme),
+        _ => {}
+    }
+}
+
+/// Where each pane is on a terminal of this size (None: too small). Clicks
+/// are mapped with the same layout the drawing uses.
+pub struct Areas {
+    pub listeners: Rect,
+    pub sessions: Rect,
+    pub scrollback: Rect,
+    pub status: Rect,
+}
+
+pub fn areas(app: &App, area: Rect) -> Option<Areas> {
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        return None;
+    }
     let [main, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
-    let left_width = (main.width / 3).clamp(24, 40).min(main.width);
+    let left_width = (main.width / 3).clamp(24, 44).min(main.width);
     let [left, right] = Layout::horizontal([Constraint::Length(left_width), Constraint::Min(10)]).areas(main);
     let listener_rows = (app.listeners.len() as u16 + 2).min(left.height / 3 + 2).max(3);
     let [lst, sess] = Layout::vertical([Constraint::Length(listener_rows), Constraint::Min(3)]).areas(left);
-    draw_listeners(app, frame, lst, theme);
-    draw_sessions(app, frame, sess, theme);
-    draw_scrollback(app, frame, right, theme);
-    draw_status(app, frame, status, theme);
-    if app.mode == Mode::Help {
-        draw_help(app, frame, theme);
+    Some(Areas {
+        listeners: lst,
+        sessions: sess,
+        scrollback: right,
+        status,
+    })
+}
+
+/// What a click at (column, row) lands on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hit {
+    Listener(usize),
+    Session(usize),
+    /// An entry of the shown session's scrollback.
+    Entry(usize),
+    Pane(super::app::Focus),
+    Nothing,
+}
+
+pub fn hit(app: &App, column: u16, row: u16) -> Hit {
+    let Some(a) = areas(app, Rect::new(0, 0, app.size.0, app.size.1)) else {
+        return Hit::Nothing;
+    };
+    let at = Position::new(column, row);
+    let inner = |r: Rect| {
+        Rect::new(
+            r.x + 1,
+            r.y + 1,
+            r.width.saturating_sub(2),
+            r.height.saturating_sub(2),
+        )
+    };
+    if a.listeners.contains(at) {
+        let i = inner(a.listeners);
+        let range = window(app.listeners.len(), app.selected_listener, i.height as usize);
+        return match row.checked_sub(i.y).map(|r| range.start + r as usize) {
+            Some(n) if i.contains(at) && range.contains(&n) => Hit::Listener(n),
+            _ => Hit::Pane(Focus::Listeners),
+        };
     }
+    if a.sessions.contains(at) {
+        let i = inner(a.sessions);
+        let listed = app.listed();
+        let sel = app.selected.and_then(|s| listed.iter().position(|&j| j == s));
+        let range = window(listed.len(), sel, i.height as usize);
+        return match row.checked_sub(i.y).map(|r| range.start + r as usize) {
+            Some(n) if i.contains(at) && range.contains(&n) => Hit::Session(listed[n]),
+            _ => Hit::Pane(Focus::Sessions),
+        };
+    }
+    if a.scrollback.contains(at) {
+        let i = inner(a.scrollback);
+        let shown = app.focused().session.as_deref().and_then(|id| app.session(id));
+        if let Some(s) = shown
+            && i.contains(at)
+        {
+            let rows = visible_rows(app, s, app.shown(), i.width as usize, i.height as usize);
+            if let Some(r) = rows.get((row - i.y) as usize) {
+                return Hit::Entry(r.idx);
+            }
+        }
+        return Hit::Pane(Focus::Scrollback);
+    }
+    Hit::Nothing
 }
 
 /// The scrollback pane's inner height for a terminal of this size.
@@ -173,43 +261,123 @@ fn state_mark(s: &SessionRow) -> (&'static str, Color) {
 }
 
 fn draw_sessions(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
-    let title = format!(" Sessions {} ", app.sessions.len());
+    let listed = app.listed();
+    let at = app.selected.and_then(|i| listed.iter().position(|&j| j == i));
+    // Where the selection is, and how many there are: `12/200`.
+    let mut title = match at {
+        Some(p) => format!(" Sessions {}/{} ", p + 1, listed.len()),
+        None => format!(" Sessions {} ", listed.len()),
+    };
+    if !app.filter.is_empty() {
+        title = format!(
+            "{title}of {} · f:{} ",
+            app.sessions.len(),
+            escape_display(app.filter.as_bytes())
+        );
+    }
     let block = pane(title, app.focus == Focus::Sessions, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let mut lines = Vec::new();
-    for i in window(app.sessions.len(), app.selected, inner.height as usize) {
-        let s = &app.sessions[i];
-        let here = app.selected == Some(i);
-        let (mark, color) = state_mark(s);
-        let name = s.label.clone().unwrap_or_else(|| s.peer.clone());
-        // ↻4s: the countdown to the next reconnect attempt.
-        let wait = s.state.reconnect_wait(Utc::now()).unwrap_or_default();
-        let bytes = format!("{}/{}", human(s.bytes_in), human(s.bytes_out));
-        let fixed = 2 + 9 + 4 + 2 + wait.len() + bytes.len() + 2;
-        let name = truncate(&name, (inner.width as usize).saturating_sub(fixed));
-        let mut style = Style::new();
-        if !s.state.is_live() {
-            style = style.add_modifier(Modifier::DIM);
-        }
-        if here {
-            style = style.add_modifier(Modifier::REVERSED);
-        }
-        let width = (inner.width as usize).saturating_sub(fixed);
-        lines.push(Line::from(vec![
-            Span::styled(if here { "▶ " } else { "  " }, style),
-            Span::styled(format!("{} ", s.short()), style),
-            Span::styled(format!("{:<4}", s.direction), style),
-            Span::styled(format!("{name:<width$}"), style),
-            Span::styled(format!(" {mark}{wait}"), theme.fg(color)),
-            Span::styled(format!(" {bytes}"), style),
-            Span::styled(if s.unread { " ✱" } else { "  " }, theme.fg(Color::Yellow)),
-        ]));
+    let width = inner.width as usize;
+    for p in window(listed.len(), at, inner.height as usize) {
+        let i = listed[p];
+        lines.push(session_line(
+            &app.sessions[i],
+            app.selected == Some(i),
+            width,
+            theme,
+        ));
     }
     if app.sessions.is_empty() {
         lines.push(Line::styled("  :connect HOST:PORT", theme.escaped()));
+    } else if listed.is_empty() {
+        lines.push(Line::styled("  nothing matches the filter (f)", theme.escaped()));
     }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// One row of the sessions list, fitted to `width`: the selection and
+/// unread marks and the state always show; then the peer (with its port:
+/// clients of one host differ by it) and label; the counters, the short id
+/// and the direction only while the name keeps room.
+fn session_line(s: &SessionRow, here: bool, width: usize, theme: Theme) -> Line<'static> {
+    let (mark, color) = state_mark(s);
+    // ↻4s: the countdown to the next reconnect attempt.
+    let wait = s.state.reconnect_wait(Utc::now()).unwrap_or_default();
+    let state = format!(" {mark}{wait}");
+    let bytes = format!(" {}/{}", human(s.bytes_in), human(s.bytes_out));
+    let id = format!("{} ", s.short());
+    let dir = format!("{:<4}", s.direction);
+    // Marks (3) + state; the peer and label come before the rest.
+    let whole_name = match &s.label {
+        Some(label) => label.chars().count() + 1 + s.peer.chars().count(),
+        None => s.peer.chars().count(),
+    };
+    let name_want = whole_name.clamp(12, 18);
+    let fixed = 3 + state.chars().count();
+    let mut room = width.saturating_sub(fixed);
+    let mut take = |text: &str| {
+        let fits = room >= text.chars().count() + name_want;
+        if fits {
+            room -= text.chars().count();
+        }
+        fits
+    };
+    // In order of use; once one does not fit, the rest do not show.
+    let show_bytes = take(&bytes);
+    let show_id = show_bytes && take(&id);
+    let show_dir = show_id && take(&dir);
+    let name = match &s.label {
+        Some(label) => {
+            let label = truncate(label, room.saturating_sub(1).min(16).max(room / 2));
+            let peer_room = room.saturating_sub(label.chars().count() + 1);
+            if peer_room >= 6 {
+                format!("{label} {}", fit_peer(&s.peer, peer_room))
+            } else {
+                truncate(&label, room)
+            }
+        }
+        None => fit_peer(&s.peer, room),
+    };
+    let mut style = Style::new();
+    if !s.state.is_live() {
+        style = style.add_modifier(Modifier::DIM);
+    }
+    if here {
+        style = style.add_modifier(Modifier::REVERSED);
+    }
+    let mut spans = vec![
+        Span::styled(if here { "▶" } else { " " }, style),
+        Span::styled(if s.unread { "✱" } else { " " }, theme.fg(Color::Yellow)),
+        Span::styled(" ", style),
+    ];
+    if show_id {
+        spans.push(Span::styled(id, style));
+    }
+    if show_dir {
+        spans.push(Span::styled(dir, style));
+    }
+    spans.push(Span::styled(format!("{name:<room$}"), style));
+    spans.push(Span::styled(state, theme.fg(color)));
+    if show_bytes {
+        spans.push(Span::styled(bytes, style));
+    }
+    Line::from(spans)
+}
+
+/// A peer address in `max` columns, its port kept: `127.0.…:50412`.
+fn fit_peer(peer: &str, max: usize) -> String {
+    if peer.chars().count() <= max {
+        return peer.to_string();
+    }
+    match peer.rsplit_once(':') {
+        Some((host, port)) if port.len() + 2 < max => {
+            let host = truncate(host, max - port.len() - 1);
+            format!("{host}:{port}")
+        }
+        _ => truncate(peer, max),
+    }
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -259,6 +427,10 @@ fn scrollback_title(s: &SessionRow, st: ViewState, app: &App) -> String {
     if st.scroll > 0 {
         parts.push(format!("↑{}", st.scroll));
     }
+    if st.dropped {
+        // The lines that were in view are gone from memory.
+        parts.push("oldest lines dropped (scrollback full)".into());
+    }
     format!(" {} ", parts.join(" · "))
 }
 
@@ -287,48 +459,209 @@ fn draw_scrollback(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     let block = pane(scrollback_title(s, st, app), focused, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let s = Shown { row: s, state: st };
-    let height = inner.height as u64;
-    let total = s.row.rows(st.view);
-    let bottom = total.saturating_sub(st.scroll);
-    let top = bottom.saturating_sub(height);
     let width = inner.width as usize;
-    let mut lines = Vec::with_capacity(height as usize);
-    for row in top..bottom {
-        let line = s.row.scrollback.locate(row, st.view).and_then(|(idx, sub)| {
-            let e = s.row.scrollback.get(idx)?;
-            Some(if shows_hex(st.view, e.mark) {
-                hex_row(app, &s, idx, e, sub, width, theme)
-            } else {
-                line_row(app, &s, idx, e, width, theme)
+    let rows = visible_rows(app, s, st, width, inner.height as usize);
+    let shown = Shown { row: s, state: st };
+    let lines: Vec<Line> = rows
+        .into_iter()
+        .filter_map(|r| {
+            let e = s.scrollback.get(r.idx)?;
+            Some(match r.text {
+                None => hex_row(app, &shown, r.idx, e, r.sub, width, theme),
+                Some(piece) => line_row(app, &shown, r.idx, e, r.sub == 0, &piece, theme),
             })
-        });
-        lines.extend(line);
-    }
+        })
+        .collect();
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
+/// One row of the scrollback pane: entry `idx`, and which part of it — a
+/// hex row (`text` None, `sub` its row) or a piece of its text (`sub` 0
+/// for the first, which carries the time and mark).
+pub struct RowRef {
+    pub idx: usize,
+    pub sub: u64,
+    pub text: Option<String>,
+}
+
+/// Columns before a text row's text: the time (if shown) and the mark.
+fn text_prefix(app: &App) -> usize {
+    time_width(app) + 2
+}
+
+/// The rows a pane `width`×`height` shows of session `s` in state `st`:
+/// O(visible rows) entries looked at, each escaped no further than it can
+/// show. In line view with wrap on (the default) a long line takes several
+/// rows (at most a pane's worth); the view scrolls by lines then.
+pub fn visible_rows(app: &App, s: &SessionRow, st: ViewState, width: usize, height: usize) -> Vec<RowRef> {
+    let text_width = width.saturating_sub(text_prefix(app)).max(1);
+    let total = s.rows(st.view);
+    let bottom = total.saturating_sub(st.scroll);
+    let mut rows = std::collections::VecDeque::with_capacity(height);
+    if st.view == View::Line && !st.nowrap {
+        // Lines from the bottom up, until the pane is full.
+        let mut idx = bottom as usize;
+        while rows.len() < height && idx > 0 {
+            idx -= 1;
+            let Some(e) = s.scrollback.get(idx) else { break };
+            let text = pieces(&e.data, text_width, height, 0);
+            for (sub, piece) in text.into_iter().enumerate().rev() {
+                rows.push_front(RowRef {
+                    idx,
+                    sub: sub as u64,
+                    text: Some(piece),
+                });
+            }
+        }
+        while rows.len() > height {
+            rows.pop_front();
+        }
+        return rows.into();
+    }
+    let top = bottom.saturating_sub(height as u64);
+    for row in top..bottom {
+        let Some((idx, sub)) = s.scrollback.locate(row, st.view) else {
+            continue;
+        };
+        let Some(e) = s.scrollback.get(idx) else { continue };
+        let text = (!shows_hex(st.view, e.mark)).then(|| {
+            pieces(&e.data, text_width, 1, st.hscroll as usize)
+                .into_iter()
+                .next()
+                .unwrap_or_default()
+        });
+        rows.push_back(RowRef { idx, sub, text });
+    }
+    rows.into()
+}
+
+/// An entry's text, escaped, in rows of `width` columns: at most
+/// `max_rows` of them, starting `skip` columns in. An escape (`\x1b`)
+/// never splits across rows; `…` ends the last row when more follows and
+/// starts the first when columns were skipped.
+fn pieces(data: &[u8], width: usize, max_rows: usize, skip: usize) -> Vec<String> {
+    // A line's end is not shown in line view (hex view keeps it).
+    let data = data.strip_suffix(b"\n").unwrap_or(data);
+    let data = data.strip_suffix(b"\r").unwrap_or(data);
+    // Every byte is at least one column: no more bytes than can show.
+    let budget = skip + width * max_rows + 1;
+    let cut = data.len() > budget;
+    let text = escape_display(&data[..data.len().min(budget)]);
+    let mut tokens = escape_tokens(&text).peekable();
+    let mut skipped = 0;
+    while skipped < skip {
+        match tokens.next() {
+            Some(t) => skipped += t.chars().count(),
+            None => break,
+        }
+    }
+    let mut rows: Vec<String> = Vec::new();
+    let mut row = String::new();
+    let mut used = 0;
+    if skip > 0 {
+        row.push('…');
+        used = 1;
+    }
+    let mut more = cut;
+    while let Some(token) = tokens.peek() {
+        let w = token.chars().count();
+        if used + w > width && used > 0 {
+            if rows.len() + 1 == max_rows {
+                more = true;
+                break;
+            }
+            // Break after the last space when it is not far back, so
+            // words stay whole.
+            match row.rfind(' ').map(|i| i + 1) {
+                Some(at) if at < row.len() && row[at..].chars().count() < width / 3 => {
+                    let tail = row.split_off(at);
+                    rows.push(std::mem::replace(&mut row, tail));
+                    used = row.chars().count();
+                }
+                _ => {
+                    rows.push(std::mem::take(&mut row));
+                    used = 0;
+                }
+            }
+        }
+        row.push_str(token);
+        used += w;
+        tokens.next();
+    }
+    if more {
+        // The last column says the line goes on.
+        while used + 1 > width && row.pop().is_some() {
+            used -= 1;
+        }
+        row.push('…');
+    }
+    rows.push(row);
+    rows
+}
+
+/// Escaped text as tokens: one character, or one escape (`\x1b`, `\n`).
+fn escape_tokens(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let c = rest.chars().next()?;
+        let len = if c == '\\' {
+            match rest.as_bytes().get(1) {
+                Some(b'x') => 4.min(rest.len()),
+                Some(_) => 2,
+                None => 1,
+            }
+        } else {
+            c.len_utf8()
+        };
+        let (token, tail) = rest.split_at(len);
+        rest = tail;
+        Some(token)
+    })
+}
+
 /// The time column: clock time, or (relative) time since the previous
-/// chunk; blank on a hex row that continues a chunk.
+/// chunk; blank on a row that continues an entry. Dates show when the
+/// scrollback spans days (a replayed transcript).
 fn time_span(app: &App, e: &Entry, prev: Option<&Entry>, first: bool) -> Span<'static> {
     if !app.timestamps {
         return Span::raw("");
     }
     if !first {
-        return Span::raw(" ".repeat(13));
+        return Span::raw(" ".repeat(time_width(app)));
     }
     let text = if app.relative_time {
         let gap = prev
             .map(|p| (e.at - p.at).num_microseconds().unwrap_or(0))
             .unwrap_or(0);
         format!("{:>12} ", format!("+{:.3}s", gap as f64 / 1e6))
+    } else if app.dates {
+        format!("{} ", e.at.format("%Y-%m-%d %H:%M:%S%.3f"))
     } else {
         format!("{} ", e.at.format("%H:%M:%S%.3f"))
     };
     Span::styled(text, Style::new().add_modifier(Modifier::DIM))
 }
 
-fn highlight(app: &App, s: &Shown, idx: usize, e: &Entry, style: Style) -> Style {
+/// Columns of the time column.
+fn time_width(app: &App) -> usize {
+    match (app.timestamps, app.dates && !app.relative_time) {
+        (false, _) => 0,
+        (true, false) => 13,
+        (true, true) => 24,
+    }
+}
+
+fn highlight(app: &App, s: &Shown, idx: usize, e: &Entry, style: Style, theme: Theme) -> Style {
+    let marked = s.state.marked().is_some_and(|r| r.contains(&idx));
+    let style = if marked {
+        if theme.color {
+            style.bg(Color::Blue)
+        } else {
+            style.add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+        }
+    } else {
+        style
+    };
     if s.state.found == Some(idx) {
         style.add_modifier(Modifier::REVERSED)
     } else if app.search.as_ref().is_some_and(|re| re.is_match(&e.data)) {
@@ -338,26 +671,35 @@ fn highlight(app: &App, s: &Shown, idx: usize, e: &Entry, style: Style) -> Style
     }
 }
 
-/// One line-view row: escaped bytes shown dimmed, cut to the pane width.
-fn line_row(app: &App, s: &Shown, idx: usize, e: &Entry, width: usize, theme: Theme) -> Line<'static> {
-    let style = highlight(app, s, idx, e, theme.mark(e.mark));
+/// One text row: the time and mark on an entry's first row, then a piece
+/// of its escaped text, escapes dimmed.
+fn line_row(
+    app: &App,
+    s: &Shown,
+    idx: usize,
+    e: &Entry,
+    first: bool,
+    piece: &str,
+    theme: Theme,
+) -> Line<'static> {
+    let style = highlight(app, s, idx, e, theme.mark(e.mark), theme);
     let mut spans = vec![
         time_span(
             app,
             e,
             idx.checked_sub(1).and_then(|i| s.row.scrollback.get(i)),
-            true,
+            first,
         ),
-        Span::styled(format!("{} ", e.mark.symbol()), style),
+        Span::styled(
+            if first {
+                format!("{} ", e.mark.symbol())
+            } else {
+                "  ".into()
+            },
+            style,
+        ),
     ];
-    // A line's end is not shown in line view (hex view keeps it).
-    let data = e.data.strip_suffix(b"\n").unwrap_or(&e.data);
-    let data = data.strip_suffix(b"\r").unwrap_or(data);
-    // Only as many bytes as can show: O(width), not O(line length).
-    let shown = &data[..data.len().min(width * 4 + 4)];
-    let text = escape_display(shown);
-    let budget = width.saturating_sub(15);
-    spans.extend(escaped_spans(&truncate(&text, budget), style, theme));
+    spans.extend(escaped_spans(piece, style, theme));
     Line::from(spans)
 }
 
@@ -445,7 +787,7 @@ fn hex_row(
     width: usize,
     theme: Theme,
 ) -> Line<'static> {
-    let style = highlight(app, s, idx, e, theme.mark(e.mark));
+    let style = highlight(app, s, idx, e, theme.mark(e.mark), theme);
     let start = sub as usize * HEX_WIDTH;
     let bytes = e
         .data
@@ -457,7 +799,7 @@ fn hex_row(
     } else {
         "  ".to_string()
     };
-    let stamp = if app.timestamps && width >= HEX_ROW + 13 {
+    let stamp = if app.timestamps && width >= HEX_ROW + time_width(app) {
         time_span(
             app,
             e,
@@ -472,11 +814,22 @@ fn hex_row(
         return Line::from(vec![
             stamp,
             Span::styled(mark, style),
-            Span::styled(escape_display(&e.data), style),
+            Span::styled(
+                truncate(
+                    &escape_display(&e.data[..e.data.len().min(width * 4)]),
+                    width.saturating_sub(2),
+                ),
+                style,
+            ),
         ]);
     }
     let mut detail = String::with_capacity(80);
-    hex_line(bytes, start, width >= HEX_ROW, &mut detail);
+    hex_line(
+        bytes,
+        (e.offset as usize).wrapping_add(start),
+        width >= HEX_ROW,
+        &mut detail,
+    );
     Line::from(vec![
         stamp,
         Span::styled(mark, style),
@@ -488,7 +841,8 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     let mode_style = match app.mode {
         Mode::Insert => theme.fg(Color::Black).bg(Color::Green),
         Mode::Command | Mode::Search => theme.fg(Color::Black).bg(Color::Cyan),
-        Mode::ConfirmQuit => theme.fg(Color::Black).bg(Color::Red),
+        Mode::ConfirmQuit | Mode::Confirm => theme.fg(Color::Black).bg(Color::Red),
+        Mode::Filter | Mode::Messages => theme.fg(Color::Black).bg(Color::Cyan),
         _ => theme.fg(Color::Black).bg(Color::Gray),
     }
     .add_modifier(Modifier::BOLD);
@@ -503,7 +857,13 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
         Mode::Command => (":", app.input.text.clone(), Style::new()),
         Mode::Search => ("/", app.input.text.clone(), Style::new()),
         Mode::Insert => ("> ", app.input.text.clone(), Style::new()),
-        _ if !app.candidates.is_empty() => ("", app.candidates.join("  "), Style::new()),
+        Mode::Filter => ("filter: ", app.input.text.clone(), Style::new()),
+        Mode::Messages if app.messages_typing => ("/", app.input.text.clone(), Style::new()),
+        Mode::Messages => (
+            "",
+            "↑↓ PgUp PgDn scroll · / search · Esc closes".to_string(),
+            Style::new(),
+        ),
         _ => (
             "",
             app.status.clone(),
@@ -528,9 +888,75 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
         Span::styled(counters, Style::new().add_modifier(Modifier::DIM)),
     ]);
     frame.render_widget(Paragraph::new(line), area);
-    if matches!(app.mode, Mode::Command | Mode::Search | Mode::Insert) {
+    let typing = matches!(
+        app.mode,
+        Mode::Command | Mode::Search | Mode::Insert | Mode::Filter
+    ) || (app.mode == Mode::Messages && app.messages_typing);
+    if typing {
         let x = area.x + mode.chars().count() as u16 + 1 + prefix.len() as u16 + app.input.cursor as u16;
         frame.set_cursor_position(Position::new(x.min(area.right().saturating_sub(1)), area.y));
+    }
+}
+
+/// Tab's candidates, in a row above the status line.
+fn draw_candidates(app: &App, frame: &mut Frame, status: Rect, theme: Theme) {
+    let Some(y) = status.y.checked_sub(1) else { return };
+    let row = Rect::new(status.x, y, status.width, 1);
+    let text = truncate(&app.candidates.join("  "), status.width as usize);
+    frame.render_widget(Clear, row);
+    frame.render_widget(
+        Paragraph::new(Line::styled(text, theme.fg(Color::Cyan)))
+            .style(Style::new().add_modifier(Modifier::BOLD)),
+        row,
+    );
+}
+
+/// The message log, over the panes: time, text; errors in red.
+fn draw_messages(app: &App, frame: &mut Frame, theme: Theme) {
+    let area = frame.area();
+    let popup = Rect::new(area.x, area.y, area.width, area.height.saturating_sub(1));
+    frame.render_widget(Clear, popup);
+    let mut title = format!(" Messages {} ", app.messages.len());
+    if let Some(re) = &app.messages.filter {
+        title.push_str(&format!(
+            "· /{}/ {} ",
+            escape_display(re.as_str().as_bytes()),
+            app.messages.shown().len()
+        ));
+    }
+    let block = pane(title, true, theme);
+    let inner = block.inner(popup);
+    frame.render_widget(block, popup);
+    let width = inner.width as usize;
+    let lines: Vec<Line> = app
+        .messages
+        .window(inner.height as usize)
+        .into_iter()
+        .map(|m| {
+            let style = if m.error {
+                theme.fg(Color::Red)
+            } else {
+                Style::new()
+            };
+            Line::from(vec![
+                Span::styled(
+                    format!("{} ", m.at.format("%H:%M:%S")),
+                    Style::new().add_modifier(Modifier::DIM),
+                ),
+                Span::styled(
+                    truncate(&escape_display(m.text.as_bytes()), width.saturating_sub(9)),
+                    style,
+                ),
+            ])
+        })
+        .collect();
+    if lines.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Line::styled("no messages yet", theme.escaped())),
+            inner,
+        );
+    } else {
+        frame.render_widget(Paragraph::new(lines), inner);
     }
 }
 
@@ -648,7 +1074,7 @@ fn mode_keys(app: &App, mode: &str, theme: Theme) -> Vec<Line<'static>> {
 }
 
 /// `1 session`, `2 sessions`.
-fn counted(n: usize, what: &str) -> String {
+pub fn counted(n: usize, what: &str) -> String {
     if n == 1 {
         format!("1 {what}")
     } else {
@@ -739,7 +1165,10 @@ mod tests {
         );
         let screen = render(&a);
         assert!(screen.contains("● board TLS 0/128"), "{screen}");
-        assert!(screen.contains("▶ 11111111 out router"), "{screen}");
+        assert!(
+            screen.contains("▶  router 127.0.0.1:7000     ● 26B/12B"),
+            "{screen}"
+        );
         assert!(screen.contains("< WELCOME to dev-board v2.1"), "{screen}");
         assert!(screen.contains("> AT+VERSION?"), "{screen}");
         assert!(
@@ -791,7 +1220,7 @@ mod tests {
         assert_eq!(a.sessions.len(), 1);
         let screen = render(&a);
         assert!(
-            !screen.contains("reconnecting in 4s (attempt") && !screen.contains('↻'),
+            !screen.contains("· reconnecting in") && !screen.contains('↻'),
             "{screen}"
         );
         assert!(screen.contains("* connected"), "{screen}");
@@ -822,7 +1251,10 @@ mod tests {
         let screen = render(&a);
         assert!(screen.contains("● 0.0.0.0:5683 UDP 2/64"), "{screen}");
         assert!(screen.contains("127.0.0.1:40001 → 0.0.0.0:5683"), "{screen}");
-        assert!(screen.contains("22222222 in  127.0.0.1:400"), "{screen}");
+        assert!(
+            screen.contains(" ✱ 22222222 127.0.0.1:40002    ● 0B/0B"),
+            "the unread mark shows: {screen}"
+        );
     }
 
     #[test]
@@ -964,6 +1396,60 @@ mod tests {
         }
         let screen = render_at(&a, 80, 2);
         assert!(screen.contains("terminal too small (80×2"), "{screen}");
+    }
+
+    #[test]
+    fn long_lines_wrap_at_words_and_scroll_across_with_wrap_off() {
+        assert_eq!(pieces(b"abc def ghi\r\n", 8, 5, 0), ["abc def ", "ghi"]);
+        assert_eq!(pieces(b"abcdefghij", 4, 2, 0), ["abcd", "efg…"]);
+        // An escape never splits across rows.
+        assert_eq!(pieces(b"ab\x1bcd", 4, 3, 0), ["ab", "\\x1b", "cd"]);
+        // Wrap off: one row from `skip` columns in, marked at both ends.
+        assert_eq!(pieces(b"0123456789abcdef", 6, 1, 4), ["…4567…"]);
+        let mut a = app();
+        connected(&mut a, 1, None);
+        let long: String = (0..40).map(|i| format!("word{i:02} ")).collect();
+        data(&mut a, 1, long.as_bytes());
+        let screen = render_at(&a, 100, 20);
+        assert!(screen.contains("word00") && screen.contains("word39"), "{screen}");
+        a.apply(crate::tui::keymap::Action::ToggleWrap);
+        let screen = render_at(&a, 100, 20);
+        assert!(
+            screen.contains("word00") && !screen.contains("word39"),
+            "{screen}"
+        );
+        for _ in 0..30 {
+            a.apply(crate::tui::keymap::Action::ScrollRight);
+        }
+        let screen = render_at(&a, 100, 20);
+        assert!(
+            !screen.contains("word00") && screen.contains("word39"),
+            "{screen}"
+        );
+    }
+
+    #[test]
+    fn a_binary_chunk_in_hex_counts_offsets_over_the_stream_and_events_are_one_row() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        data(&mut a, 1, &[0xaa; 20]);
+        a.on_event(
+            &Event::error(crate::core::events::CoreError::new(
+                crate::core::ErrorCode::RecordFailed,
+                "a long error text that is much longer than sixteen bytes",
+            ))
+            .session(&sid(1)),
+        );
+        data(&mut a, 1, &[0xbb; 4]);
+        a.apply(crate::tui::keymap::Action::ToggleHex);
+        let screen = render_at(&a, 160, 32);
+        assert_eq!(
+            screen.matches("RECORD_FAILED").count(),
+            2,
+            "once in the pane, once in the status: {screen}"
+        );
+        // 20 bytes then 1 (the line end) came before: the next chunk starts at 0x15.
+        assert!(screen.contains("00000015  bb bb bb bb"), "{screen}");
     }
 
     #[test]
