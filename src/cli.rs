@@ -267,8 +267,10 @@ pub fn main() -> ExitCode {
                     print!("{}", map.dump());
                     0
                 }
-                Err(e) => {
-                    eprintln!("muxcat: keymap: {e}");
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("muxcat: keymap: {e}");
+                    }
                     2
                 }
             }

@@ -221,8 +221,13 @@ pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
-        else {
+        // SIGQUIT too: its default (a core dump) would leave a TUI's
+        // terminal in the alternate screen with mouse reporting on.
+        let (Ok(mut term), Ok(mut hup), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+            signal(SignalKind::quit()),
+        ) else {
             let _ = tokio::signal::ctrl_c().await;
             return;
         };
@@ -230,6 +235,7 @@ pub async fn shutdown_signal() {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
             _ = hup.recv() => {}
+            _ = quit.recv() => {}
         }
     }
     #[cfg(not(unix))]

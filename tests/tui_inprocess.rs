@@ -196,9 +196,12 @@ async fn view_by_position_switches_that_session_to_hex() {
 async fn command_help_shows_the_usage_and_sends_nothing() {
     let echo = echo_server().await;
     let ui = Ui::start(&[format!("connect --label one {echo}")]);
-    ui.wait_for("one").await;
+    ui.wait_for("* connected").await;
+    ui.wait_for("ok: connect").await;
     ui.keys(":send --help\r");
-    let screen = ui.wait_for("Usage").await;
+    // The usage shows, then the line's result.
+    ui.wait_for("Usage").await;
+    let screen = ui.wait_for("ok: send --help").await;
     snapshot("send_help", &screen);
     ui.keys("\x1b");
     let app = ui.stop().await;

@@ -282,7 +282,13 @@ fn a_reconnecting_session_counts_down_and_comes_back() {
     tui.wait_for("↻"); // the countdown in the Sessions pane
     let (mut s, _) = server.accept().unwrap();
     assert_eq!(read_line_from(&mut s), "hi\n", "the preamble again");
-    tui.wait_for("* connected");
+    // As the transcript and the README say it.
+    tui.wait_for("* reconnected 127.0.0.1:");
+    assert!(
+        tui.contents().contains(&format!("-> {addr}")),
+        "{}",
+        tui.contents()
+    );
     s.write_all(b"BACK\n").unwrap();
     tui.wait_for("< BACK");
     let screen = tui.contents();
@@ -356,8 +362,8 @@ fn a_panic_restores_the_terminal_and_keeps_the_transcript() {
 }
 
 #[test]
-fn sigterm_and_sighup_restore_the_terminal() {
-    for signal in ["TERM", "HUP"] {
+fn sigterm_sighup_and_sigquit_restore_the_terminal() {
+    for signal in ["TERM", "HUP", "QUIT"] {
         let record = tempfile::tempdir().unwrap();
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = server.local_addr().unwrap().port();
@@ -455,6 +461,39 @@ fn source_runs_a_script_in_the_tui_and_ctrl_c_stops_it() {
     assert_eq!(read_line_from(&mut s), "still here\n");
     tui.keys("q");
     tui.keys("y");
+    tui.wait_exit();
+}
+
+#[test]
+fn a_bad_user_keymap_starts_the_tui_with_the_defaults_and_lists_every_error() {
+    let mut tui = Tui::start_with(&["tui"], &[]);
+    tui.keys("q");
+    tui.wait_exit();
+    let home = tui._home.path().to_path_buf();
+    let config = home.join("config").join("muxcat");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("keymap.toml"),
+        "[normal]\n\"ctl-q\" = \"quit\"\n\"j\" = \"select_next\"\n\"z\" = \"explode\"\n",
+    )
+    .unwrap();
+    let env = [("XDG_CONFIG_HOME", home.join("config"))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
+    let mut tui = Tui::start_with(&["tui"], &env);
+    tui.wait_for("keymap: 2 errors");
+    tui.keys("m");
+    let screen = tui.wait_for("Messages");
+    assert!(
+        screen.contains("keymap.toml:2: bad key \"ctl-q\"")
+            && screen.contains("keymap.toml:4: unknown action"),
+        "{screen}"
+    );
+    tui.keys("\x1b");
+    // The default keys work.
+    tui.keys("?");
+    tui.wait_for("normal mode");
+    tui.keys("x");
+    tui.keys("q");
     tui.wait_exit();
 }
 

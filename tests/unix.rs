@@ -25,6 +25,17 @@ async fn connect_and_listen_on_a_unix_socket() {
     let json: serde_json::Value = serde_json::from_str(&listening.to_json()).unwrap();
     assert_eq!(json["kind"], "unix");
     assert_eq!(json["localPath"], path.display().to_string());
+    // How a session frames lines, on the events that open it.
+    let binary = h
+        .session(&format!(
+            "connect --mode binary --eol crlf unix:{}",
+            path.display()
+        ))
+        .await;
+    let connected = h.find(is("connected", &binary)).await;
+    let json: serde_json::Value = serde_json::from_str(&connected.to_json()).unwrap();
+    assert_eq!((&json["mode"], &json["eol"]), (&"binary".into(), &"crlf".into()));
+    h.session(&format!("accept --on {lid}")).await;
     let client = h.session(&format!("connect unix:{}", path.display())).await;
     let connected = h.find(is("connected", &client)).await;
     let json: serde_json::Value = serde_json::from_str(&connected.to_json()).unwrap();
@@ -34,7 +45,8 @@ async fn connect_and_listen_on_a_unix_socket() {
     let server = h.session(&format!("accept --on {lid}")).await;
     let accepted = h.find(is("accepted", &server)).await;
     assert!(
-        accepted.to_json().contains(r#""kind":"unix""#),
+        accepted.to_json().contains(r#""kind":"unix""#)
+            && accepted.to_json().contains(r#""mode":"line","eol":"lf""#),
         "{}",
         accepted.to_json()
     );

@@ -46,6 +46,14 @@ pub enum Eol {
 }
 
 impl Eol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Eol::Lf => "lf",
+            Eol::Crlf => "crlf",
+            Eol::Cr => "cr",
+        }
+    }
+
     pub fn bytes(self) -> &'static [u8] {
         match self {
             Eol::Lf => b"\n",

@@ -196,6 +196,10 @@ pub struct Event {
     pub listener_id: Option<String>,
     /// The `--label` of the session or listener, on the events that open it.
     pub label: Option<String>,
+    /// How the session frames and ends lines (`--mode`, `--eol`), on the
+    /// events that open a session: front ends show binary ones as hex and
+    /// end a typed line with the session's end of line.
+    pub framing: Option<(crate::core::command::Mode, crate::core::command::Eol)>,
     pub error: Option<CoreError>,
 }
 
@@ -207,6 +211,7 @@ impl Event {
             session_id: None,
             listener_id: None,
             label: None,
+            framing: None,
             error: None,
         }
     }
@@ -275,6 +280,7 @@ impl Event {
             session_id: self.session_id.clone(),
             listener_id: self.listener_id.clone(),
             label: None,
+            framing: None,
             error: None,
         }
     }
@@ -506,6 +512,10 @@ impl Serialize for Event {
         }
         if let Some(l) = &self.label {
             map.serialize_entry("label", l)?;
+        }
+        if let Some((mode, eol)) = self.framing {
+            map.serialize_entry("mode", mode.as_str())?;
+            map.serialize_entry("eol", eol.as_str())?;
         }
         if let Some(err) = &self.error {
             map.serialize_entry("errorCode", err.code.as_str())?;

@@ -139,6 +139,9 @@ pub struct SessionRow {
     pub kind: Kind,
     pub tls: bool,
     pub insecure: bool,
+    /// `--mode binary`: typed lines get the end of line here, not in the core.
+    pub binary: bool,
+    pub eol: crate::core::command::Eol,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub unread: bool,
@@ -261,10 +264,13 @@ pub enum Effect {
         line: String,
         session: Option<String>,
     },
-    /// Insert mode: a line typed into a session.
+    /// Insert mode: a line typed into a session. `eol`: appended here (a
+    /// binary session, where the core appends none); None: the core
+    /// appends the session's end of line.
     Send {
         session: String,
         text: String,
+        eol: Option<&'static [u8]>,
     },
     /// A key bound to command lines: run one after another.
     Macro {
@@ -528,6 +534,8 @@ impl App {
             kind: Kind::Tcp,
             tls: false,
             insecure: false,
+            binary: false,
+            eol: Default::default(),
             bytes_in: 0,
             bytes_out: 0,
             unread: false,
@@ -549,6 +557,32 @@ impl App {
             return;
         }
         let sid = ev.session_id.as_deref();
+        self.apply_event(ev, sid);
+        if let (Some((mode, eol)), Some(id)) = (ev.framing, sid) {
+            self.set_framing(id, mode, eol);
+        }
+    }
+
+    /// A session's `--mode` and `--eol`: binary sessions open in hex
+    /// view (what their users want first) unless a pane already shows
+    /// them otherwise.
+    fn set_framing(&mut self, id: &str, mode: crate::core::command::Mode, eol: crate::core::command::Eol) {
+        let binary = mode == crate::core::command::Mode::Binary;
+        let Some(row) = self.row(id) else { return };
+        let first = !row.binary && binary;
+        row.binary = binary;
+        row.eol = eol;
+        if first {
+            for pane in &mut self.panes {
+                pane.states.entry(id.to_string()).or_insert(ViewState {
+                    view: View::Hex,
+                    ..ViewState::default()
+                });
+            }
+        }
+    }
+
+    fn apply_event(&mut self, ev: &Event, sid: Option<&str>) {
         match (&ev.kind, sid) {
             (EventKind::Connecting { target }, Some(id)) => {
                 let mut row = self.new_row(id, "out", target.to_string());
@@ -564,7 +598,9 @@ impl App {
                 },
                 Some(id),
             ) => {
+                let mut again = false;
                 if let Some(row) = self.row(id) {
+                    again = matches!(row.state, SessionState::Reconnecting { .. });
                     row.state = SessionState::Live;
                     row.peer = remote.to_string();
                     row.local = local.to_string();
@@ -572,7 +608,13 @@ impl App {
                     row.tls = kind.is_tls();
                     row.insecure = *insecure;
                 }
-                self.note(id, ev.timestamp, "connected");
+                // As the transcript says it.
+                let text = if again {
+                    format!("reconnected {local} -> {remote}")
+                } else {
+                    "connected".to_string()
+                };
+                self.note(id, ev.timestamp, &text);
             }
             (EventKind::Accepted { remote, kind }, Some(id)) => {
                 let mut row = self.new_row(id, "in", remote.to_string());
@@ -822,6 +864,22 @@ impl App {
         }
     }
 
+    /// The keymap had errors: the defaults are in use; each error is in
+    /// the message log, the count in the status line.
+    pub fn keymap_failed(&mut self, errors: &super::keymap::KeymapErrors) {
+        for e in &errors.0 {
+            self.messages.push(Utc::now(), true, &format!("keymap: {e}"));
+        }
+        let first = errors.0.first().map(ToString::to_string).unwrap_or_default();
+        self.set_status(
+            format!(
+                "keymap: {} — the default keys are in use (m: all errors). {first}",
+                counted(errors.0.len(), "error")
+            ),
+            true,
+        );
+    }
+
     /// A line typed in insert mode was not sent: it comes back to the
     /// input (unless something else was typed since) with the error.
     pub fn unsent(&mut self, text: String, error: String) {
@@ -898,9 +956,13 @@ impl App {
                     KeyCode::Enter => match self.selected_session() {
                         Some(s) if s.state.is_live() => {
                             let session = s.id.clone();
+                            // Enter ends the line in binary sessions too,
+                            // with the session's --eol.
+                            let eol = s.binary.then(|| s.eol.bytes());
                             vec![Effect::Send {
                                 session,
                                 text: self.input.take(),
+                                eol,
                             }]
                         }
                         // The line stays typed: nothing is lost.
@@ -2117,6 +2179,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn binary_sessions_open_in_hex_and_enter_sends_their_end_of_line() {
+        use crate::core::command::{Eol, Mode as Framing};
+        let mut a = app();
+        let mut ev = Event::new(EventKind::Accepted {
+            remote: "127.0.0.1:50000".parse().unwrap(),
+            kind: crate::core::transport::Kind::Tcp,
+        })
+        .session(&sid(1));
+        ev.framing = Some((Framing::Binary, Eol::Crlf));
+        a.on_event(&ev);
+        assert_eq!(a.shown().view, View::Hex);
+        a.apply(Action::Insert);
+        typed(&mut a, "AT");
+        assert_eq!(
+            a.on_key(code(KeyCode::Enter)),
+            vec![Effect::Send {
+                session: sid(1),
+                text: "AT".into(),
+                eol: Some(&b"\r\n"[..]),
+            }]
+        );
+    }
+
+    #[test]
     fn history_up_searches_by_the_prefix_typed() {
         let mut a = app();
         a.history = vec![
@@ -2154,7 +2240,8 @@ pub(crate) mod tests {
             effects,
             vec![Effect::Send {
                 session: sid(1),
-                text: "AT+GMR".into()
+                text: "AT+GMR".into(),
+                eol: None,
             }]
         );
         assert_eq!(a.mode, Mode::Insert, "stays in insert mode for the next line");

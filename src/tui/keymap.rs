@@ -240,6 +240,25 @@ pub struct KeymapError {
     pub hint: String,
 }
 
+/// Every error of a keymap file (or of the files of one load), one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeymapErrors(pub Vec<KeymapError>);
+
+impl std::fmt::Display for KeymapErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for KeymapErrors {}
+
+impl From<KeymapError> for KeymapErrors {
+    fn from(e: KeymapError) -> Self {
+        KeymapErrors(vec![e])
+    }
+}
+
 /// The effective bindings, per mode: keys bound to actions, and keys bound
 /// to command-language lines (macros: `"f1" = "send AT\\r"`, or a list run
 /// one after another).
@@ -288,7 +307,7 @@ fn line_of(text: &str, word: &str) -> usize {
 impl Keymap {
     /// The default map with the overlay of `name` (default, vim, emacs) or
     /// of the file `name` names.
-    pub fn load(name: Option<&str>) -> Result<Keymap, KeymapError> {
+    pub fn load(name: Option<&str>) -> Result<Keymap, KeymapErrors> {
         let mut map = Keymap::default();
         map.overlay(DEFAULT, "keymaps/default.toml")?;
         match name {
@@ -302,7 +321,7 @@ impl Keymap {
 
     /// `load`, then the user's `$XDG_CONFIG_HOME/muxcat/keymap.toml` when
     /// no `--keymap` was given and the file exists.
-    pub fn load_with_user(name: Option<&str>) -> Result<Keymap, KeymapError> {
+    pub fn load_with_user(name: Option<&str>) -> Result<Keymap, KeymapErrors> {
         let mut map = Keymap::load(name)?;
         if name.is_none()
             && let Some(dirs) = directories::ProjectDirs::from("", "", "muxcat")
@@ -315,7 +334,7 @@ impl Keymap {
         Ok(map)
     }
 
-    pub fn overlay_file(&mut self, path: &Path) -> Result<(), KeymapError> {
+    pub fn overlay_file(&mut self, path: &Path) -> Result<(), KeymapErrors> {
         let name = path.display().to_string();
         let text = crate::core::files::read_capped(path, crate::core::files::KEYMAP_MAX)
             .and_then(|b| {
@@ -331,8 +350,9 @@ impl Keymap {
         self.overlay(&text, &name)
     }
 
-    /// Merges bindings from TOML text over the current ones.
-    pub fn overlay(&mut self, text: &str, file: &str) -> Result<(), KeymapError> {
+    /// Merges bindings from TOML text over the current ones. Good bindings
+    /// apply; every bad one is reported (file, line, word), not only the first.
+    pub fn overlay(&mut self, text: &str, file: &str) -> Result<(), KeymapErrors> {
         let err = |line: usize, what: &'static str, word: &str, hint: String| KeymapError {
             file: file.to_string(),
             line,
@@ -341,48 +361,57 @@ impl Keymap {
             hint,
         };
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            // The line the span starts on: newlines before it, plus one.
             let line = e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
                 .unwrap_or(1);
             err(line, "not valid TOML:", e.message(), String::new())
         })?;
+        let mut errors = Vec::new();
         for (mode, bindings) in table {
             if !MODES.contains(&mode.as_str()) {
-                return Err(err(
+                errors.push(err(
                     line_of(text, &format!("[{mode}]")),
                     "unknown mode",
                     &mode,
                     format!(" (modes: {})", MODES.join(", ")),
                 ));
+                continue;
             }
             let toml::Value::Table(bindings) = bindings else {
-                return Err(err(
+                errors.push(err(
                     line_of(text, &mode),
                     "not a table of bindings:",
                     &mode,
                     String::new(),
                 ));
+                continue;
             };
             for (key, value) in bindings {
                 let line = line_of(text, &key);
-                let parsed = Key::parse(&key).ok_or_else(|| {
-                    err(
+                let Some(parsed) = Key::parse(&key) else {
+                    errors.push(err(
                         line,
                         "bad key",
                         &key,
                         " (like \"q\", \"ctrl-d\", \"alt-x\", \"f1\", \"pageup\")".into(),
-                    )
-                })?;
-                let bound = binding(&value).map_err(|word| {
-                    err(
-                        line,
-                        "unknown action or bad command",
-                        &word,
-                        " (an action from `muxcat keymap --dump`, or a command line like \"send AT\\\\r\")"
-                            .into(),
-                    )
-                })?;
+                    ));
+                    continue;
+                };
+                let bound = match binding(&value) {
+                    Ok(bound) => bound,
+                    Err(word) => {
+                        errors.push(err(
+                            line,
+                            "unknown action or bad command",
+                            &word,
+                            " (an action from `muxcat keymap --dump`, or a command line like \"send AT\\\\r\")"
+                                .into(),
+                        ));
+                        continue;
+                    }
+                };
                 let actions = self.modes.entry(mode.clone()).or_default();
                 actions.remove(&parsed);
                 let macros = self.macros.entry(mode.clone()).or_default();
@@ -398,7 +427,12 @@ impl Keymap {
                 }
             }
         }
-        Ok(())
+        errors.sort_by_key(|e| e.line);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(KeymapErrors(errors))
+        }
     }
 
     pub fn action(&self, mode: &str, key: &Key) -> Option<Action> {
@@ -507,17 +541,54 @@ mod tests {
                 "[normal]\n\"j\" = \"select_next\"\n\"ctl-x\" = \"quit\"\n",
                 "u.toml",
             )
-            .unwrap_err();
+            .unwrap_err()
+            .0
+            .remove(0);
         assert_eq!((e.file.as_str(), e.line, e.word.as_str()), ("u.toml", 3, "ctl-x"));
         assert!(e.to_string().starts_with("u.toml:3: bad key \"ctl-x\""), "{e}");
         let e = map
             .overlay("[normal]\n\"x\" = \"explode\"\n", "u.toml")
-            .unwrap_err();
+            .unwrap_err()
+            .0
+            .remove(0);
         assert_eq!((e.line, e.word.as_str()), (2, "explode"));
-        let e = map.overlay("[visual]\n\"x\" = \"quit\"\n", "u.toml").unwrap_err();
+        let e = map
+            .overlay("[visual]\n\"x\" = \"quit\"\n", "u.toml")
+            .unwrap_err()
+            .0
+            .remove(0);
         assert_eq!((e.line, e.word.as_str()), (1, "visual"));
-        let e = map.overlay("[normal]\nx = = 1\n", "u.toml").unwrap_err();
+        let e = map
+            .overlay("[normal]\nx = = 1\n", "u.toml")
+            .unwrap_err()
+            .0
+            .remove(0);
         assert_eq!(e.line, 2, "{e}");
+        // A duplicate key is reported on its own line.
+        let e = map
+            .overlay(
+                "[normal]\n\"x\" = \"quit\"\n\"j\" = \"help\"\n\"x\" = \"help\"\n",
+                "u.toml",
+            )
+            .unwrap_err()
+            .0
+            .remove(0);
+        assert_eq!(e.line, 4, "{e}");
+        // Every bad binding is reported, in line order; the good ones apply.
+        let mut map = Keymap::load(None).unwrap();
+        let errors = map
+            .overlay(
+                "[normal]\n\"ctl-x\" = \"quit\"\n\"Q\" = \"quit\"\n\"z\" = \"explode\"\n",
+                "u.toml",
+            )
+            .unwrap_err();
+        let lines: Vec<usize> = errors.0.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 4]);
+        assert_eq!(errors.to_string().lines().count(), 2);
+        assert_eq!(
+            map.action("normal", &Key::parse("Q").unwrap()),
+            Some(Action::Quit)
+        );
     }
 
     #[test]
@@ -554,11 +625,15 @@ mod tests {
         // A value that is neither an action nor a command is an error.
         let e = map
             .overlay("[normal]\n\"f3\" = \"sned AT\"\n", "m.toml")
-            .unwrap_err();
+            .unwrap_err()
+            .0
+            .remove(0);
         assert_eq!((e.line, e.word.as_str()), (2, "sned AT"));
         let e = map
             .overlay("[normal]\n\"f3\" = [\"send ok\", 42]\n", "m.toml")
-            .unwrap_err();
+            .unwrap_err()
+            .0
+            .remove(0);
         assert_eq!(e.line, 2);
         // Macros survive a dump and reload.
         let mut again = Keymap::default();

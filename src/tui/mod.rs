@@ -85,18 +85,20 @@ fn save_history(history: &[String]) {
 
 /// Runs the TUI on the real terminal; returns the exit status.
 pub async fn run(opts: TuiOptions) -> u8 {
-    let keymap = match Keymap::load_with_user(opts.keymap.as_deref()) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("muxcat: keymap: {e}");
-            return 2;
-        }
+    // A bad keymap does not keep the TUI from starting: the default keys
+    // are used and every error is shown.
+    let (keymap, keymap_errors) = match Keymap::load_with_user(opts.keymap.as_deref()) {
+        Ok(k) => (k, None),
+        Err(e) => (Keymap::load(None).unwrap_or_default(), Some(e)),
     };
     let (manager, events) = Manager::start(ManagerConfig {
         record_dir: opts.record_dir.clone(),
         ..ManagerConfig::default()
     });
     let mut app = App::new(keymap, opts.scrollback_lines);
+    if let Some(errors) = keymap_errors {
+        app.keymap_failed(&errors);
+    }
     app.recording = opts.record_dir.is_some();
     app.history = load_history();
 
@@ -404,11 +406,13 @@ async fn perform(
                     stop.cancel();
                 }
             }
-            Effect::Send { session, text } => {
+            Effect::Send { session, text, eol } => {
+                let mut payload = text.clone().into_bytes();
+                payload.extend_from_slice(eol.unwrap_or_default());
                 let cmd = Command::Send {
                     to: Some(session),
-                    payload: Bytes::from(text.clone().into_bytes()),
-                    raw: false,
+                    payload: Bytes::from(payload),
+                    raw: eol.is_some(),
                 };
                 // A failed send gives the typed line back.
                 let pending = executor.manager().submit(cmd).await;

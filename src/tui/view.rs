@@ -1223,7 +1223,10 @@ mod tests {
             !screen.contains("· reconnecting in") && !screen.contains('↻'),
             "{screen}"
         );
-        assert!(screen.contains("* connected"), "{screen}");
+        assert!(
+            screen.contains("* reconnected 127.0.0.1:5002 -> 127.0.0.1:7000"),
+            "{screen}"
+        );
     }
 
     #[test]

@@ -480,9 +480,13 @@ impl Session {
 
     fn event(&self, kind: EventKind) -> Event {
         let opening = matches!(kind, EventKind::Listening { .. } | EventKind::Connected { .. });
-        let ev = Event::new(kind)
+        let framing = opening || matches!(kind, EventKind::Accepted { .. });
+        let mut ev = Event::new(kind)
             .session(&self.id)
             .listener_opt(self.listener_id());
+        if framing {
+            ev.framing = Some((self.mode, self.eol));
+        }
         if opening {
             ev.labelled(self.label.as_deref())
         } else {
