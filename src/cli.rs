@@ -260,7 +260,7 @@ pub fn main() -> ExitCode {
             }
             Err(e) => usage_error(e),
         },
-        Some(Sub::Replay { transcript, raw }) => replay(&transcript, raw.as_deref()),
+        Some(Sub::Replay { transcript, raw }) => replay(&rt, &transcript, raw.as_deref(), &global),
         Some(Sub::Keymap { .. }) => {
             match crate::tui::keymap::Keymap::load_with_user(global.keymap.as_deref()) {
                 Ok(map) => {
@@ -313,6 +313,7 @@ async fn tui(global: &GlobalArgs, initial: Option<Command>, commands: Vec<String
         keymap: global.keymap.clone(),
         record_dir: global.record.clone(),
         scrollback_lines: global.scrollback_lines,
+        replay: None,
     })
     .await
 }
@@ -349,7 +350,12 @@ async fn demo(global: &GlobalArgs) -> u8 {
 }
 
 /// `replay FILE [--raw in|out]`.
-fn replay(path: &std::path::Path, raw: Option<&str>) -> u8 {
+fn replay(
+    rt: &tokio::runtime::Runtime,
+    path: &std::path::Path,
+    raw: Option<&str>,
+    global: &GlobalArgs,
+) -> u8 {
     let mark = match raw {
         None => None,
         Some("in") => Some(Mark::In),
@@ -359,52 +365,73 @@ fn replay(path: &std::path::Path, raw: Option<&str>) -> u8 {
             return 2;
         }
     };
-    let text = match std::fs::read(path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("muxcat: cannot read {}: {e}", path.display());
-            return 1;
-        }
-    };
-    let parsed = match transcript::parse_lenient(&text, &path.display().to_string()) {
-        Ok(p) => p,
+    let name = path.display().to_string();
+    let reader = match std::fs::File::open(path)
+        .map_err(|e| format!("cannot read {name}: {e}"))
+        .and_then(|f| transcript::Reader::new(std::io::BufReader::new(f), &name))
+    {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("muxcat: {e}");
             return 1;
         }
     };
+    // On a terminal: the transcript in the TUI, read-only (CONTRACT 1).
+    if mark.is_none() && std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        let opts = TuiOptions {
+            initial: None,
+            commands: Vec::new(),
+            keymap: global.keymap.clone(),
+            record_dir: None,
+            scrollback_lines: global.scrollback_lines,
+            replay: Some(crate::tui::ReplayFile { name, reader }),
+        };
+        return rt.block_on(crate::tui::run(opts));
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let written = match mark {
-        Some(mark) => out.write_all(&parsed.stream(mark)),
-        None => print_transcript(&mut out, &parsed),
-    };
-    if written.and_then(|()| out.flush()).is_err() {
-        return 1;
-    }
-    match parsed.error {
-        Some(e) => {
+    match write_replay(&mut out, reader, mark).and_then(|bad| out.flush().map(|()| bad)) {
+        Ok(Some(e)) => {
             eprintln!("muxcat: {e}");
             1
         }
-        None => 0,
+        Ok(None) => 0,
+        Err(_) => 1,
     }
 }
 
-/// The readable form: time of day, mark, bytes shown safely.
-fn print_transcript(out: &mut impl Write, parsed: &transcript::Parsed) -> std::io::Result<()> {
-    // The header is the file's text too: shown escaped like the data.
-    writeln!(
-        out,
-        "{}",
-        crate::core::escape::escape_display(parsed.header.as_bytes())
-    )?;
-    for e in &parsed.entries {
-        let time = e.at.get(11..26).unwrap_or(&e.at);
-        let shown = crate::core::escape::escape_display(&e.data);
-        writeln!(out, "{time} {} {shown}", e.mark.symbol())?;
+/// Streams a transcript out: its readable form (time of day, mark, bytes
+/// shown safely), or with `mark` the decoded bytes of that direction. A
+/// file of any size, in bounded memory. Returns the bad line's error.
+fn write_replay<R: std::io::BufRead>(
+    out: &mut impl Write,
+    reader: transcript::Reader<R>,
+    mark: Option<Mark>,
+) -> std::io::Result<Option<String>> {
+    if mark.is_none() {
+        // The header is the file's text too: shown escaped like the data.
+        writeln!(
+            out,
+            "{}",
+            crate::core::escape::escape_display(reader.header.as_bytes())
+        )?;
     }
-    Ok(())
+    for entry in reader {
+        let e = match entry {
+            Ok(e) => e,
+            Err(bad) => return Ok(Some(bad)),
+        };
+        match mark {
+            Some(m) if e.mark == m => out.write_all(&e.data)?,
+            Some(_) => {}
+            None => {
+                let time = e.at.get(11..26).unwrap_or(&e.at);
+                let shown = crate::core::escape::escape_display(&e.data);
+                writeln!(out, "{time} {} {shown}", e.mark.symbol())?;
+            }
+        }
+    }
+    Ok(None)
 }
 
 async fn run_script(file: Option<String>, global: &GlobalArgs, keep_going: bool, stay: bool) -> u8 {

@@ -150,22 +150,11 @@ pub fn parse(text: &[u8], name: &str) -> Result<Parsed, String> {
 /// Reads a transcript up to its first bad line. Only a missing header is
 /// an error outright.
 pub fn parse_lenient(text: &[u8], name: &str) -> Result<Parsed, String> {
-    let mut lines = text.split_inclusive(|&b| b == b'\n');
-    let first = lines.next().unwrap_or_default();
-    if !first.starts_with(HEADER_PREFIX.as_bytes()) {
-        return Err(format!(
-            "{name}: line 1 is not a muxcat transcript header (expected {:?})",
-            HEADER_PREFIX.trim_end()
-        ));
-    }
-    let header = String::from_utf8_lossy(first.strip_suffix(b"\n").unwrap_or(first)).into_owned();
-    if !first.ends_with(b"\n") {
-        return Err(format!("{name}: line 1 is truncated (no end of line)"));
-    }
+    let mut reader = Reader::new(text, name)?;
     let mut entries = Vec::new();
     let mut error = None;
-    for (i, raw) in lines.enumerate() {
-        match parse_entry(raw, i + 2, name) {
+    for entry in &mut reader {
+        match entry {
             Ok(e) => entries.push(e),
             Err(e) => {
                 error = Some(e);
@@ -174,10 +163,85 @@ pub fn parse_lenient(text: &[u8], name: &str) -> Result<Parsed, String> {
         }
     }
     Ok(Parsed {
-        header,
+        header: reader.header,
         entries,
         error,
     })
+}
+
+/// The longest transcript line read back: a chunk is written as one line,
+/// and a chunk (a read, a line of at most 1 MiB) escapes to at most four
+/// bytes a byte.
+pub const LINE_MAX: usize = 64 * 1024 * 1024;
+
+/// Reads a transcript a line at a time, so a file of any size is read in
+/// bounded memory (`replay` of a long capture).
+pub struct Reader<R> {
+    input: R,
+    name: String,
+    pub header: String,
+    line: usize,
+    failed: bool,
+    buf: Vec<u8>,
+}
+
+impl<R: std::io::BufRead> Reader<R> {
+    /// Reads the header; a file that does not start with one is an error.
+    pub fn new(mut input: R, name: &str) -> Result<Reader<R>, String> {
+        let mut first = Vec::new();
+        read_line(&mut input, &mut first).map_err(|e| format!("{name}: {e}"))?;
+        if !first.starts_with(HEADER_PREFIX.as_bytes()) {
+            return Err(format!(
+                "{name}: line 1 is not a muxcat transcript header (expected {:?})",
+                HEADER_PREFIX.trim_end()
+            ));
+        }
+        if !first.ends_with(b"\n") {
+            return Err(format!("{name}: line 1 is truncated (no end of line)"));
+        }
+        let header = String::from_utf8_lossy(&first[..first.len() - 1]).into_owned();
+        Ok(Reader {
+            input,
+            name: name.to_string(),
+            header,
+            line: 1,
+            failed: false,
+            buf: Vec::new(),
+        })
+    }
+}
+
+/// One line, at most [`LINE_MAX`] bytes.
+fn read_line(input: &mut impl std::io::BufRead, buf: &mut Vec<u8>) -> Result<usize, String> {
+    use std::io::{BufRead, Read};
+    buf.clear();
+    let n = (&mut *input)
+        .take(LINE_MAX as u64 + 1)
+        .read_until(b'\n', buf)
+        .map_err(|e| e.to_string())?;
+    if n > LINE_MAX {
+        return Err(format!("a line is longer than {} MiB", LINE_MAX >> 20));
+    }
+    Ok(n)
+}
+
+impl<R: std::io::BufRead> Iterator for Reader<R> {
+    type Item = Result<Entry, String>;
+
+    /// The next entry; after an error (named with its line), nothing.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        self.line += 1;
+        let result = match read_line(&mut self.input, &mut self.buf) {
+            Ok(0) => return None,
+            Ok(_) => parse_entry(&self.buf, self.line, &self.name),
+            Err(e) => Err(format!("{}: line {}: {e}", self.name, self.line)),
+        };
+        self.failed = result.is_err();
+        Some(result)
+    }
 }
 
 fn parse_entry(raw: &[u8], n: usize, name: &str) -> Result<Entry, String> {

@@ -498,6 +498,33 @@ fn a_bad_user_keymap_starts_the_tui_with_the_defaults_and_lists_every_error() {
 }
 
 #[test]
+fn replay_on_a_terminal_opens_the_transcript_in_the_tui() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("modem.log");
+    std::fs::write(
+        &file,
+        "# muxcat transcript v1 sess-0123abcd-0000-4000-8000-000000000000 tcp 127.0.0.1:5000 -> 127.0.0.1:7000 mode=line\n\
+         2026-11-30T23:59:59.000000Z * connected\n\
+         2026-11-30T23:59:59.500000Z > AT\\r\\n\n\
+         2026-12-01T00:00:00.250000Z < OK\\x1b[2J\\r\\n\n",
+    )
+    .unwrap();
+    let mut tui = Tui::start(&["replay", file.to_str().unwrap()]);
+    let screen = tui.wait_for("replay modem.log: 3 lines");
+    // Dates, since it spans two days; the peer's escape stays escaped.
+    assert!(
+        screen.contains("2026-12-01 00:00:00.250 < OK\\x1b[2J"),
+        "{screen}"
+    );
+    assert!(screen.contains("· closed replay"), "{screen}");
+    tui.keys("x");
+    tui.wait_for("< 000000  4f 4b 1b 5b");
+    // Nothing is live: q quits at once.
+    tui.keys("q");
+    assert_eq!(tui.wait_exit().exit_code(), 0);
+}
+
+#[test]
 fn keymap_errors_name_file_line_and_word() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("keys.toml");

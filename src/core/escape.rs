@@ -258,6 +258,17 @@ fn is_format_trick(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
+/// Text the operator wrote (a command line, a status), safe to print: only
+/// control and format characters are escaped, so `send AT\r\n` reads as
+/// typed, not with doubled backslashes.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(|c| c.is_control() || is_format_trick(c)) {
+        std::borrow::Cow::Owned(escape_display(text.as_bytes()))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// A form safe to print on a terminal: every control character (C0, DEL,
 /// C1) is escaped, so no escape sequence from a peer is ever passed through.
 /// Valid UTF-8 text stays readable; bytes that are not all UTF-8 are shown

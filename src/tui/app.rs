@@ -864,6 +864,69 @@ impl App {
         }
     }
 
+    /// `replay FILE`: the transcript as a closed, read-only session, its
+    /// lines at their recorded times (with dates when it spans days). The
+    /// scrollback's bounds hold: a longer file shows its newest part.
+    pub fn load_transcript<R: std::io::BufRead>(&mut self, name: &str, reader: crate::transcript::Reader<R>) {
+        // `# muxcat transcript v1 SESSION KIND FROM -> TO mode=MODE`
+        let header: Vec<String> = reader.header.split(' ').map(str::to_string).collect();
+        let word = |i: usize| header.get(i).cloned().unwrap_or_default();
+        let id = word(4);
+        let id = if id.is_empty() { "replay".to_string() } else { id };
+        let mut row = self.new_row(&id, "out", word(8));
+        row.local = word(6);
+        row.kind = crate::core::transport::Kind::parse(&word(5)).unwrap_or(Kind::Tcp);
+        row.tls = row.kind.is_tls();
+        let file = std::path::Path::new(name)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name.to_string());
+        row.label = Some(file.clone());
+        row.state = SessionState::Closed("replay (read-only)".into());
+        let binary = header.iter().any(|w| w == "mode=binary");
+        self.add_session(row);
+        if binary {
+            self.set_framing(&id, crate::core::command::Mode::Binary, Default::default());
+        }
+        let (mut first, mut last, mut count, mut error) = (None, None, 0u64, None);
+        for entry in reader {
+            let e = match entry {
+                Ok(e) => e,
+                Err(bad) => {
+                    error = Some(bad);
+                    break;
+                }
+            };
+            let at = DateTime::parse_from_rfc3339(&e.at)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default();
+            first.get_or_insert(at);
+            last = Some(at);
+            count += 1;
+            if let Some(row) = self.row(&id) {
+                match e.mark {
+                    Mark::In => row.bytes_in += e.data.len() as u64,
+                    Mark::Out => row.bytes_out += e.data.len() as u64,
+                    Mark::Event => {}
+                }
+            }
+            self.push(&id, at, e.mark, &e.data, b"");
+        }
+        self.dates = first.map(|t| t.date_naive()) != last.map(|t| t.date_naive());
+        let dropped = self.session(&id).map_or(0, |s| s.scrollback.dropped);
+        let mut text = format!("replay {file}: {} read-only", counted(count as usize, "line"));
+        if dropped > 0 {
+            text.push_str(&format!(
+                "; the oldest {dropped} are past the scrollback bound (--scrollback-lines)"
+            ));
+        }
+        match error {
+            Some(bad) => self.report(format!("{text}; then {bad}"), true),
+            None => self.report(text, false),
+        }
+        self.focus = Focus::Scrollback;
+    }
+
     /// The keymap had errors: the defaults are in use; each error is in
     /// the message log, the count in the status line.
     pub fn keymap_failed(&mut self, errors: &super::keymap::KeymapErrors) {
@@ -2200,6 +2263,40 @@ pub(crate) mod tests {
                 eol: Some(&b"\r\n"[..]),
             }]
         );
+    }
+
+    #[test]
+    fn a_transcript_opens_read_only_with_dates_when_it_spans_days() {
+        let text = "# muxcat transcript v1 sess-1 tcp 127.0.0.1:5000 -> 127.0.0.1:7000 mode=line\n\
+            2026-11-30T23:59:59.000000Z * connected\n\
+            2026-11-30T23:59:59.500000Z > AT\\r\\n\n\
+            2026-12-01T00:00:00.250000Z < OK\\r\\n\n\
+            2026-12-01T00:00:01.000000Z x broken\n";
+        let reader = crate::transcript::Reader::new(text.as_bytes(), "t.log").unwrap();
+        let mut a = app();
+        a.load_transcript("t.log", reader);
+        let s = &a.sessions[0];
+        assert_eq!(s.scrollback.len(), 3);
+        assert_eq!(
+            (s.peer.as_str(), s.local.as_str()),
+            ("127.0.0.1:7000", "127.0.0.1:5000")
+        );
+        assert!(!s.state.is_live(), "read-only: nothing can be typed into it");
+        assert!(a.dates);
+        assert!(
+            a.status_error && a.status.contains("3 lines") && a.status.contains("line 5"),
+            "{}",
+            a.status
+        );
+        a.apply(Action::Insert);
+        assert_eq!(a.mode, Mode::Normal);
+        // Search and hex view work as on a live session.
+        a.apply(Action::Search);
+        typed(&mut a, "OK");
+        a.on_key(code(KeyCode::Enter));
+        assert_eq!(a.shown().found, Some(2));
+        a.apply(Action::ToggleHex);
+        assert_eq!(a.shown().view, View::Hex);
     }
 
     #[test]

@@ -46,6 +46,14 @@ pub struct TuiOptions {
     pub keymap: Option<String>,
     pub record_dir: Option<PathBuf>,
     pub scrollback_lines: usize,
+    /// `muxcat replay FILE` on a terminal: the transcript, read-only.
+    pub replay: Option<ReplayFile>,
+}
+
+/// A transcript to show read-only in the TUI.
+pub struct ReplayFile {
+    pub name: String,
+    pub reader: crate::transcript::Reader<std::io::BufReader<std::fs::File>>,
 }
 
 fn history_file() -> Option<PathBuf> {
@@ -98,6 +106,9 @@ pub async fn run(opts: TuiOptions) -> u8 {
     let mut app = App::new(keymap, opts.scrollback_lines);
     if let Some(errors) = keymap_errors {
         app.keymap_failed(&errors);
+    }
+    if let Some(file) = opts.replay {
+        app.load_transcript(&file.name, file.reader);
     }
     app.recording = opts.record_dir.is_some();
     app.history = load_history();

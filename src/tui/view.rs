@@ -12,7 +12,7 @@ use super::app::{App, Focus, Mode, SessionRow, SessionState, ViewState};
 use super::keymap::{Action, MODES};
 use super::scrollback::{Entry, HEX_WIDTH, Mark, shows_hex};
 use crate::core::View;
-use crate::core::escape::escape_display;
+use crate::core::escape::{escape_controls, escape_display};
 use crate::core::events::short_id;
 
 /// Colours, or none with `NO_COLOR`: marks and modifiers still tell things apart.
@@ -875,10 +875,8 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
         ),
     };
     let room = (area.width as usize).saturating_sub(mode.chars().count() + counters.chars().count() + 2);
-    let shown = truncate(
-        &escape_display(body.as_bytes()),
-        room.saturating_sub(prefix.len()),
-    );
+    // As typed: only control characters escaped (`send AT\r` stays so).
+    let shown = truncate(&escape_controls(&body), room.saturating_sub(prefix.len()));
     let pad = room.saturating_sub(prefix.len() + shown.chars().count());
     let line = Line::from(vec![
         Span::styled(mode.clone(), mode_style),
@@ -1477,6 +1475,13 @@ mod tests {
         }
         let screen = render(&a);
         assert!(screen.contains(" COMMAND  :send hi"), "{screen}");
+        // Echoed as typed: backslashes are not doubled, controls escaped.
+        a.mode = Mode::Normal;
+        a.on_result("send AT\\r\\n", Ok(String::new()));
+        assert!(render(&a).contains("ok: send AT\\r\\n "), "{}", render(&a));
+        a.on_result("send \x1b[2J", Ok(String::new()));
+        assert!(render(&a).contains("ok: send \\x1b[2J"));
+        a.mode = Mode::Command;
         a.on_result("x", Err("SESSION_NOT_FOUND: no session".into()));
         a.mode = Mode::Normal;
         assert!(render(&a).contains("SESSION_NOT_FOUND: no session"));

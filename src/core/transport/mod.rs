@@ -52,6 +52,13 @@ impl Kind {
         }
     }
 
+    /// The kind a transcript header or an event names.
+    pub fn parse(text: &str) -> Option<Kind> {
+        [Kind::Tcp, Kind::Tls, Kind::Udp, Kind::UdpPeer, Kind::Unix]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+
     pub fn is_tls(self) -> bool {
         self == Kind::Tls
     }
