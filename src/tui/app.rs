@@ -450,14 +450,20 @@ impl App {
     /// status line cuts long ones).
     fn report(&mut self, text: impl Into<String>, error: bool) {
         let text = text.into();
-        self.messages.push(Utc::now(), error, &text);
+        // A failed command reports its error as an event and as its result.
+        if !self.messages.ends_with(&text) {
+            self.messages.push(Utc::now(), error, &text);
+        }
         self.set_status(text, error);
     }
 
     /// A listing (`sessions`, `listeners`, `triggers`): into the message
     /// log, which opens on it.
     fn listing(&mut self, ev: &Event, summary: String) {
-        self.messages.push(ev.timestamp, false, &ev.to_readable());
+        // The log has its own time column: the listing without `TIME ID `.
+        let text = ev.to_readable();
+        let text = text.splitn(3, ' ').nth(2).unwrap_or(&text);
+        self.messages.push(ev.timestamp, false, text);
         self.messages.scroll = 0;
         if matches!(self.mode, Mode::Normal) {
             self.mode = Mode::Messages;

@@ -46,6 +46,11 @@ impl Messages {
         }
     }
 
+    /// Whether the newest line is `text`.
+    pub fn ends_with(&self, text: &str) -> bool {
+        self.lines.back().is_some_and(|m| m.text == text)
+    }
+
     pub fn len(&self) -> usize {
         self.lines.len()
     }

@@ -106,7 +106,12 @@ pub fn areas(app: &App, area: Rect) -> Option<Areas> {
         return None;
     }
     let [main, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
-    let left_width = (main.width / 3).clamp(24, 44).min(main.width);
+    // A narrow terminal keeps most of its width for the scrollback.
+    let left_width = if main.width < 72 {
+        main.width * 2 / 5
+    } else {
+        (main.width / 3).clamp(24, 44)
+    };
     let [left, right] = Layout::horizontal([Constraint::Length(left_width), Constraint::Min(10)]).areas(main);
     let listener_rows = (app.listeners.len() as u16 + 2).min(left.height / 3 + 2).max(3);
     let [lst, sess] = Layout::vertical([Constraint::Length(listener_rows), Constraint::Min(3)]).areas(left);
@@ -212,6 +217,13 @@ fn draw_listeners(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
         let state = if l.closed { "✗" } else { "●" };
         let name = l.label.clone().unwrap_or_else(|| l.addr.clone());
         let clients = format!("{}/{}", app.clients_of(&l.id), l.max);
+        let tag = match (l.tls, l.udp) {
+            (true, _) => " TLS",
+            (_, true) => " UDP",
+            _ => "",
+        };
+        // Marks (4), the tag, a space and the clients; the name the rest.
+        let name_room = (inner.width as usize).saturating_sub(4 + tag.len() + 1 + clients.len());
         let mut style = Style::new();
         if l.closed {
             style = style.add_modifier(Modifier::DIM);
@@ -222,15 +234,8 @@ fn draw_listeners(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
                 format!("{state} "),
                 theme.fg(if l.closed { Color::Red } else { Color::Green }),
             ),
-            Span::styled(truncate(&name, inner.width.saturating_sub(14) as usize), style),
-            Span::styled(
-                match (l.tls, l.udp) {
-                    (true, _) => " TLS",
-                    (_, true) => " UDP",
-                    _ => "",
-                },
-                theme.fg(Color::Magenta),
-            ),
+            Span::styled(truncate(&name, name_room), style),
+            Span::styled(tag, theme.fg(Color::Magenta)),
             Span::raw(" "),
             Span::styled(clients, style),
         ]));
@@ -309,15 +314,17 @@ fn session_line(s: &SessionRow, here: bool, width: usize, theme: Theme) -> Line<
     let bytes = format!(" {}/{}", human(s.bytes_in), human(s.bytes_out));
     let id = format!("{} ", s.short());
     let dir = format!("{:<4}", s.direction);
-    // Marks (3) + state; the peer and label come before the rest.
+    // Marks (3) + state; the peer (with its port) comes first, then the
+    // counters, then the label, then the short id and the direction.
+    let peer_want = s.peer.chars().count().clamp(12, 22);
     let whole_name = match &s.label {
         Some(label) => label.chars().count() + 1 + s.peer.chars().count(),
         None => s.peer.chars().count(),
-    };
-    let name_want = whole_name.clamp(12, 18);
+    }
+    .clamp(12, 30);
     let fixed = 3 + state.chars().count();
     let mut room = width.saturating_sub(fixed);
-    let mut take = |text: &str| {
+    let mut take = |text: &str, name_want: usize| {
         let fits = room >= text.chars().count() + name_want;
         if fits {
             room -= text.chars().count();
@@ -325,17 +332,21 @@ fn session_line(s: &SessionRow, here: bool, width: usize, theme: Theme) -> Line<
         fits
     };
     // In order of use; once one does not fit, the rest do not show.
-    let show_bytes = take(&bytes);
-    let show_id = show_bytes && take(&id);
-    let show_dir = show_id && take(&dir);
+    let show_bytes = take(&bytes, peer_want);
+    let show_id = show_bytes && take(&id, whole_name);
+    let show_dir = show_id && take(&dir, whole_name);
+    // A label keeps up to 8 columns; the peer takes what it needs of the
+    // rest (cut in the host, never the port); the label gets what is left.
     let name = match &s.label {
         Some(label) => {
-            let label = truncate(label, room.saturating_sub(1).min(16).max(room / 2));
-            let peer_room = room.saturating_sub(label.chars().count() + 1);
+            let label_min = label.chars().count().min(8);
+            let peer_room = room.saturating_sub(label_min + 1);
             if peer_room >= 6 {
-                format!("{label} {}", fit_peer(&s.peer, peer_room))
+                let peer = fit_peer(&s.peer, peer_room);
+                let label = truncate(label, room - peer.chars().count() - 1);
+                format!("{label} {peer}")
             } else {
-                truncate(&label, room)
+                truncate(label, room)
             }
         }
         None => fit_peer(&s.peer, room),
@@ -396,6 +407,8 @@ fn truncate(s: &str, max: usize) -> String {
 struct Shown<'a> {
     row: &'a SessionRow,
     state: ViewState,
+    /// Text rows show their time (the pane is wide enough).
+    stamps: bool,
 }
 
 fn scrollback_title(s: &SessionRow, st: ViewState, app: &App) -> String {
@@ -461,7 +474,11 @@ fn draw_scrollback(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     frame.render_widget(block, area);
     let width = inner.width as usize;
     let rows = visible_rows(app, s, st, width, inner.height as usize);
-    let shown = Shown { row: s, state: st };
+    let shown = Shown {
+        row: s,
+        state: st,
+        stamps: stamps(app, width),
+    };
     let lines: Vec<Line> = rows
         .into_iter()
         .filter_map(|r| {
@@ -485,8 +502,18 @@ pub struct RowRef {
 }
 
 /// Columns before a text row's text: the time (if shown) and the mark.
-fn text_prefix(app: &App) -> usize {
-    time_width(app) + 2
+fn text_prefix(app: &App, width: usize) -> usize {
+    if stamps(app, width) {
+        time_width(app) + 2
+    } else {
+        2
+    }
+}
+
+/// Whether text rows in a pane this wide show their time: a narrow pane
+/// keeps its columns for the text.
+fn stamps(app: &App, width: usize) -> bool {
+    app.timestamps && width >= time_width(app) + 2 + 24
 }
 
 /// The rows a pane `width`×`height` shows of session `s` in state `st`:
@@ -494,7 +521,7 @@ fn text_prefix(app: &App) -> usize {
 /// show. In line view with wrap on (the default) a long line takes several
 /// rows (at most a pane's worth); the view scrolls by lines then.
 pub fn visible_rows(app: &App, s: &SessionRow, st: ViewState, width: usize, height: usize) -> Vec<RowRef> {
-    let text_width = width.saturating_sub(text_prefix(app)).max(1);
+    let text_width = width.saturating_sub(text_prefix(app, width)).max(1);
     let total = s.rows(st.view);
     let bottom = total.saturating_sub(st.scroll);
     let mut rows = std::collections::VecDeque::with_capacity(height);
@@ -546,8 +573,19 @@ fn pieces(data: &[u8], width: usize, max_rows: usize, skip: usize) -> Vec<String
     // Every byte is at least one column: no more bytes than can show.
     let budget = skip + width * max_rows + 1;
     let cut = data.len() > budget;
-    let text = escape_display(&data[..data.len().min(budget)]);
-    let mut tokens = escape_tokens(&text).peekable();
+    text_rows(
+        &escape_display(&data[..data.len().min(budget)]),
+        cut,
+        width,
+        max_rows,
+        skip,
+    )
+}
+
+/// Safe (escaped) text in rows of `width` columns, as [`pieces`]; `cut`:
+/// more follows that is not in `text`.
+fn text_rows(text: &str, cut: bool, width: usize, max_rows: usize, skip: usize) -> Vec<String> {
+    let mut tokens = escape_tokens(text).peekable();
     let mut skipped = 0;
     while skipped < skip {
         match tokens.next() {
@@ -622,8 +660,8 @@ fn escape_tokens(text: &str) -> impl Iterator<Item = &str> {
 /// The time column: clock time, or (relative) time since the previous
 /// chunk; blank on a row that continues an entry. Dates show when the
 /// scrollback spans days (a replayed transcript).
-fn time_span(app: &App, e: &Entry, prev: Option<&Entry>, first: bool) -> Span<'static> {
-    if !app.timestamps {
+fn time_span(app: &App, e: &Entry, prev: Option<&Entry>, first: bool, show: bool) -> Span<'static> {
+    if !show {
         return Span::raw("");
     }
     if !first {
@@ -689,6 +727,7 @@ fn line_row(
             e,
             idx.checked_sub(1).and_then(|i| s.row.scrollback.get(i)),
             first,
+            s.stamps,
         ),
         Span::styled(
             if first {
@@ -805,6 +844,7 @@ fn hex_row(
             e,
             idx.checked_sub(1).and_then(|i| s.row.scrollback.get(i)),
             first,
+            true,
         )
     } else {
         Span::raw("")
@@ -846,12 +886,22 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
         _ => theme.fg(Color::Black).bg(Color::Gray),
     }
     .add_modifier(Modifier::BOLD);
-    let counters = format!(
-        "{} · {}{} · ? help · q quit ",
-        counted(app.sessions.len(), "session"),
-        counted(app.listeners.len(), "listener"),
-        if app.recording { " · rec on" } else { "" }
-    );
+    // The counters give way to the message on a narrow terminal.
+    let counters = match area.width {
+        100.. => format!(
+            "{} · {}{} · ? help · q quit ",
+            counted(app.sessions.len(), "session"),
+            counted(app.listeners.len(), "listener"),
+            if app.recording { " · rec on" } else { "" }
+        ),
+        60..100 => format!(
+            "{}s {}l{} ",
+            app.sessions.len(),
+            app.listeners.len(),
+            if app.recording { " rec" } else { "" }
+        ),
+        _ => String::new(),
+    };
     let mode = format!(" {} ", app.mode.name());
     let (prefix, body, style) = match app.mode {
         Mode::Command => (":", app.input.text.clone(), Style::new()),
@@ -874,6 +924,17 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
             },
         ),
     };
+    // Typing into a session: an error (it closed, a send failed) takes the
+    // counters' place, so the typed line and the reason show together.
+    let (counters, counters_style) = if app.mode == Mode::Insert && app.status_error {
+        let text = truncate(&escape_controls(&app.status), area.width as usize / 2);
+        (
+            format!("{text} "),
+            theme.fg(Color::Red).add_modifier(Modifier::BOLD),
+        )
+    } else {
+        (counters, Style::new().add_modifier(Modifier::DIM))
+    };
     let room = (area.width as usize).saturating_sub(mode.chars().count() + counters.chars().count() + 2);
     // As typed: only control characters escaped (`send AT\r` stays so).
     let shown = truncate(&escape_controls(&body), room.saturating_sub(prefix.len()));
@@ -883,7 +944,7 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
         Span::raw(" "),
         Span::styled(format!("{prefix}{shown}"), style),
         Span::raw(" ".repeat(pad + 1)),
-        Span::styled(counters, Style::new().add_modifier(Modifier::DIM)),
+        Span::styled(counters, counters_style),
     ]);
     frame.render_widget(Paragraph::new(line), area);
     let typing = matches!(
@@ -926,28 +987,42 @@ fn draw_messages(app: &App, frame: &mut Frame, theme: Theme) {
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
     let width = inner.width as usize;
-    let lines: Vec<Line> = app
-        .messages
-        .window(inner.height as usize)
-        .into_iter()
-        .map(|m| {
-            let style = if m.error {
-                theme.fg(Color::Red)
+    let height = inner.height as usize;
+    // Long messages wrap (the status line cut them): the newest at the
+    // bottom, as many as fit.
+    let mut lines: std::collections::VecDeque<Line> = std::collections::VecDeque::new();
+    for m in app.messages.window(height).into_iter().rev() {
+        let style = if m.error {
+            theme.fg(Color::Red)
+        } else {
+            Style::new()
+        };
+        let rows = text_rows(
+            &escape_controls(&m.text),
+            false,
+            width.saturating_sub(9).max(1),
+            height,
+            0,
+        );
+        for (i, row) in rows.into_iter().enumerate().rev() {
+            let time = if i == 0 {
+                format!("{} ", m.at.format("%H:%M:%S"))
             } else {
-                Style::new()
+                " ".repeat(9)
             };
-            Line::from(vec![
-                Span::styled(
-                    format!("{} ", m.at.format("%H:%M:%S")),
-                    Style::new().add_modifier(Modifier::DIM),
-                ),
-                Span::styled(
-                    truncate(&escape_display(m.text.as_bytes()), width.saturating_sub(9)),
-                    style,
-                ),
-            ])
-        })
-        .collect();
+            lines.push_front(Line::from(vec![
+                Span::styled(time, Style::new().add_modifier(Modifier::DIM)),
+                Span::styled(row, style),
+            ]));
+        }
+        if lines.len() >= height {
+            break;
+        }
+    }
+    while lines.len() > height {
+        lines.pop_front();
+    }
+    let lines: Vec<Line> = lines.into();
     if lines.is_empty() {
         frame.render_widget(
             Paragraph::new(Line::styled("no messages yet", theme.escaped())),
@@ -1451,6 +1526,23 @@ mod tests {
         );
         // 20 bytes then 1 (the line end) came before: the next chunk starts at 0x15.
         assert!(screen.contains("00000015  bb bb bb bb"), "{screen}");
+    }
+
+    #[test]
+    fn the_message_log_wraps_long_errors_whole() {
+        let mut a = app();
+        let long = format!(
+            "REGEX_INVALID: on /(/: {} end-of-text",
+            "unclosed group ".repeat(8)
+        );
+        a.on_result("on ( send x", Err(long));
+        a.apply(crate::tui::keymap::Action::Messages);
+        let screen = render_at(&a, 60, 16);
+        assert!(
+            screen.contains("REGEX_INVALID") && screen.contains("end-of-text"),
+            "{screen}"
+        );
+        assert!(screen.contains(" MESSAGES "), "{screen}");
     }
 
     #[test]
