@@ -500,6 +500,10 @@ impl App {
     /// Selects a session; the focused pane shows it.
     fn select(&mut self, i: Option<usize>) {
         self.selected = i;
+        // Selecting a session reads it.
+        if let Some(row) = i.and_then(|i| self.sessions.get_mut(i)) {
+            row.unread = false;
+        }
         let id = i.and_then(|i| self.sessions.get(i)).map(|s| s.id.clone());
         if let Some(pane) = self.panes.get_mut(self.pane) {
             pane.session = id;
@@ -2161,8 +2165,11 @@ pub(crate) mod tests {
         a.apply(Action::Filter);
         a.on_key(code(KeyCode::Esc));
         assert!(a.filter.is_empty());
+        let i = a.selected.unwrap();
+        a.sessions[i].unread = true;
         a.apply(Action::DismissClosed);
         assert_eq!(a.sessions.len(), 3);
+        assert!(!a.selected_session().unwrap().unread, "the selected one is read");
         assert!(a.sessions.iter().all(|s| s.state.is_live()));
         assert!(a.status.contains("dismissed 3 closed sessions"), "{}", a.status);
         // A listener focused: the disconnect key closes it, asking first.

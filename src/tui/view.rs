@@ -622,8 +622,11 @@ fn text_rows(text: &str, cut: bool, width: usize, max_rows: usize, skip: usize) 
                 }
             }
         }
-        row.push_str(token);
-        used += w;
+        // A row that wrapped does not start with the space it broke at.
+        if !(used == 0 && !rows.is_empty() && *token == " ") {
+            row.push_str(token);
+            used += w;
+        }
         tokens.next();
     }
     if more {
@@ -1456,6 +1459,9 @@ mod tests {
         for mode in [
             None,
             Some(crate::tui::keymap::Action::Help),
+            Some(crate::tui::keymap::Action::Messages),
+            Some(crate::tui::keymap::Action::ToggleWrap),
+            Some(crate::tui::keymap::Action::ToggleHex),
             Some(crate::tui::keymap::Action::CommandBar),
         ] {
             if let Some(action) = mode {
@@ -1526,6 +1532,52 @@ mod tests {
         );
         // 20 bytes then 1 (the line end) came before: the next chunk starts at 0x15.
         assert!(screen.contains("00000015  bb bb bb bb"), "{screen}");
+    }
+
+    /// The screens of issue 15's fixes, as snapshots (fixed ids and ports,
+    /// no clock: nothing to filter).
+    #[test]
+    fn snapshots_of_the_fixed_screens() {
+        let mut a = app();
+        a.timestamps = false;
+        a.on_event(
+            &Event::new(EventKind::Listening {
+                local: "0.0.0.0:2323".parse().unwrap(),
+                kind: crate::core::transport::Kind::Tcp,
+                fingerprint: None,
+                max_connections: Some(200),
+            })
+            .listener("lstn-1")
+            .labelled(Some("srv")),
+        );
+        for (n, port) in [(1u8, 50001u16), (2, 50002), (3, 50003)] {
+            a.on_event(
+                &Event::new(EventKind::Accepted {
+                    remote: format!("127.0.0.1:{port}").parse().unwrap(),
+                    kind: crate::core::transport::Kind::Tcp,
+                })
+                .session(&sid(n))
+                .listener("lstn-1"),
+            );
+            data(&mut a, n, format!("hello from {port}").as_bytes());
+        }
+        let long: String = (0..30).map(|i| format!("word{i:02} ")).collect();
+        data(&mut a, 1, long.as_bytes());
+        // The unread marks, the peers' ports, the position: at 80 and 40 columns.
+        insta::assert_snapshot!("sessions_80x16", render_at(&a, 80, 16));
+        insta::assert_snapshot!("sessions_40x12", render_at(&a, 40, 12));
+        // Hex view: event lines are one row; offsets run over the stream.
+        a.apply(crate::tui::keymap::Action::ToggleHex);
+        insta::assert_snapshot!("hex_offsets_100x16", render_at(&a, 100, 16));
+        // The message log with a listing.
+        a.on_result(
+            "sessions",
+            Err(format!("REGEX_INVALID: on /(/: {}", "unclosed group ".repeat(6))),
+        );
+        a.apply(crate::tui::keymap::Action::Messages);
+        insta::with_settings!({filters => vec![(r"\d\d:\d\d:\d\d", "HH:MM:SS")]}, {
+            insta::assert_snapshot!("message_log_60x12", render_at(&a, 60, 12));
+        });
     }
 
     #[test]
