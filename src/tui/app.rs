@@ -1756,6 +1756,32 @@ pub(crate) mod tests {
         format!("sess-{n}{n}{n}{n}{n}{n}{n}{n}-0000-4000-8000-000000000000")
     }
 
+    /// A TCP listener `lstn-N` on port 2323 with `max` clients.
+    pub fn listening(app: &mut App, n: u8, label: Option<&str>, max: usize) {
+        app.on_event(
+            &Event::new(EventKind::Listening {
+                local: "0.0.0.0:2323".parse().unwrap(),
+                kind: crate::core::transport::Kind::Tcp,
+                fingerprint: None,
+                max_connections: Some(max),
+            })
+            .listener(&format!("lstn-{n}"))
+            .labelled(label),
+        );
+    }
+
+    /// Session `n`, accepted from 127.0.0.1:`port` by listener `lstn-1`.
+    pub fn accepted(app: &mut App, n: u8, port: u16) {
+        app.on_event(
+            &Event::new(EventKind::Accepted {
+                remote: format!("127.0.0.1:{port}").parse().unwrap(),
+                kind: crate::core::transport::Kind::Tcp,
+            })
+            .session(&sid(n))
+            .listener("lstn-1"),
+        );
+    }
+
     pub fn connected(app: &mut App, n: u8, label: Option<&str>) {
         let id = sid(n);
         let mut ev = Event::new(EventKind::Connecting {
@@ -2019,25 +2045,16 @@ pub(crate) mod tests {
         assert!(a.candidates.contains(&"send".to_string()) && a.candidates.contains(&"sessions".to_string()));
         // Only what fits where the word is: sessions after --to, never a
         // listener; views after `view`; trigger ids after `off`.
-        a.on_event(
-            &Event::new(EventKind::Listening {
-                local: "0.0.0.0:2323".parse().unwrap(),
-                kind: crate::core::transport::Kind::Tcp,
-                fingerprint: None,
-                max_connections: Some(8),
-            })
-            .listener("lstn-1")
-            .labelled(Some("modem")),
-        );
+        listening(&mut a, 1, Some("modem"), 8);
         connected(&mut a, 2, Some("modbus"));
-        a.input.set("send --to mo");
-        a.on_key(code(KeyCode::Tab));
-        assert_eq!(a.input.text, "send --to modbus ");
-        a.input.set("close mo");
-        a.on_key(code(KeyCode::Tab));
-        assert_eq!(a.input.text, "close modem ");
-        a.input.set("view ");
-        a.on_key(code(KeyCode::Tab));
+        let complete = |a: &mut App, typed: &str| {
+            a.input.set(typed);
+            a.on_key(code(KeyCode::Tab));
+            a.input.text.clone()
+        };
+        assert_eq!(complete(&mut a, "send --to mo"), "send --to modbus ");
+        assert_eq!(complete(&mut a, "close mo"), "close modem ");
+        complete(&mut a, "view ");
         for c in ["line", "hex", "hex-in", "hex-out", "router", "modbus"] {
             assert!(a.candidates.contains(&c.to_string()), "{c}: {:?}", a.candidates);
         }
@@ -2173,15 +2190,7 @@ pub(crate) mod tests {
         assert!(a.sessions.iter().all(|s| s.state.is_live()));
         assert!(a.status.contains("dismissed 3 closed sessions"), "{}", a.status);
         // A listener focused: the disconnect key closes it, asking first.
-        a.on_event(
-            &Event::new(EventKind::Listening {
-                local: "0.0.0.0:2323".parse().unwrap(),
-                kind: crate::core::transport::Kind::Tcp,
-                fingerprint: None,
-                max_connections: Some(8),
-            })
-            .listener("lstn-1"),
-        );
+        listening(&mut a, 1, None, 8);
         a.focus = Focus::Listeners;
         assert!(a.apply(Action::Disconnect).is_empty());
         assert_eq!(a.mode, Mode::Confirm);

@@ -1540,25 +1540,9 @@ mod tests {
     fn snapshots_of_the_fixed_screens() {
         let mut a = app();
         a.timestamps = false;
-        a.on_event(
-            &Event::new(EventKind::Listening {
-                local: "0.0.0.0:2323".parse().unwrap(),
-                kind: crate::core::transport::Kind::Tcp,
-                fingerprint: None,
-                max_connections: Some(200),
-            })
-            .listener("lstn-1")
-            .labelled(Some("srv")),
-        );
+        crate::tui::app::tests::listening(&mut a, 1, Some("srv"), 200);
         for (n, port) in [(1u8, 50001u16), (2, 50002), (3, 50003)] {
-            a.on_event(
-                &Event::new(EventKind::Accepted {
-                    remote: format!("127.0.0.1:{port}").parse().unwrap(),
-                    kind: crate::core::transport::Kind::Tcp,
-                })
-                .session(&sid(n))
-                .listener("lstn-1"),
-            );
+            crate::tui::app::tests::accepted(&mut a, n, port);
             data(&mut a, n, format!("hello from {port}").as_bytes());
         }
         let long: String = (0..30).map(|i| format!("word{i:02} ")).collect();
