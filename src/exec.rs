@@ -45,13 +45,17 @@ pub struct Script {
     pub default_session: Option<String>,
     /// Stops the script at the line it is on (the TUI's Ctrl-C).
     pub stop: Option<CancellationToken>,
+    /// A key macro: each `send` first forgets what the session received,
+    /// so a `waitfor` after it matches the answer to this send, not an
+    /// older line (scripts keep the no-loss rule).
+    pub fresh_sends: bool,
 }
 
 impl Script {
     pub fn starting_at(session: Option<String>) -> Script {
         Script {
             default_session: session,
-            stop: None,
+            ..Script::default()
         }
     }
 }
@@ -152,6 +156,14 @@ impl Executor {
             Command::View { view, .. } => Some(*view),
             _ => None,
         };
+        if script.fresh_sends
+            && let Command::Send { to, .. } = &cmd
+        {
+            let forget = Command::Forget { session: to.clone() };
+            if let Err(e) = self.manager.execute_at(forget, place).await {
+                return Step::Failed(e);
+            }
+        }
         match self.manager.execute_at(cmd, place).await {
             Ok(outcome) => {
                 if let Outcome::Session(id) = &outcome {

@@ -438,6 +438,48 @@ fn a_function_key_macro_sends_and_waits() {
 }
 
 #[test]
+fn a_macro_waits_for_the_answer_to_its_own_send_not_a_stale_one() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.toml");
+    std::fs::write(
+        &keys,
+        "[normal]\n\"f6\" = \"send AT\"\n\"f5\" = [\"send AT+SLOW\", \"waitfor --timeout 10s ^OK$\", \"send done\"]\n",
+    )
+    .unwrap();
+    let mut tui = Tui::start(&[
+        "--keymap",
+        keys.to_str().unwrap(),
+        "connect",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let (mut s, _) = server.accept().unwrap();
+    tui.wait_for("● 0B/0B");
+    // An earlier key press leaves an OK nobody waited for.
+    tui.keys("\x1b[17~"); // F6
+    assert_eq!(read_line_from(&mut s), "AT\n");
+    s.write_all(b"OK\n").unwrap();
+    tui.wait_for("< OK");
+    tui.keys("\x1b[15~"); // F5
+    assert_eq!(read_line_from(&mut s), "AT+SLOW\n");
+    // The macro waits for the OK to AT+SLOW: nothing more comes until it.
+    s.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    let mut early = [0u8; 16];
+    let got = s.read(&mut early);
+    assert!(
+        got.is_err(),
+        "sent before the answer: {:?}",
+        got.map(|n| String::from_utf8_lossy(&early[..n]).into_owned())
+    );
+    s.write_all(b"OK\n").unwrap();
+    assert_eq!(read_line_from(&mut s), "done\n");
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+}
+
+#[test]
 fn source_runs_a_script_in_the_tui_and_ctrl_c_stops_it() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();

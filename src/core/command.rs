@@ -161,6 +161,13 @@ pub enum Command {
         on: Option<String>,
         timeout: Duration,
         regex: regex::bytes::Regex,
+        /// `--partial` / `--fresh`.
+        opts: crate::core::session::WaitOptions,
+    },
+    /// Forget what a session received so far (a key macro's `send`: the
+    /// `waitfor` after it sees only what came after it).
+    Forget {
+        session: Option<String>,
     },
     Accept {
         on: Option<String>,
@@ -225,6 +232,7 @@ impl Command {
         let slot = match self {
             Command::Send { to, .. } => to,
             Command::WaitFor { on, .. } => on,
+            Command::Forget { session } => session,
             Command::Disconnect { session }
             | Command::HalfClose { session }
             | Command::View { session, .. }

@@ -116,6 +116,15 @@ pub enum EventKind {
     /// show events one by one use [`Event::expand`]; the JSON and readable
     /// forms are those of the single events, one per line.
     DataBatch(Vec<DataLine>),
+    /// Line mode: received bytes of a line whose end has not arrived (a
+    /// prompt, `login: `): the bytes since the last report, shown at once.
+    /// When the line ends, its `data` event carries the whole line and
+    /// counts only the bytes not counted here. JSON: `data` with
+    /// `"partial": true`.
+    DataPartial {
+        payload: Bytes,
+        count: usize,
+    },
     Sent {
         message_id: u64,
         bytes: usize,
@@ -161,7 +170,7 @@ impl EventKind {
             EventKind::Connected { .. } => "connected",
             EventKind::Listening { .. } => "listening",
             EventKind::Accepted { .. } => "accepted",
-            EventKind::Data { .. } | EventKind::DataBatch(_) => "data",
+            EventKind::Data { .. } | EventKind::DataBatch(_) | EventKind::DataPartial { .. } => "data",
             EventKind::Sent { .. } => "sent",
             EventKind::Match { .. } => "match",
             EventKind::Disconnecting => "disconnecting",
@@ -388,6 +397,11 @@ impl Event {
                 }
                 out.push_str(&escape_display(payload));
             }
+            // `<…`: the line goes on (its end has not arrived).
+            EventKind::DataPartial { payload, .. } => {
+                out.push_str("<… ");
+                out.push_str(&escape_display(payload));
+            }
             EventKind::Sent {
                 message_id,
                 bytes,
@@ -578,6 +592,14 @@ impl Serialize for Event {
                     map.serialize_entry("remoteHost", &from.ip().to_string())?;
                     map.serialize_entry("remotePort", &from.port())?;
                 }
+            }
+            EventKind::DataPartial { payload, count } => {
+                map.serialize_entry("bytes", count)?;
+                match std::str::from_utf8(payload) {
+                    Ok(text) => map.serialize_entry("text", text)?,
+                    Err(_) => map.serialize_entry("hex", &hex::encode(payload))?,
+                }
+                map.serialize_entry("partial", &true)?;
             }
             EventKind::Sent {
                 message_id,

@@ -32,6 +32,9 @@ pub struct LineSplitter {
     /// both come in one read.
     cut_at_cap: bool,
     cap: usize,
+    /// Bytes of the held line already reported as a partial line: the
+    /// line's `count` leaves them out when it completes.
+    reported: usize,
 }
 
 impl Default for LineSplitter {
@@ -48,6 +51,7 @@ impl LineSplitter {
             carried: 0,
             cut_at_cap: false,
             cap: cap.max(1),
+            reported: 0,
         }
     }
 
@@ -114,6 +118,22 @@ impl LineSplitter {
         }
     }
 
+    /// The line held so far (received, no line end yet).
+    pub fn pending(&self) -> &[u8] {
+        &self.partial
+    }
+
+    /// The bytes of the held line not reported yet, now reported: a
+    /// prompt (`login: `) shows before its line ends.
+    pub fn take_unreported(&mut self) -> Option<Bytes> {
+        if self.partial.len() <= self.reported {
+            return None;
+        }
+        let new = Bytes::copy_from_slice(&self.partial[self.reported..]);
+        self.reported = self.partial.len();
+        Some(new)
+    }
+
     /// Delivers a held partial line (at close).
     pub fn finish(&mut self, out: &mut Vec<Line>) {
         if !self.partial.is_empty() {
@@ -126,7 +146,7 @@ impl LineSplitter {
         // A line longer than the cap arrives in cap-sized pieces.
         while content.len() > self.cap {
             let piece = content.split_to(self.cap);
-            let count = piece.len() + std::mem::take(&mut self.carried);
+            let count = piece.len() + std::mem::take(&mut self.carried) - self.already(piece.len());
             out.push(Line {
                 content: piece,
                 count,
@@ -134,13 +154,22 @@ impl LineSplitter {
                 eol: b"",
             });
         }
-        let count = content.len() + term + std::mem::take(&mut self.carried);
+        let count = content.len() + term + std::mem::take(&mut self.carried) - self.already(content.len());
         out.push(Line {
             content,
             count,
             terminated,
             eol: eol_of(term, last),
         });
+    }
+}
+
+impl LineSplitter {
+    /// Of a line's first `len` bytes, those a partial report counted.
+    fn already(&mut self, len: usize) -> usize {
+        let n = self.reported.min(len);
+        self.reported -= n;
+        n
     }
 }
 
@@ -185,6 +214,23 @@ mod tests {
         let lines = split_all(&[b"a\r", b"\nb\n"], MAX_LINE);
         assert_eq!(texts(&lines), vec![&b"a"[..], b"b"]);
         assert_eq!(lines.iter().map(|l| l.count).sum::<usize>(), 5);
+    }
+
+    #[test]
+    fn a_reported_partial_line_is_not_counted_twice() {
+        let mut s = LineSplitter::new(1024);
+        let mut out = Vec::new();
+        s.push(&Bytes::from_static(b"login: "), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(s.take_unreported().as_deref(), Some(&b"login: "[..]));
+        assert_eq!(s.take_unreported(), None);
+        s.push(&Bytes::from_static(b"adm"), &mut out);
+        assert_eq!(s.take_unreported().as_deref(), Some(&b"adm"[..]));
+        s.push(&Bytes::from_static(b"in\r\nnext"), &mut out);
+        assert_eq!(&out[0].content[..], b"login: admin");
+        // 12 bytes and the line end; 10 were counted by the partial reports.
+        assert_eq!(out[0].count, 14 - 10);
+        assert_eq!(s.pending(), b"next");
     }
 
     #[test]

@@ -345,13 +345,25 @@ impl Actor {
                 };
                 self.send(session, data, reply);
             }
-            Command::WaitFor { on, timeout, regex } => {
+            Command::Forget { session } => match self.find_session(session.as_deref()) {
+                Ok(s) => {
+                    s.forget_received();
+                    let _ = reply.send(Ok(Outcome::Done));
+                }
+                Err(e) => fail(reply, e, None),
+            },
+            Command::WaitFor {
+                on,
+                timeout,
+                regex,
+                opts,
+            } => {
                 let session = match self.find_session(on.as_deref()) {
                     Ok(s) => s,
                     Err(e) => return fail(reply, e, None),
                 };
                 tokio::spawn(async move {
-                    let result = match session.wait_for(&regex, timeout).await {
+                    let result = match session.wait_for(&regex, timeout, opts).await {
                         Ok(found) => {
                             session.emit(found).await;
                             Ok(Outcome::Session(session.id.clone()))

@@ -27,7 +27,9 @@ pub fn held_bytes(event: &Event) -> usize {
         + event.label.as_ref().map_or(0, String::len)
         + event.error.as_ref().map_or(0, |e| e.text.len());
     let body = match &event.kind {
-        EventKind::Data { payload, .. } | EventKind::Sent { payload, .. } => payload.len(),
+        EventKind::Data { payload, .. }
+        | EventKind::Sent { payload, .. }
+        | EventKind::DataPartial { payload, .. } => payload.len(),
         EventKind::DataBatch(lines) => lines
             .iter()
             .map(|l| l.payload.len() + std::mem::size_of_val(l))

@@ -301,7 +301,7 @@ enum LangCommand {
         #[arg(value_name = "PAYLOAD", trailing_var_arg = true, allow_hyphen_values = true)]
         payload: Vec<String>,
     },
-    /// Wait until a received line matches REGEX
+    /// Wait until a received line matches REGEX (a line still arriving, such as a prompt, matches once the session is quiet for 100ms)
     #[command(alias = "expect")]
     Waitfor {
         /// Session to watch (default: the current one)
@@ -310,6 +310,12 @@ enum LangCommand {
         /// Give up after this long (default 10s)
         #[arg(long, value_name = "DUR", value_parser = parse_duration)]
         timeout: Option<Duration>,
+        /// Match the line still arriving (a prompt) at once, without waiting for quiet
+        #[arg(long)]
+        partial: bool,
+        /// Only what arrives from now on (not what came before this command)
+        #[arg(long)]
+        fresh: bool,
         /// A Rust regex; several words are joined by spaces
         #[arg(
             value_name = "REGEX",
@@ -490,12 +496,19 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
                 raw: raw || hex,
             })
         }
-        LangCommand::Waitfor { on, timeout, regex } => {
+        LangCommand::Waitfor {
+            on,
+            timeout,
+            partial,
+            fresh,
+            regex,
+        } => {
             let regex = compile_regex("waitfor", &regex.join(" "))?;
             core(Command::WaitFor {
                 on,
                 timeout: timeout.unwrap_or(DEFAULT_WAIT),
                 regex,
+                opts: crate::core::session::WaitOptions { partial, fresh },
             })
         }
         LangCommand::Accept { on, timeout } => core(Command::Accept {

@@ -249,6 +249,17 @@ pub struct ListenerRow {
     pub closed: bool,
 }
 
+/// How received bytes join the scrollback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Arrival {
+    /// An entry of its own (sent bytes, events, a chunk).
+    Whole,
+    /// A received line: it completes a pending one, if any.
+    Line,
+    /// Part of a line still arriving.
+    Partial,
+}
+
 /// What a confirmation is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ask {
@@ -710,8 +721,19 @@ impl App {
                         row.unread = true;
                     }
                 }
-                // With the line's end: the hex view shows exact bytes.
-                self.push(id, ev.timestamp, Mark::In, payload, eol);
+                // With the line's end: the hex view shows exact bytes. A
+                // line shown pending (a prompt) completes in place.
+                self.push_received(id, ev.timestamp, payload, eol, false);
+            }
+            (EventKind::DataPartial { payload, count }, Some(id)) => {
+                let selected = self.selected_session().map(|s| s.id.as_str()) == Some(id);
+                if let Some(row) = self.row(id) {
+                    row.bytes_in += *count as u64;
+                    if !selected {
+                        row.unread = true;
+                    }
+                }
+                self.push_received(id, ev.timestamp, payload, b"", true);
             }
             (EventKind::Sent { bytes, payload, .. }, Some(id)) => {
                 if let Some(row) = self.row(id) {
@@ -837,6 +859,25 @@ impl App {
     /// bounds drop those rows; then the view holds the oldest kept page
     /// and says its lines were dropped.
     fn push(&mut self, id: &str, at: DateTime<Utc>, mark: Mark, data: &[u8], eol: &[u8]) {
+        self.add_entry(id, at, mark, data, eol, Arrival::Whole);
+    }
+
+    /// Received bytes: a whole line (or chunk), or part of a line still
+    /// arriving (`partial`), which later bytes extend and its end completes.
+    fn push_received(&mut self, id: &str, at: DateTime<Utc>, data: &[u8], eol: &[u8], partial: bool) {
+        let arrival = if partial { Arrival::Partial } else { Arrival::Line };
+        self.add_entry(id, at, Mark::In, data, eol, arrival);
+    }
+
+    fn add_entry(
+        &mut self,
+        id: &str,
+        at: DateTime<Utc>,
+        mark: Mark,
+        data: &[u8],
+        eol: &[u8],
+        arrival: Arrival,
+    ) {
         let Some(&i) = self.index.get(id) else { return };
         let Some(row) = self.sessions.get_mut(i) else {
             return;
@@ -846,7 +887,12 @@ impl App {
         copy.extend_from_slice(eol);
         let entry = Entry::new(at, mark, Bytes::from(copy));
         let hex_rows = entry.hex_rows();
-        let dropped = row.scrollback.push(entry) as usize;
+        let rows_before = [View::Line, View::Hex, View::HexIn, View::HexOut].map(|v| row.rows(v));
+        let dropped = match arrival {
+            Arrival::Whole => row.scrollback.push(entry),
+            Arrival::Line => row.scrollback.push_line(entry),
+            Arrival::Partial => row.scrollback.push_partial(at, &entry.data),
+        } as usize;
         let page = self.page;
         for pane in &mut self.panes {
             let Some(st) = pane.states.get_mut(id) else {
@@ -856,8 +902,18 @@ impl App {
             if st.scroll == 0 {
                 continue;
             }
-            // The new rows go under the view: it moves up by as many.
-            st.scroll += if shows_hex(st.view, mark) { hex_rows } else { 1 };
+            // The new rows go under the view: it moves up by as many (a
+            // pending line that grew or completed adds what it grew by).
+            let added = if dropped > 0 || arrival == Arrival::Whole {
+                if shows_hex(st.view, mark) { hex_rows } else { 1 }
+            } else {
+                let k = [View::Line, View::Hex, View::HexIn, View::HexOut]
+                    .iter()
+                    .position(|&v| v == st.view)
+                    .unwrap_or(0);
+                row.rows(st.view).saturating_sub(rows_before[k])
+            };
+            st.scroll += added;
             let max = row.rows(st.view).saturating_sub(page);
             if st.scroll > max {
                 st.scroll = max;

@@ -196,11 +196,18 @@ fn describe_step(step: &Step) -> Result<String, String> {
 /// Runs `lines` as one script (start-up `-c` commands, a key macro): in
 /// order, each waiting for the one before, starting from `session`; the
 /// first failure stops it.
-fn spawn_script(executor: &Executor, results: &Results, lines: Vec<String>, session: Option<String>) {
+fn spawn_script(
+    executor: &Executor,
+    results: &Results,
+    lines: Vec<String>,
+    session: Option<String>,
+    fresh_sends: bool,
+) {
     let executor = executor.clone();
     let results = results.clone();
     tokio::spawn(async move {
         let mut script = Script::starting_at(session);
+        script.fresh_sends = fresh_sends;
         for line in lines {
             let step = executor.run_line(line.as_bytes(), &line, &mut script, 0).await;
             report_opened(&results, &step);
@@ -304,7 +311,7 @@ where
                 let _ = results.send(Msg::Done("open".to_string(), describe_step(&step)));
                 session = script.default_session;
             }
-            spawn_script(&executor, &results, startup.commands, session);
+            spawn_script(&executor, &results, startup.commands, session, false);
         });
     }
     // Stops the running `source` script, if any.
@@ -435,7 +442,8 @@ async fn perform(
                     }
                 });
             }
-            Effect::Macro { lines, session } => spawn_script(executor, results, lines, session),
+            // A macro's waits see the answers to its own sends.
+            Effect::Macro { lines, session } => spawn_script(executor, results, lines, session, true),
             Effect::Run { line, session } => {
                 // A `source` runs until done, failed or stopped (Ctrl-C).
                 let sourcing = update::is_source(&line);

@@ -89,6 +89,9 @@ pub struct Scrollback {
     pub dropped: u64,
     /// Bytes received and sent so far: the next entry's offset.
     streamed: [u64; 2],
+    /// The received line still arriving (a prompt), by its number counted
+    /// from the first entry ever pushed: it grows, then completes in place.
+    pending: Option<u64>,
 }
 
 impl Scrollback {
@@ -102,6 +105,7 @@ impl Scrollback {
             max_bytes: max_bytes.max(1),
             dropped: 0,
             streamed: [0; 2],
+            pending: None,
         }
     }
 
@@ -118,6 +122,67 @@ impl Scrollback {
         self.entries.push_back(entry);
         self.trim();
         self.dropped - dropped
+    }
+
+    /// Received bytes of a line that has not ended: they extend the
+    /// pending entry, or start one.
+    pub fn push_partial(&mut self, at: DateTime<Utc>, data: &[u8]) -> u64 {
+        if let Some(idx) = self.pending_index() {
+            let mut grown = Vec::with_capacity(self.entries[idx].data.len() + data.len());
+            grown.extend_from_slice(&self.entries[idx].data);
+            grown.extend_from_slice(data);
+            self.replace(idx, Bytes::from(grown));
+            return 0;
+        }
+        let dropped = self.push(Entry::new(at, Mark::In, Bytes::copy_from_slice(data)));
+        self.pending = Some(self.dropped + self.entries.len() as u64 - 1);
+        dropped
+    }
+
+    /// A received line ended: it completes the pending entry in place (its
+    /// time is when it started), or is pushed as a new one.
+    pub fn push_line(&mut self, entry: Entry) -> u64 {
+        match self.pending_index() {
+            Some(idx) => {
+                self.pending = None;
+                self.replace(idx, entry.data);
+                0
+            }
+            None => self.push(entry),
+        }
+    }
+
+    /// Whether a received line is still arriving.
+    pub fn is_pending(&self, idx: usize) -> bool {
+        self.pending_index() == Some(idx)
+    }
+
+    fn pending_index(&self) -> Option<usize> {
+        let abs = self.pending?;
+        let idx = abs.checked_sub(self.dropped)? as usize;
+        (idx < self.entries.len()).then_some(idx)
+    }
+
+    /// Replaces an entry's bytes, keeping the bookkeeping right: bytes
+    /// held, the hex rows of the entries after it, the stream offsets.
+    fn replace(&mut self, idx: usize, data: Bytes) {
+        let old_rows = self.entries[idx].hex_rows();
+        let old_len = self.entries[idx].data.len();
+        self.bytes = self.bytes - old_len + data.len();
+        let mark = self.entries[idx].mark;
+        self.entries[idx].data = data;
+        let new_rows = self.entries[idx].hex_rows();
+        if let Some(n) = [Mark::In, Mark::Out].iter().position(|&m| m == mark) {
+            self.streamed[n] = self.streamed[n] - old_len as u64 + self.entries[idx].data.len() as u64;
+        }
+        if new_rows != old_rows {
+            let k = slot(mark);
+            for extra in self.extra_before.iter_mut().skip(idx + 1) {
+                extra[k] = extra[k] + new_rows - old_rows;
+            }
+            self.extra_end[k] = self.extra_end[k] + new_rows - old_rows;
+        }
+        self.trim();
     }
 
     /// Drops the oldest entries past the bounds (the newest one stays).

@@ -742,6 +742,10 @@ fn line_row(
         ),
     ];
     spans.extend(escaped_spans(piece, style, theme));
+    // A line still arriving (a prompt): it has no end yet.
+    if s.row.scrollback.is_pending(idx) {
+        spans.push(Span::styled("▏", theme.escaped()));
+    }
     Line::from(spans)
 }
 
@@ -1562,6 +1566,57 @@ mod tests {
         insta::with_settings!({filters => vec![(r"\d\d:\d\d:\d\d", "HH:MM:SS")]}, {
             insta::assert_snapshot!("message_log_60x12", render_at(&a, 60, 12));
         });
+    }
+
+    #[test]
+    fn a_prompt_shows_at_once_and_completes_in_place() {
+        let mut a = app();
+        a.timestamps = false;
+        connected(&mut a, 1, None);
+        let partial = |a: &mut App, text: &'static [u8]| {
+            a.on_event(
+                &Event::new(EventKind::DataPartial {
+                    payload: bytes::Bytes::from_static(text),
+                    count: text.len(),
+                })
+                .session(&sid(1)),
+            )
+        };
+        partial(&mut a, b"login: ");
+        let screen = render(&a);
+        assert!(screen.contains("< login: ▏"), "{screen}");
+        assert_eq!(a.sessions[0].bytes_in, 7, "counted when it arrives");
+        a.on_event(
+            &Event::new(EventKind::Sent {
+                message_id: 1,
+                bytes: 6,
+                payload: bytes::Bytes::from_static(b"admin\n"),
+                trigger: None,
+            })
+            .session(&sid(1)),
+        );
+        partial(&mut a, b"admin");
+        a.on_event(
+            &Event::new(EventKind::Data {
+                payload: bytes::Bytes::from_static(b"login: admin"),
+                count: 2,
+                from: None,
+                eol: b"\r\n",
+            })
+            .session(&sid(1)),
+        );
+        let screen = render(&a);
+        // In place: before the sent line, whole, no longer pending.
+        let prompt = screen.find("< login: admin").expect(&screen);
+        let sent = screen.find("> admin").expect(&screen);
+        assert!(prompt < sent && !screen.contains('▏'), "{screen}");
+        assert_eq!(a.sessions[0].bytes_in, 14);
+        a.apply(crate::tui::keymap::Action::ToggleHex);
+        let screen = render(&a);
+        assert!(
+            screen.contains("6c 6f 67 69 6e 3a 20 61  64 6d 69 6e 0d 0a"),
+            "{screen}"
+        );
     }
 
     #[test]

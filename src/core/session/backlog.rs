@@ -17,6 +17,12 @@ pub(super) struct Backlog {
     /// path); joined only when a `waitfor` looks at them.
     pub(super) chunks: VecDeque<Bytes>,
     pub(super) chunk_bytes: usize,
+    /// Line mode: the line received so far whose end has not arrived (a
+    /// prompt); `waitfor` may match it (`--partial`, or once quiet).
+    pub(super) partial: Bytes,
+    /// A `waitfor` matched the pending line: it does not match again, and
+    /// the line it completes into is not kept (one text, one match).
+    pub(super) partial_taken: bool,
 }
 
 impl Backlog {
@@ -36,7 +42,27 @@ impl Backlog {
 
     /// Memory held, in bytes.
     pub(super) fn held(&self) -> usize {
-        self.line_bytes + self.chunk_bytes
+        self.line_bytes + self.chunk_bytes + self.partial.len()
+    }
+
+    /// A line completed: kept for `waitfor`, unless a `waitfor` already
+    /// matched it while it was pending.
+    pub(super) fn complete_line(&mut self, line: Bytes) {
+        self.partial = Bytes::new();
+        if std::mem::take(&mut self.partial_taken) {
+            return;
+        }
+        self.push_line(line);
+    }
+
+    /// `waitfor --fresh`, and a macro's send: what arrived before is not
+    /// looked at (a pending line's start included).
+    pub(super) fn forget(&mut self) {
+        self.lines.clear();
+        self.line_bytes = 0;
+        self.chunks.clear();
+        self.chunk_bytes = 0;
+        self.partial_taken = !self.partial.is_empty();
     }
 
     /// Keeps the last `BACKLOG_BYTES` received bytes.

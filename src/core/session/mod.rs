@@ -751,6 +751,9 @@ impl Session {
                     self.deliver_lines(lines).await;
                     at = end;
                 }
+                if !self.ctx.bulk {
+                    self.report_partial(splitter).await;
+                }
             }
             Mode::Binary => {
                 {
@@ -774,6 +777,18 @@ impl Session {
         }
     }
 
+    /// A line that has not ended (a prompt): its new bytes are reported at
+    /// once, and `waitfor` can see it.
+    async fn report_partial(self: &Arc<Self>, splitter: &mut LineSplitter) {
+        let Some(new) = splitter.take_unreported() else {
+            return;
+        };
+        self.lock().backlog.partial = Bytes::copy_from_slice(splitter.pending());
+        self.bump();
+        let count = new.len();
+        self.emit(EventKind::DataPartial { payload: new, count }).await;
+    }
+
     async fn deliver_lines(self: &Arc<Self>, lines: &mut Vec<Line>) {
         if lines.is_empty() {
             self.touch();
@@ -783,7 +798,7 @@ impl Session {
             let mut state = self.lock();
             state.last_activity = Instant::now();
             for line in lines.iter().filter(|_| !self.ctx.bulk) {
-                state.backlog.push_line(line.content.clone());
+                state.backlog.complete_line(line.content.clone());
             }
         }
         self.bump();
@@ -907,22 +922,45 @@ impl Session {
     }
 
     /// Waits until a line (line mode) or the accumulated bytes (binary mode)
-    /// match, consuming the backlog up to and including the match.
+    /// match, consuming the backlog up to and including the match. In line
+    /// mode the line still pending (a prompt) is looked at too: at once
+    /// with `partial`, else once the session has been quiet for
+    /// [`QUIET`]. `fresh`: what arrived before this call is not looked at.
     pub async fn wait_for(
         self: &Arc<Self>,
         regex: &regex::bytes::Regex,
         timeout: Duration,
+        opts: WaitOptions,
     ) -> CoreResult<EventKind> {
         let mut wake = self.wake.subscribe();
         let deadline = Instant::now() + timeout;
+        if opts.fresh {
+            self.lock().backlog.forget();
+        }
         loop {
             wake.borrow_and_update();
-            let (closed, forgotten) = {
+            let (closed, forgotten, quiet_at) = {
                 let mut state = self.lock();
                 if let Some(found) = self.take_match(&mut state.backlog, regex) {
                     return Ok(found);
                 }
-                (state.closed, state.backlog_forgotten)
+                // The pending line: a prompt waits for an answer, so it
+                // goes quiet; a line still arriving does not match early.
+                let mut quiet_at = None;
+                let pending = self.mode == Mode::Line
+                    && !state.backlog.partial_taken
+                    && !state.backlog.partial.is_empty();
+                if pending {
+                    let quiet = state.last_activity + QUIET;
+                    if opts.partial || quiet <= Instant::now() {
+                        if let Some(found) = take_partial(&mut state.backlog, regex) {
+                            return Ok(found);
+                        }
+                    } else {
+                        quiet_at = Some(quiet);
+                    }
+                }
+                (state.closed, state.backlog_forgotten, quiet_at)
             };
             if let Some(reason) = closed {
                 let forgotten = if forgotten {
@@ -949,6 +987,7 @@ impl Session {
                         return Err(self.not_connected());
                     }
                 }
+                _ = reader::sleep_until_opt(quiet_at) => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     return Err(CoreError::new(
                         ErrorCode::WaitforTimeout,
@@ -964,7 +1003,14 @@ impl Session {
         }
     }
 
+    /// `waitfor --fresh` without waiting: a key macro's send forgets what
+    /// came before it, so the wait after it sees only the answer to it.
+    pub fn forget_received(&self) {
+        self.lock().backlog.forget();
+    }
+
     fn take_match(&self, backlog: &mut Backlog, regex: &regex::bytes::Regex) -> Option<EventKind> {
+        // (The pending line is looked at by `wait_for`, after the complete ones.)
         let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         match self.mode {
             Mode::Line => {
@@ -995,4 +1041,36 @@ impl Session {
             }
         }
     }
+}
+
+/// How long a session must be quiet before `waitfor` matches the line it
+/// is still receiving (a prompt without a line end).
+pub const QUIET: Duration = Duration::from_millis(100);
+
+/// `waitfor --partial` / `--fresh`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaitOptions {
+    /// Match the pending line at once, without waiting for quiet.
+    pub partial: bool,
+    /// Ignore what arrived before the wait started.
+    pub fresh: bool,
+}
+
+/// Matches the pending line; it is then taken (it completes later into a
+/// line that is not matched again).
+fn take_partial(backlog: &mut Backlog, regex: &regex::bytes::Regex) -> Option<EventKind> {
+    if !regex.is_match(&backlog.partial) {
+        return None;
+    }
+    backlog.partial_taken = true;
+    let lines: Vec<String> = backlog
+        .lines
+        .drain(..)
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .collect();
+    backlog.line_bytes = 0;
+    Some(EventKind::Match {
+        lines,
+        matched: String::from_utf8_lossy(&backlog.partial).into_owned(),
+    })
 }

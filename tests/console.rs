@@ -1,0 +1,142 @@
+//! A console for devices (issue 16): prompts without a line end, waits
+//! that look only at what is new, against stand-in devices on loopback.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use muxcat::core::{EventKind, Outcome};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A stand-in modem: `login: ` (no line end), then after a name,
+/// `Password: `, then `$ ` prompts.
+async fn login_device() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let _ = s.write_all(b"Welcome\r\nlogin: ").await;
+        let mut buf = [0u8; 256];
+        let mut step = 0;
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            step += 1;
+            let answer: &[u8] = match step {
+                1 => b"\r\nPassword: ",
+                _ => b"\r\n$ ",
+            };
+            if s.write_all(answer).await.is_err() {
+                break;
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_prompt_shows_at_once_and_waitfor_matches_it_when_quiet() {
+    let addr = login_device().await;
+    let mut h = Harness::new();
+    let id = h.session(&format!("connect {addr}")).await;
+    // The prompt arrives as a partial `data` event, before any line end.
+    let partial = h
+        .find(|e| {
+            e.session_id.as_deref() == Some(id.as_str()) && matches!(e.kind, EventKind::DataPartial { .. })
+        })
+        .await;
+    let json: serde_json::Value = serde_json::from_str(&partial.to_json()).unwrap();
+    assert_eq!(
+        (&json["event"], &json["text"], &json["partial"]),
+        (&"data".into(), &"login: ".into(), &true.into())
+    );
+    assert!(
+        partial.to_readable().contains("<… login: "),
+        "{}",
+        partial.to_readable()
+    );
+    // Matched by default once the session is quiet.
+    let started = Instant::now();
+    h.ok("waitfor --timeout 5s ^login: $").await;
+    assert!(started.elapsed() < Duration::from_secs(4));
+    h.ok("send admin").await;
+    // `--partial`: at once.
+    h.ok("waitfor --partial --timeout 5s Password:").await;
+    h.ok("send secret").await;
+    h.ok("waitfor --timeout 5s ^\\$ $").await;
+    // The counters are the bytes received, each counted once.
+    h.ok("send x").await;
+    h.ok("waitfor --timeout 5s ^\\$ $").await;
+    let counted: usize = h
+        .seen
+        .iter()
+        .filter(|e| e.session_id.as_deref() == Some(id.as_str()))
+        .map(|e| match &e.kind {
+            EventKind::Data { count, .. } | EventKind::DataPartial { count, .. } => *count,
+            _ => 0,
+        })
+        .sum();
+    let expected = "Welcome\r\nlogin: \r\nPassword: \r\n$ \r\n$ ".len();
+    assert_eq!(counted, expected);
+}
+
+#[tokio::test]
+async fn one_text_never_matches_twice_when_its_line_end_comes_later() {
+    let addr = scripted_server(vec![
+        (Duration::ZERO, b"Password: ".to_vec()),
+        (Duration::from_millis(400), b"\r\nready\r\n".to_vec()),
+    ])
+    .await;
+    let mut h = Harness::new();
+    h.session(&format!("connect {addr}")).await;
+    h.ok("waitfor --partial --timeout 5s Password").await;
+    // The line completes later: it is not matched a second time.
+    let again = h.run("waitfor --timeout 1s Password").await;
+    assert!(again.is_err(), "{again:?}");
+    h.ok("waitfor --timeout 5s ^ready$").await;
+}
+
+#[tokio::test]
+async fn a_line_still_arriving_does_not_match_before_it_goes_quiet() {
+    // `OK` then, 50 ms later, the rest of the line: not quiet yet, so the
+    // wait matches the whole line, not its start.
+    let addr = scripted_server(vec![
+        (Duration::ZERO, b"OK".to_vec()),
+        (Duration::from_millis(50), b" 42\n".to_vec()),
+    ])
+    .await;
+    let mut h = Harness::new();
+    let id = h.session(&format!("connect {addr}")).await;
+    h.ok("waitfor --timeout 5s ^OK").await;
+    let matched = h.find(is("match", &id)).await;
+    let EventKind::Match { matched, .. } = matched.kind else {
+        unreachable!()
+    };
+    assert_eq!(matched, "OK 42");
+}
+
+#[tokio::test]
+async fn fresh_waits_ignore_what_came_before() {
+    let echo = echo_server().await;
+    let mut h = Harness::new();
+    h.session(&format!("connect {echo}")).await;
+    h.ok("send OK").await;
+    h.ok("waitfor --timeout 5s ^OK$").await;
+    h.ok("send OK").await;
+    // Let the stale OK arrive before the wait starts.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stale = h.run("waitfor --fresh --timeout 500ms ^OK$").await;
+    assert!(stale.is_err(), "matched an OK from before: {stale:?}");
+    // Without --fresh the no-loss rule holds.
+    h.ok("send OK").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(matches!(
+        h.ok("waitfor --timeout 5s ^OK$").await,
+        Outcome::Session(_)
+    ));
+}
