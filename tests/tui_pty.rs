@@ -480,6 +480,61 @@ fn a_macro_waits_for_the_answer_to_its_own_send_not_a_stale_one() {
 }
 
 #[test]
+fn raw_console_keys_reach_the_device_as_terminal_bytes() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut tui = Tui::start(&["connect", "--eol", "cr", &format!("127.0.0.1:{port}")]);
+    let (mut s, _) = server.accept().unwrap();
+    tui.wait_for("● 0B/0B");
+    tui.keys("i");
+    tui.keys("\x14"); // ctrl-t: raw console
+    tui.wait_for(" RAW ");
+    // Ctrl-C, Ctrl-Z, an arrow, Enter (the session's --eol), a paste.
+    tui.keys("\x03\x1a\x1b[Ahi\r\x1b[200~pasted\ntext\x1b[201~");
+    let want: &[u8] = b"\x03\x1a\x1b[Ahi\rpasted\ntext";
+    let mut got = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while got.len() < want.len() {
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, want);
+    // ctrl-t leaves; q then quits (asking, a session is live).
+    tui.keys("\x14");
+    tui.wait_for(" NORMAL ");
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+}
+
+#[test]
+fn a_pending_wait_shows_its_time_left_and_ctrl_c_cancels_it() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut tui = Tui::start(&["connect", &format!("127.0.0.1:{port}")]);
+    let (mut s, _) = server.accept().unwrap();
+    tui.wait_for("● 0B/0B");
+    tui.keys(":waitfor --timeout 60s ^BOOTED$\r");
+    tui.wait_for("⏳ waitfor --timeout 60s ^BOOTED$ · ");
+    tui.wait_for("s left · ctrl-c cancels");
+    // Ctrl-C cancels the wait; muxcat does not offer to quit.
+    tui.keys("\x03");
+    tui.wait_for("cancelled");
+    let screen = tui.contents();
+    assert!(!screen.contains("QUIT?") && !screen.contains("⏳"), "{screen}");
+    // The cancelled wait consumed nothing: a later one sees the line.
+    s.write_all(b"BOOTED\n").unwrap();
+    tui.wait_for("< BOOTED");
+    tui.keys(":waitfor --timeout 5s ^BOOTED$\r");
+    tui.wait_for("ok: waitfor --timeout 5s ^BOOTED$");
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+}
+
+#[test]
 fn source_runs_a_script_in_the_tui_and_ctrl_c_stops_it() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
@@ -495,7 +550,7 @@ fn source_runs_a_script_in_the_tui_and_ctrl_c_stops_it() {
     tui.keys(&format!(":source {}\r", script.display()));
     let (mut s, _) = server.accept().unwrap();
     assert_eq!(read_line_from(&mut s), "hello from a script\n");
-    tui.wait_for("Ctrl-C stops it");
+    tui.wait_for("ctrl-c cancels");
     // Ctrl-C stops the script, not muxcat.
     tui.keys("\x03");
     tui.wait_for("stopped at line 3");

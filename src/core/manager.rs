@@ -363,7 +363,14 @@ impl Actor {
                     Err(e) => return fail(reply, e, None),
                 };
                 tokio::spawn(async move {
-                    let result = match session.wait_for(&regex, timeout, opts).await {
+                    let mut reply = reply;
+                    // A wait nobody awaits any more (Ctrl-C in the TUI)
+                    // stops, and consumes nothing.
+                    let waited = tokio::select! {
+                        r = session.wait_for(&regex, timeout, opts) => r,
+                        _ = reply.closed() => return,
+                    };
+                    let result = match waited {
                         Ok(found) => {
                             session.emit(found).await;
                             Ok(Outcome::Session(session.id.clone()))

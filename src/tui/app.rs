@@ -47,6 +47,8 @@ pub enum Mode {
     Messages,
     /// Typing the sessions list's filter.
     Filter,
+    /// Raw console: every key goes to the session at once.
+    Raw,
 }
 
 impl Mode {
@@ -61,6 +63,7 @@ impl Mode {
             Mode::Confirm => "CONFIRM",
             Mode::Messages => "MESSAGES",
             Mode::Filter => "FILTER",
+            Mode::Raw => "RAW",
         }
     }
 }
@@ -141,6 +144,12 @@ pub struct SessionRow {
     pub insecure: bool,
     /// `--mode binary`: typed lines get the end of line here, not in the core.
     pub binary: bool,
+    /// Raw keys typed into it are shown (local echo); off, only what the
+    /// device echoes shows.
+    pub echo: bool,
+    /// Raw keys sent, not yet seen back as `sent` events (those are not
+    /// shown as lines of their own).
+    keys_in_flight: std::collections::VecDeque<Bytes>,
     pub eol: crate::core::command::Eol,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -275,6 +284,11 @@ pub enum Effect {
         line: String,
         session: Option<String>,
     },
+    /// Raw console: a key's bytes, sent as they are.
+    SendKeys {
+        session: String,
+        bytes: Vec<u8>,
+    },
     /// Insert mode: a line typed into a session. `eol`: appended here (a
     /// binary session, where the core appends none); None: the core
     /// appends the session's end of line.
@@ -288,8 +302,9 @@ pub enum Effect {
         lines: Vec<String>,
         session: Option<String>,
     },
-    /// Ctrl-C while a `source` script runs: stop it (not quit).
-    StopSource,
+    /// Ctrl-C while commands run (a wait, a macro, `source`): stop them
+    /// (not quit).
+    StopRunning,
     /// Put text on the clipboard (OSC 52: works over SSH and tmux).
     Copy(String),
     /// Turn the terminal's mouse reporting on or off.
@@ -328,8 +343,11 @@ pub struct App {
     pub quit: bool,
     /// Completion candidates shown under the command bar.
     pub candidates: Vec<String>,
-    /// The `source` script running, if any (Ctrl-C stops it).
+    /// The `source` script running, if any (one at a time).
     pub sourcing: Option<String>,
+    /// Commands under way, by run: the line now running and when it
+    /// started (the status line shows a wait's pattern and time left).
+    pub running: std::collections::BTreeMap<u64, (String, DateTime<Utc>)>,
     /// `help CMD` / `CMD --help`: the usage the help overlay shows instead
     /// of the keys.
     pub help_text: Option<String>,
@@ -390,6 +408,7 @@ impl App {
             quit: false,
             candidates: Vec::new(),
             sourcing: None,
+            running: Default::default(),
             help_text: None,
             closed: Default::default(),
             closed_held: 0,
@@ -443,6 +462,21 @@ impl App {
             .iter()
             .filter(|s| s.listener_id.as_deref() == Some(listener) && s.state.is_live())
             .count()
+    }
+
+    /// What runs now, for the status line: the newest line under way; a
+    /// wait with its pattern and time left.
+    pub fn activity(&self, now: DateTime<Utc>) -> Option<String> {
+        let (line, started) = self.running.values().last()?;
+        let left = match crate::lang::parse_line(line) {
+            Ok(Some(crate::lang::Parsed::Core(crate::core::Command::WaitFor { timeout, .. }))) => {
+                let end = *started + chrono::TimeDelta::from_std(timeout).unwrap_or_default();
+                let secs = (end - now).num_milliseconds().max(0) as f64 / 1000.0;
+                format!(" · {secs:.0}s left")
+            }
+            _ => String::new(),
+        };
+        Some(format!("⏳ {line}{left} · ctrl-c cancels"))
     }
 
     /// True while a session waits to reconnect (its countdown needs redrawing).
@@ -556,6 +590,8 @@ impl App {
             tls: false,
             insecure: false,
             binary: false,
+            echo: false,
+            keys_in_flight: Default::default(),
             eol: Default::default(),
             bytes_in: 0,
             bytes_out: 0,
@@ -736,10 +772,27 @@ impl App {
                 self.push_received(id, ev.timestamp, payload, b"", true);
             }
             (EventKind::Sent { bytes, payload, .. }, Some(id)) => {
+                let mut keys = None;
                 if let Some(row) = self.row(id) {
                     row.bytes_out += *bytes as u64;
+                    if row.keys_in_flight.front() == Some(payload) {
+                        row.keys_in_flight.pop_front();
+                        keys = Some(row.echo);
+                    }
                 }
-                self.push(id, ev.timestamp, Mark::Out, payload, b"");
+                match keys {
+                    // Raw keys: one line as they are typed, with local echo.
+                    Some(true) => {
+                        self.add_entry(id, ev.timestamp, Mark::Out, payload, b"", Arrival::Partial);
+                        if (payload.contains(&b'\r') || payload.contains(&b'\n'))
+                            && let Some(row) = self.row(id)
+                        {
+                            row.scrollback.end_pending(Mark::Out);
+                        }
+                    }
+                    Some(false) => {}
+                    None => self.push(id, ev.timestamp, Mark::Out, payload, b""),
+                }
             }
             (EventKind::Disconnected { reason }, Some(id)) => {
                 let why = match &ev.error {
@@ -889,9 +942,13 @@ impl App {
         let hex_rows = entry.hex_rows();
         let rows_before = [View::Line, View::Hex, View::HexIn, View::HexOut].map(|v| row.rows(v));
         let dropped = match arrival {
-            Arrival::Whole => row.scrollback.push(entry),
+            Arrival::Whole => {
+                // A whole sent chunk ends the keys being typed.
+                row.scrollback.end_pending(mark);
+                row.scrollback.push(entry)
+            }
             Arrival::Line => row.scrollback.push_line(entry),
-            Arrival::Partial => row.scrollback.push_partial(at, &entry.data),
+            Arrival::Partial => row.scrollback.push_partial(at, mark, &entry.data),
         } as usize;
         let page = self.page;
         for pane in &mut self.panes {
@@ -1029,11 +1086,14 @@ impl App {
                     self.help_text = None;
                     return Vec::new();
                 }
-                if self.sourcing.is_some()
+                // Ctrl-C cancels what runs (a wait, a macro, a script)
+                // before it offers to quit.
+                if !self.running.is_empty()
                     && key.code == KeyCode::Char('c')
                     && key.modifiers.contains(KeyModifiers::CONTROL)
                 {
-                    return vec![Effect::StopSource];
+                    self.report("cancelled what was running (Ctrl-C)", false);
+                    return vec![Effect::StopRunning];
                 }
                 let Some(k) = Key::from_event(&key) else {
                     return Vec::new();
@@ -1112,6 +1172,7 @@ impl App {
             }
             Mode::Command => self.command_key(key),
             Mode::Messages => self.messages_key(key),
+            Mode::Raw => self.raw_key(key),
             Mode::Filter => {
                 match key.code {
                     KeyCode::Enter => self.mode = Mode::Normal,
@@ -1172,6 +1233,55 @@ impl App {
                 }
             },
         }
+    }
+
+    /// Raw console: a key bound in `[raw]` acts; any other goes to the
+    /// session at once as the bytes a terminal sends for it.
+    fn raw_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if let Some(action) = Key::from_event(&key).and_then(|k| self.keymap.action("raw", &k)) {
+            return self.apply(action);
+        }
+        let Some(s) = self.selected_session().filter(|s| s.state.is_live()) else {
+            self.set_status("not sent: the session is closed (ctrl-t leaves raw mode)", true);
+            return Vec::new();
+        };
+        let Some(bytes) = super::rawkeys::encode(&key, s.eol.bytes()) else {
+            return Vec::new();
+        };
+        self.send_keys(bytes)
+    }
+
+    /// Raw console: text pasted (bracketed paste) goes out as one write;
+    /// in insert mode and the bars it is typed into the input.
+    pub fn on_paste(&mut self, text: &str) -> Vec<Effect> {
+        match self.mode {
+            Mode::Raw => self.send_keys(text.as_bytes().to_vec()),
+            Mode::Insert | Mode::Command | Mode::Search | Mode::Filter => {
+                // One line: a line end in the paste would send or run it.
+                for c in text.chars().filter(|c| !c.is_control()) {
+                    self.input.insert(c);
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn send_keys(&mut self, bytes: Vec<u8>) -> Vec<Effect> {
+        let Some(i) = self.selected else { return Vec::new() };
+        let row = &mut self.sessions[i];
+        if !row.state.is_live() {
+            return Vec::new();
+        }
+        row.keys_in_flight.push_back(Bytes::copy_from_slice(&bytes));
+        // Bounded: a key whose `sent` never comes back is not kept forever.
+        if row.keys_in_flight.len() > 1024 {
+            row.keys_in_flight.pop_front();
+        }
+        vec![Effect::SendKeys {
+            session: row.id.clone(),
+            bytes,
+        }]
     }
 
     /// Rows of the message log overlay.
@@ -1612,6 +1722,31 @@ impl App {
             Action::Normal => {
                 self.mode = Mode::Normal;
                 self.input.take();
+            }
+            Action::RawKeys => {
+                match self.selected_session() {
+                    Some(s) if s.state.is_live() => {
+                        self.mode = Mode::Raw;
+                        let leave = self.keymap.keys_for("raw", Action::Normal).join(" ");
+                        self.set_status(
+                        format!("raw console: every key goes to the device; {leave} leaves, ctrl-] command bar"),
+                        false,
+                    );
+                    }
+                    _ => self.set_status("no live session selected to type into", true),
+                }
+            }
+            Action::ToggleEcho => {
+                if let Some(i) = self.selected {
+                    let row = &mut self.sessions[i];
+                    row.echo = !row.echo;
+                    let text = if row.echo {
+                        "local echo on: raw keys show as you type them"
+                    } else {
+                        "local echo off: only what the device echoes shows"
+                    };
+                    self.set_status(text, false);
+                }
             }
             Action::ToggleHex => {
                 if let Some(st) = self.shown_mut() {
@@ -2375,6 +2510,68 @@ pub(crate) mod tests {
         assert_eq!(a.shown().found, Some(2));
         a.apply(Action::ToggleHex);
         assert_eq!(a.shown().view, View::Hex);
+    }
+
+    #[test]
+    fn raw_keys_go_out_at_once_and_ctrl_t_leaves() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        a.apply(Action::Insert);
+        a.on_key(KeyEvent::new(KeyCode::Char('t'), KeyModifiers::CONTROL));
+        assert_eq!(a.mode, Mode::Raw);
+        let sent = |effects: Vec<Effect>| match &effects[..] {
+            [Effect::SendKeys { bytes, .. }] => bytes.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            sent(a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL))),
+            b"\x03"
+        );
+        assert_eq!(sent(a.on_key(key('q'))), b"q", "q is a key like any other");
+        assert_eq!(
+            sent(a.on_key(code(KeyCode::Enter))),
+            b"\n",
+            "the session's end of line"
+        );
+        assert_eq!(
+            sent(a.on_paste("line one\nline two")),
+            b"line one\nline two",
+            "one write"
+        );
+        // The `sent` events of keys are not lines of their own...
+        let before = a.sessions[0].scrollback.len();
+        for payload in [&b"\x03"[..], b"q", b"\n", b"line one\nline two"] {
+            a.on_event(
+                &Event::new(EventKind::Sent {
+                    message_id: 1,
+                    bytes: payload.len(),
+                    payload: Bytes::copy_from_slice(payload),
+                    trigger: None,
+                })
+                .session(&sid(1)),
+            );
+        }
+        assert_eq!(a.sessions[0].scrollback.len(), before);
+        assert_eq!(a.sessions[0].bytes_out, 1 + 1 + 1 + 17, "but counted");
+        // ...unless local echo is on: then they build a line as typed.
+        a.apply(Action::ToggleEcho);
+        for c in ["a", "b"] {
+            sent(a.on_key(key(c.chars().next().unwrap())));
+            a.on_event(
+                &Event::new(EventKind::Sent {
+                    message_id: 2,
+                    bytes: 1,
+                    payload: Bytes::copy_from_slice(c.as_bytes()),
+                    trigger: None,
+                })
+                .session(&sid(1)),
+            );
+        }
+        assert_eq!(a.sessions[0].scrollback.len(), before + 1);
+        let last = a.sessions[0].scrollback.get(before).unwrap();
+        assert_eq!((last.mark, &last.data[..]), (Mark::Out, &b"ab"[..]));
+        a.on_key(KeyEvent::new(KeyCode::Char('t'), KeyModifiers::CONTROL));
+        assert_eq!(a.mode, Mode::Normal);
     }
 
     #[test]

@@ -50,6 +50,8 @@ actions! {
     SelectPrev = "select_prev", "select the previous session/listener";
     CommandBar = "command_bar", "command bar (the command language)";
     Insert = "insert", "type into the selected session";
+    RawKeys = "raw_keys", "raw console: each key goes out at once";
+    ToggleEcho = "toggle_echo", "local echo of raw keys on / off";
     Normal = "normal", "back to normal mode";
     ToggleHex = "toggle_hex", "line / hex view of the session";
     ToggleSplit = "toggle_split", "hex of received, then of sent, then lines";
@@ -89,7 +91,7 @@ impl Action {
 }
 
 /// The modes that have bindings.
-pub const MODES: [&str; 2] = ["normal", "insert"];
+pub const MODES: [&str; 3] = ["normal", "insert", "raw"];
 
 /// A key as written in a keymap (`ctrl-d`, `N`, `pageup`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -9,6 +9,7 @@ pub mod app;
 pub mod input;
 pub mod keymap;
 pub mod messages;
+pub mod rawkeys;
 pub mod scrollback;
 pub mod update;
 pub mod view;
@@ -125,11 +126,19 @@ pub async fn run(opts: TuiOptions) -> u8 {
     let previous = std::panic::take_hook();
     let flusher = manager.clone();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        let _ = crossterm::execute!(
+            std::io::stdout(),
+            crossterm::event::DisableMouseCapture,
+            crossterm::event::DisableBracketedPaste
+        );
         flusher.flush_transcripts_blocking(std::time::Duration::from_secs(1));
         previous(info);
     }));
-    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        crossterm::event::EnableMouseCapture,
+        crossterm::event::EnableBracketedPaste
+    );
     let startup = Startup {
         initial: opts.initial,
         commands: opts.commands,
@@ -145,7 +154,11 @@ pub async fn run(opts: TuiOptions) -> u8 {
         startup,
     )
     .await;
-    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        crossterm::event::DisableMouseCapture,
+        crossterm::event::DisableBracketedPaste
+    );
     ratatui::restore();
     save_history(&app.history);
     manager.shutdown().await;
@@ -188,27 +201,31 @@ fn describe_step(step: &Step) -> Result<String, String> {
             Some((file, n)) if n.bytes().all(|b| b.is_ascii_digit()) => {
                 format!("{file}: stopped at line {n}")
             }
-            _ => format!("stopped at {at}"),
+            _ => "cancelled (Ctrl-C)".to_string(),
         }),
     }
 }
 
 /// Runs `lines` as one script (start-up `-c` commands, a key macro): in
 /// order, each waiting for the one before, starting from `session`; the
-/// first failure stops it.
+/// first failure stops it, and so does `run`'s token (Ctrl-C). Each line
+/// is reported as it starts, so the status line says what is under way.
 fn spawn_script(
     executor: &Executor,
     results: &Results,
     lines: Vec<String>,
     session: Option<String>,
     fresh_sends: bool,
+    (run, stop): (u64, CancellationToken),
 ) {
     let executor = executor.clone();
     let results = results.clone();
     tokio::spawn(async move {
         let mut script = Script::starting_at(session);
         script.fresh_sends = fresh_sends;
+        script.stop = Some(stop);
         for line in lines {
+            let _ = results.send(Msg::Started(run, line.clone()));
             let step = executor.run_line(line.as_bytes(), &line, &mut script, 0).await;
             report_opened(&results, &step);
             let _ = results.send(Msg::Done(line, describe_step(&step)));
@@ -221,7 +238,35 @@ fn spawn_script(
                 Step::Failed(_) | Step::Stopped { .. } => break,
             }
         }
+        let _ = results.send(Msg::Finished(run));
     });
+}
+
+/// Commands and scripts under way (command-bar lines, key macros,
+/// `source`, start-up lines), each stoppable with Ctrl-C.
+#[derive(Default)]
+struct Running {
+    next: u64,
+    stops: std::collections::HashMap<u64, CancellationToken>,
+}
+
+impl Running {
+    fn start(&mut self) -> (u64, CancellationToken) {
+        self.next += 1;
+        let stop = CancellationToken::new();
+        self.stops.insert(self.next, stop.clone());
+        (self.next, stop)
+    }
+
+    fn finished(&mut self, run: u64) {
+        self.stops.remove(&run);
+    }
+
+    fn stop_all(&mut self) {
+        for (_, stop) in self.stops.drain() {
+            stop.cancel();
+        }
+    }
 }
 
 /// What the TUI opens and runs first: `muxcat connect …` on a terminal
@@ -299,10 +344,12 @@ where
     let (results, mut results_rx) = mpsc::unbounded_channel();
     let executor = Executor::new(manager.clone(), Arc::new(TuiFront(results.clone())));
     let startup_control = startup.control;
+    let mut running = Running::default();
     // Start-up commands run in order, while the UI is already live.
     {
         let executor = executor.clone();
         let results = results.clone();
+        let run = running.start();
         tokio::spawn(async move {
             let mut session = None;
             if let Some(cmd) = startup.initial {
@@ -311,11 +358,9 @@ where
                 let _ = results.send(Msg::Done("open".to_string(), describe_step(&step)));
                 session = script.default_session;
             }
-            spawn_script(&executor, &results, startup.commands, session, false);
+            spawn_script(&executor, &results, startup.commands, session, false, run);
         });
     }
-    // Stops the running `source` script, if any.
-    let mut source_stop: Option<CancellationToken> = None;
     let mut control = startup_control;
     tokio::pin!(shutdown);
     let mut dirty = true;
@@ -336,6 +381,7 @@ where
                     Msg::Key(key)
                 }
                 Some(Ok(TermEvent::Mouse(m))) => Msg::Mouse(m),
+                Some(Ok(TermEvent::Paste(text))) => Msg::Paste(text),
                 Some(Ok(TermEvent::Resize(w, h))) => Msg::Resize(w, h),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Ok(Ended::InputClosed),
@@ -353,24 +399,24 @@ where
                         Err(_) => break,
                     }
                 }
-                perform(&executor, &results, &mut source_stop, &mut control, effects).await;
+                perform(&executor, &results, &mut running, &mut control, effects).await;
                 dirty = true;
                 continue;
             }
             Some(msg) = results_rx.recv() => msg,
             _ = tokio::time::sleep_until(next_frame), if dirty => continue,
-            // A reconnect countdown is on screen: redraw it.
-            _ = tokio::time::sleep(Duration::from_millis(250)), if !dirty && app.reconnecting() => {
+            // A countdown is on screen (a reconnect, a wait): redraw it.
+            _ = tokio::time::sleep(Duration::from_millis(250)), if !dirty && (app.reconnecting() || !app.running.is_empty()) => {
                 dirty = true;
                 continue;
             }
             _ = &mut shutdown => return Ok(Ended::Interrupted),
         };
-        if matches!(msg, Msg::SourceDone(_)) {
-            source_stop = None;
+        if let Msg::Finished(run) = msg {
+            running.finished(run);
         }
         let effects = update(app, msg);
-        perform(&executor, &results, &mut source_stop, &mut control, effects).await;
+        perform(&executor, &results, &mut running, &mut control, effects).await;
         dirty = true;
     }
     Ok(Ended::Quit)
@@ -401,12 +447,26 @@ fn describe(result: crate::core::CoreResult<Outcome>) -> Result<String, String> 
 async fn perform(
     executor: &Executor,
     results: &Results,
-    source_stop: &mut Option<CancellationToken>,
+    running: &mut Running,
     control: &mut Option<Box<dyn TermControl>>,
     effects: Vec<Effect>,
 ) {
     for effect in effects {
         match effect {
+            Effect::SendKeys { session, bytes } => {
+                let cmd = Command::Send {
+                    to: Some(session),
+                    payload: Bytes::from(bytes),
+                    raw: true,
+                };
+                let pending = executor.manager().submit(cmd).await;
+                let results = results.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = pending.await {
+                        let _ = results.send(Msg::Done("key".into(), Err(format!("{}: {}", e.code, e.text))));
+                    }
+                });
+            }
             Effect::Copy(text) => {
                 if let Some(c) = control {
                     c.copy(&text);
@@ -419,11 +479,7 @@ async fn perform(
             }
             // `update` turns Quit into the model's `quit`.
             Effect::Quit => {}
-            Effect::StopSource => {
-                if let Some(stop) = source_stop.take() {
-                    stop.cancel();
-                }
-            }
+            Effect::StopRunning => running.stop_all(),
             Effect::Send { session, text, eol } => {
                 let mut payload = text.clone().into_bytes();
                 payload.extend_from_slice(eol.unwrap_or_default());
@@ -443,17 +499,17 @@ async fn perform(
                 });
             }
             // A macro's waits see the answers to its own sends.
-            Effect::Macro { lines, session } => spawn_script(executor, results, lines, session, true),
+            Effect::Macro { lines, session } => {
+                spawn_script(executor, results, lines, session, true, running.start())
+            }
             Effect::Run { line, session } => {
-                // A `source` runs until done, failed or stopped (Ctrl-C).
+                // Runs until done, failed or stopped (Ctrl-C).
                 let sourcing = update::is_source(&line);
-                let stop = CancellationToken::new();
-                if sourcing {
-                    *source_stop = Some(stop.clone());
-                }
+                let (run, stop) = running.start();
                 let executor = executor.clone();
                 let results = results.clone();
                 tokio::spawn(async move {
+                    let _ = results.send(Msg::Started(run, line.clone()));
                     let mut script = Script::starting_at(session);
                     script.stop = Some(stop);
                     let step = executor
@@ -469,6 +525,7 @@ async fn perform(
                     } else {
                         let _ = results.send(Msg::Done(line, result));
                     }
+                    let _ = results.send(Msg::Finished(run));
                 });
             }
         }

@@ -68,6 +68,15 @@ fn held(entry: &Entry) -> usize {
 /// Hex rows beyond an entry's first, summed per direction (in, out, event).
 type Extra = [u64; 3];
 
+/// 0 for received, 1 for sent, none for events.
+fn direction(mark: Mark) -> Option<usize> {
+    match mark {
+        Mark::In => Some(0),
+        Mark::Out => Some(1),
+        Mark::Event => None,
+    }
+}
+
 fn slot(mark: Mark) -> usize {
     match mark {
         Mark::In => 0,
@@ -89,9 +98,10 @@ pub struct Scrollback {
     pub dropped: u64,
     /// Bytes received and sent so far: the next entry's offset.
     streamed: [u64; 2],
-    /// The received line still arriving (a prompt), by its number counted
-    /// from the first entry ever pushed: it grows, then completes in place.
-    pending: Option<u64>,
+    /// The line still arriving in each direction (a prompt received; keys
+    /// typed in raw mode with local echo), by its number counted from the
+    /// first entry ever pushed: it grows, then completes in place.
+    pending: [Option<u64>; 2],
 }
 
 impl Scrollback {
@@ -105,7 +115,7 @@ impl Scrollback {
             max_bytes: max_bytes.max(1),
             dropped: 0,
             streamed: [0; 2],
-            pending: None,
+            pending: [None; 2],
         }
     }
 
@@ -124,27 +134,31 @@ impl Scrollback {
         self.dropped - dropped
     }
 
-    /// Received bytes of a line that has not ended: they extend the
-    /// pending entry, or start one.
-    pub fn push_partial(&mut self, at: DateTime<Utc>, data: &[u8]) -> u64 {
-        if let Some(idx) = self.pending_index() {
+    /// Bytes of a line that has not ended (received or typed): they extend
+    /// that direction's pending entry, or start one.
+    pub fn push_partial(&mut self, at: DateTime<Utc>, mark: Mark, data: &[u8]) -> u64 {
+        if let Some(idx) = self.pending_index(mark) {
             let mut grown = Vec::with_capacity(self.entries[idx].data.len() + data.len());
             grown.extend_from_slice(&self.entries[idx].data);
             grown.extend_from_slice(data);
             self.replace(idx, Bytes::from(grown));
             return 0;
         }
-        let dropped = self.push(Entry::new(at, Mark::In, Bytes::copy_from_slice(data)));
-        self.pending = Some(self.dropped + self.entries.len() as u64 - 1);
+        let dropped = self.push(Entry::new(at, mark, Bytes::copy_from_slice(data)));
+        if let Some(k) = direction(mark) {
+            self.pending[k] = Some(self.dropped + self.entries.len() as u64 - 1);
+        }
         dropped
     }
 
-    /// A received line ended: it completes the pending entry in place (its
-    /// time is when it started), or is pushed as a new one.
+    /// A line ended: it completes its direction's pending entry in place
+    /// (its time is when it started), or is pushed as a new one.
     pub fn push_line(&mut self, entry: Entry) -> u64 {
-        match self.pending_index() {
+        match self.pending_index(entry.mark) {
             Some(idx) => {
-                self.pending = None;
+                if let Some(k) = direction(entry.mark) {
+                    self.pending[k] = None;
+                }
                 self.replace(idx, entry.data);
                 0
             }
@@ -152,13 +166,22 @@ impl Scrollback {
         }
     }
 
-    /// Whether a received line is still arriving.
-    pub fn is_pending(&self, idx: usize) -> bool {
-        self.pending_index() == Some(idx)
+    /// Ends a direction's pending line as it is (typed keys reached a line end).
+    pub fn end_pending(&mut self, mark: Mark) {
+        if let Some(k) = direction(mark) {
+            self.pending[k] = None;
+        }
     }
 
-    fn pending_index(&self) -> Option<usize> {
-        let abs = self.pending?;
+    /// Whether entry `idx` is a line still arriving.
+    pub fn is_pending(&self, idx: usize) -> bool {
+        [Mark::In, Mark::Out]
+            .iter()
+            .any(|&m| self.pending_index(m) == Some(idx))
+    }
+
+    fn pending_index(&self, mark: Mark) -> Option<usize> {
+        let abs = self.pending[direction(mark)?]?;
         let idx = abs.checked_sub(self.dropped)? as usize;
         (idx < self.entries.len()).then_some(idx)
     }

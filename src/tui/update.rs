@@ -15,6 +15,8 @@ use crate::core::{Event, View};
 pub enum Msg {
     Key(KeyEvent),
     Mouse(MouseEvent),
+    /// Text pasted (bracketed paste).
+    Paste(String),
     /// The terminal's new size: columns, rows.
     Resize(u16, u16),
     /// A line typed in insert mode could not be sent: the text, the error.
@@ -23,6 +25,10 @@ pub enum Msg {
     Opened(String),
     /// A trigger armed from the command bar (for completion).
     Armed(String),
+    /// A command line (of a bar line, a macro, `source`, start-up) started.
+    Started(u64, String),
+    /// That run ended.
+    Finished(u64),
     /// An event of the session manager.
     Core(Event),
     /// A command line finished: its line and result.
@@ -41,6 +47,7 @@ pub enum Msg {
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
     let effects = match msg {
         Msg::Key(key) => app.on_key(key),
+        Msg::Paste(text) => app.on_paste(&text),
         Msg::Mouse(m) => {
             app.on_mouse(m);
             Vec::new()
@@ -56,6 +63,14 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Opened(id) => {
             app.opened(&id);
+            Vec::new()
+        }
+        Msg::Started(run, line) => {
+            app.running.insert(run, (line, chrono::Utc::now()));
+            Vec::new()
+        }
+        Msg::Finished(run) => {
+            app.running.remove(&run);
             Vec::new()
         }
         Msg::Armed(id) => {
@@ -102,7 +117,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                     return None;
                 }
                 app.sourcing = Some(line.clone());
-                app.on_result(&line, Ok(" — running, Ctrl-C stops it".into()));
+                app.on_result(&line, Ok(" — running".into()));
                 Some(Effect::Run { line, session })
             }
             other => Some(other),

@@ -890,6 +890,7 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
         Mode::Command | Mode::Search => theme.fg(Color::Black).bg(Color::Cyan),
         Mode::ConfirmQuit | Mode::Confirm => theme.fg(Color::Black).bg(Color::Red),
         Mode::Filter | Mode::Messages => theme.fg(Color::Black).bg(Color::Cyan),
+        Mode::Raw => theme.fg(Color::Black).bg(Color::Magenta),
         _ => theme.fg(Color::Black).bg(Color::Gray),
     }
     .add_modifier(Modifier::BOLD);
@@ -933,11 +934,19 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     };
     // Typing into a session: an error (it closed, a send failed) takes the
     // counters' place, so the typed line and the reason show together.
+    let activity = app.activity(Utc::now());
     let (counters, counters_style) = if app.mode == Mode::Insert && app.status_error {
         let text = truncate(&escape_controls(&app.status), area.width as usize / 2);
         (
             format!("{text} "),
             theme.fg(Color::Red).add_modifier(Modifier::BOLD),
+        )
+    } else if let Some(what) = activity {
+        // Under way (a wait, a macro, a script), and how to stop it.
+        let text = truncate(&escape_controls(&what), area.width as usize / 2);
+        (
+            format!("{text} "),
+            theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
         )
     } else {
         (counters, Style::new().add_modifier(Modifier::DIM))
