@@ -140,3 +140,62 @@ async fn fresh_waits_ignore_what_came_before() {
         Outcome::Session(_)
     ));
 }
+
+/// A port nothing listens on yet (bound, then freed).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn connect_wait_keeps_trying_until_the_device_is_up() {
+    let port = free_port();
+    let mut h = Harness::new();
+    // The device comes up 2 s after muxcat starts trying.
+    let device = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let (mut s, _) = listener.accept().await.unwrap();
+        s.write_all(b"U-Boot ready\n").await.unwrap();
+        let mut sink = [0u8; 64];
+        let _ = s.read(&mut sink).await;
+    });
+    let id = h
+        .session(&format!(
+            "connect --reconnect --backoff 100ms..300ms --wait --label board 127.0.0.1:{port}"
+        ))
+        .await;
+    let tries = h
+        .seen
+        .iter()
+        .filter(|e| e.session_id.as_deref() == Some(id.as_str()) && e.name() == "reconnecting")
+        .count();
+    assert!(tries >= 1, "it retried the first connect: {:?}", h.names());
+    h.ok("waitfor --timeout 5s ^U-Boot").await;
+    h.ok("disconnect").await;
+    device.abort();
+}
+
+#[tokio::test]
+async fn disconnect_stops_a_connect_that_waits() {
+    let port = free_port();
+    let mut h = Harness::new();
+    let manager = h.manager.clone();
+    let waiting = tokio::spawn(async move {
+        let cmd = match muxcat::lang::parse_line(&format!(
+            "connect --reconnect --backoff 100ms --wait --label late 127.0.0.1:{port}"
+        )) {
+            Ok(Some(muxcat::lang::Parsed::Core(cmd))) => cmd,
+            other => panic!("{other:?}"),
+        };
+        manager.execute(cmd).await
+    });
+    h.next(|e| e.name() == "reconnecting").await;
+    h.ok("disconnect late").await;
+    let result = waiting.await.unwrap();
+    let err = result.unwrap_err();
+    assert!(err.text.contains("stopped waiting"), "{err}");
+}

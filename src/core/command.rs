@@ -121,6 +121,8 @@ pub struct ConnectSpec {
     pub tls: Option<ClientTls>,
     /// `--reconnect`: dial again after a drop, with this backoff.
     pub reconnect: Option<super::dial::Backoff>,
+    /// `--wait`: the first connect is retried too (with the backoff).
+    pub wait: bool,
     /// Sent after every (re)connect, EOL already appended in line mode.
     pub preamble: Option<Bytes>,
 }

@@ -137,6 +137,7 @@ impl Manager {
             registrar: Registrar(registrations),
             next_trigger: 0,
             registered: 0,
+            dialing: Default::default(),
         };
         tokio::spawn(actor.run(rx, registered));
         (Manager { tx, events, recorder }, rx_events)
@@ -227,7 +228,13 @@ struct Actor {
     registrar: Registrar,
     next_trigger: u64,
     registered: u64,
+    /// `connect --wait` still trying its first connect: id, label, and
+    /// how to stop it (`disconnect`).
+    dialing: Dialing,
 }
+
+/// Connects still trying their first connect (`--wait`), by id.
+type Dialing = Arc<std::sync::Mutex<Vec<(String, Option<String>, tokio_util::sync::CancellationToken)>>>;
 
 impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>, mut registered: mpsc::Receiver<Registration>) {
@@ -429,7 +436,14 @@ impl Actor {
             Command::Disconnect { session } => {
                 let session = match self.find_session(session.as_deref()) {
                     Ok(s) => s,
-                    Err(e) => return fail(reply, e, None),
+                    // A connect still waiting for its peer stops.
+                    Err(e) => match self.stop_dialing(session.as_deref()) {
+                        Some(id) => {
+                            let _ = reply.send(Ok(Outcome::Session(id)));
+                            return;
+                        }
+                        None => return fail(reply, e, None),
+                    },
                 };
                 tokio::spawn(async move {
                     let result = if session.close(CloseReason::Local, None).await {
@@ -588,6 +602,23 @@ impl Actor {
         });
     }
 
+    /// Stops a `connect --wait` still trying (by id, a prefix of it, or
+    /// label); its id.
+    fn stop_dialing(&self, name: Option<&str>) -> Option<String> {
+        let name = name?;
+        let dialing = self.dialing.lock().ok()?;
+        let (id, _, stop) = dialing.iter().find(|(id, label, _)| {
+            id == name
+                || label.as_deref() == Some(name)
+                || (name.len() >= 4
+                    && id
+                        .trim_start_matches("sess-")
+                        .starts_with(name.trim_start_matches("sess-")))
+        })?;
+        stop.cancel();
+        Some(id.clone())
+    }
+
     fn connect(&mut self, spec: Box<ConnectSpec>, reply: Reply) {
         let id = match self.take_id(&spec.opts.id, "sess") {
             Ok(id) => id,
@@ -599,6 +630,7 @@ impl Actor {
         };
         let ctx = self.ctx.clone();
         let registrar = self.registrar.clone();
+        let dialing = self.dialing.clone();
         tokio::spawn(async move {
             let event = |kind| Event::new(kind).session(&id).labelled(spec.opts.label.as_deref());
             ctx.events
@@ -607,11 +639,38 @@ impl Actor {
                 }))
                 .await;
             // The first connect must work: a typo fails at once instead of
-            // retrying forever. Drops after it are what --reconnect is for.
-            let dialed = match dialer.dial().await {
-                Ok(d) => d,
-                Err(e) => return fail(reply, e, Some(id)),
+            // retrying forever. Drops after it are what --reconnect is for;
+            // `--wait` retries the first one too (a board not powered yet).
+            let dialed = if spec.wait {
+                let stop = tokio_util::sync::CancellationToken::new();
+                if let Ok(mut d) = dialing.lock() {
+                    d.push((id.clone(), spec.opts.label.clone(), stop.clone()));
+                }
+                let mut reply = reply;
+                let dialed = first_dial(
+                    &ctx,
+                    &id,
+                    &dialer,
+                    spec.reconnect.unwrap_or_default(),
+                    &stop,
+                    &mut reply,
+                )
+                .await;
+                if let Ok(mut d) = dialing.lock() {
+                    d.retain(|(i, _, _)| *i != id);
+                }
+                match dialed {
+                    Some(Ok(d)) => (d, reply),
+                    Some(Err(e)) => return fail(reply, e, Some(id)),
+                    None => return,
+                }
+            } else {
+                match dialer.dial().await {
+                    Ok(d) => (d, reply),
+                    Err(e) => return fail(reply, e, Some(id)),
+                }
             };
+            let (dialed, reply) = dialed;
             let (remote, local, kind, insecure) = (dialed.peer, dialed.local, dialed.kind, dialed.insecure);
             let redial = spec.reconnect.map(|backoff| {
                 Box::new(Redial {
@@ -822,6 +881,52 @@ fn failure(error: CoreError, session: &Session) -> Failure {
         error,
         session_id: Some(session.id.clone()),
         listener_id: session.listener_id().map(str::to_string),
+    }
+}
+
+/// `connect --wait`: the first connect, tried until it works, with the
+/// backoff between attempts (each reported as `reconnecting`). None: the
+/// caller went away (the reply was dropped).
+async fn first_dial(
+    ctx: &Ctx,
+    id: &str,
+    dialer: &Dialer,
+    backoff: super::dial::Backoff,
+    stop: &tokio_util::sync::CancellationToken,
+    reply: &mut Reply,
+) -> Option<CoreResult<transport::Link>> {
+    let mut attempt = 0;
+    loop {
+        let cause = match dialer.dial().await {
+            Ok(d) => return Some(Ok(d)),
+            Err(e) => e,
+        };
+        attempt += 1;
+        let delay = backoff.delay(attempt, fastrand::f64());
+        ctx.events
+            .emit(
+                Event::new(EventKind::Reconnecting {
+                    attempt,
+                    delay,
+                    cause: cause.text.clone(),
+                })
+                .session(id),
+            )
+            .await;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.cancelled() => {
+                let err = CoreError::new(
+                    ErrorCode::SessionNotConnected,
+                    format!("{id}: stopped waiting for its first connect (disconnect); last: {}", cause.text),
+                );
+                ctx.events
+                    .emit(Event::new(EventKind::Disconnected { reason: CloseReason::Local }).session(id))
+                    .await;
+                return Some(Err(err));
+            }
+            _ = reply.closed() => return None,
+        }
     }
 }
 

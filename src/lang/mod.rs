@@ -128,6 +128,9 @@ pub struct ConnectArgs {
     /// Send this after every (re)connect (escapes as in send; EOL appended in line mode)
     #[arg(long, value_name = "PAYLOAD")]
     pub preamble: Option<String>,
+    /// Keep trying the first connect too (a board not powered yet), with the backoff; disconnect stops it
+    #[arg(long, requires = "reconnect")]
+    pub wait: bool,
     /// Where to connect: name, IPv4 or IPv6 in brackets, and port; or unix:PATH
     #[arg(value_name = "HOST:PORT|unix:PATH")]
     pub target: String,
@@ -153,6 +156,7 @@ impl ConnectArgs {
         Ok(ConnectSpec {
             target: Target::parse_connect(&self.target)?,
             reconnect: self.reconnect.then(|| self.backoff.unwrap_or_default()),
+            wait: self.wait,
             preamble,
             opts,
             tls: self.tls.then(|| ClientTls {
