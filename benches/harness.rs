@@ -339,6 +339,7 @@ fn managed_throughput(size: usize) {
                 reconnect: false,
                 backoff: None,
                 preamble: None,
+                wait: false,
                 target: addr.to_string(),
             }
             .spec()
