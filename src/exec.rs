@@ -126,6 +126,20 @@ impl Executor {
                 Step::Done(None)
             }
             Ok(Some(Parsed::Source(path))) => Box::pin(self.source(&path, place, script, depth)).await,
+            Ok(Some(Parsed::Repeat { every, count, line })) => {
+                // Runs until `count` runs, a failure, or the script's stop.
+                let mut ticks = tokio::time::interval(every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut done = 0;
+                while count.is_none_or(|n| done < n) {
+                    ticks.tick().await;
+                    match Box::pin(self.run_line_inner(line.as_bytes(), place, script, depth)).await {
+                        Step::Done(_) => done += 1,
+                        other => return other,
+                    }
+                }
+                Step::Done(None)
+            }
             // Lines of a sourced file name their place in errors.
             Ok(Some(Parsed::Core(cmd))) => {
                 let place = (depth > 0).then_some(place);

@@ -199,3 +199,44 @@ async fn disconnect_stops_a_connect_that_waits() {
     let err = result.unwrap_err();
     assert!(err.text.contains("stopped waiting"), "{err}");
 }
+
+#[tokio::test]
+async fn repeat_runs_a_send_every_interval_count_times() {
+    let echo = echo_server().await;
+    let out = muxcat_run(&format!(
+        "connect {echo}\nrepeat --every 100ms --count 3 send tick\nwaitfor ^tick$\nwaitfor ^tick$\nwaitfor ^tick$\ndisconnect\n"
+    ))
+    .await;
+    assert_eq!(out.0, 0, "{}", out.1);
+    assert_eq!(out.1.matches("< tick").count(), 3, "{}", out.1);
+    // One session command a time.
+    for bad in [
+        "repeat source x.mux",
+        "repeat --count 0 send x",
+        "repeat repeat send x",
+    ] {
+        let err = muxcat::lang::parse_line(bad).unwrap_err();
+        assert_eq!(err.code, muxcat::core::ErrorCode::CommandInvalid, "{bad}");
+    }
+}
+
+/// `muxcat run` on a script: exit status and stdout.
+async fn muxcat_run(script: &str) -> (i32, String) {
+    let mut child = tokio::process::Command::new(muxcat_bin())
+        .arg("run")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(script.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

@@ -37,7 +37,17 @@ pub enum Parsed {
     Help(String),
     /// `source FILE`: run a script file's lines here.
     Source(PathBuf),
+    /// `repeat [--every DUR] [--count N] COMMAND…`: the command line, run
+    /// `count` times (or until stopped), `every` apart.
+    Repeat {
+        every: Duration,
+        count: Option<u64>,
+        line: String,
+    },
 }
+
+/// `repeat` without `--every`.
+pub const DEFAULT_EVERY: Duration = Duration::from_secs(1);
 
 /// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s`; a bare number is milliseconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -406,6 +416,26 @@ enum LangCommand {
         #[arg(value_name = "DUR", value_parser = parse_duration)]
         duration: Duration,
     },
+    /// Run a command again and again: repeat [--every DUR] [--count N] send PAYLOAD... (until stopped without --count)
+    #[command(
+        after_help = "Examples:\n  repeat --every 1s send AT+CSQ\n  repeat --count 3 --every 500ms send --hex 01 03 00 00 00 0a c5 cd"
+    )]
+    Repeat {
+        /// Time between runs (default 1s)
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        every: Option<Duration>,
+        /// Stop after N runs (default: until stopped, Ctrl-C in the TUI)
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// The command to run, e.g. `send AT`
+        #[arg(
+            value_name = "COMMAND",
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        command: Vec<String>,
+    },
     /// Run the commands of a script file, in order (in the TUI: Ctrl-C stops it)
     Source {
         #[arg(value_name = "FILE")]
@@ -568,6 +598,32 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
         LangCommand::Sessions => core(Command::Sessions),
         LangCommand::Listeners => core(Command::Listeners),
         LangCommand::Sleep { duration } => Ok(Parsed::Sleep(duration)),
+        LangCommand::Repeat {
+            every,
+            count,
+            command,
+        } => {
+            let line = words::join(&command);
+            // One command a time: not a script, not itself.
+            match parse_line(&line)? {
+                Some(Parsed::Core(_)) => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "repeat runs one session command (like `send AT`), not {line:?}"
+                    )));
+                }
+            }
+            if every.is_some_and(|d| d.is_zero()) || count == Some(0) {
+                return Err(invalid(
+                    "repeat: --every must be more than 0 and --count at least 1",
+                ));
+            }
+            Ok(Parsed::Repeat {
+                every: every.unwrap_or(DEFAULT_EVERY),
+                count,
+                line,
+            })
+        }
         LangCommand::Source { file } => Ok(Parsed::Source(file)),
         LangCommand::Quit => Ok(Parsed::Quit),
     }

@@ -7,6 +7,28 @@
 //! payload escapes (`\r`, `\x41`) and regex classes (`\d`) reach the command
 //! whether quoted or not.
 
+/// Joins words into a line that [`split`] gives back the same words
+/// (`repeat` keeps its command as a line).
+pub fn join(words: &[String]) -> String {
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| {
+            let plain = !w.is_empty()
+                && !w
+                    .chars()
+                    .any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '#'));
+            if plain {
+                w.clone()
+            } else if !w.contains('\'') {
+                format!("'{w}'")
+            } else {
+                format!("\"{}\"", w.replace('"', "\\\""))
+            }
+        })
+        .collect();
+    quoted.join(" ")
+}
+
 /// Splits a line into words; `Ok(vec![])` for blank and comment lines.
 pub fn split(line: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
