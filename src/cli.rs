@@ -49,6 +49,9 @@ pub struct GlobalArgs {
     /// Keymap: default, vim, emacs, or a TOML file
     #[arg(long, global = true, value_name = "NAME|FILE")]
     pub keymap: Option<String>,
+    /// The TUI's send panel: sequences from FILE (default: $XDG_CONFIG_HOME/muxcat/sequences.toml)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub sequences: Option<PathBuf>,
     /// Write a diagnostic log to FILE
     #[arg(long, global = true, value_name = "FILE")]
     pub log: Option<PathBuf>,
@@ -311,6 +314,7 @@ async fn tui(global: &GlobalArgs, initial: Option<Command>, commands: Vec<String
         initial,
         commands,
         keymap: global.keymap.clone(),
+        sequences: global.sequences.clone(),
         record_dir: global.record.clone(),
         scrollback_lines: global.scrollback_lines,
         replay: None,
@@ -382,6 +386,7 @@ fn replay(
             initial: None,
             commands: Vec::new(),
             keymap: global.keymap.clone(),
+            sequences: global.sequences.clone(),
             record_dir: None,
             scrollback_lines: global.scrollback_lines,
             replay: Some(crate::tui::ReplayFile { name, reader }),

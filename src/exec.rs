@@ -25,6 +25,13 @@ pub trait FrontEnd: Send + Sync {
     fn help(&self, text: String) -> BoxFuture<'_, ()>;
     /// A `view` command changed how a session (its full id) is shown.
     fn view(&self, _session: &str, _view: View) {}
+    /// `seq …`: the send panel's sequences (the TUI has them); the
+    /// result's text, or why it failed.
+    fn sequence(&self, _req: crate::lang::SeqRequest) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(std::future::ready(Err(
+            "seq: the send panel is part of the TUI (scripts use repeat and send)".to_string(),
+        )))
+    }
 }
 
 /// `muxcat run`'s front end: help is an `info` event among the others.
@@ -126,6 +133,16 @@ impl Executor {
                 Step::Done(None)
             }
             Ok(Some(Parsed::Source(path))) => Box::pin(self.source(&path, place, script, depth)).await,
+            Ok(Some(Parsed::Seq(req))) => match self.front.sequence(req).await {
+                Ok(_) => Step::Done(None),
+                Err(text) => {
+                    self.fail(CoreError::new(
+                        ErrorCode::CommandInvalid,
+                        format!("{place}: {text}"),
+                    ))
+                    .await
+                }
+            },
             Ok(Some(Parsed::Repeat { every, count, line })) => {
                 // Runs until `count` runs, a failure, or the script's stop.
                 let mut ticks = tokio::time::interval(every);

@@ -96,6 +96,19 @@ impl Tui {
         }
     }
 
+    /// Waits until the screen no longer shows `text`.
+    fn wait_gone(&self, text: &str) {
+        let start = Instant::now();
+        while self.contents().contains(text) {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "the screen still shows {text:?}:\n{}",
+                self.contents()
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
     /// Waits (bounded) for muxcat to exit.
     fn wait_exit(&mut self) -> portable_pty::ExitStatus {
         let start = Instant::now();
@@ -521,7 +534,7 @@ fn a_pending_wait_shows_its_time_left_and_ctrl_c_cancels_it() {
     tui.wait_for("s left · ctrl-c cancels");
     // Ctrl-C cancels the wait; muxcat does not offer to quit.
     tui.keys("\x03");
-    tui.wait_for("cancelled");
+    tui.wait_for("stopped");
     let screen = tui.contents();
     assert!(!screen.contains("QUIT?") && !screen.contains("⏳"), "{screen}");
     // The cancelled wait consumed nothing: a later one sees the line.
@@ -529,6 +542,50 @@ fn a_pending_wait_shows_its_time_left_and_ctrl_c_cancels_it() {
     tui.wait_for("< BOOTED");
     tui.keys(":waitfor --timeout 5s ^BOOTED$\r");
     tui.wait_for("ok: waitfor --timeout 5s ^BOOTED$");
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+}
+
+#[test]
+fn the_send_panel_replays_a_saved_sequence_every_interval() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("seqs.toml");
+    std::fs::write(
+        &file,
+        "[[sequence]]\nname = \"poll\"\nsend = 'AT+CSQ'\nevery = \"200ms\"\n",
+    )
+    .unwrap();
+    let mut tui = Tui::start(&[
+        "--sequences",
+        file.to_str().unwrap(),
+        "connect",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let (mut s, _) = server.accept().unwrap();
+    tui.wait_for("● 0B/0B");
+    tui.wait_for(" Send ");
+    // Tab to the send panel, Enter: it repeats until Enter again.
+    tui.keys("\t\r");
+    for _ in 0..3 {
+        assert_eq!(read_line_from(&mut s), "AT+CSQ\n");
+    }
+    tui.wait_for("next ");
+    tui.keys("\r");
+    tui.wait_for("stopped");
+    tui.wait_gone("⏳"); // nothing runs any more
+    // A sequence added from the command bar is saved to the file.
+    tui.keys(":seq add --key f7 version AT+GMR\r");
+    tui.wait_for("ok: seq add");
+    tui.keys(":seq save\r");
+    tui.wait_for("ok: seq save");
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        saved.contains("name = \"version\"") && saved.contains("key = \"f7\""),
+        "{saved}"
+    );
     tui.keys("q");
     tui.keys("y");
     tui.wait_exit();

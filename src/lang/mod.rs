@@ -37,6 +37,8 @@ pub enum Parsed {
     Help(String),
     /// `source FILE`: run a script file's lines here.
     Source(PathBuf),
+    /// `seq …`: the TUI's send panel.
+    Seq(SeqRequest),
     /// `repeat [--every DUR] [--count N] COMMAND…`: the command line, run
     /// `count` times (or until stopped), `every` apart.
     Repeat {
@@ -44,6 +46,22 @@ pub enum Parsed {
         count: Option<u64>,
         line: String,
     },
+}
+
+/// `seq …`: a change to the TUI's send panel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SeqRequest {
+    Add {
+        name: String,
+        /// As `send` takes it (escapes), or hex digits with `hex`.
+        payload: String,
+        hex: bool,
+        key: Option<String>,
+        every: Option<String>,
+        expect: Option<String>,
+    },
+    Remove(String),
+    Save,
 }
 
 /// `repeat` without `--every`.
@@ -436,6 +454,12 @@ enum LangCommand {
         )]
         command: Vec<String>,
     },
+    /// The TUI's send panel of saved sequences: seq add|rm|save
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  seq add version AT+GMR\\r\n  seq add --hex --every 1s poll 01 03 00 00 00 0a c5 cd\n  seq save"
+    )]
+    Seq(SeqAction),
     /// Run the commands of a script file, in order (in the TUI: Ctrl-C stops it)
     Source {
         #[arg(value_name = "FILE")]
@@ -443,6 +467,41 @@ enum LangCommand {
     },
     /// End the script (or the TUI)
     Quit,
+}
+
+#[derive(Subcommand, Debug)]
+enum SeqAction {
+    /// Add (or replace) a sequence: its name and payload
+    Add {
+        /// The payload is hex digits
+        #[arg(long)]
+        hex: bool,
+        /// A normal-mode key that sends it (`f5`)
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        /// Repeat it this often until stopped
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        every: Option<Duration>,
+        /// Wait for this regex after sending
+        #[arg(long, value_name = "REGEX")]
+        expect: Option<String>,
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(
+            value_name = "PAYLOAD",
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        payload: Vec<String>,
+    },
+    /// Remove a sequence
+    Rm {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Write the sequences to their file
+    Save,
 }
 
 fn invalid(text: impl Into<String>) -> CoreError {
@@ -598,6 +657,25 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
         LangCommand::Sessions => core(Command::Sessions),
         LangCommand::Listeners => core(Command::Listeners),
         LangCommand::Sleep { duration } => Ok(Parsed::Sleep(duration)),
+        LangCommand::Seq(action) => Ok(Parsed::Seq(match action {
+            SeqAction::Add {
+                hex,
+                key,
+                every,
+                expect,
+                name,
+                payload,
+            } => SeqRequest::Add {
+                name,
+                payload: payload.join(" "),
+                hex,
+                key,
+                every: every.map(|d| format!("{}ms", d.as_millis())),
+                expect,
+            },
+            SeqAction::Rm { name } => SeqRequest::Remove(name),
+            SeqAction::Save => SeqRequest::Save,
+        })),
         LangCommand::Repeat {
             every,
             count,

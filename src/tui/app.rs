@@ -72,6 +72,8 @@ impl Mode {
 pub enum Focus {
     Listeners,
     Sessions,
+    /// The send panel (shown when there are sequences).
+    Sequences,
     Scrollback,
 }
 
@@ -284,6 +286,14 @@ pub enum Effect {
         line: String,
         session: Option<String>,
     },
+    /// A sequence of the send panel: its lines, run as a key macro.
+    RunSequence {
+        name: String,
+        lines: Vec<String>,
+        session: Option<String>,
+    },
+    /// Stop one run (a repeating sequence).
+    StopRun(u64),
     /// Raw console: a key's bytes, sent as they are.
     SendKeys {
         session: String,
@@ -369,6 +379,11 @@ pub struct App {
     pub size: (u16, u16),
     /// `v` started a range: moving the mark moves its end.
     ranging: bool,
+    /// The send panel.
+    pub sequences: super::sequences::Sequences,
+    /// Sequences running (repeating, or waiting for their answer), by
+    /// name: the run and when it started.
+    pub sequence_runs: HashMap<String, (u64, DateTime<Utc>)>,
     /// Trigger ids armed from this TUI or listed by `triggers` (for Tab).
     pub triggers: Vec<String>,
     /// `/` typed in the message log: the input is its filter.
@@ -421,6 +436,8 @@ impl App {
             ranging: false,
             messages_typing: false,
             triggers: Vec::new(),
+            sequences: Default::default(),
+            sequence_runs: HashMap::new(),
             dates: false,
         }
     }
@@ -1098,6 +1115,17 @@ impl App {
                 let Some(k) = Key::from_event(&key) else {
                     return Vec::new();
                 };
+                // The send panel: Enter sends the highlighted sequence (or
+                // stops it repeating); a sequence's own key sends it.
+                if self.focus == Focus::Sequences
+                    && key.code == KeyCode::Enter
+                    && !self.sequences.list.is_empty()
+                {
+                    return self.send_sequence(self.sequences.selected);
+                }
+                if let Some(i) = self.sequences.for_key(&k) {
+                    return self.send_sequence(i);
+                }
                 if let Some(lines) = self.keymap.macro_for("normal", &k) {
                     return vec![Effect::Macro {
                         lines: lines.clone(),
@@ -1282,6 +1310,92 @@ impl App {
             session: row.id.clone(),
             bytes,
         }]
+    }
+
+    /// Sends sequence `i` of the send panel to the selected session, or
+    /// stops it if it is running.
+    fn send_sequence(&mut self, i: usize) -> Vec<Effect> {
+        let Some(seq) = self.sequences.list.get(i) else {
+            return Vec::new();
+        };
+        let name = seq.name.clone();
+        if let Some((run, _)) = self.sequence_runs.remove(&name) {
+            self.set_status(format!("sequence {name}: stopped"), false);
+            return vec![Effect::StopRun(run)];
+        }
+        let lines = seq.lines();
+        let Some(s) = self.selected_session().filter(|s| s.state.is_live()) else {
+            self.set_status(format!("sequence {name}: no live session selected"), true);
+            return Vec::new();
+        };
+        let session = Some(s.id.clone());
+        let what = match seq.every.as_deref() {
+            Some(every) => format!("sequence {name}: every {every} (Enter on it again stops it)"),
+            None => format!("sequence {name}: sent"),
+        };
+        self.set_status(what, false);
+        vec![Effect::RunSequence { name, lines, session }]
+    }
+
+    /// `seq …` from a command line.
+    pub fn on_seq(&mut self, req: crate::lang::SeqRequest) -> Result<String, String> {
+        use crate::lang::SeqRequest;
+        match req {
+            SeqRequest::Add {
+                name,
+                payload,
+                hex,
+                key,
+                every,
+                expect,
+            } => {
+                let seq = super::sequences::Sequence {
+                    name: name.clone(),
+                    send: (!hex).then(|| payload.clone()),
+                    hex: hex.then_some(payload),
+                    key,
+                    expect,
+                    every,
+                };
+                self.sequences.add(seq)?;
+                Ok(format!(
+                    "sequence {name} added ({} in the send panel; seq save keeps them)",
+                    self.sequences.list.len()
+                ))
+            }
+            SeqRequest::Remove(name) => {
+                let before = self.sequences.list.len();
+                self.sequences.list.retain(|s| s.name != name);
+                if self.sequences.list.len() == before {
+                    return Err(format!("seq rm: no sequence named {name:?}"));
+                }
+                self.sequences.selected = self
+                    .sequences
+                    .selected
+                    .min(self.sequences.list.len().saturating_sub(1));
+                if self.sequences.list.is_empty() && self.focus == Focus::Sequences {
+                    self.focus = Focus::Sessions;
+                }
+                Ok(format!("sequence {name} removed"))
+            }
+            SeqRequest::Save => self
+                .sequences
+                .save()
+                .map(|path| format!("sequences saved to {}", path.display())),
+        }
+    }
+
+    /// Errors of the sequences file: in the message log, the count in the status.
+    pub fn sequence_errors(&mut self, errors: &[String]) {
+        for e in errors {
+            self.messages.push(Utc::now(), true, &format!("sequences: {e}"));
+        }
+        if let Some(first) = errors.first() {
+            self.set_status(
+                format!("sequences: {} (m: all). {first}", counted(errors.len(), "error")),
+                true,
+            );
+        }
     }
 
     /// Rows of the message log overlay.
@@ -1512,6 +1626,10 @@ impl App {
                         }
                         self.ranging = false;
                     }
+                    super::view::Hit::Sequence(i) => {
+                        self.focus = Focus::Sequences;
+                        self.sequences.selected = i;
+                    }
                     super::view::Hit::Pane(focus) => self.focus = focus,
                     super::view::Hit::Nothing => {}
                 }
@@ -1678,7 +1796,10 @@ impl App {
                 }
             }
             Action::FocusNext | Action::FocusPrev => {
-                let order = [Focus::Listeners, Focus::Sessions, Focus::Scrollback];
+                let mut order = vec![Focus::Listeners, Focus::Sessions, Focus::Scrollback];
+                if !self.sequences.list.is_empty() {
+                    order.insert(2, Focus::Sequences);
+                }
                 let i = order.iter().position(|f| *f == self.focus).unwrap_or(0);
                 let step = if action == Action::FocusNext {
                     1
@@ -1701,6 +1822,10 @@ impl App {
                         if let Some(s) = self.selected_mut() {
                             s.unread = false;
                         }
+                    }
+                    Focus::Sequences => {
+                        let n = self.sequences.list.len();
+                        self.sequences.selected = step(Some(self.sequences.selected), n, down).unwrap_or(0);
                     }
                     // With a mark, the keys move it; without, they scroll.
                     Focus::Scrollback if self.shown().mark.is_some() => self.move_mark(down),
@@ -2572,6 +2697,62 @@ pub(crate) mod tests {
         assert_eq!((last.mark, &last.data[..]), (Mark::Out, &b"ab"[..]));
         a.on_key(KeyEvent::new(KeyCode::Char('t'), KeyModifiers::CONTROL));
         assert_eq!(a.mode, Mode::Normal);
+    }
+
+    #[test]
+    fn the_send_panel_sends_repeats_and_stops_its_sequences() {
+        use crate::lang::SeqRequest;
+        let mut a = app();
+        connected(&mut a, 1, None);
+        let add = |a: &mut App, name: &str, payload: &str, every: Option<&str>, key: Option<&str>| {
+            a.on_seq(SeqRequest::Add {
+                name: name.into(),
+                payload: payload.into(),
+                hex: false,
+                key: key.map(Into::into),
+                every: every.map(Into::into),
+                expect: None,
+            })
+        };
+        add(&mut a, "version", "AT+GMR\\r", None, Some("f6")).unwrap();
+        add(&mut a, "poll", "AT+CSQ", Some("1s"), None).unwrap();
+        assert!(
+            add(&mut a, "bad", "x", Some("soon"), None).is_err(),
+            "checked as the parser runs it"
+        );
+        // The panel joins the focus cycle.
+        a.apply(Action::FocusNext);
+        assert_eq!(a.focus, Focus::Sequences);
+        assert_eq!(
+            a.on_key(code(KeyCode::Enter)),
+            vec![Effect::RunSequence {
+                name: "version".into(),
+                lines: vec!["send AT+GMR\\r".into()],
+                session: Some(sid(1)),
+            }]
+        );
+        a.apply(Action::SelectNext);
+        let effects = a.on_key(code(KeyCode::Enter));
+        assert_eq!(
+            effects,
+            vec![Effect::RunSequence {
+                name: "poll".into(),
+                lines: vec!["repeat --every 1s send AT+CSQ".into()],
+                session: Some(sid(1)),
+            }]
+        );
+        crate::tui::update::update(&mut a, crate::tui::update::Msg::SequenceRun("poll".into(), 7));
+        // Enter again stops it.
+        assert_eq!(a.on_key(code(KeyCode::Enter)), vec![Effect::StopRun(7)]);
+        // Its key sends one from anywhere.
+        a.focus = Focus::Sessions;
+        assert!(matches!(
+            &a.on_key(KeyEvent::new(KeyCode::F(6), KeyModifiers::NONE))[..],
+            [Effect::RunSequence { name, .. }] if name == "version"
+        ));
+        assert!(a.on_seq(SeqRequest::Remove("nope".into())).is_err());
+        a.on_seq(SeqRequest::Remove("version".into())).unwrap();
+        assert_eq!(a.sequences.list.len(), 1);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod keymap;
 pub mod messages;
 pub mod rawkeys;
 pub mod scrollback;
+pub mod sequences;
 pub mod update;
 pub mod view;
 
@@ -45,6 +46,8 @@ pub struct TuiOptions {
     /// `-c` lines, run in order at start.
     pub commands: Vec<String>,
     pub keymap: Option<String>,
+    /// `--sequences FILE` for the send panel.
+    pub sequences: Option<PathBuf>,
     pub record_dir: Option<PathBuf>,
     pub scrollback_lines: usize,
     /// `muxcat replay FILE` on a terminal: the transcript, read-only.
@@ -107,6 +110,20 @@ pub async fn run(opts: TuiOptions) -> u8 {
     let mut app = App::new(keymap, opts.scrollback_lines);
     if let Some(errors) = keymap_errors {
         app.keymap_failed(&errors);
+    }
+    // The send panel: --sequences FILE, else the user's file if any (and
+    // where `seq save` writes).
+    let sequences_file = opts.sequences.clone().or_else(|| {
+        directories::ProjectDirs::from("", "", "muxcat").map(|d| d.config_dir().join("sequences.toml"))
+    });
+    if let Some(path) = sequences_file {
+        if opts.sequences.is_some() || path.exists() {
+            let (seqs, errors) = sequences::Sequences::load(&path);
+            app.sequences = seqs;
+            app.sequence_errors(&errors);
+        } else {
+            app.sequences.file = Some(path);
+        }
     }
     if let Some(file) = opts.replay {
         app.load_transcript(&file.name, file.reader);
@@ -189,6 +206,15 @@ impl FrontEnd for TuiFront {
     fn view(&self, session: &str, view: crate::core::View) {
         let _ = self.0.send(Msg::View(session.to_string(), view));
     }
+
+    fn sequence(
+        &self,
+        req: crate::lang::SeqRequest,
+    ) -> futures_util::future::BoxFuture<'_, Result<String, String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.0.send(Msg::Seq(req, tx));
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err("the TUI is closing".into())) })
+    }
 }
 
 /// A line's result as the status line shows it.
@@ -201,7 +227,7 @@ fn describe_step(step: &Step) -> Result<String, String> {
             Some((file, n)) if n.bytes().all(|b| b.is_ascii_digit()) => {
                 format!("{file}: stopped at line {n}")
             }
-            _ => "cancelled (Ctrl-C)".to_string(),
+            _ => "stopped".to_string(),
         }),
     }
 }
@@ -406,7 +432,7 @@ where
             Some(msg) = results_rx.recv() => msg,
             _ = tokio::time::sleep_until(next_frame), if dirty => continue,
             // A countdown is on screen (a reconnect, a wait): redraw it.
-            _ = tokio::time::sleep(Duration::from_millis(250)), if !dirty && (app.reconnecting() || !app.running.is_empty()) => {
+            _ = tokio::time::sleep(Duration::from_millis(250)), if !dirty && (app.reconnecting() || !app.running.is_empty() || !app.sequence_runs.is_empty()) => {
                 dirty = true;
                 continue;
             }
@@ -466,6 +492,16 @@ async fn perform(
                         let _ = results.send(Msg::Done("key".into(), Err(format!("{}: {}", e.code, e.text))));
                     }
                 });
+            }
+            Effect::RunSequence { name, lines, session } => {
+                let run = running.start();
+                let _ = results.send(Msg::SequenceRun(name, run.0));
+                spawn_script(executor, results, lines, session, true, run);
+            }
+            Effect::StopRun(run) => {
+                if let Some(stop) = running.stops.remove(&run) {
+                    stop.cancel();
+                }
             }
             Effect::Copy(text) => {
                 if let Some(c) = control {

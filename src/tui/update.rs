@@ -29,6 +29,13 @@ pub enum Msg {
     Started(u64, String),
     /// That run ended.
     Finished(u64),
+    /// `seq …` from a command line, and where its result goes.
+    Seq(
+        crate::lang::SeqRequest,
+        tokio::sync::oneshot::Sender<Result<String, String>>,
+    ),
+    /// A sequence of the send panel started as this run.
+    SequenceRun(String, u64),
     /// An event of the session manager.
     Core(Event),
     /// A command line finished: its line and result.
@@ -71,6 +78,15 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Finished(run) => {
             app.running.remove(&run);
+            app.sequence_runs.retain(|_, (r, _)| *r != run);
+            Vec::new()
+        }
+        Msg::Seq(req, reply) => {
+            let _ = reply.send(app.on_seq(req));
+            Vec::new()
+        }
+        Msg::SequenceRun(name, run) => {
+            app.sequence_runs.insert(name, (run, chrono::Utc::now()));
             Vec::new()
         }
         Msg::Armed(id) => {

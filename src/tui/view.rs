@@ -80,6 +80,9 @@ pub fn view(app: &App, frame: &mut Frame, theme: Theme) {
     };
     draw_listeners(app, frame, areas.listeners, theme);
     draw_sessions(app, frame, areas.sessions, theme);
+    if let Some(area) = areas.sequences {
+        draw_sequences(app, frame, area, theme);
+    }
     draw_scrollback(app, frame, areas.scrollback, theme);
     draw_status(app, frame, areas.status, theme);
     if !app.candidates.is_empty() && app.mode == Mode::Command {
@@ -97,6 +100,7 @@ pub fn view(app: &App, frame: &mut Frame, theme: Theme) {
 pub struct Areas {
     pub listeners: Rect,
     pub sessions: Rect,
+    pub sequences: Option<Rect>,
     pub scrollback: Rect,
     pub status: Rect,
 }
@@ -114,10 +118,21 @@ pub fn areas(app: &App, area: Rect) -> Option<Areas> {
     };
     let [left, right] = Layout::horizontal([Constraint::Length(left_width), Constraint::Min(10)]).areas(main);
     let listener_rows = (app.listeners.len() as u16 + 2).min(left.height / 3 + 2).max(3);
-    let [lst, sess] = Layout::vertical([Constraint::Length(listener_rows), Constraint::Min(3)]).areas(left);
+    // The send panel, under the sessions, when there are sequences.
+    let sequence_rows = match app.sequences.list.len() as u16 {
+        0 => 0,
+        n => (n + 2).min(left.height / 3).max(3),
+    };
+    let [lst, sess, seqs] = Layout::vertical([
+        Constraint::Length(listener_rows),
+        Constraint::Min(3),
+        Constraint::Length(sequence_rows),
+    ])
+    .areas(left);
     Some(Areas {
         listeners: lst,
         sessions: sess,
+        sequences: (sequence_rows > 0).then_some(seqs),
         scrollback: right,
         status,
     })
@@ -128,6 +143,7 @@ pub fn areas(app: &App, area: Rect) -> Option<Areas> {
 pub enum Hit {
     Listener(usize),
     Session(usize),
+    Sequence(usize),
     /// An entry of the shown session's scrollback.
     Entry(usize),
     Pane(super::app::Focus),
@@ -163,6 +179,15 @@ pub fn hit(app: &App, column: u16, row: u16) -> Hit {
         return match row.checked_sub(i.y).map(|r| range.start + r as usize) {
             Some(n) if i.contains(at) && range.contains(&n) => Hit::Session(listed[n]),
             _ => Hit::Pane(Focus::Sessions),
+        };
+    }
+    if let Some(area) = a.sequences.filter(|r| r.contains(at)) {
+        let i = inner(area);
+        let seqs = &app.sequences;
+        let range = window(seqs.list.len(), Some(seqs.selected), i.height as usize);
+        return match row.checked_sub(i.y).map(|r| range.start + r as usize) {
+            Some(n) if i.contains(at) && range.contains(&n) => Hit::Sequence(n),
+            _ => Hit::Pane(Focus::Sequences),
         };
     }
     if a.scrollback.contains(at) {
@@ -389,6 +414,57 @@ fn fit_peer(peer: &str, max: usize) -> String {
         }
         _ => truncate(peer, max),
     }
+}
+
+/// The send panel: name, key, payload; `⟳1s` repeating, `▶` running.
+fn draw_sequences(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let block = pane(" Send ", app.focus == Focus::Sequences, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let seqs = &app.sequences;
+    let width = inner.width as usize;
+    let mut lines = Vec::new();
+    for i in window(seqs.list.len(), Some(seqs.selected), inner.height as usize) {
+        let seq = &seqs.list[i];
+        let here = i == seqs.selected && app.focus == Focus::Sequences;
+        let running = app.sequence_runs.get(&seq.name);
+        let mut tags = String::new();
+        if let Some(k) = &seq.key {
+            tags.push_str(&format!(" [{k}]"));
+        }
+        if let Some(every) = &seq.every {
+            tags.push_str(&format!(" ⟳{every}"));
+        }
+        if let Some((_, started)) = running {
+            // The countdown to the next send of a repeating one.
+            let next = seq.interval().map(|every| {
+                let every = every.as_millis().max(1) as i64;
+                let gone = (Utc::now() - *started).num_milliseconds().max(0);
+                every - gone % every
+            });
+            match next {
+                Some(ms) => tags.push_str(&format!(" next {:.1}s", ms as f64 / 1000.0)),
+                None => tags.push_str(" …"),
+            }
+        }
+        let mut style = Style::new();
+        if here {
+            style = style.add_modifier(Modifier::REVERSED);
+        }
+        let name = truncate(&seq.name, 16);
+        let room = width.saturating_sub(2 + name.chars().count() + 1 + tags.chars().count());
+        let preview = truncate(&escape_controls(&seq.preview()), room);
+        lines.push(Line::from(vec![
+            Span::styled(
+                if running.is_some() { "▶ " } else { "  " },
+                theme.fg(Color::Green),
+            ),
+            Span::styled(format!("{name} "), style.add_modifier(Modifier::BOLD)),
+            Span::styled(format!("{preview:<room$}"), style),
+            Span::styled(tags, theme.fg(Color::Cyan)),
+        ]));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 fn truncate(s: &str, max: usize) -> String {
