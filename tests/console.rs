@@ -240,3 +240,34 @@ async fn muxcat_run(script: &str) -> (i32, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
+
+#[tokio::test]
+async fn line_maps_are_on_the_opening_event_and_the_transcript_header() {
+    let echo = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.log");
+    let mut h = Harness::new();
+    let id = h
+        .session(&format!("connect --imap igncr --omap onlcr,delbs {echo}"))
+        .await;
+    let connected = h.find(is("connected", &id)).await;
+    let json: serde_json::Value = serde_json::from_str(&connected.to_json()).unwrap();
+    assert_eq!(
+        (&json["imap"], &json["omap"]),
+        (&"igncr".into(), &"onlcr,delbs".into())
+    );
+    h.ok(&format!("record {}", file.display())).await;
+    // `send` is exact (maps are for typing): the transcript has raw bytes.
+    h.ok("send --raw a\\rb\\n").await;
+    h.ok("waitfor ^b$").await;
+    h.ok("disconnect").await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.ends_with("mode=line imap=igncr omap=onlcr,delbs"),
+        "{header}"
+    );
+    assert!(text.contains("> a\\rb\\n"), "{text}");
+    let err = muxcat::lang::parse_line("connect --imap bogus 127.0.0.1:1").unwrap_err();
+    assert!(err.text.contains("\"bogus\" is not an input map"), "{err}");
+}

@@ -592,6 +592,27 @@ fn the_send_panel_replays_a_saved_sequence_every_interval() {
 }
 
 #[test]
+fn omap_maps_typed_lines_and_keys() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut tui = Tui::start(&["connect", "--omap", "onlcr,delbs", &format!("127.0.0.1:{port}")]);
+    let (mut s, _) = server.accept().unwrap();
+    tui.wait_for("· omap=onlcr,d");
+    // A typed line: its LF goes out as CR LF.
+    tui.keys("iAT\r");
+    assert_eq!(read_line_from(&mut s), "AT\r\n");
+    // Raw keys: Backspace (DEL) goes out as BS.
+    tui.keys("\x14x\x7f");
+    let mut got = [0u8; 2];
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"x\x08");
+    tui.keys("\x14q");
+    tui.keys("y");
+    tui.wait_exit();
+}
+
+#[test]
 fn source_runs_a_script_in_the_tui_and_ctrl_c_stops_it() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();

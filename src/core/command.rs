@@ -111,6 +111,8 @@ pub struct SessionOptions {
     /// When the peer ends its output, keep sending until we end ours too
     /// (pipe mode, like netcat); otherwise the session closes at once.
     pub half_open: bool,
+    /// `--imap`/`--omap`: display and keyboard line-end maps.
+    pub map: super::linemap::LineMap,
 }
 
 #[derive(Clone, Debug)]

@@ -188,6 +188,15 @@ impl EventKind {
     }
 }
 
+/// How a session frames, ends and maps lines (`--mode`, `--eol`,
+/// `--imap`/`--omap`), on the events that open it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Framing {
+    pub mode: crate::core::command::Mode,
+    pub eol: crate::core::command::Eol,
+    pub map: crate::core::linemap::LineMap,
+}
+
 /// One line of a [`EventKind::DataBatch`].
 #[derive(Clone, Debug)]
 pub struct DataLine {
@@ -208,7 +217,7 @@ pub struct Event {
     /// How the session frames and ends lines (`--mode`, `--eol`), on the
     /// events that open a session: front ends show binary ones as hex and
     /// end a typed line with the session's end of line.
-    pub framing: Option<(crate::core::command::Mode, crate::core::command::Eol)>,
+    pub framing: Option<Framing>,
     pub error: Option<CoreError>,
 }
 
@@ -527,9 +536,15 @@ impl Serialize for Event {
         if let Some(l) = &self.label {
             map.serialize_entry("label", l)?;
         }
-        if let Some((mode, eol)) = self.framing {
-            map.serialize_entry("mode", mode.as_str())?;
-            map.serialize_entry("eol", eol.as_str())?;
+        if let Some(f) = &self.framing {
+            map.serialize_entry("mode", f.mode.as_str())?;
+            map.serialize_entry("eol", f.eol.as_str())?;
+            if !f.map.input.is_empty() {
+                map.serialize_entry("imap", &f.map.input_names())?;
+            }
+            if !f.map.output.is_empty() {
+                map.serialize_entry("omap", &f.map.output_names())?;
+            }
         }
         if let Some(err) = &self.error {
             map.serialize_entry("errorCode", err.code.as_str())?;

@@ -321,6 +321,7 @@ impl Listener {
             kind,
             mode: self.opts.mode,
             eol: self.opts.eol,
+            map: self.opts.map.clone(),
             timeout: self.opts.timeout,
             half_open: self.opts.half_open,
             redial: None,

@@ -95,7 +95,7 @@ impl From<CoreError> for Failure {
 type Reply = oneshot::Sender<Result<Outcome, Failure>>;
 
 pub(crate) enum Msg {
-    Command(Command, Reply),
+    Command(Box<Command>, Reply),
     /// `accept` found a client: make it the default session.
     Claimed(String, Reply),
     Shutdown(oneshot::Sender<()>),
@@ -166,7 +166,7 @@ impl Manager {
         place: Option<String>,
     ) -> impl Future<Output = CoreResult<Outcome>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
-        let queued = self.tx.send(Msg::Command(cmd, reply)).await.is_ok();
+        let queued = self.tx.send(Msg::Command(Box::new(cmd), reply)).await.is_ok();
         let events = self.events.clone();
         async move {
             let gone = || CoreError::new(ErrorCode::IoError, "the session manager has stopped");
@@ -251,7 +251,7 @@ impl Actor {
                 },
             };
             match msg {
-                Msg::Command(cmd, reply) => self.command(cmd, reply).await,
+                Msg::Command(cmd, reply) => self.command(*cmd, reply).await,
                 Msg::Claimed(id, reply) => {
                     self.default_session = Some(id.clone());
                     let _ = reply.send(Ok(Outcome::Session(id)));
@@ -689,6 +689,7 @@ impl Actor {
                 kind,
                 mode: spec.opts.mode,
                 eol: spec.opts.eol,
+                map: spec.opts.map.clone(),
                 timeout: spec.opts.timeout,
                 half_open: spec.opts.half_open,
                 redial,
@@ -790,6 +791,7 @@ impl Actor {
             kind: Kind::Udp,
             mode: spec.opts.mode,
             eol: spec.opts.eol,
+            map: spec.opts.map.clone(),
             timeout: spec.opts.timeout,
             half_open: spec.opts.half_open,
             redial: None,

@@ -29,6 +29,7 @@ pub mod escape;
 pub mod events;
 pub mod files;
 pub mod framing;
+pub mod linemap;
 pub mod listener;
 pub mod manager;
 pub mod recording;

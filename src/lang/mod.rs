@@ -109,6 +109,12 @@ pub struct SessionArgs {
     /// Close the session after this long without traffic (e.g. 30s)
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// How received line ends are shown: crlf,crcrlf,igncr,icrnl,inlcr (display only)
+    #[arg(long, value_name = "MAP,...", value_parser = |t: &str| crate::core::linemap::parse_input(t).map(|_| t.to_string()))]
+    pub imap: Option<String>,
+    /// How typed line ends and Backspace are sent: onlcr,ocrnl,delbs (typing only)
+    #[arg(long, value_name = "MAP,...", value_parser = |t: &str| crate::core::linemap::parse_output(t).map(|_| t.to_string()))]
+    pub omap: Option<String>,
 }
 
 impl SessionArgs {
@@ -120,6 +126,13 @@ impl SessionArgs {
             eol: self.eol,
             timeout: self.timeout,
             half_open: false,
+            // Checked when parsed (value_parser).
+            map: crate::core::linemap::LineMap {
+                input: crate::core::linemap::parse_input(self.imap.as_deref().unwrap_or_default())
+                    .unwrap_or_default(),
+                output: crate::core::linemap::parse_output(self.omap.as_deref().unwrap_or_default())
+                    .unwrap_or_default(),
+            },
         }
     }
 }

@@ -153,6 +153,9 @@ pub struct SessionRow {
     /// shown as lines of their own).
     keys_in_flight: std::collections::VecDeque<Bytes>,
     pub eol: crate::core::command::Eol,
+    /// `--imap`/`--omap`: how its received line ends show, how typed
+    /// ones are sent.
+    pub map: crate::core::linemap::LineMap,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub unread: bool,
@@ -299,13 +302,14 @@ pub enum Effect {
         session: String,
         bytes: Vec<u8>,
     },
-    /// Insert mode: a line typed into a session. `eol`: appended here (a
-    /// binary session, where the core appends none); None: the core
-    /// appends the session's end of line.
+    /// Insert mode: a line typed into a session. `bytes`: exactly what to
+    /// send (a binary session, where the core appends no end of line, or
+    /// one with `--omap`); None: `text`, and the core appends the
+    /// session's end of line.
     Send {
         session: String,
         text: String,
-        eol: Option<&'static [u8]>,
+        bytes: Option<Vec<u8>>,
     },
     /// A key bound to command lines: run one after another.
     Macro {
@@ -610,6 +614,7 @@ impl App {
             echo: false,
             keys_in_flight: Default::default(),
             eol: Default::default(),
+            map: Default::default(),
             bytes_in: 0,
             bytes_out: 0,
             unread: false,
@@ -632,20 +637,21 @@ impl App {
         }
         let sid = ev.session_id.as_deref();
         self.apply_event(ev, sid);
-        if let (Some((mode, eol)), Some(id)) = (ev.framing, sid) {
-            self.set_framing(id, mode, eol);
+        if let (Some(framing), Some(id)) = (&ev.framing, sid) {
+            self.set_framing(id, framing.clone());
         }
     }
 
     /// A session's `--mode` and `--eol`: binary sessions open in hex
     /// view (what their users want first) unless a pane already shows
     /// them otherwise.
-    fn set_framing(&mut self, id: &str, mode: crate::core::command::Mode, eol: crate::core::command::Eol) {
-        let binary = mode == crate::core::command::Mode::Binary;
+    fn set_framing(&mut self, id: &str, framing: crate::core::events::Framing) {
+        let binary = framing.mode == crate::core::command::Mode::Binary;
         let Some(row) = self.row(id) else { return };
         let first = !row.binary && binary;
         row.binary = binary;
-        row.eol = eol;
+        row.eol = framing.eol;
+        row.map = framing.map;
         if first {
             for pane in &mut self.panes {
                 pane.states.entry(id.to_string()).or_insert(ViewState {
@@ -1026,7 +1032,14 @@ impl App {
         let binary = header.iter().any(|w| w == "mode=binary");
         self.add_session(row);
         if binary {
-            self.set_framing(&id, crate::core::command::Mode::Binary, Default::default());
+            self.set_framing(
+                &id,
+                crate::core::events::Framing {
+                    mode: crate::core::command::Mode::Binary,
+                    eol: Default::default(),
+                    map: Default::default(),
+                },
+            );
         }
         let (mut first, mut last, mut count, mut error) = (None, None, 0u64, None);
         for entry in reader {
@@ -1174,13 +1187,18 @@ impl App {
                         Some(s) if s.state.is_live() => {
                             let session = s.id.clone();
                             // Enter ends the line in binary sessions too,
-                            // with the session's --eol.
-                            let eol = s.binary.then(|| s.eol.bytes());
-                            vec![Effect::Send {
-                                session,
-                                text: self.input.take(),
-                                eol,
-                            }]
+                            // with the session's --eol; --omap maps what
+                            // is typed (then the bytes go as they are).
+                            let exact = s.binary || !s.map.output.is_empty();
+                            let map = s.map.clone();
+                            let eol = s.eol.bytes();
+                            let text = self.input.take();
+                            let bytes = exact.then(|| {
+                                let mut line = text.clone().into_bytes();
+                                line.extend_from_slice(eol);
+                                map.map_output(&line).into_owned()
+                            });
+                            vec![Effect::Send { session, text, bytes }]
                         }
                         // The line stays typed: nothing is lost.
                         _ => {
@@ -1276,6 +1294,7 @@ impl App {
         let Some(bytes) = super::rawkeys::encode(&key, s.eol.bytes()) else {
             return Vec::new();
         };
+        let bytes = s.map.map_output(&bytes).into_owned();
         self.send_keys(bytes)
     }
 
@@ -1283,7 +1302,13 @@ impl App {
     /// in insert mode and the bars it is typed into the input.
     pub fn on_paste(&mut self, text: &str) -> Vec<Effect> {
         match self.mode {
-            Mode::Raw => self.send_keys(text.as_bytes().to_vec()),
+            Mode::Raw => {
+                let bytes = match self.selected_session() {
+                    Some(s) => s.map.map_output(text.as_bytes()).into_owned(),
+                    None => text.as_bytes().to_vec(),
+                };
+                self.send_keys(bytes)
+            }
             Mode::Insert | Mode::Command | Mode::Search | Mode::Filter => {
                 // One line: a line end in the paste would send or run it.
                 for c in text.chars().filter(|c| !c.is_control()) {
@@ -2588,7 +2613,11 @@ pub(crate) mod tests {
             kind: crate::core::transport::Kind::Tcp,
         })
         .session(&sid(1));
-        ev.framing = Some((Framing::Binary, Eol::Crlf));
+        ev.framing = Some(crate::core::events::Framing {
+            mode: Framing::Binary,
+            eol: Eol::Crlf,
+            map: Default::default(),
+        });
         a.on_event(&ev);
         assert_eq!(a.shown().view, View::Hex);
         a.apply(Action::Insert);
@@ -2598,7 +2627,7 @@ pub(crate) mod tests {
             vec![Effect::Send {
                 session: sid(1),
                 text: "AT".into(),
-                eol: Some(&b"\r\n"[..]),
+                bytes: Some(b"AT\r\n".to_vec()),
             }]
         );
     }
@@ -2794,7 +2823,7 @@ pub(crate) mod tests {
             vec![Effect::Send {
                 session: sid(1),
                 text: "AT+GMR".into(),
-                eol: None,
+                bytes: None,
             }]
         );
         assert_eq!(a.mode, Mode::Insert, "stays in insert mode for the next line");

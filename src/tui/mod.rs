@@ -516,13 +516,13 @@ async fn perform(
             // `update` turns Quit into the model's `quit`.
             Effect::Quit => {}
             Effect::StopRunning => running.stop_all(),
-            Effect::Send { session, text, eol } => {
-                let mut payload = text.clone().into_bytes();
-                payload.extend_from_slice(eol.unwrap_or_default());
+            Effect::Send { session, text, bytes } => {
+                let raw = bytes.is_some();
+                let payload = bytes.unwrap_or_else(|| text.clone().into_bytes());
                 let cmd = Command::Send {
                     to: Some(session),
                     payload: Bytes::from(payload),
-                    raw: eol.is_some(),
+                    raw,
                 };
                 // A failed send gives the typed line back.
                 let pending = executor.manager().submit(cmd).await;

@@ -62,7 +62,10 @@ impl Sequence {
             None => vec![send],
         };
         if let (Some(expect), None) = (&self.expect, &self.every) {
-            lines.push(format!("waitfor {}", crate::lang::words::join(std::slice::from_ref(expect))));
+            lines.push(format!(
+                "waitfor {}",
+                crate::lang::words::join(std::slice::from_ref(expect))
+            ));
         }
         lines
     }

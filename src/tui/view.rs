@@ -498,6 +498,9 @@ fn scrollback_title(s: &SessionRow, st: ViewState, app: &App) -> String {
     };
     parts.push(route);
     parts.push(st.view.as_str().to_string());
+    if !s.map.is_empty() {
+        parts.push(s.map.describe());
+    }
     match &s.state {
         SessionState::Closed(why) => parts.push(format!("closed {why}")),
         SessionState::Failed(why) => parts.push(format!("failed {why}")),
@@ -607,7 +610,7 @@ pub fn visible_rows(app: &App, s: &SessionRow, st: ViewState, width: usize, heig
         while rows.len() < height && idx > 0 {
             idx -= 1;
             let Some(e) = s.scrollback.get(idx) else { break };
-            let text = pieces(&e.data, text_width, height, 0);
+            let text = pieces(&shown_bytes(s, e), text_width, height, 0);
             for (sub, piece) in text.into_iter().enumerate().rev() {
                 rows.push_front(RowRef {
                     idx,
@@ -628,7 +631,7 @@ pub fn visible_rows(app: &App, s: &SessionRow, st: ViewState, width: usize, heig
         };
         let Some(e) = s.scrollback.get(idx) else { continue };
         let text = (!shows_hex(st.view, e.mark)).then(|| {
-            pieces(&e.data, text_width, 1, st.hscroll as usize)
+            pieces(&shown_bytes(s, e), text_width, 1, st.hscroll as usize)
                 .into_iter()
                 .next()
                 .unwrap_or_default()
@@ -636,6 +639,20 @@ pub fn visible_rows(app: &App, s: &SessionRow, st: ViewState, width: usize, heig
         rows.push_back(RowRef { idx, sub, text });
     }
     rows.into()
+}
+
+/// An entry's bytes as the line view shows them: received ones through
+/// the session's `--imap` (the hex view and the transcript keep them raw).
+fn shown_bytes<'a>(s: &SessionRow, e: &'a Entry) -> std::borrow::Cow<'a, [u8]> {
+    match e.mark {
+        // A line's own end is not shown (nor mapped); the bytes before it are.
+        Mark::In if !s.map.input.is_empty() => {
+            let body = e.data.strip_suffix(b"\n").unwrap_or(&e.data);
+            let body = body.strip_suffix(b"\r").unwrap_or(body);
+            std::borrow::Cow::Owned(s.map.map_input(body).into_owned())
+        }
+        _ => std::borrow::Cow::Borrowed(&e.data[..]),
+    }
 }
 
 /// An entry's text, escaped, in rows of `width` columns: at most
@@ -1702,6 +1719,20 @@ mod tests {
             screen.contains("6c 6f 67 69 6e 3a 20 61  64 6d 69 6e 0d 0a"),
             "{screen}"
         );
+    }
+
+    #[test]
+    fn imap_changes_what_the_line_view_shows_not_the_bytes() {
+        let mut a = app();
+        a.timestamps = false;
+        connected(&mut a, 1, None);
+        a.sessions[0].map.input = crate::core::linemap::parse_input("igncr").unwrap();
+        data(&mut a, 1, b"a\rb");
+        let screen = render(&a);
+        assert!(screen.contains("< ab "), "{screen}");
+        assert!(screen.contains("imap=igncr"), "{screen}");
+        a.apply(crate::tui::keymap::Action::ToggleHex);
+        assert!(render(&a).contains("61 0d 62"), "hex shows the raw bytes");
     }
 
     #[test]

@@ -33,8 +33,10 @@ use tokio_util::sync::CancellationToken;
 use super::command::{Eol, Mode, View};
 use super::ctx::{CLOSED_BACKLOGS, Ctx, KeepsBacklog};
 use super::dial::Redial;
+use super::events::Framing;
 use super::events::{CloseReason, CoreError, CoreResult, DataLine, ErrorCode, Event, EventKind, SessionInfo};
 use super::framing::{Line, LineSplitter};
+use super::linemap::LineMap;
 use super::recording::{Place, Transcript};
 use super::slots::Membership;
 use super::transport::{self, Endpoint, Io, Kind, ReadSide};
@@ -126,6 +128,8 @@ pub struct Session {
     pub kind: Kind,
     pub mode: Mode,
     pub eol: Eol,
+    /// `--imap`/`--omap`: for front ends and the transcript header.
+    pub map: LineMap,
     pub timeout: Option<Duration>,
     half_open: bool,
     redial: Option<Box<Redial>>,
@@ -184,6 +188,8 @@ pub(crate) struct Parts {
     pub kind: Kind,
     pub mode: Mode,
     pub eol: Eol,
+    /// `--imap`/`--omap`: for front ends and the transcript header.
+    pub map: LineMap,
     pub timeout: Option<Duration>,
     pub half_open: bool,
     /// `connect --reconnect`: how to get the connection back.
@@ -212,6 +218,7 @@ impl Session {
             kind: parts.kind,
             mode: parts.mode,
             eol: parts.eol,
+            map: parts.map,
             timeout: parts.timeout,
             half_open: parts.half_open,
             redial: parts.redial,
@@ -441,7 +448,14 @@ impl Session {
             Direction::In => (peer, local),
             _ => (local, peer),
         };
-        transcript::header(&self.id, kind, &from, &to, self.mode.as_str())
+        let mut header = transcript::header(&self.id, kind, &from, &to, self.mode.as_str());
+        // Maps are display and keyboard only (the bytes below are raw);
+        // the header says which were on.
+        if !self.map.is_empty() {
+            header.push(' ');
+            header.push_str(&self.map.describe());
+        }
+        header
     }
 
     /// Starts a transcript in `path`, replacing any current one.
@@ -485,7 +499,11 @@ impl Session {
             .session(&self.id)
             .listener_opt(self.listener_id());
         if framing {
-            ev.framing = Some((self.mode, self.eol));
+            ev.framing = Some(Framing {
+                mode: self.mode,
+                eol: self.eol,
+                map: self.map.clone(),
+            });
         }
         if opening {
             ev.labelled(self.label.as_deref())
