@@ -158,6 +158,10 @@ pub struct SessionRow {
     pub map: crate::core::linemap::LineMap,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Bytes a second in and out over the last second (0 when idle), and
+    /// the counters when they were last measured.
+    pub rate: (u64, u64),
+    rate_mark: (u64, u64),
     pub unread: bool,
     pub scrollback: Scrollback,
 }
@@ -500,6 +504,28 @@ impl App {
         Some(format!("⏳ {line}{left} · ctrl-c cancels"))
     }
 
+    /// Measures each session's rate over the `elapsed` since the last
+    /// call (once a second while data flows).
+    pub fn tick_rates(&mut self, elapsed: std::time::Duration) {
+        let secs = elapsed.as_secs_f64().max(0.001);
+        for row in &mut self.sessions {
+            let (i, o) = (row.bytes_in, row.bytes_out);
+            row.rate = (
+                ((i - row.rate_mark.0) as f64 / secs) as u64,
+                ((o - row.rate_mark.1) as f64 / secs) as u64,
+            );
+            row.rate_mark = (i, o);
+        }
+    }
+
+    /// Whether rates need measuring: data moved since the last measure, or
+    /// a rate shown is not yet back to 0. Idle, nothing ticks.
+    pub fn rates_active(&self) -> bool {
+        self.sessions
+            .iter()
+            .any(|r| r.rate != (0, 0) || r.rate_mark != (r.bytes_in, r.bytes_out))
+    }
+
     /// True while a session waits to reconnect (its countdown needs redrawing).
     pub fn reconnecting(&self) -> bool {
         self.sessions
@@ -617,6 +643,8 @@ impl App {
             map: Default::default(),
             bytes_in: 0,
             bytes_out: 0,
+            rate: (0, 0),
+            rate_mark: (0, 0),
             unread: false,
             scrollback: Scrollback::new(self.scrollback_lines, SCROLLBACK_BYTES),
         }
@@ -2782,6 +2810,23 @@ pub(crate) mod tests {
         assert!(a.on_seq(SeqRequest::Remove("nope".into())).is_err());
         a.on_seq(SeqRequest::Remove("version".into())).unwrap();
         assert_eq!(a.sequences.list.len(), 1);
+    }
+
+    #[test]
+    fn rates_are_measured_while_data_flows_and_stop_when_idle() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        assert!(!a.rates_active(), "idle: nothing ticks");
+        for _ in 0..10 {
+            data(&mut a, 1, &[b'x'; 99]);
+        }
+        assert!(a.rates_active());
+        a.tick_rates(std::time::Duration::from_millis(500));
+        assert_eq!(a.sessions[0].rate, (2000, 0));
+        assert!(a.rates_active(), "a rate shown must come back to 0");
+        a.tick_rates(std::time::Duration::from_secs(1));
+        assert_eq!(a.sessions[0].rate, (0, 0));
+        assert!(!a.rates_active());
     }
 
     #[test]

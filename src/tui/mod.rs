@@ -389,6 +389,11 @@ where
     }
     let mut control = startup_control;
     tokio::pin!(shutdown);
+    // Rates are measured once a second while data flows (one timer across
+    // turns of the loop, so a flood does not keep resetting it).
+    let mut rates = tokio::time::interval(Duration::from_secs(1));
+    rates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut measured = Instant::now();
     let mut dirty = true;
     let mut next_frame = Instant::now();
     while !app.quit {
@@ -430,6 +435,11 @@ where
                 continue;
             }
             Some(msg) = results_rx.recv() => msg,
+            now = rates.tick(), if app.rates_active() => {
+                let elapsed = now.saturating_duration_since(measured);
+                measured = now;
+                Msg::Tick(elapsed)
+            }
             _ = tokio::time::sleep_until(next_frame), if dirty => continue,
             // A countdown is on screen (a reconnect, a wait): redraw it.
             _ = tokio::time::sleep(Duration::from_millis(250)), if !dirty && (app.reconnecting() || !app.running.is_empty() || !app.sequence_runs.is_empty()) => {

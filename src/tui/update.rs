@@ -29,6 +29,9 @@ pub enum Msg {
     Started(u64, String),
     /// That run ended.
     Finished(u64),
+    /// A second passed while data flowed: measure rates (the time since
+    /// the last measure).
+    Tick(std::time::Duration),
     /// `seq …` from a command line, and where its result goes.
     Seq(
         crate::lang::SeqRequest,
@@ -74,6 +77,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Started(run, line) => {
             app.running.insert(run, (line, chrono::Utc::now()));
+            Vec::new()
+        }
+        Msg::Tick(elapsed) => {
+            app.tick_rates(elapsed);
             Vec::new()
         }
         Msg::Finished(run) => {

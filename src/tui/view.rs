@@ -336,7 +336,12 @@ fn session_line(s: &SessionRow, here: bool, width: usize, theme: Theme) -> Line<
     // ↻4s: the countdown to the next reconnect attempt.
     let wait = s.state.reconnect_wait(Utc::now()).unwrap_or_default();
     let state = format!(" {mark}{wait}");
-    let bytes = format!(" {}/{}", human(s.bytes_in), human(s.bytes_out));
+    // While data flows, the rates; idle, the totals.
+    let bytes = if s.rate != (0, 0) {
+        format!(" {}/s {}/s", human(s.rate.0), human(s.rate.1))
+    } else {
+        format!(" {}/{}", human(s.bytes_in), human(s.bytes_out))
+    };
     let id = format!("{} ", s.short());
     let dir = format!("{:<4}", s.direction);
     // Marks (3) + state; the peer (with its port) comes first, then the
