@@ -91,6 +91,8 @@ impl Ui {
         let task = tokio::spawn(async move {
             let mut app = App::new(Keymap::load(None).unwrap(), 1000);
             app.page = view::page_rows(30);
+            // Snapshots must not depend on timing.
+            app.measure_rates = false;
             let shutdown = async move {
                 let _ = stopped.await;
             };

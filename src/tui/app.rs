@@ -398,6 +398,9 @@ pub struct App {
     pub messages_typing: bool,
     /// Timestamps carry the date (a replayed transcript that spans days).
     pub dates: bool,
+    /// Rates are measured (off in screen snapshots, which must not depend
+    /// on timing).
+    pub measure_rates: bool,
     /// A session opened from the command bar or a macro: selected when
     /// its first event arrives (its result can come first).
     pending_select: Option<String>,
@@ -447,6 +450,7 @@ impl App {
             sequences: Default::default(),
             sequence_runs: HashMap::new(),
             dates: false,
+            measure_rates: true,
         }
     }
 
@@ -521,9 +525,11 @@ impl App {
     /// Whether rates need measuring: data moved since the last measure, or
     /// a rate shown is not yet back to 0. Idle, nothing ticks.
     pub fn rates_active(&self) -> bool {
-        self.sessions
-            .iter()
-            .any(|r| r.rate != (0, 0) || r.rate_mark != (r.bytes_in, r.bytes_out))
+        self.measure_rates
+            && self
+                .sessions
+                .iter()
+                .any(|r| r.rate != (0, 0) || r.rate_mark != (r.bytes_in, r.bytes_out))
     }
 
     /// True while a session waits to reconnect (its countdown needs redrawing).

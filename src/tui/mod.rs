@@ -391,7 +391,7 @@ where
     tokio::pin!(shutdown);
     // Rates are measured once a second while data flows (one timer across
     // turns of the loop, so a flood does not keep resetting it).
-    let mut rates = tokio::time::interval(Duration::from_secs(1));
+    let mut rates = tokio::time::interval_at(Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
     rates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut measured = Instant::now();
     let mut dirty = true;
