@@ -49,6 +49,9 @@ pub struct GlobalArgs {
     /// Keymap: default, vim, emacs, or a TOML file
     #[arg(long, global = true, value_name = "NAME|FILE")]
     pub keymap: Option<String>,
+    /// Open what a profile describes first (the TUI): $XDG_CONFIG_HOME/muxcat/profiles/NAME.toml or a .toml path
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
     /// The TUI's send panel: sequences from FILE (default: $XDG_CONFIG_HOME/muxcat/sequences.toml)
     #[arg(long, global = true, value_name = "FILE")]
     pub sequences: Option<PathBuf>,
@@ -309,7 +312,14 @@ async fn pipe(role: PipeRole, global: &GlobalArgs, front: &FrontArgs) -> u8 {
     crate::pipe::run(role, opts).await
 }
 
-async fn tui(global: &GlobalArgs, initial: Option<Command>, commands: Vec<String>) -> u8 {
+async fn tui(global: &GlobalArgs, initial: Option<Command>, mut commands: Vec<String>) -> u8 {
+    // `--profile NAME` runs first, as a start-up line.
+    if let Some(name) = &global.profile {
+        commands.insert(
+            0,
+            format!("profile {}", crate::lang::words::join(std::slice::from_ref(name))),
+        );
+    }
     crate::tui::run(TuiOptions {
         initial,
         commands,

@@ -25,6 +25,9 @@ pub trait FrontEnd: Send + Sync {
     fn help(&self, text: String) -> BoxFuture<'_, ()>;
     /// A `view` command changed how a session (its full id) is shown.
     fn view(&self, _session: &str, _view: View) {}
+    /// A profile's keymap and sequences file (the TUI applies them; other
+    /// front ends have neither).
+    fn profile(&self, _keymap: Option<String>, _sequences: Option<std::path::PathBuf>) {}
     /// `seq …`: the send panel's sequences (the TUI has them); the
     /// result's text, or why it failed.
     fn sequence(&self, _req: crate::lang::SeqRequest) -> BoxFuture<'_, Result<String, String>> {
@@ -133,6 +136,7 @@ impl Executor {
                 Step::Done(None)
             }
             Ok(Some(Parsed::Source(path))) => Box::pin(self.source(&path, place, script, depth)).await,
+            Ok(Some(Parsed::Profile(name))) => Box::pin(self.profile(&name, place, script, depth)).await,
             Ok(Some(Parsed::Seq(req))) => match self.front.sequence(req).await {
                 Ok(_) => Step::Done(None),
                 Err(text) => {
@@ -210,6 +214,43 @@ impl Executor {
             // The manager emitted the error event.
             Err(e) => Step::Failed(e),
         }
+    }
+
+    /// `profile NAME`: the profile's lines run as a sourced file's do.
+    pub async fn profile(&self, name: &str, place: &str, script: &mut Script, depth: usize) -> Step {
+        let invalid = |text: String| CoreError::new(ErrorCode::CommandInvalid, text);
+        let Some(path) = crate::profile::locate(name) else {
+            return self
+                .fail(invalid(format!(
+                    "{place}: profile {name:?}: not a profile name or .toml path"
+                )))
+                .await;
+        };
+        let text = match read_capped_async(&path, crate::core::files::KEYMAP_MAX).await {
+            Ok(t) => t,
+            Err(e) => {
+                return self
+                    .fail(invalid(format!(
+                        "{place}: profile {name}: cannot read {}: {e}",
+                        path.display()
+                    )))
+                    .await;
+            }
+        };
+        let profile = match crate::profile::Profile::parse(&String::from_utf8_lossy(&text), &path) {
+            Ok(p) => p,
+            Err(e) => return self.fail(invalid(format!("{place}: profile {name}: {e}"))).await,
+        };
+        self.front
+            .profile(profile.keymap.clone(), profile.sequences_in(&path));
+        for (i, line) in profile.lines().iter().enumerate() {
+            let here = format!("{}:{}", path.display(), i + 1);
+            match Box::pin(self.run_line(line.as_bytes(), &here, script, depth + 1)).await {
+                Step::Done(_) => {}
+                other => return other,
+            }
+        }
+        Step::Done(None)
     }
 
     /// `source FILE`: its lines run in order; the first failure fails it.

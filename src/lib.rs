@@ -48,6 +48,7 @@ pub mod core;
 pub mod exec;
 pub mod lang;
 pub mod pipe;
+pub mod profile;
 pub mod script;
 pub mod transcript;
 pub mod tui;

@@ -613,6 +613,44 @@ fn omap_maps_typed_lines_and_keys() {
 }
 
 #[test]
+fn a_profile_opens_its_device_with_its_triggers_keymap_and_sequences() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let config = tempfile::tempdir().unwrap();
+    let profiles = config.path().join("muxcat").join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("board.toml"),
+        format!(
+            "connect = \"127.0.0.1:{port}\"\noptions = \"--omap onlcr\"\nlabel = \"board\"\n\
+             triggers = [\"'^login: $' send admin\"]\nkeymap = \"vim\"\nsequences = \"board-seqs.toml\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        profiles.join("board-seqs.toml"),
+        "[[sequence]]\nname = \"ver\"\nsend = 'AT+GMR'\n",
+    )
+    .unwrap();
+    let env = [("XDG_CONFIG_HOME", config.path().to_str().unwrap())];
+    let mut tui = Tui::start_with(&["tui", "--profile", "board"], &env);
+    let (mut s, _) = server.accept().unwrap();
+    tui.wait_for("board 127.0.0.1:");
+    tui.wait_for(" Send ");
+    tui.wait_for("omap=onlcr");
+    // Its trigger answers the login prompt (a whole line here).
+    s.write_all(b"login: \n").unwrap();
+    assert_eq!(read_line_from(&mut s), "admin\n");
+    // Its keymap: vim's G.
+    tui.keys("?");
+    tui.wait_for("ctrl-w tab");
+    tui.keys("x");
+    tui.keys("q");
+    tui.keys("y");
+    tui.wait_exit();
+}
+
+#[test]
 fn source_runs_a_script_in_the_tui_and_ctrl_c_stops_it() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();

@@ -39,6 +39,8 @@ pub enum Parsed {
     Source(PathBuf),
     /// `seq …`: the TUI's send panel.
     Seq(SeqRequest),
+    /// `profile NAME`: open what a profile file describes.
+    Profile(String),
     /// `repeat [--every DUR] [--count N] COMMAND…`: the command line, run
     /// `count` times (or until stopped), `every` apart.
     Repeat {
@@ -467,6 +469,14 @@ enum LangCommand {
         )]
         command: Vec<String>,
     },
+    /// Open what a profile describes (address, options, label, triggers, commands; in the TUI its keymap and sequences)
+    #[command(
+        after_help = "NAME is $XDG_CONFIG_HOME/muxcat/profiles/NAME.toml, or a path to a .toml file.\nExample profile:\n  connect = \"127.0.0.1:7000\"\n  options = \"--reconnect --wait --omap onlcr\"\n  label = \"board\"\n  triggers = [\"'^login: ' send admin\"]\n  sequences = \"board-seqs.toml\""
+    )]
+    Profile {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// The TUI's send panel of saved sequences: seq add|rm|save
     #[command(
         subcommand,
@@ -670,6 +680,7 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
         LangCommand::Sessions => core(Command::Sessions),
         LangCommand::Listeners => core(Command::Listeners),
         LangCommand::Sleep { duration } => Ok(Parsed::Sleep(duration)),
+        LangCommand::Profile { name } => Ok(Parsed::Profile(name)),
         LangCommand::Seq(action) => Ok(Parsed::Seq(match action {
             SeqAction::Add {
                 hex,

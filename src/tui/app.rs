@@ -1444,6 +1444,22 @@ impl App {
         }
     }
 
+    /// A profile's keymap (over the defaults) and sequences file (the send
+    /// panel); errors go to the message log, the rest applies.
+    pub fn apply_profile(&mut self, keymap: Option<String>, sequences: Option<std::path::PathBuf>) {
+        if let Some(name) = keymap {
+            match Keymap::load(Some(&name)) {
+                Ok(map) => self.keymap = map,
+                Err(errors) => self.keymap_failed(&errors),
+            }
+        }
+        if let Some(path) = sequences {
+            let (seqs, errors) = super::sequences::Sequences::load(&path);
+            self.sequences = seqs;
+            self.sequence_errors(&errors);
+        }
+    }
+
     /// Errors of the sequences file: in the message log, the count in the status.
     pub fn sequence_errors(&mut self, errors: &[String]) {
         for e in errors {

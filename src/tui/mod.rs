@@ -207,6 +207,10 @@ impl FrontEnd for TuiFront {
         let _ = self.0.send(Msg::View(session.to_string(), view));
     }
 
+    fn profile(&self, keymap: Option<String>, sequences: Option<PathBuf>) {
+        let _ = self.0.send(Msg::Profile(keymap, sequences));
+    }
+
     fn sequence(
         &self,
         req: crate::lang::SeqRequest,

@@ -37,6 +37,8 @@ pub enum Msg {
         crate::lang::SeqRequest,
         tokio::sync::oneshot::Sender<Result<String, String>>,
     ),
+    /// A profile's keymap and sequences file.
+    Profile(Option<String>, Option<std::path::PathBuf>),
     /// A sequence of the send panel started as this run.
     SequenceRun(String, u64),
     /// An event of the session manager.
@@ -77,6 +79,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Started(run, line) => {
             app.running.insert(run, (line, chrono::Utc::now()));
+            Vec::new()
+        }
+        Msg::Profile(keymap, sequences) => {
+            app.apply_profile(keymap, sequences);
             Vec::new()
         }
         Msg::Tick(elapsed) => {

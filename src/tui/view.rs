@@ -1246,7 +1246,7 @@ fn mode_keys(app: &App, mode: &str, theme: Theme) -> Vec<Line<'static>> {
             continue;
         }
         lines.push(Line::from(vec![
-            Span::styled(format!("  {:<15}", keys.join(" ")), theme.fg(Color::Cyan)),
+            Span::styled(format!("  {:<14} ", keys.join(" ")), theme.fg(Color::Cyan)),
             Span::raw(action.describe()),
         ]));
     }
