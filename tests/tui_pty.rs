@@ -96,6 +96,45 @@ impl Tui {
         }
     }
 
+    /// `muxcat connect ARGS… ADDR` to a listener of the test's (global
+    /// options go among ARGS too); the TUI and the accepted peer, once the
+    /// session shows. The accept is bounded: a muxcat that exits at once
+    /// fails the test instead of hanging it.
+    fn connected_to_peer(args: &[&str]) -> (Tui, TcpStream) {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = server.local_addr().unwrap().to_string();
+        let mut all: Vec<&str> = vec!["connect"];
+        all.extend(args);
+        all.push(target.as_str());
+        let tui = Tui::start(&all);
+        server.set_nonblocking(true).unwrap();
+        let start = Instant::now();
+        let peer = loop {
+            match server.accept() {
+                Ok((peer, _)) => break peer,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(15),
+                        "muxcat {all:?} never connected; screen:\n{}",
+                        tui.contents()
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        peer.set_nonblocking(false).unwrap();
+        tui.wait_for("* connected");
+        (tui, peer)
+    }
+
+    /// `q`, `y` (a session is live), and the exit.
+    fn quit_live(&mut self) {
+        self.keys("q");
+        self.keys("y");
+        self.wait_exit();
+    }
+
     /// Waits until the screen no longer shows `text`.
     fn wait_gone(&self, text: &str) {
         let start = Instant::now();
@@ -445,15 +484,11 @@ fn a_function_key_macro_sends_and_waits() {
     s.write_all(b"PONG\n").unwrap();
     assert_eq!(read_line_from(&mut s), "done\n");
     tui.wait_for("> done");
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 }
 
 #[test]
 fn a_macro_waits_for_the_answer_to_its_own_send_not_a_stale_one() {
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.toml");
     std::fs::write(
@@ -461,14 +496,7 @@ fn a_macro_waits_for_the_answer_to_its_own_send_not_a_stale_one() {
         "[normal]\n\"f6\" = \"send AT\"\n\"f5\" = [\"send AT+SLOW\", \"waitfor --timeout 10s ^OK$\", \"send done\"]\n",
     )
     .unwrap();
-    let mut tui = Tui::start(&[
-        "--keymap",
-        keys.to_str().unwrap(),
-        "connect",
-        &format!("127.0.0.1:{port}"),
-    ]);
-    let (mut s, _) = server.accept().unwrap();
-    tui.wait_for("● 0B/0B");
+    let (mut tui, mut s) = Tui::connected_to_peer(&["--keymap", keys.to_str().unwrap()]);
     // An earlier key press leaves an OK nobody waited for.
     tui.keys("\x1b[17~"); // F6
     assert_eq!(read_line_from(&mut s), "AT\n");
@@ -487,18 +515,12 @@ fn a_macro_waits_for_the_answer_to_its_own_send_not_a_stale_one() {
     );
     s.write_all(b"OK\n").unwrap();
     assert_eq!(read_line_from(&mut s), "done\n");
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 }
 
 #[test]
 fn raw_console_keys_reach_the_device_as_terminal_bytes() {
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    let mut tui = Tui::start(&["connect", "--eol", "cr", &format!("127.0.0.1:{port}")]);
-    let (mut s, _) = server.accept().unwrap();
-    tui.wait_for("● 0B/0B");
+    let (mut tui, mut s) = Tui::connected_to_peer(&["--eol", "cr"]);
     tui.keys("i");
     tui.keys("\x14"); // ctrl-t: raw console
     tui.wait_for(" RAW ");
@@ -517,18 +539,12 @@ fn raw_console_keys_reach_the_device_as_terminal_bytes() {
     // ctrl-t leaves; q then quits (asking, a session is live).
     tui.keys("\x14");
     tui.wait_for(" NORMAL ");
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 }
 
 #[test]
 fn a_pending_wait_shows_its_time_left_and_ctrl_c_cancels_it() {
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    let mut tui = Tui::start(&["connect", &format!("127.0.0.1:{port}")]);
-    let (mut s, _) = server.accept().unwrap();
-    tui.wait_for("● 0B/0B");
+    let (mut tui, mut s) = Tui::connected_to_peer(&[]);
     tui.keys(":waitfor --timeout 60s ^BOOTED$\r");
     tui.wait_for("⏳ waitfor --timeout 60s ^BOOTED$ · ");
     tui.wait_for("s left · ctrl-c cancels");
@@ -542,15 +558,11 @@ fn a_pending_wait_shows_its_time_left_and_ctrl_c_cancels_it() {
     tui.wait_for("< BOOTED");
     tui.keys(":waitfor --timeout 5s ^BOOTED$\r");
     tui.wait_for("ok: waitfor --timeout 5s ^BOOTED$");
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 }
 
 #[test]
 fn the_send_panel_replays_a_saved_sequence_every_interval() {
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("seqs.toml");
     std::fs::write(
@@ -558,14 +570,7 @@ fn the_send_panel_replays_a_saved_sequence_every_interval() {
         "[[sequence]]\nname = \"poll\"\nsend = 'AT+CSQ'\nevery = \"200ms\"\n",
     )
     .unwrap();
-    let mut tui = Tui::start(&[
-        "--sequences",
-        file.to_str().unwrap(),
-        "connect",
-        &format!("127.0.0.1:{port}"),
-    ]);
-    let (mut s, _) = server.accept().unwrap();
-    tui.wait_for("● 0B/0B");
+    let (mut tui, mut s) = Tui::connected_to_peer(&["--sequences", file.to_str().unwrap()]);
     tui.wait_for(" Send ");
     // Tab to the send panel, Enter: it repeats until Enter again.
     tui.keys("\t\r");
@@ -586,17 +591,12 @@ fn the_send_panel_replays_a_saved_sequence_every_interval() {
         saved.contains("name = \"version\"") && saved.contains("key = \"f7\""),
         "{saved}"
     );
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 }
 
 #[test]
 fn omap_maps_typed_lines_and_keys() {
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    let mut tui = Tui::start(&["connect", "--omap", "onlcr,delbs", &format!("127.0.0.1:{port}")]);
-    let (mut s, _) = server.accept().unwrap();
+    let (mut tui, mut s) = Tui::connected_to_peer(&["--omap", "onlcr,delbs"]);
     tui.wait_for("· omap=onlcr,d");
     // A typed line: its LF goes out as CR LF.
     tui.keys("iAT\r");
@@ -645,9 +645,7 @@ fn a_profile_opens_its_device_with_its_triggers_keymap_and_sequences() {
     tui.keys("?");
     tui.wait_for("ctrl-w tab");
     tui.keys("x");
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 }
 
 #[test]
@@ -672,9 +670,7 @@ fn source_runs_a_script_in_the_tui_and_ctrl_c_stops_it() {
     tui.wait_for("stopped at line 3");
     tui.keys(":send still here\r");
     assert_eq!(read_line_from(&mut s), "still here\n");
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 }
 
 #[test]
@@ -810,9 +806,7 @@ fn a_flood_of_empty_lines_keeps_the_tui_bounded() {
     assert!(peak_kib / 1024 < 200, "peak {} MiB", peak_kib / 1024);
     // Quitting mid-flood is prompt too (closing sessions never wait on
     // an event queue the TUI no longer reads).
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 }
 
 /// One script through every front end — `muxcat run`, `-c`, `source` in
@@ -880,9 +874,7 @@ fn one_script_gives_the_same_bytes_through_every_front_end() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut tui = Tui::start(&args);
     assert_eq!(received(&server), expected, "-c");
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 
     // source, and a key macro, with the decoy selected
     let keys = dir.path().join("keys.toml");
@@ -900,9 +892,7 @@ fn one_script_gives_the_same_bytes_through_every_front_end() {
     tui.wait_for("done");
     tui.keys("\x1b[15~"); // F5
     assert_eq!(received(&server), expected, "key macro");
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 }
 
 /// Unix sockets in the TUI: a listener and a client on one path, shown by
@@ -924,9 +914,7 @@ fn unix_sockets_in_the_tui() {
     let screen = tui.wait_for("hello over unix");
     assert!(screen.contains("unix:"), "{screen}");
     assert!(screen.contains("usrv") && screen.contains("ucli"), "{screen}");
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 }
 
 /// Ctrl-] as tmux and xterm send it (the byte 0x1d) leaves insert mode for
@@ -944,9 +932,7 @@ fn ctrl_bracket_byte_opens_the_command_bar_from_insert_mode() {
     tui.keys("send AT+SLOW\r");
     assert_eq!(read_line_from(&mut s), "AT+SLOW\n");
     tui.keys("\x1b");
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 }
 
 /// A terminal squeezed to two rows (tmux resize-window -y 2) draws a
@@ -963,7 +949,5 @@ fn a_terminal_two_rows_high_does_not_kill_muxcat() {
     s.write_all(b"still here\n").unwrap();
     tui.resize(32, 120);
     tui.wait_for("still here");
-    tui.keys("q");
-    tui.keys("y");
-    tui.wait_exit();
+    tui.quit_live();
 }
