@@ -216,6 +216,8 @@ pub struct TriggerSpec {
     pub reply: Bytes,
     pub raw: bool,
     pub once: bool,
+    /// `--crc`: appended to each reply after `$1`… are filled in.
+    pub checksum: Option<(super::checksum::Checksum, super::checksum::Range)>,
 }
 
 /// What a successful command returns.

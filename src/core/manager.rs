@@ -562,14 +562,10 @@ impl Actor {
         };
         self.next_trigger += 1;
         let id = format!("trig-{}", self.next_trigger);
-        let trigger = Arc::new(Trigger::new(
-            id.clone(),
-            scope,
-            spec.regex,
-            spec.reply,
-            spec.raw,
-            spec.once,
-        ));
+        let trigger = Arc::new(
+            Trigger::new(id.clone(), scope, spec.regex, spec.reply, spec.raw, spec.once)
+                .with_checksum(spec.checksum),
+        );
         let info = trigger.info();
         {
             let mut list = self.ctx.triggers.write().unwrap_or_else(|e| e.into_inner());

@@ -21,6 +21,7 @@
 //! - `slots`: a listener's client slots as its sessions see them (a leaf)
 
 pub mod addr;
+pub mod checksum;
 pub mod command;
 pub(crate) mod ctx;
 pub mod dial;

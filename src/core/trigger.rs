@@ -28,6 +28,8 @@ pub struct Trigger {
     /// No end of line appended (hex payloads, `--raw`).
     pub raw: bool,
     pub once: bool,
+    /// Appended to each reply (after the captures are filled in).
+    checksum: Option<(super::checksum::Checksum, super::checksum::Range)>,
     fired: AtomicU64,
     spent: AtomicBool,
 }
@@ -61,9 +63,19 @@ impl Trigger {
             template,
             raw,
             once,
+            checksum: None,
             fired: AtomicU64::new(0),
             spent: AtomicBool::new(false),
         }
+    }
+
+    /// `on --crc`: each reply gets this checksum.
+    pub fn with_checksum(
+        mut self,
+        checksum: Option<(super::checksum::Checksum, super::checksum::Range)>,
+    ) -> Self {
+        self.checksum = checksum;
+        self
     }
 
     pub fn applies_to(&self, session: &str, listener: Option<&str>) -> bool {
@@ -84,6 +96,9 @@ impl Trigger {
         self.fired.fetch_add(1, Ordering::Relaxed);
         let mut out = Vec::with_capacity(self.template.len() + 16);
         caps.expand(&self.template, &mut out);
+        if let Some((sum, range)) = self.checksum {
+            super::checksum::append(&mut out, sum, range);
+        }
         Some(out)
     }
 

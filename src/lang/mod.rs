@@ -319,7 +319,10 @@ impl UdpArgs {
     name = "muxcat",
     multicall = true,
     disable_help_flag = true,
-    color = clap::ColorChoice::Never
+    color = clap::ColorChoice::Never,
+    // Usage text is shown in the TUI's help overlay and in `run` output:
+    // one width for both, whatever the terminal.
+    term_width = 78
 )]
 struct Line {
     #[command(subcommand)]
@@ -345,6 +348,8 @@ enum LangCommand {
         /// Do not append the session's end of line in line mode
         #[arg(long)]
         raw: bool,
+        #[command(flatten)]
+        crc: CrcArgs,
         #[arg(value_name = "PAYLOAD", trailing_var_arg = true, allow_hyphen_values = true)]
         payload: Vec<String>,
     },
@@ -427,6 +432,8 @@ enum LangCommand {
         /// Do not append the session's end of line in line mode
         #[arg(long)]
         raw: bool,
+        #[command(flatten)]
+        crc: CrcArgs,
         /// Rust regex; received lines (or chunks, or datagrams) that match fire
         #[arg(value_name = "REGEX", allow_hyphen_values = true)]
         regex: String,
@@ -527,6 +534,23 @@ enum SeqAction {
     Save,
 }
 
+/// `--crc NAME [--crc-range START..END]`: a checksum appended to a payload.
+#[derive(Args, Clone, Debug, Default)]
+struct CrcArgs {
+    /// Append this checksum: crc16-modbus, crc16-xmodem, crc16-ccitt-false, crc16-kermit, crc32, crc8, xor8, sum8, lrc (:le/:be for the byte order)
+    #[arg(long, value_name = "NAME", value_parser = crate::core::checksum::Checksum::parse)]
+    crc: Option<crate::core::checksum::Checksum>,
+    /// Checksum only these bytes of the payload (e.g. 1.. skips a start byte)
+    #[arg(long, value_name = "START..END", requires = "crc", value_parser = crate::core::checksum::Range::parse)]
+    crc_range: Option<crate::core::checksum::Range>,
+}
+
+impl CrcArgs {
+    fn spec(&self) -> Option<(crate::core::checksum::Checksum, crate::core::checksum::Range)> {
+        self.crc.map(|c| (c, self.crc_range.unwrap_or_default()))
+    }
+}
+
 fn invalid(text: impl Into<String>) -> CoreError {
     CoreError::new(ErrorCode::CommandInvalid, text)
 }
@@ -597,14 +621,18 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
             to,
             hex,
             raw,
+            crc,
             payload,
         } => {
             let text = payload.join(" ");
-            let bytes = if hex {
+            let mut bytes = if hex {
                 decode_hex(&text)?
             } else {
                 decode_payload(&text)?
             };
+            if let Some((sum, range)) = crc.spec() {
+                crate::core::checksum::append(&mut bytes, sum, range);
+            }
             core(Command::Send {
                 to,
                 payload: Bytes::from(bytes),
@@ -656,6 +684,7 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
             once,
             hex,
             raw,
+            crc,
             regex,
             action: _,
             payload,
@@ -673,6 +702,7 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
                 reply: Bytes::from(reply),
                 raw: raw || hex,
                 once,
+                checksum: crc.spec(),
             }))
         }
         LangCommand::Triggers => core(Command::Triggers),

@@ -1213,7 +1213,8 @@ fn draw_help(app: &App, frame: &mut Frame, theme: Theme) {
     }
     let w = (width * columns.len() as u16).min(area.width);
     let tallest = columns.iter().map(Vec::len).max().unwrap_or(0);
-    let h = (tallest as u16 + 2).min(area.height);
+    // The status line stays visible under it.
+    let h = (tallest as u16 + 2).min(area.height.saturating_sub(1)).max(1);
     let popup = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
