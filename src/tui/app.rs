@@ -394,6 +394,8 @@ pub struct App {
     pub sequence_runs: HashMap<String, (u64, DateTime<Utc>)>,
     /// Trigger ids armed from this TUI or listed by `triggers` (for Tab).
     pub triggers: Vec<String>,
+    /// A line half typed in insert mode when ctrl-] opened the command bar.
+    insert_stash: String,
     /// `/` typed in the message log: the input is its filter.
     pub messages_typing: bool,
     /// Timestamps carry the date (a replayed transcript that spans days).
@@ -446,6 +448,7 @@ impl App {
             size: (80, 24),
             ranging: false,
             messages_typing: false,
+            insert_stash: String::new(),
             triggers: Vec::new(),
             sequences: Default::default(),
             sequence_runs: HashMap::new(),
@@ -1908,13 +1911,19 @@ impl App {
                 }
             }
             Action::CommandBar => {
+                // A line half typed into the session waits for the return
+                // to insert mode (ctrl-] in the middle of it loses nothing).
+                if self.mode == Mode::Insert {
+                    self.insert_stash = self.input.take();
+                }
                 self.mode = Mode::Command;
                 self.input.take();
             }
             Action::Insert => match self.selected_session() {
                 Some(s) if s.state.is_live() => {
                     self.mode = Mode::Insert;
-                    self.input.take();
+                    let stashed = std::mem::take(&mut self.insert_stash);
+                    self.input.set(&stashed);
                     self.set_status("typing into the session: Enter sends the line, Esc leaves", false);
                 }
                 _ => self.set_status("no live session selected to type into", true),
@@ -2267,6 +2276,7 @@ pub(crate) mod tests {
             let effects = a.on_key(key);
             assert!(effects.is_empty(), "{key:?} sent {effects:?}");
             assert_eq!(a.mode, Mode::Command, "{key:?}");
+            assert_eq!(a.input.text, "", "the bar starts empty");
             // What follows goes to the command bar, not to the device.
             typed(&mut a, "send AT+SLOW");
             let effects = a.on_key(code(KeyCode::Enter));
@@ -2278,6 +2288,9 @@ pub(crate) mod tests {
                 }],
                 "{key:?}"
             );
+            // Back in insert mode, the half-typed line is still there.
+            a.apply(Action::Insert);
+            assert_eq!(a.input.text, "AT", "{key:?}");
         }
     }
 
