@@ -233,8 +233,16 @@ struct Actor {
     dialing: Dialing,
 }
 
-/// Connects still trying their first connect (`--wait`), by id.
-type Dialing = Arc<std::sync::Mutex<Vec<(String, Option<String>, tokio_util::sync::CancellationToken)>>>;
+/// Connects still trying their first connect (`--wait`), in order.
+type Dialing = Arc<std::sync::Mutex<Vec<Arc<Dial>>>>;
+
+/// A `connect --wait` still trying: named as a session is, stopped by
+/// `disconnect`.
+struct Dial {
+    id: String,
+    label: Option<String>,
+    stop: tokio_util::sync::CancellationToken,
+}
 
 impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>, mut registered: mpsc::Receiver<Registration>) {
@@ -601,18 +609,14 @@ impl Actor {
     /// Stops a `connect --wait` still trying (by id, a prefix of it, or
     /// label); its id.
     fn stop_dialing(&self, name: Option<&str>) -> Option<String> {
-        let name = name?;
         let dialing = self.dialing.lock().ok()?;
-        let (id, _, stop) = dialing.iter().find(|(id, label, _)| {
-            id == name
-                || label.as_deref() == Some(name)
-                || (name.len() >= 4
-                    && id
-                        .trim_start_matches("sess-")
-                        .starts_with(name.trim_start_matches("sess-")))
-        })?;
-        stop.cancel();
-        Some(id.clone())
+        // The one resolver: ids, labels, prefixes, `@N` as for sessions.
+        let dial = super::resolve::resolve(&dialing, name?, &super::resolve::SESSIONS, |d| {
+            (&d.id, &d.label, true)
+        })
+        .ok()?;
+        dial.stop.cancel();
+        Some(dial.id.clone())
     }
 
     fn connect(&mut self, spec: Box<ConnectSpec>, reply: Reply) {
@@ -640,7 +644,11 @@ impl Actor {
             let dialed = if spec.wait {
                 let stop = tokio_util::sync::CancellationToken::new();
                 if let Ok(mut d) = dialing.lock() {
-                    d.push((id.clone(), spec.opts.label.clone(), stop.clone()));
+                    d.push(Arc::new(Dial {
+                        id: id.clone(),
+                        label: spec.opts.label.clone(),
+                        stop: stop.clone(),
+                    }));
                 }
                 let mut reply = reply;
                 let dialed = first_dial(
@@ -653,7 +661,7 @@ impl Actor {
                 )
                 .await;
                 if let Ok(mut d) = dialing.lock() {
-                    d.retain(|(i, _, _)| *i != id);
+                    d.retain(|dial| dial.id != id);
                 }
                 match dialed {
                     Some(Ok(d)) => (d, reply),
