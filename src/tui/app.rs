@@ -1000,7 +1000,17 @@ impl App {
         copy.extend_from_slice(eol);
         let entry = Entry::new(at, mark, Bytes::from(copy));
         let hex_rows = entry.hex_rows();
-        let rows_before = [View::Line, View::Hex, View::HexIn, View::HexOut].map(|v| row.rows(v));
+        // The rows each pane scrolled back on it shows, before (only those
+        // panes: a pane following the tail needs nothing).
+        let before: Vec<(usize, u64)> = self
+            .panes
+            .iter()
+            .enumerate()
+            .filter_map(|(p, pane)| {
+                let st = pane.states.get(id)?;
+                (st.scroll > 0).then(|| (p, row.rows(st.view)))
+            })
+            .collect();
         let dropped = match arrival {
             Arrival::Whole => {
                 // A whole sent chunk ends the keys being typed.
@@ -1010,25 +1020,20 @@ impl App {
             Arrival::Line => row.scrollback.push_line(entry),
             Arrival::Partial => row.scrollback.push_partial(at, mark, &entry.data),
         } as usize;
-        let page = self.page;
         for pane in &mut self.panes {
-            let Some(st) = pane.states.get_mut(id) else {
-                continue;
-            };
-            st.entries_dropped(dropped);
-            if st.scroll == 0 {
-                continue;
+            if let Some(st) = pane.states.get_mut(id) {
+                st.entries_dropped(dropped);
             }
+        }
+        let page = self.page;
+        for (p, was) in before {
+            let st = self.panes[p].state_mut(id);
             // The new rows go under the view: it moves up by as many (a
             // pending line that grew or completed adds what it grew by).
             let added = if dropped > 0 || arrival == Arrival::Whole {
                 if shows_hex(st.view, mark) { hex_rows } else { 1 }
             } else {
-                let k = [View::Line, View::Hex, View::HexIn, View::HexOut]
-                    .iter()
-                    .position(|&v| v == st.view)
-                    .unwrap_or(0);
-                row.rows(st.view).saturating_sub(rows_before[k])
+                row.rows(st.view).saturating_sub(was)
             };
             st.scroll += added;
             let max = row.rows(st.view).saturating_sub(page);

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 
 use crate::core::View;
@@ -138,10 +138,15 @@ impl Scrollback {
     /// that direction's pending entry, or start one.
     pub fn push_partial(&mut self, at: DateTime<Utc>, mark: Mark, data: &[u8]) -> u64 {
         if let Some(idx) = self.pending_index(mark) {
-            let mut grown = Vec::with_capacity(self.entries[idx].data.len() + data.len());
-            grown.extend_from_slice(&self.entries[idx].data);
-            grown.extend_from_slice(data);
-            self.replace(idx, Bytes::from(grown));
+            // Grown in place when nothing else holds the bytes (the usual
+            // case), so a line trickling in costs its length, not its square.
+            self.replace(idx, |held| {
+                let mut grown = held
+                    .try_into_mut()
+                    .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+                grown.extend_from_slice(data);
+                grown.freeze()
+            });
             return 0;
         }
         let dropped = self.push(Entry::new(at, mark, Bytes::copy_from_slice(data)));
@@ -159,7 +164,7 @@ impl Scrollback {
                 if let Some(k) = direction(entry.mark) {
                     self.pending[k] = None;
                 }
-                self.replace(idx, entry.data);
+                self.replace(idx, |_| entry.data);
                 0
             }
             None => self.push(entry),
@@ -188,9 +193,11 @@ impl Scrollback {
 
     /// Replaces an entry's bytes, keeping the bookkeeping right: bytes
     /// held, the hex rows of the entries after it, the stream offsets.
-    fn replace(&mut self, idx: usize, data: Bytes) {
+    fn replace(&mut self, idx: usize, make: impl FnOnce(Bytes) -> Bytes) {
         let old_rows = self.entries[idx].hex_rows();
-        let old_len = self.entries[idx].data.len();
+        let old = std::mem::take(&mut self.entries[idx].data);
+        let old_len = old.len();
+        let data = make(old);
         self.bytes = self.bytes - old_len + data.len();
         let mark = self.entries[idx].mark;
         self.entries[idx].data = data;

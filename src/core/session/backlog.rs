@@ -19,7 +19,7 @@ pub(super) struct Backlog {
     pub(super) chunk_bytes: usize,
     /// Line mode: the line received so far whose end has not arrived (a
     /// prompt); `waitfor` may match it (`--partial`, or once quiet).
-    pub(super) partial: Bytes,
+    pub(super) partial: BytesMut,
     /// A `waitfor` matched the pending line: it does not match again, and
     /// the line it completes into is not kept (one text, one match).
     pub(super) partial_taken: bool,
@@ -48,11 +48,23 @@ impl Backlog {
     /// A line completed: kept for `waitfor`, unless a `waitfor` already
     /// matched it while it was pending.
     pub(super) fn complete_line(&mut self, line: Bytes) {
-        self.partial = Bytes::new();
+        self.partial = BytesMut::new();
         if std::mem::take(&mut self.partial_taken) {
             return;
         }
         self.push_line(line);
+    }
+
+    /// The pending line grew by `new` and is now `pending`: appended (a
+    /// line trickling in byte by byte costs its length, not its square),
+    /// or taken whole when the two differ (after a cut at the line cap).
+    pub(super) fn grow_partial(&mut self, new: &[u8], pending: &[u8]) {
+        if self.partial.len() + new.len() == pending.len() {
+            self.partial.extend_from_slice(new);
+        } else {
+            self.partial.clear();
+            self.partial.extend_from_slice(pending);
+        }
     }
 
     /// `waitfor --fresh`, and a macro's send: what arrived before is not

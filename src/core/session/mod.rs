@@ -801,7 +801,7 @@ impl Session {
         let Some(new) = splitter.take_unreported() else {
             return;
         };
-        self.lock().backlog.partial = Bytes::copy_from_slice(splitter.pending());
+        self.lock().backlog.grow_partial(&new, splitter.pending());
         self.bump();
         let count = new.len();
         self.emit(EventKind::DataPartial { payload: new, count }).await;
