@@ -1,6 +1,6 @@
 //! Reading files an operator names, with a size cap: `--cert /dev/zero`
 //! or a runaway file is an error naming the file and the cap, never the
-//! end of memory.
+//! end of memory. And writing the user's own files owner-only.
 
 use std::io::Read;
 use std::path::Path;
@@ -53,6 +53,23 @@ pub async fn read_capped_async(path: &Path, limit: u64) -> std::io::Result<Vec<u
         return Err(too_big(limit));
     }
     Ok(data)
+}
+
+/// Writes `data` to `path` (replacing it), readable by its owner only, its
+/// folder made first: the command history, saved sequences.
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(data)
 }
 
 #[cfg(test)]

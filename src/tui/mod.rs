@@ -78,21 +78,12 @@ fn load_history() -> Vec<String> {
 /// Saves the command history, owner-only.
 fn save_history(history: &[String]) {
     let Some(path) = history_file() else { return };
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+    let mut text = String::new();
+    for line in history {
+        text.push_str(line);
+        text.push('\n');
     }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    if let Ok(mut f) = opts.open(path) {
-        for line in history {
-            let _ = writeln!(f, "{line}");
-        }
-    }
+    let _ = crate::core::files::write_private(&path, text.as_bytes());
 }
 
 /// Runs the TUI on the real terminal; returns the exit status.

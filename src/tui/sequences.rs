@@ -173,19 +173,7 @@ impl Sequences {
             .file
             .clone()
             .ok_or("no sequences file (start with --sequences FILE)")?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        use std::io::Write;
-        opts.open(&path)
-            .and_then(|mut f| f.write_all(self.to_toml().as_bytes()))
+        crate::core::files::write_private(&path, self.to_toml().as_bytes())
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(path)
     }
