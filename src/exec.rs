@@ -243,9 +243,23 @@ impl Executor {
         };
         self.front
             .profile(profile.keymap.clone(), profile.sequences_in(&path));
-        for (i, line) in profile.lines().iter().enumerate() {
+        let lines = profile.lines();
+        self.run_lines(&path, lines.iter().map(|l| l.as_bytes()), script, depth)
+            .await
+    }
+
+    /// A file's lines (`source`, `profile`), in order, each named
+    /// `FILE:N` in errors; the first that does not succeed ends it.
+    async fn run_lines<'l>(
+        &self,
+        path: &Path,
+        lines: impl Iterator<Item = &'l [u8]> + Send,
+        script: &mut Script,
+        depth: usize,
+    ) -> Step {
+        for (i, line) in lines.enumerate() {
             let here = format!("{}:{}", path.display(), i + 1);
-            match Box::pin(self.run_line(line.as_bytes(), &here, script, depth + 1)).await {
+            match Box::pin(self.run_line(line, &here, script, depth + 1)).await {
                 Step::Done(_) => {}
                 other => return other,
             }
@@ -272,14 +286,8 @@ impl Executor {
                     .await;
             }
         };
-        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-            let here = format!("{}:{}", path.display(), i + 1);
-            match Box::pin(self.run_line(line, &here, script, depth + 1)).await {
-                Step::Done(_) => {}
-                other => return other,
-            }
-        }
-        Step::Done(None)
+        self.run_lines(path, text.split(|&b| b == b'\n'), script, depth)
+            .await
     }
 
     async fn fail(&self, err: CoreError) -> Step {
