@@ -803,33 +803,17 @@ impl App {
                 },
                 Some(id),
             ) => {
-                let selected = self
-                    .selected
-                    .and_then(|i| self.sessions.get(i))
-                    .map(|s| s.id.as_str())
-                    == Some(id);
-                if let Some(row) = self.row(id) {
-                    row.bytes_in += *count as u64;
-                    if let (Some(from), "udp") = (from, row.direction) {
-                        row.peer = from.to_string();
-                    }
-                    if !selected {
-                        row.unread = true;
-                    }
+                if let (Some(from), Some(row)) = (from, self.row(id))
+                    && row.direction == "udp"
+                {
+                    row.peer = from.to_string();
                 }
                 // With the line's end: the hex view shows exact bytes. A
                 // line shown pending (a prompt) completes in place.
-                self.push_received(id, ev.timestamp, payload, eol, false);
+                self.push_received(id, ev.timestamp, payload, eol, *count, false);
             }
             (EventKind::DataPartial { payload, count }, Some(id)) => {
-                let selected = self.selected_session().map(|s| s.id.as_str()) == Some(id);
-                if let Some(row) = self.row(id) {
-                    row.bytes_in += *count as u64;
-                    if !selected {
-                        row.unread = true;
-                    }
-                }
-                self.push_received(id, ev.timestamp, payload, b"", true);
+                self.push_received(id, ev.timestamp, payload, b"", *count, true);
             }
             (EventKind::Sent { bytes, payload, .. }, Some(id)) => {
                 let mut keys = None;
@@ -975,9 +959,23 @@ impl App {
         self.add_entry(id, at, mark, data, eol, Arrival::Whole);
     }
 
-    /// Received bytes: a whole line (or chunk), or part of a line still
-    /// arriving (`partial`), which later bytes extend and its end completes.
-    fn push_received(&mut self, id: &str, at: DateTime<Utc>, data: &[u8], eol: &[u8], partial: bool) {
+    /// Received bytes (`count` of them): a whole line (or chunk), or part of
+    /// a line still arriving (`partial`), which later bytes extend and its
+    /// end completes. Counted, and unread unless the session is selected.
+    fn push_received(
+        &mut self,
+        id: &str,
+        at: DateTime<Utc>,
+        data: &[u8],
+        eol: &[u8],
+        count: usize,
+        partial: bool,
+    ) {
+        let selected = self.selected_session().map(|s| s.id.as_str()) == Some(id);
+        if let Some(row) = self.row(id) {
+            row.bytes_in += count as u64;
+            row.unread |= !selected;
+        }
         let arrival = if partial { Arrival::Partial } else { Arrival::Line };
         self.add_entry(id, at, Mark::In, data, eol, arrival);
     }
