@@ -9,7 +9,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::io::Write;
 
 use crate::core::Command;
-use crate::lang::{ConnectArgs, ListenArgs, UdpArgs};
+use crate::lang::{ConnectArgs, ListenArgs, SerialArgs, UdpArgs};
 use crate::pipe::{PipeOptions, PipeRole};
 use crate::script::{self, RunOptions};
 use crate::transcript::{self, Mark};
@@ -128,6 +128,16 @@ pub enum Sub {
         #[command(flatten)]
         front: FrontArgs,
     },
+    /// One serial port (a pipe like picocom/socat when not on a terminal), or --list the ports
+    #[command(
+        after_help = "Examples:\n  muxcat serial /dev/ttyUSB0                       TUI on a terminal, 115200 8N1\n  muxcat serial --params 9600,8E1 /dev/ttyS0\n  muxcat serial --reconnect --wait /dev/ttyACM0    survive unplugging the board\n  muxcat serial /dev/ttyUSB0 < firmware.bin        a byte-exact pipe\n  muxcat serial --list"
+    )]
+    Serial {
+        #[command(flatten)]
+        args: SerialArgs,
+        #[command(flatten)]
+        front: FrontArgs,
+    },
     /// View a recorded transcript
     Replay {
         #[arg(value_name = "TRANSCRIPT")]
@@ -204,9 +214,12 @@ pub fn main() -> ExitCode {
     // as servers commonly do.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let pipe_mode = match &cli.command {
-        Some(Sub::Connect { front, .. } | Sub::Listen { front, .. } | Sub::Udp { front, .. }) => {
-            !wants_tui(front)
-        }
+        Some(
+            Sub::Connect { front, .. }
+            | Sub::Listen { front, .. }
+            | Sub::Udp { front, .. }
+            | Sub::Serial { front, .. },
+        ) => !wants_tui(front),
         _ => false,
     };
     let rt = match runtime(pipe_mode) {
@@ -266,6 +279,14 @@ pub fn main() -> ExitCode {
             }
             Err(e) => usage_error(e),
         },
+        Some(Sub::Serial { args, front }) => match args.spec() {
+            Ok(None) => list_ports(&global),
+            Ok(Some(spec)) if wants_tui(&front) => {
+                rt.block_on(tui(&global, Some(Command::Connect(Box::new(spec))), Vec::new()))
+            }
+            Ok(Some(spec)) => rt.block_on(pipe(PipeRole::Connect(spec), &global, &front)),
+            Err(e) => usage_error(e),
+        },
         Some(Sub::Replay { transcript, raw }) => replay(&rt, &transcript, raw.as_deref(), &global),
         Some(Sub::Keymap { .. }) => {
             match crate::tui::keymap::Keymap::load_with_user(global.keymap.as_deref()) {
@@ -290,6 +311,34 @@ pub fn main() -> ExitCode {
     // stray blocking reads (stdin) to finish.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     ExitCode::from(code)
+}
+
+/// `muxcat serial --list`: one port per line (a `ports` event with --json).
+fn list_ports(global: &GlobalArgs) -> u8 {
+    match crate::core::transport::serial::list_ports() {
+        Ok(ports) if global.json => {
+            println!(
+                "{}",
+                crate::core::Event::new(crate::core::EventKind::Ports(ports)).to_json()
+            );
+            0
+        }
+        Ok(ports) if ports.is_empty() => {
+            eprintln!("muxcat: no serial ports found");
+            0
+        }
+        Ok(ports) => {
+            for p in ports {
+                // Names from sysfs and USB descriptors: never raw to the terminal.
+                println!("{}", crate::core::escape::escape_display(p.describe().as_bytes()));
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("muxcat: {}: {}", e.code, e.text);
+            1
+        }
+    }
 }
 
 fn usage_error(e: crate::core::CoreError) -> u8 {

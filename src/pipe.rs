@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::core::command::{ConnectSpec, ListenSpec, UdpSpec};
 use crate::core::recycle::Recycler;
+use crate::core::transport::Target;
 use crate::core::{
     CloseReason, Command, CoreError, ErrorCode, Event, EventKind, Manager, ManagerConfig, Mode, Outcome,
 };
@@ -214,6 +215,10 @@ fn diagnose(ev: &Event, opts: &PipeOptions) {
 }
 
 /// Runs pipe mode; returns the exit status.
+/// How long a serial pipe waits for the device's answer once stdin ended
+/// (socat's `-t` default).
+const SERIAL_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
 pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     // Bigger reads: pipe mode moves bulk bytes.
     let (manager, mut events) = Manager::start(ManagerConfig {
@@ -222,6 +227,10 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
         bulk: true,
         ..ManagerConfig::default()
     });
+    // A serial port never ends its output: once stdin has, the run ends
+    // after the device has been quiet for a while (as socat's -t).
+    let lingers = matches!(&role, PipeRole::Connect(spec) if matches!(spec.target, Target::Serial(_)));
+    let mut linger: Option<tokio::time::Instant> = None;
     // Pipe mode is byte-transparent whatever --mode says: sessions are
     // opened in binary mode; --mode only decides how UDP reads stdin.
     let (open, line_input, keep_open, broker, udp_to) = match role {
@@ -325,6 +334,9 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                 let sid = ev.session_id.clone();
                 match ev.kind {
                     EventKind::Data { payload, .. } => {
+                        if let Some(deadline) = &mut linger {
+                            *deadline = tokio::time::Instant::now() + SERIAL_LINGER;
+                        }
                         if broker {
                             clients.relay(&manager, sid.as_deref(), &payload, &opts).await;
                         }
@@ -418,7 +430,11 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                 if udp_to {
                     break;
                 }
+                if lingers {
+                    linger = Some(tokio::time::Instant::now() + SERIAL_LINGER);
+                }
             }
+            _ = async { if let Some(d) = linger { tokio::time::sleep_until(d).await } }, if linger.is_some() => break,
             () = &mut stdout_gone => {
                 code = EXIT_STDOUT_GONE;
                 break;

@@ -206,7 +206,32 @@ pub enum Command {
     Off {
         id: String,
     },
+    /// `line`: set a serial port's DTR or RTS.
+    Line {
+        session: Option<String>,
+        line: super::transport::serial::OutputLine,
+        action: LineAction,
+    },
+    /// `break`: hold a serial line in break.
+    Break {
+        session: Option<String>,
+        length: Duration,
+    },
+    /// `serial --list`: the serial ports present.
+    Ports,
 }
+
+/// What `line` does to DTR or RTS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineAction {
+    /// On, off, or (`None`) the other way round.
+    Set(Option<bool>),
+    /// The other way round for this long, then back.
+    Pulse(Duration),
+}
+
+/// `break` without a length: 250 ms, as tio and picocom send.
+pub const BREAK_LENGTH: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Debug)]
 pub struct TriggerSpec {
@@ -239,6 +264,7 @@ impl Command {
             Command::Send { to, .. } => to,
             Command::WaitFor { on, .. } => on,
             Command::Forget { session } => session,
+            Command::Line { session, .. } | Command::Break { session, .. } => session,
             Command::Disconnect { session }
             | Command::HalfClose { session }
             | Command::View { session, .. }

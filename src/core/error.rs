@@ -26,6 +26,14 @@ pub enum ErrorCode {
     MulticastFailed,
     RecordFailed,
     IoError,
+    /// A serial port that does not exist, or cannot be opened.
+    SerialOpenFailed,
+    /// A serial port another program holds.
+    SerialBusy,
+    /// Settings the port cannot take (a baud rate, a frame).
+    SerialConfigInvalid,
+    /// A modem line or break the device cannot do (a pseudo-terminal).
+    SerialLineUnsupported,
 }
 
 impl ErrorCode {
@@ -51,6 +59,10 @@ impl ErrorCode {
             ErrorCode::MulticastFailed => "MULTICAST_FAILED",
             ErrorCode::RecordFailed => "RECORD_FAILED",
             ErrorCode::IoError => "IO_ERROR",
+            ErrorCode::SerialOpenFailed => "SERIAL_OPEN_FAILED",
+            ErrorCode::SerialBusy => "SERIAL_BUSY",
+            ErrorCode::SerialConfigInvalid => "SERIAL_CONFIG_INVALID",
+            ErrorCode::SerialLineUnsupported => "SERIAL_LINE_UNSUPPORTED",
         }
     }
 }

@@ -161,6 +161,11 @@ pub enum EventKind {
     Triggers(Vec<super::trigger::TriggerInfo>),
     /// Free text answering `help`.
     Info(String),
+    /// A serial port's modem lines: when the inputs change (polled), when
+    /// an output is set, and once when the port opens.
+    Modem(super::transport::serial::ModemLines),
+    /// `serial --list`: the ports present.
+    Ports(Vec<super::transport::serial::PortInfo>),
 }
 
 impl EventKind {
@@ -184,6 +189,8 @@ impl EventKind {
             EventKind::Listeners(_) => "listeners",
             EventKind::Triggers(_) => "triggers",
             EventKind::Info(_) => "info",
+            EventKind::Modem(_) => "modem",
+            EventKind::Ports(_) => "ports",
         }
     }
 }
@@ -218,6 +225,8 @@ pub struct Event {
     /// events that open a session: front ends show binary ones as hex and
     /// end a typed line with the session's end of line.
     pub framing: Option<Framing>,
+    /// A serial port's settings, on the events that open it.
+    pub port: Option<super::transport::serial::PortSettings>,
     pub error: Option<CoreError>,
 }
 
@@ -230,6 +239,7 @@ impl Event {
             listener_id: None,
             label: None,
             framing: None,
+            port: None,
             error: None,
         }
     }
@@ -299,6 +309,7 @@ impl Event {
             listener_id: self.listener_id.clone(),
             label: None,
             framing: None,
+            port: None,
             error: None,
         }
     }
@@ -364,6 +375,9 @@ impl Event {
                 ));
                 if kind.is_tls() {
                     out.push_str(", tls");
+                }
+                if let Some(port) = &self.port {
+                    out.push_str(&format!(", {}", port.describe()));
                 }
                 if *insecure {
                     out.push_str(", INSECURE: certificate not verified");
@@ -497,6 +511,17 @@ impl Event {
                 }
             }
             EventKind::Info(text) => out.push_str(text),
+            EventKind::Modem(lines) => {
+                out.push_str("modem ");
+                out.push_str(&lines.describe());
+            }
+            EventKind::Ports(list) => {
+                out.push_str(&format!("ports ({})", list.len()));
+                for p in list {
+                    out.push_str("\n  ");
+                    out.push_str(&escape_display(p.describe().as_bytes()));
+                }
+            }
         }
         if let Some(err) = &self.error {
             out.push_str(&format!(" {}: {}", err.code, escape_display(err.text.as_bytes())));
@@ -546,6 +571,13 @@ impl Serialize for Event {
                 map.serialize_entry("omap", &f.map.output_names())?;
             }
         }
+        if let Some(port) = &self.port {
+            map.serialize_entry("baud", &port.baud)?;
+            map.serialize_entry("dataBits", &port.data)?;
+            map.serialize_entry("parity", port.parity.as_str())?;
+            map.serialize_entry("stopBits", &port.stop)?;
+            map.serialize_entry("flow", port.flow.as_str())?;
+        }
         if let Some(err) = &self.error {
             map.serialize_entry("errorCode", err.code.as_str())?;
             map.serialize_entry("errorText", &err.text)?;
@@ -557,6 +589,7 @@ impl Serialize for Event {
                     map.serialize_entry("port", &hp.port)?;
                 }
                 Target::Unix(path) => map.serialize_entry("path", &path.display().to_string())?,
+                Target::Serial(port) => map.serialize_entry("path", &port.path.display().to_string())?,
             },
             EventKind::Connected {
                 remote,
@@ -653,6 +686,14 @@ impl Serialize for Event {
             EventKind::Listeners(list) => map.serialize_entry("listeners", list)?,
             EventKind::Triggers(list) => map.serialize_entry("triggers", list)?,
             EventKind::Info(text) => map.serialize_entry("text", text)?,
+            EventKind::Modem(lines) => {
+                for (name, value) in lines.named() {
+                    if let Some(on) = value {
+                        map.serialize_entry(&name.to_ascii_lowercase(), &on)?;
+                    }
+                }
+            }
+            EventKind::Ports(list) => map.serialize_entry("ports", list)?,
             EventKind::DataBatch(_)
             | EventKind::Disconnecting
             | EventKind::Closed
@@ -675,6 +716,7 @@ fn serialize_endpoint<M: SerializeMap>(map: &mut M, side: &str, end: &Endpoint) 
             &format!("{side}Path"),
             &path.as_ref().map(|p| p.display().to_string()),
         ),
+        Endpoint::Device(path) => map.serialize_entry(&format!("{side}Path"), &path.display().to_string()),
     }
 }
 

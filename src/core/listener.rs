@@ -312,6 +312,7 @@ impl Listener {
         ctx: &Arc<Ctx>,
     ) -> Option<Arc<Session>> {
         let parts = Parts {
+            control: None,
             id: new_id("sess"),
             label: None,
             direction: Direction::In,

@@ -554,6 +554,55 @@ impl Actor {
                 self.ctx.events.emit(Event::new(EventKind::Listeners(list))).await;
                 let _ = reply.send(Ok(Outcome::Done));
             }
+            Command::Line {
+                session,
+                line,
+                action,
+            } => {
+                let session = match self.find_session(session.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => return fail(reply, e, None),
+                };
+                // A pulse takes its time: other commands go on meanwhile.
+                tokio::spawn(async move {
+                    let result = session.set_line(line, action).await;
+                    let _ = reply.send(
+                        result
+                            .map(|()| Outcome::Session(session.id.clone()))
+                            .map_err(|e| failure(e, &session)),
+                    );
+                });
+            }
+            Command::Break { session, length } => {
+                let session = match self.find_session(session.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => return fail(reply, e, None),
+                };
+                tokio::spawn(async move {
+                    let result = session.send_break(length).await;
+                    let _ = reply.send(
+                        result
+                            .map(|()| Outcome::Session(session.id.clone()))
+                            .map_err(|e| failure(e, &session)),
+                    );
+                });
+            }
+            Command::Ports => {
+                let events = self.ctx.events.clone();
+                tokio::spawn(async move {
+                    let listed = tokio::task::spawn_blocking(super::transport::serial::list_ports)
+                        .await
+                        .unwrap_or_else(|e| Err(CoreError::new(ErrorCode::IoError, e.to_string())));
+                    let result = match listed {
+                        Ok(list) => {
+                            events.emit(Event::new(EventKind::Ports(list))).await;
+                            Ok(Outcome::Done)
+                        }
+                        Err(e) => Err(Failure::from(e)),
+                    };
+                    let _ = reply.send(result);
+                });
+            }
         }
     }
 
@@ -684,6 +733,7 @@ impl Actor {
                 })
             });
             let parts = Parts {
+                control: dialed.control.clone(),
                 id: id.clone(),
                 label: spec.opts.label.clone(),
                 direction: Direction::Out,
@@ -786,6 +836,7 @@ impl Actor {
             .local_addr()
             .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
         let parts = Parts {
+            control: None,
             id: id.clone(),
             label: spec.opts.label.clone(),
             direction: Direction::Udp,
@@ -920,7 +971,8 @@ async fn first_dial(
             )
             .await;
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            // A serial device not plugged in yet: until its path is there.
+            _ = async { tokio::time::sleep(delay).await; dialer.ready().await } => {}
             _ = stop.cancelled() => {
                 let err = CoreError::new(
                     ErrorCode::SessionNotConnected,

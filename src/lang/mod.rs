@@ -4,9 +4,11 @@
 
 pub mod complete;
 pub mod payload;
+pub mod serial;
 pub mod words;
 
 pub use payload::{decode_hex, decode_payload};
+pub use serial::SerialArgs;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -337,6 +339,24 @@ enum LangCommand {
     Listen(ListenArgs),
     /// Open a UDP socket
     Udp(UdpArgs),
+    /// Open a serial port (or list them: serial --list)
+    #[command(
+        after_help = "Examples:\n  serial /dev/ttyUSB0\n  serial --params 9600,7E1 --label plc /dev/ttyS0\n  serial --reconnect --wait /dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A1B2C3-if00-port0\n  serial --list"
+    )]
+    Serial(SerialArgs),
+    /// Set a serial port's DTR or RTS: line [SESSION] dtr|rts on|off|toggle|pulse [DUR]
+    #[command(
+        after_help = "Examples:\n  line dtr off\n  line board rts toggle\n  line dtr pulse 100ms     reset a board wired to DTR"
+    )]
+    Line {
+        #[arg(value_name = "[SESSION] dtr|rts on|off|toggle|pulse [DUR]", num_args = 1..=4, required = true)]
+        args: Vec<String>,
+    },
+    /// Hold a serial line in break: break [SESSION] [DUR] (default 250ms)
+    Break {
+        #[arg(value_name = "[SESSION] [DUR]", num_args = 0..=2)]
+        args: Vec<String>,
+    },
     /// Send bytes: words joined by spaces, escapes \r \n \t \0 \\ \xHH
     Send {
         /// Session to send to (default: the current one)
@@ -617,6 +637,9 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
         LangCommand::Connect(a) => core(Command::Connect(Box::new(a.spec()?))),
         LangCommand::Listen(a) => core(Command::Listen(a.spec()?)),
         LangCommand::Udp(a) => core(Command::Udp(a.spec()?)),
+        LangCommand::Serial(a) => core(a.command()?),
+        LangCommand::Line { args } => core(serial::lower_line(args)?),
+        LangCommand::Break { args } => core(serial::lower_break(args)?),
         LangCommand::Send {
             to,
             hex,

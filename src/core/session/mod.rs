@@ -7,8 +7,10 @@
 //! - `writer`: the writer task, half-close and the final FIN
 //! - `backlog`: what `waitfor` looks back on, and what closed sessions keep
 //! - `reconnect`: dialing again after a drop (`connect --reconnect`)
+//! - `modem`: a serial port's modem lines and break
 
 mod backlog;
+mod modem;
 mod reader;
 mod reconnect;
 mod writer;
@@ -117,6 +119,8 @@ struct State {
     write_eof: bool,
     /// Closed, and its backlog dropped to make room for newer ones.
     backlog_forgotten: bool,
+    /// The current link's modem lines and break (serial ports).
+    control: Option<transport::Control>,
 }
 
 pub struct Session {
@@ -131,6 +135,8 @@ pub struct Session {
     /// `--imap`/`--omap`: for front ends and the transcript header.
     pub map: LineMap,
     pub timeout: Option<Duration>,
+    /// A serial port's settings (the same across reconnects).
+    pub port: Option<transport::serial::PortSettings>,
     half_open: bool,
     redial: Option<Box<Redial>>,
     pub(crate) ctx: Arc<Ctx>,
@@ -194,6 +200,8 @@ pub(crate) struct Parts {
     pub half_open: bool,
     /// `connect --reconnect`: how to get the connection back.
     pub redial: Option<Box<Redial>>,
+    /// Modem lines and break (serial ports).
+    pub control: Option<transport::Control>,
 }
 
 impl Session {
@@ -220,6 +228,7 @@ impl Session {
             eol: parts.eol,
             map: parts.map,
             timeout: parts.timeout,
+            port: parts.control.as_ref().map(transport::Control::settings),
             half_open: parts.half_open,
             redial: parts.redial,
             ctx,
@@ -246,6 +255,7 @@ impl Session {
                 read_eof: false,
                 write_eof: false,
                 backlog_forgotten: false,
+                control: parts.control,
             }),
             wake: watch::Sender::new(0),
             cancel,
@@ -266,6 +276,11 @@ impl Session {
     /// Starts the reader (stream sessions) or receiver (UDP).
     pub(crate) fn start_reading(self: &Arc<Self>, read: Option<ReadSide>) {
         let link = self.link();
+        let control = self.lock().control.clone();
+        if let Some(control) = control {
+            let task = tokio::spawn(self.clone().watch_modem(control, link.1.clone()));
+            self.add_task(task);
+        }
         let task = match (read, &self.udp) {
             (Some(read), _) => tokio::spawn(read_loop(self.clone(), read, link)),
             (None, Some(socket)) => tokio::spawn(udp_loop(self.clone(), socket.clone())),
@@ -449,6 +464,10 @@ impl Session {
             _ => (local, peer),
         };
         let mut header = transcript::header(&self.id, kind, &from, &to, self.mode.as_str());
+        if let Some(port) = &self.port {
+            // `port=115200,8N1` (and `,rts-cts`): tio's compact form.
+            header.push_str(&format!(" port={}", port.describe().replacen(' ', ",", 2)));
+        }
         // Maps are display and keyboard only (the bytes below are raw);
         // the header says which were on.
         if !self.map.is_empty() {
@@ -504,6 +523,7 @@ impl Session {
                 eol: self.eol,
                 map: self.map.clone(),
             });
+            ev.port = self.port;
         }
         if opening {
             ev.labelled(self.label.as_deref())
@@ -865,6 +885,8 @@ impl Session {
                 return false;
             }
             state.closed = Some(reason);
+            // A serial port is unlocked once its reader and writer end too.
+            state.control = None;
             std::mem::take(&mut state.tasks)
         };
         if reason == CloseReason::Local {

@@ -38,10 +38,14 @@ impl Session {
                 return;
             }
         }
+        self.lock().control = None;
         // Sends fail (naming the next attempt) until the connection is back.
         *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Writer::Gone;
         let cause = match err {
             Some(e) => e.text,
+            None if self.kind == crate::core::transport::Kind::Serial => {
+                "the device went away (unplugged, or the other end of the pty closed)".to_string()
+            }
             None => "the peer closed the connection".to_string(),
         };
         let task = tokio::spawn(self.clone().reconnect(cause));
@@ -70,6 +74,8 @@ impl Session {
                 _ = self.cancel.cancelled() => return,
                 r = async {
                     tokio::time::sleep(delay).await;
+                    // An unplugged serial adapter: until it is back.
+                    redial.dialer.ready().await;
                     redial.dialer.dial().await
                 } => r,
             };
@@ -106,6 +112,7 @@ impl Session {
             state.peer = Some(dialed.peer.clone());
             state.read_eof = false;
             state.write_eof = false;
+            state.control = dialed.control.clone();
             state.last_activity = Instant::now();
         }
         *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Writer::Idle(WriteSide::Stream(write));

@@ -7,11 +7,13 @@
 //! - `tls`: the handshake on either side, over TCP
 //! - `udp`: opening UDP sockets (broadcast, multicast, reuse)
 //! - `unix`: Unix domain stream sockets (`unix:/path`)
+//! - `serial`: serial ports and pseudo-terminals (`serial /dev/ttyUSB0`)
 //!
 //! Adding a transport: a file here that dials (a `Dialer` arm) and/or
 //! binds (a `Bound` arm) and yields an `Io`; a [`Kind`] and an
 //! [`Endpoint`] form if it needs one; its `Target` syntax in [`Target::parse`].
 
+pub mod serial;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
@@ -39,6 +41,7 @@ pub enum Kind {
     /// One sender of a `udp --per-peer` listener.
     UdpPeer,
     Unix,
+    Serial,
 }
 
 impl Kind {
@@ -49,14 +52,22 @@ impl Kind {
             Kind::Udp => "udp",
             Kind::UdpPeer => "udp-peer",
             Kind::Unix => "unix",
+            Kind::Serial => "serial",
         }
     }
 
     /// The kind a transcript header or an event names.
     pub fn parse(text: &str) -> Option<Kind> {
-        [Kind::Tcp, Kind::Tls, Kind::Udp, Kind::UdpPeer, Kind::Unix]
-            .into_iter()
-            .find(|k| k.as_str() == text)
+        [
+            Kind::Tcp,
+            Kind::Tls,
+            Kind::Udp,
+            Kind::UdpPeer,
+            Kind::Unix,
+            Kind::Serial,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
     }
 
     pub fn is_tls(self) -> bool {
@@ -68,12 +79,13 @@ impl Kind {
     }
 }
 
-/// One end of a link: an IP address and port, or a Unix socket path
-/// (`None`: an unnamed client socket).
+/// One end of a link: an IP address and port, a Unix socket path
+/// (`None`: an unnamed client socket), or a device (a serial port).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     Ip(SocketAddr),
     Unix(Option<PathBuf>),
+    Device(PathBuf),
 }
 
 impl Endpoint {
@@ -81,7 +93,7 @@ impl Endpoint {
     pub fn ip(&self) -> Option<SocketAddr> {
         match self {
             Endpoint::Ip(a) => Some(*a),
-            Endpoint::Unix(_) => None,
+            Endpoint::Unix(_) | Endpoint::Device(_) => None,
         }
     }
 }
@@ -110,16 +122,18 @@ impl std::fmt::Display for Endpoint {
             Endpoint::Ip(a) => write!(f, "{a}"),
             Endpoint::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
             Endpoint::Unix(None) => f.write_str("unix:(unnamed)"),
+            Endpoint::Device(p) => write!(f, "{}", p.display()),
         }
     }
 }
 
 /// Where a `connect` goes, or what a `listen` binds: `HOST:PORT` (or
-/// `[HOST:]PORT` to listen) or `unix:PATH`.
+/// `[HOST:]PORT` to listen) or `unix:PATH`; or the port a `serial` opens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     Ip(HostPort),
     Unix(PathBuf),
+    Serial(Box<serial::SerialTarget>),
 }
 
 impl Target {
@@ -144,7 +158,7 @@ impl Target {
     pub fn host(&self) -> &str {
         match self {
             Target::Ip(hp) => &hp.host,
-            Target::Unix(_) => "localhost",
+            Target::Unix(_) | Target::Serial(_) => "localhost",
         }
     }
 }
@@ -154,6 +168,7 @@ impl std::fmt::Display for Target {
         match self {
             Target::Ip(hp) => write!(f, "{hp}"),
             Target::Unix(p) => write!(f, "unix:{}", p.display()),
+            Target::Serial(s) => write!(f, "{s}"),
         }
     }
 }
@@ -224,6 +239,48 @@ pub(crate) struct Link {
     pub kind: Kind,
     /// TLS without verifying the peer (`--insecure`).
     pub insecure: bool,
+    /// Modem lines and break, for links that have them (serial ports).
+    pub control: Option<Control>,
+}
+
+/// What a link can do beside moving bytes: a serial port's modem lines,
+/// break and settings.
+#[derive(Clone)]
+pub(crate) enum Control {
+    Serial(Arc<serial::Port>),
+}
+
+impl Control {
+    pub fn settings(&self) -> serial::PortSettings {
+        match self {
+            Control::Serial(port) => port.settings,
+        }
+    }
+
+    /// Sets an output line, or flips it (`None`); its new state.
+    pub fn set_line(&self, line: serial::OutputLine, on: Option<bool>) -> CoreResult<bool> {
+        match self {
+            Control::Serial(port) => {
+                // Never set here: the driver raises both lines on open.
+                let on = on.unwrap_or_else(|| !port.line(line).unwrap_or(true));
+                port.set_line(line, on)?;
+                Ok(on)
+            }
+        }
+    }
+
+    pub async fn send_break(&self, length: Duration) -> CoreResult<()> {
+        match self {
+            Control::Serial(port) => port.send_break(length).await,
+        }
+    }
+
+    /// The modem lines now; `None`: the link cannot tell.
+    pub fn modem(&self) -> Option<serial::ModemLines> {
+        match self {
+            Control::Serial(port) => port.modem(),
+        }
+    }
 }
 
 /// Default timeout of a connect (a `--timeout` on the session overrides it).
@@ -241,7 +298,7 @@ impl Dialer {
     /// `timeout`: the session's `--timeout`, if any, bounds the connect too.
     pub fn new(target: &Target, tls: Option<&ClientTls>, timeout: Option<Duration>) -> CoreResult<Dialer> {
         let tls = match (tls, target) {
-            (Some(_), Target::Unix(_)) => {
+            (Some(_), Target::Unix(_) | Target::Serial(_)) => {
                 return Err(CoreError::new(
                     ErrorCode::TlsConfigInvalid,
                     format!("{target}: --tls works over TCP only"),
@@ -268,6 +325,15 @@ impl Dialer {
                 }
             }
             Target::Unix(path) => unix::dial(path, self.timeout).await,
+            Target::Serial(port) => serial::open(port).await,
+        }
+    }
+
+    /// Waits until dialing can work: a serial device's path is back (a
+    /// USB adapter plugged in again). Network targets are always ready.
+    pub async fn ready(&self) {
+        if let Target::Serial(port) = &self.target {
+            serial::wait_present(&port.path).await;
         }
     }
 }
@@ -284,6 +350,10 @@ pub(crate) async fn bind(target: &Target, tls: bool) -> CoreResult<(Bound, Kind)
             format!("{target}: --tls works over TCP only"),
         )),
         Target::Unix(path) => Ok((Bound::Unix(unix::bind(path)?), Kind::Unix)),
+        Target::Serial(port) => Err(CoreError::new(
+            ErrorCode::AddressInvalid,
+            format!("{port}: a serial port is opened with `serial`, not listened on"),
+        )),
     }
 }
 

@@ -76,6 +76,7 @@ pub(crate) fn link(stream: TcpStream) -> CoreResult<Link> {
         peer,
         kind: Kind::Tcp,
         insecure: false,
+        control: None,
     })
 }
 

@@ -80,5 +80,6 @@ where
         peer,
         kind: Kind::Tls,
         insecure,
+        control: None,
     }
 }
