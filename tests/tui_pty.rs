@@ -951,3 +951,37 @@ fn a_terminal_two_rows_high_does_not_kill_muxcat() {
     tui.wait_for("still here");
     tui.quit_live();
 }
+
+/// `muxcat serial DEVICE` on a terminal: the TUI on the port, its settings
+/// in the title, a typed line reaches the device, alt-d toggles DTR (on a
+/// pseudo-terminal, which has none, the error says so and all goes on).
+#[test]
+fn a_serial_console_in_the_tui_types_and_toggles_dtr() {
+    let Some(pair) = common::PtyPair::new() else {
+        return;
+    };
+    let device = pair.device();
+    let mut tui = Tui::start(&["serial", "--params", "9600,8N1", pair.a.to_str().unwrap()]);
+    tui.wait_for("9600 8N1 · no modem lines");
+    device.write(b"U-Boot 2024.01\r\n=> ");
+    tui.wait_for("< => ");
+    tui.keys("i");
+    tui.keys("printenv\r");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !device.received().ends_with(b"printenv\n") {
+        assert!(
+            Instant::now() < deadline,
+            "the device got {:?}",
+            device.received()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Alt-d as a terminal sends it: ESC d.
+    tui.keys("\x1bd");
+    tui.wait_for("ttyA: no DTR: it is a");
+    device.write(b"still here\r\n");
+    tui.wait_for("still here");
+    tui.keys("\x1b");
+    tui.wait_for(" NORMAL ");
+    tui.quit_live();
+}

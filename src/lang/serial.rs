@@ -195,3 +195,105 @@ pub fn lower_break(args: Vec<String>) -> CoreResult<Command> {
     }
     Ok(Command::Break { session, length })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lang::{Parsed, parse_line};
+
+    fn core(line: &str) -> Command {
+        match parse_line(line) {
+            Ok(Some(Parsed::Core(c))) => c,
+            other => panic!("{line:?}: {other:?}"),
+        }
+    }
+
+    fn error(line: &str) -> String {
+        parse_line(line).unwrap_err().text
+    }
+
+    #[test]
+    fn serial_options_build_the_port() {
+        let Command::Connect(spec) =
+            core("serial --params 9600,7E2 --baud 19200 --flow rts-cts --dtr off --reconnect /dev/ttyUSB0")
+        else {
+            panic!()
+        };
+        let Target::Serial(port) = &spec.target else {
+            panic!()
+        };
+        // --baud overrides --params; the rest of --params stays.
+        assert_eq!(port.settings.describe(), "19200 7E2 rts-cts");
+        assert_eq!((port.dtr, port.rts), (Some(false), None));
+        assert_eq!(spec.reconnect, Some(SERIAL_BACKOFF));
+        assert!(!spec.wait);
+        let Command::Connect(spec) = core("serial --wait /dev/ttyACM0") else {
+            panic!()
+        };
+        assert!(spec.wait && spec.reconnect.is_none());
+        assert!(matches!(core("serial --list"), Command::Ports));
+        for bad in [
+            "serial",
+            "serial --baud fast /dev/x",
+            "serial --data 9 /dev/x",
+            "serial --parity mark /dev/x",
+            "serial --stop 3 /dev/x",
+            "serial --params 9600,8N /dev/x",
+            "serial --list /dev/x",
+        ] {
+            assert!(parse_line(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn line_takes_an_optional_session() {
+        assert!(matches!(
+            core("line dtr off"),
+            Command::Line {
+                session: None,
+                line: OutputLine::Dtr,
+                action: LineAction::Set(Some(false))
+            }
+        ));
+        assert!(matches!(
+            core("line board RTS toggle"),
+            Command::Line { session: Some(s), line: OutputLine::Rts, action: LineAction::Set(None) } if s == "board"
+        ));
+        let Command::Line {
+            action: LineAction::Pulse(d),
+            ..
+        } = core("line @1 dtr pulse 250ms")
+        else {
+            panic!()
+        };
+        assert_eq!(d, Duration::from_millis(250));
+        let Command::Line {
+            action: LineAction::Pulse(d),
+            ..
+        } = core("line dtr pulse")
+        else {
+            panic!()
+        };
+        assert_eq!(d, Duration::from_millis(100));
+        assert!(error("line dtr").contains("Usage: line"));
+        assert!(error("line cts on").contains("not a modem line"));
+        assert!(error("line dtr maybe").contains("not on or off"));
+        assert!(error("line s dtr on extra").contains("too many"));
+    }
+
+    #[test]
+    fn break_takes_a_session_or_a_length() {
+        assert!(matches!(core("break"), Command::Break { session: None, length } if length == BREAK_LENGTH));
+        assert!(
+            matches!(core("break 500ms"), Command::Break { session: None, length } if length == Duration::from_millis(500))
+        );
+        assert!(
+            matches!(core("break board"), Command::Break { session: Some(s), length } if s == "board" && length == BREAK_LENGTH)
+        );
+        assert!(
+            matches!(core("break board 1s"), Command::Break { session: Some(_), length } if length == Duration::from_secs(1))
+        );
+        assert!(error("break board soon").contains("Usage: break"));
+        assert!(error("break 1m").contains("longer than 10s"));
+    }
+}

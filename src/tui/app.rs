@@ -156,6 +156,9 @@ pub struct SessionRow {
     /// `--imap`/`--omap`: how its received line ends show, how typed
     /// ones are sent.
     pub map: crate::core::linemap::LineMap,
+    /// A serial port's settings and its modem lines as last reported.
+    pub port: Option<crate::core::transport::serial::PortSettings>,
+    pub modem: Option<crate::core::transport::serial::ModemLines>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// Bytes a second in and out over the last second (0 when idle), and
@@ -650,6 +653,8 @@ impl App {
             keys_in_flight: Default::default(),
             eol: Default::default(),
             map: Default::default(),
+            port: None,
+            modem: None,
             bytes_in: 0,
             bytes_out: 0,
             rate: (0, 0),
@@ -724,6 +729,7 @@ impl App {
                     row.kind = *kind;
                     row.tls = kind.is_tls();
                     row.insecure = *insecure;
+                    row.port = ev.port;
                 }
                 // As the transcript says it.
                 let text = if again {
@@ -886,6 +892,23 @@ impl App {
                     crate::core::format_duration(*delay)
                 );
                 self.note(id, ev.timestamp, &text);
+            }
+            (EventKind::Modem(lines), Some(id)) => {
+                let Some(row) = self.row(id) else { return };
+                let before = row.modem.replace(*lines);
+                // What changed (everything, the first time), as a `*` line.
+                let changed: Vec<String> = lines
+                    .named()
+                    .iter()
+                    .zip(before.map(|b| b.named()).unwrap_or_default())
+                    .filter(|((_, now), (_, was))| now.is_some() && now != was)
+                    .map(|((name, now), _)| {
+                        format!("{name} {}", if *now == Some(true) { "on" } else { "off" })
+                    })
+                    .collect();
+                if !changed.is_empty() {
+                    self.note(id, ev.timestamp, &format!("modem {}", changed.join(" ")));
+                }
             }
             (EventKind::Timeout, Some(id)) => self.note(id, ev.timestamp, "timeout (idle)"),
             (EventKind::Eof { note }, Some(id)) => {
@@ -1946,6 +1969,26 @@ impl App {
                     );
                     }
                     _ => self.set_status("no live session selected to type into", true),
+                }
+            }
+            Action::ToggleDtr | Action::ToggleRts | Action::SendBreak => {
+                let line = match action {
+                    Action::ToggleDtr => "line dtr toggle",
+                    Action::ToggleRts => "line rts toggle",
+                    _ => "break",
+                };
+                match self.selected_session() {
+                    Some(s) if s.port.is_some() && s.state.is_live() => {
+                        return vec![Effect::Run {
+                            line: line.to_string(),
+                            session: Some(s.id.clone()),
+                        }];
+                    }
+                    Some(s) if s.port.is_some() => self.set_status("the port is not open", true),
+                    _ => self.set_status(
+                        "DTR, RTS and break are lines of a serial port: select a serial session",
+                        true,
+                    ),
                 }
             }
             Action::ToggleEcho => {

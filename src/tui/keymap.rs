@@ -52,6 +52,9 @@ actions! {
     Insert = "insert", "type into the selected session";
     RawKeys = "raw_keys", "raw console: each key goes out at once";
     ToggleEcho = "toggle_echo", "local echo of raw keys on / off";
+    ToggleDtr = "toggle_dtr", "serial port: toggle DTR";
+    ToggleRts = "toggle_rts", "serial port: toggle RTS";
+    SendBreak = "send_break", "serial port: send a break (250ms)";
     Normal = "normal", "back to normal mode";
     ToggleHex = "toggle_hex", "line / hex view of the session";
     ToggleSplit = "toggle_split", "hex of received, then of sent, then lines";

@@ -496,12 +496,25 @@ fn scrollback_title(s: &SessionRow, st: ViewState, app: &App) -> String {
     let mut parts = vec![short_id(&s.id)];
     // First: it explains why nothing arrives.
     parts.extend(s.state.reconnect_text(Utc::now()));
-    parts.push(s.direction.to_string());
-    let route = match s.direction {
-        "in" => format!("{} → {}", s.peer, s.local),
-        _ => format!("{} → {}", if s.local.is_empty() { "…" } else { &s.local }, s.peer),
-    };
-    parts.push(route);
+    match &s.port {
+        // A serial port: the device, its settings and its modem lines.
+        Some(port) => {
+            parts.push(s.peer.clone());
+            parts.push(port.describe());
+            parts.push(match &s.modem {
+                Some(m) => modem_flags(m),
+                None => "no modem lines".to_string(),
+            });
+        }
+        None => {
+            parts.push(s.direction.to_string());
+            let route = match s.direction {
+                "in" => format!("{} → {}", s.peer, s.local),
+                _ => format!("{} → {}", if s.local.is_empty() { "…" } else { &s.local }, s.peer),
+            };
+            parts.push(route);
+        }
+    }
     parts.push(st.view.as_str().to_string());
     if !s.map.is_empty() {
         parts.push(s.map.describe());
@@ -529,6 +542,15 @@ fn scrollback_title(s: &SessionRow, st: ViewState, app: &App) -> String {
         parts.push("oldest lines dropped (scrollback full)".into());
     }
     format!(" {} ", parts.join(" · "))
+}
+
+/// `DTR● RTS● CTS○`: ● on, ○ off, the lines that are known.
+fn modem_flags(m: &crate::core::transport::serial::ModemLines) -> String {
+    m.named()
+        .iter()
+        .filter_map(|(name, v)| v.map(|on| format!("{name}{}", if on { '●' } else { '○' })))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn draw_scrollback(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
@@ -1367,6 +1389,70 @@ mod tests {
             screen.contains("sess-11111111 · out · 127.0.0.1:5000 → 127.0.0.1:7000 · line"),
             "{screen}"
         );
+    }
+
+    /// A serial session: the title names the device, its settings and
+    /// its modem lines; changes are `*` lines; the keys set the lines.
+    #[test]
+    fn a_serial_session_shows_its_settings_and_modem_lines() {
+        use crate::core::transport::serial::{ModemLines, PortSettings};
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let mut a = app();
+        let id = sid(1);
+        a.on_event(
+            &Event::new(EventKind::Connecting {
+                target: crate::core::transport::Target::parse_connect("127.0.0.1:1").unwrap(),
+            })
+            .session(&id),
+        );
+        let mut opened = Event::new(EventKind::Connected {
+            remote: crate::core::transport::Endpoint::Device("/dev/ttyUSB0".into()),
+            local: crate::core::transport::Endpoint::Device("/dev/ttyUSB0".into()),
+            kind: crate::core::transport::Kind::Serial,
+            insecure: false,
+        })
+        .session(&id);
+        opened.port = Some(PortSettings::parse_params("9600,8E1").unwrap());
+        a.on_event(&opened);
+        let screen = render_at(&a, 140, 20);
+        assert!(
+            screen.contains("sess-11111111 · /dev/ttyUSB0 · 9600 8E1 · no modem lines · line"),
+            "{screen}"
+        );
+        let lines = |dtr, cts| ModemLines {
+            dtr: Some(dtr),
+            rts: Some(true),
+            cts: Some(cts),
+            dsr: Some(false),
+            dcd: Some(false),
+            ri: Some(false),
+        };
+        a.on_event(&Event::new(EventKind::Modem(lines(true, false))).session(&id));
+        a.on_event(&Event::new(EventKind::Modem(lines(false, true))).session(&id));
+        let screen = render_at(&a, 140, 20);
+        assert!(
+            screen.contains("9600 8E1 · DTR○ RTS● CTS● DSR○ DCD○ RI○"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("* modem DTR on RTS on CTS off DSR off DCD off RI off"),
+            "{screen}"
+        );
+        assert!(screen.contains("* modem DTR off CTS on"), "{screen}");
+        // alt-d, alt-r, alt-b: the lines and break of the selected port.
+        let alt = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT);
+        for (key, line) in [('d', "line dtr toggle"), ('r', "line rts toggle"), ('b', "break")] {
+            let effects = a.on_key(alt(key));
+            assert!(
+                matches!(&effects[..], [crate::tui::app::Effect::Run { line: l, session: Some(s) }] if l == line && *s == id),
+                "{effects:?}"
+            );
+        }
+        // Not on a network session.
+        connected(&mut a, 2, None);
+        a.apply(Action::SelectNext);
+        assert!(a.on_key(alt('d')).is_empty());
+        assert!(render_at(&a, 140, 20).contains("select a serial session"));
     }
 
     #[test]

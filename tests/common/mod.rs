@@ -229,3 +229,153 @@ pub fn muxcat_bin() -> std::path::PathBuf {
 pub fn sha256(data: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }
+
+/// A pair of pseudo-terminals joined by socat (`socat pty,link=A pty,link=B`):
+/// muxcat opens `a` as its serial port, the test plays the device on `b`.
+pub struct PtyPair {
+    _dir: tempfile::TempDir,
+    pub a: std::path::PathBuf,
+    pub b: std::path::PathBuf,
+    socat: Option<std::process::Child>,
+}
+
+impl PtyPair {
+    /// None (with the reason printed) where socat is not installed.
+    pub fn new() -> Option<PtyPair> {
+        if std::process::Command::new("socat").arg("-V").output().is_err() {
+            println!("skipping: socat is not installed (it makes the pseudo-terminal pairs)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut pair = PtyPair {
+            a: dir.path().join("ttyA"),
+            b: dir.path().join("ttyB"),
+            _dir: dir,
+            socat: None,
+        };
+        pair.plug();
+        Some(pair)
+    }
+
+    /// Makes the pair (again): the links appear, as a USB adapter's
+    /// device node does when it is plugged in.
+    pub fn plug(&mut self) {
+        let child = std::process::Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", self.a.display()))
+            .arg(format!("pty,raw,echo=0,link={}", self.b.display()))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat");
+        self.socat = Some(child);
+        let deadline = std::time::Instant::now() + WAIT;
+        while !(self.a.exists() && self.b.exists()) {
+            assert!(std::time::Instant::now() < deadline, "socat made no pty pair");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Ends the pair: the port goes away under muxcat, as when unplugged.
+    pub fn unplug(&mut self) {
+        if let Some(mut child) = self.socat.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let deadline = std::time::Instant::now() + WAIT;
+        while self.a.exists() {
+            assert!(std::time::Instant::now() < deadline, "the pty links stayed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The device end, read by a thread of its own.
+    pub fn device(&self) -> Device {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(&self.b)
+            .expect("open the device end");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut reader = file.try_clone().unwrap();
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Device { file, received }
+    }
+
+    /// `stty -a` of the port muxcat holds (its settings as the kernel has them).
+    pub fn stty(&self) -> String {
+        let out = std::process::Command::new("stty")
+            .arg("-F")
+            .arg(&self.a)
+            .arg("-a")
+            .output()
+            .expect("stty");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+}
+
+impl Drop for PtyPair {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.socat.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The device end of a [`PtyPair`]: what it received, and a way to write.
+pub struct Device {
+    file: std::fs::File,
+    received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Device {
+    pub fn write(&self, bytes: &[u8]) {
+        use std::io::Write;
+        (&self.file).write_all(bytes).expect("device write");
+    }
+
+    pub fn received(&self) -> Vec<u8> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until `len` bytes arrived; what arrived.
+    pub async fn wait_len(&self, len: usize) -> Vec<u8> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let got = self.received();
+            if got.len() >= len || tokio::time::Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until what arrived contains `needle`.
+    pub async fn wait_for(&self, needle: &[u8]) -> Vec<u8> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let got = self.received();
+            if got.windows(needle.len()).any(|w| w == needle) {
+                return got;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the device never got {:?}; it got {:?}",
+                String::from_utf8_lossy(needle),
+                String::from_utf8_lossy(&got)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}

@@ -296,7 +296,7 @@ impl Port {
     /// Holds the line in break for `length`.
     pub async fn send_break(&self, length: Duration) -> CoreResult<()> {
         if self.pty {
-            return Err(self.unsupported("a break"));
+            return Err(self.unsupported("break"));
         }
         let port = &self.port;
         port.set_break(true).map_err(|e| self.line_error("break", e))?;
@@ -322,20 +322,22 @@ impl Port {
         CoreError::new(
             ErrorCode::SerialLineUnsupported,
             format!(
-                "{}: cannot send {what}: it is a pseudo-terminal, which has no modem lines or break",
+                "{}: no {what}: it is a pseudo-terminal, which has no modem lines or break",
                 self.path.display()
             ),
         )
     }
 
     fn line_error(&self, what: &str, e: std::io::Error) -> CoreError {
-        if self.pty || e.raw_os_error() == Some(libc::ENOTTY) || e.raw_os_error() == Some(libc::EINVAL) {
+        if self.pty {
+            return self.unsupported(what);
+        }
+        if e.raw_os_error() == Some(libc::ENOTTY) || e.raw_os_error() == Some(libc::EINVAL) {
             return CoreError::new(
                 ErrorCode::SerialLineUnsupported,
                 format!(
-                    "{}: cannot set {what}: the device has no modem control lines{} ({e})",
-                    self.path.display(),
-                    if self.pty { " (a pseudo-terminal)" } else { "" }
+                    "{}: cannot set {what}: the device has no modem control lines ({e})",
+                    self.path.display()
                 ),
             );
         }
