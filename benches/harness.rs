@@ -340,6 +340,8 @@ fn managed_throughput(size: usize) {
                 backoff: None,
                 preamble: None,
                 wait: false,
+                rfc2217: false,
+                port: Default::default(),
                 target: addr.to_string(),
             }
             .spec()

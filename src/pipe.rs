@@ -229,7 +229,7 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     });
     // A serial port never ends its output: once stdin has, the run ends
     // after the device has been quiet for a while (as socat's -t).
-    let lingers = matches!(&role, PipeRole::Connect(spec) if matches!(spec.target, Target::Serial(_)));
+    let lingers = matches!(&role, PipeRole::Connect(spec) if matches!(spec.target, Target::Serial(_) | Target::Rfc2217(_)));
     let mut linger: Option<tokio::time::Instant> = None;
     // Pipe mode is byte-transparent whatever --mode says: sessions are
     // opened in binary mode; --mode only decides how UDP reads stdin.

@@ -590,6 +590,10 @@ impl Serialize for Event {
                 }
                 Target::Unix(path) => map.serialize_entry("path", &path.display().to_string())?,
                 Target::Serial(port) => map.serialize_entry("path", &port.path.display().to_string())?,
+                Target::Rfc2217(t) => {
+                    map.serialize_entry("host", &t.addr.host)?;
+                    map.serialize_entry("port", &t.addr.port)?;
+                }
             },
             EventKind::Connected {
                 remote,

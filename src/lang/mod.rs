@@ -176,6 +176,11 @@ pub struct ConnectArgs {
     /// Keep trying the first connect too (a board not powered yet), with the backoff; disconnect stops it
     #[arg(long, requires = "reconnect")]
     pub wait: bool,
+    /// The server is an RFC 2217 serial port server (ser2net, a terminal server): the port options below set the port
+    #[arg(long, conflicts_with = "tls")]
+    pub rfc2217: bool,
+    #[command(flatten)]
+    pub port: serial::PortArgs,
     /// Where to connect: name, IPv4 or IPv6 in brackets, and port; or unix:PATH
     #[arg(value_name = "HOST:PORT|unix:PATH")]
     pub target: String,
@@ -198,8 +203,22 @@ impl ConnectArgs {
             }
             None => None,
         };
+        let target = if self.rfc2217 {
+            Target::Rfc2217(Box::new(crate::core::transport::rfc2217::Rfc2217Target {
+                addr: parse_host_port(&self.target)?,
+                settings: self.port.settings(),
+                dtr: self.port.dtr,
+                rts: self.port.rts,
+            }))
+        } else if self.port.any() {
+            return Err(invalid(
+                "connect: --baud, --params, --dtr and the like set a serial port: add --rfc2217 for a serial port server (or use `serial DEVICE`)",
+            ));
+        } else {
+            Target::parse_connect(&self.target)?
+        };
         Ok(ConnectSpec {
-            target: Target::parse_connect(&self.target)?,
+            target,
             reconnect: self.reconnect.then(|| self.backoff.unwrap_or_default()),
             wait: self.wait,
             preamble,

@@ -31,11 +31,10 @@ fn on_off(text: &str) -> Result<bool, String> {
     }
 }
 
-/// `serial`: a serial port (or pseudo-terminal) as a session.
-#[derive(Args, Clone, Debug)]
-pub struct SerialArgs {
-    #[command(flatten)]
-    pub session: SessionArgs,
+/// A serial port's settings and modem lines: `serial`'s options, and
+/// `connect --rfc2217`'s.
+#[derive(Args, Clone, Debug, Default)]
+pub struct PortArgs {
     /// Speed in baud (default 115200)
     #[arg(long, value_name = "N", value_parser = parse_baud)]
     pub baud: Option<u32>,
@@ -60,6 +59,40 @@ pub struct SerialArgs {
     /// Set RTS once the port is open
     #[arg(long, value_name = "on|off", value_parser = on_off)]
     pub rts: Option<bool>,
+}
+
+impl PortArgs {
+    /// `--params`, then the single options over it.
+    pub fn settings(&self) -> PortSettings {
+        let mut settings = self.params.unwrap_or_default();
+        settings.baud = self.baud.unwrap_or(settings.baud);
+        settings.data = self.data.unwrap_or(settings.data);
+        settings.parity = self.parity.unwrap_or(settings.parity);
+        settings.stop = self.stop.unwrap_or(settings.stop);
+        settings.flow = self.flow.unwrap_or(settings.flow);
+        settings
+    }
+
+    /// Whether any was given (they need a serial port).
+    pub fn any(&self) -> bool {
+        self.baud.is_some()
+            || self.data.is_some()
+            || self.parity.is_some()
+            || self.stop.is_some()
+            || self.flow.is_some()
+            || self.params.is_some()
+            || self.dtr.is_some()
+            || self.rts.is_some()
+    }
+}
+
+/// `serial`: a serial port (or pseudo-terminal) as a session.
+#[derive(Args, Clone, Debug)]
+pub struct SerialArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+    #[command(flatten)]
+    pub port: PortArgs,
     /// Reopen the port after it goes away (an adapter unplugged): same session, same transcript
     #[arg(long)]
     pub reconnect: bool,
@@ -100,12 +133,6 @@ impl SerialArgs {
                 "serial: the device path is empty",
             ));
         }
-        let mut settings = self.params.unwrap_or_default();
-        settings.baud = self.baud.unwrap_or(settings.baud);
-        settings.data = self.data.unwrap_or(settings.data);
-        settings.parity = self.parity.unwrap_or(settings.parity);
-        settings.stop = self.stop.unwrap_or(settings.stop);
-        settings.flow = self.flow.unwrap_or(settings.flow);
         let opts = self.session.options();
         let preamble = match &self.preamble {
             Some(text) => {
@@ -121,9 +148,9 @@ impl SerialArgs {
         Ok(Some(ConnectSpec {
             target: Target::Serial(Box::new(SerialTarget {
                 path: device.into(),
-                settings,
-                dtr: self.dtr,
-                rts: self.rts,
+                settings: self.port.settings(),
+                dtr: self.port.dtr,
+                rts: self.port.rts,
             })),
             opts,
             tls: None,

@@ -87,11 +87,10 @@ impl Session {
         let mut last: Option<ModemLines> = None;
         loop {
             let Some(now) = control.modem() else { return };
-            if last.is_none_or(|l| l.cts != now.cts || l.dsr != now.dsr || l.dcd != now.dcd || l.ri != now.ri)
-            {
+            // Outputs are reported where they are set (`line`).
+            let inputs = |l: &ModemLines| (l.cts, l.dsr, l.dcd, l.ri);
+            if last.is_none_or(|l| inputs(&l) != inputs(&now)) {
                 self.record_event(&format!("modem {}", now.describe())).await;
-            }
-            if last != Some(now) {
                 self.emit(EventKind::Modem(now)).await;
                 last = Some(now);
             }
@@ -105,10 +104,9 @@ impl Session {
 
 /// The outputs as set, for devices whose inputs cannot be read.
 fn outputs_only(control: &Control) -> ModemLines {
-    let Control::Serial(port) = control;
     ModemLines {
-        dtr: port.line(OutputLine::Dtr),
-        rts: port.line(OutputLine::Rts),
+        dtr: control.line(OutputLine::Dtr),
+        rts: control.line(OutputLine::Rts),
         ..ModemLines::default()
     }
 }

@@ -8,11 +8,13 @@
 //! - `udp`: opening UDP sockets (broadcast, multicast, reuse)
 //! - `unix`: Unix domain stream sockets (`unix:/path`)
 //! - `serial`: serial ports and pseudo-terminals (`serial /dev/ttyUSB0`)
+//! - `rfc2217`: serial ports behind a Telnet COM-PORT server (`connect --rfc2217`)
 //!
 //! Adding a transport: a file here that dials (a `Dialer` arm) and/or
 //! binds (a `Bound` arm) and yields an `Io`; a [`Kind`] and an
 //! [`Endpoint`] form if it needs one; its `Target` syntax in [`Target::parse`].
 
+pub mod rfc2217;
 pub mod serial;
 pub mod tcp;
 pub mod tls;
@@ -42,6 +44,8 @@ pub enum Kind {
     UdpPeer,
     Unix,
     Serial,
+    /// A serial port at an RFC 2217 server.
+    Rfc2217,
 }
 
 impl Kind {
@@ -53,6 +57,7 @@ impl Kind {
             Kind::UdpPeer => "udp-peer",
             Kind::Unix => "unix",
             Kind::Serial => "serial",
+            Kind::Rfc2217 => "rfc2217",
         }
     }
 
@@ -65,6 +70,7 @@ impl Kind {
             Kind::UdpPeer,
             Kind::Unix,
             Kind::Serial,
+            Kind::Rfc2217,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -134,6 +140,7 @@ pub enum Target {
     Ip(HostPort),
     Unix(PathBuf),
     Serial(Box<serial::SerialTarget>),
+    Rfc2217(Box<rfc2217::Rfc2217Target>),
 }
 
 impl Target {
@@ -158,6 +165,7 @@ impl Target {
     pub fn host(&self) -> &str {
         match self {
             Target::Ip(hp) => &hp.host,
+            Target::Rfc2217(t) => &t.addr.host,
             Target::Unix(_) | Target::Serial(_) => "localhost",
         }
     }
@@ -169,6 +177,7 @@ impl std::fmt::Display for Target {
             Target::Ip(hp) => write!(f, "{hp}"),
             Target::Unix(p) => write!(f, "unix:{}", p.display()),
             Target::Serial(s) => write!(f, "{s}"),
+            Target::Rfc2217(t) => write!(f, "{}", t.addr),
         }
     }
 }
@@ -248,30 +257,40 @@ pub(crate) struct Link {
 #[derive(Clone)]
 pub(crate) enum Control {
     Serial(Arc<serial::Port>),
+    Rfc2217(Arc<rfc2217::Remote>),
 }
 
 impl Control {
     pub fn settings(&self) -> serial::PortSettings {
         match self {
             Control::Serial(port) => port.settings,
+            Control::Rfc2217(remote) => remote.settings,
+        }
+    }
+
+    /// The output line as last set here (`None`: never set).
+    pub fn line(&self, line: serial::OutputLine) -> Option<bool> {
+        match self {
+            Control::Serial(port) => port.line(line),
+            Control::Rfc2217(remote) => remote.line(line),
         }
     }
 
     /// Sets an output line, or flips it (`None`); its new state.
     pub fn set_line(&self, line: serial::OutputLine, on: Option<bool>) -> CoreResult<bool> {
+        // Never set here: drivers raise both lines on open.
+        let on = on.unwrap_or_else(|| !self.line(line).unwrap_or(true));
         match self {
-            Control::Serial(port) => {
-                // Never set here: the driver raises both lines on open.
-                let on = on.unwrap_or_else(|| !port.line(line).unwrap_or(true));
-                port.set_line(line, on)?;
-                Ok(on)
-            }
+            Control::Serial(port) => port.set_line(line, on)?,
+            Control::Rfc2217(remote) => remote.set_line(line, on)?,
         }
+        Ok(on)
     }
 
     pub async fn send_break(&self, length: Duration) -> CoreResult<()> {
         match self {
             Control::Serial(port) => port.send_break(length).await,
+            Control::Rfc2217(remote) => remote.send_break(length).await,
         }
     }
 
@@ -279,6 +298,7 @@ impl Control {
     pub fn modem(&self) -> Option<serial::ModemLines> {
         match self {
             Control::Serial(port) => port.modem(),
+            Control::Rfc2217(remote) => Some(remote.modem()),
         }
     }
 }
@@ -298,7 +318,7 @@ impl Dialer {
     /// `timeout`: the session's `--timeout`, if any, bounds the connect too.
     pub fn new(target: &Target, tls: Option<&ClientTls>, timeout: Option<Duration>) -> CoreResult<Dialer> {
         let tls = match (tls, target) {
-            (Some(_), Target::Unix(_) | Target::Serial(_)) => {
+            (Some(_), Target::Unix(_) | Target::Serial(_) | Target::Rfc2217(_)) => {
                 return Err(CoreError::new(
                     ErrorCode::TlsConfigInvalid,
                     format!("{target}: --tls works over TCP only"),
@@ -326,6 +346,7 @@ impl Dialer {
             }
             Target::Unix(path) => unix::dial(path, self.timeout).await,
             Target::Serial(port) => serial::open(port).await,
+            Target::Rfc2217(target) => rfc2217::dial(target, self.timeout).await,
         }
     }
 
@@ -350,6 +371,10 @@ pub(crate) async fn bind(target: &Target, tls: bool) -> CoreResult<(Bound, Kind)
             format!("{target}: --tls works over TCP only"),
         )),
         Target::Unix(path) => Ok((Bound::Unix(unix::bind(path)?), Kind::Unix)),
+        Target::Rfc2217(t) => Err(CoreError::new(
+            ErrorCode::AddressInvalid,
+            format!("{}: --rfc2217 is for connect", t.addr),
+        )),
         Target::Serial(port) => Err(CoreError::new(
             ErrorCode::AddressInvalid,
             format!("{port}: a serial port is opened with `serial`, not listened on"),
