@@ -733,7 +733,8 @@ impl Actor {
                 })
             });
             let parts = Parts {
-                control: dialed.control.clone(),
+                // Moved, not cloned: once the session closes, nothing else holds the port.
+                control: dialed.control,
                 id: id.clone(),
                 label: spec.opts.label.clone(),
                 direction: Direction::Out,

@@ -112,7 +112,7 @@ impl Session {
             state.peer = Some(dialed.peer.clone());
             state.read_eof = false;
             state.write_eof = false;
-            state.control = dialed.control.clone();
+            state.control = dialed.control;
             state.last_activity = Instant::now();
         }
         *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Writer::Idle(WriteSide::Stream(write));
