@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use muxcat::core::{EventKind, Manager, ManagerConfig, Mode};
+
+#[path = "harness/serial.rs"]
+mod serial_bench;
 use tokio::io::AsyncWriteExt;
 
 fn muxcat() -> PathBuf {
@@ -839,7 +842,7 @@ fn main() {
     } else {
         (512u64 << 20, 1, 2_000, 300)
     };
-    // `--only pipe|managed|scale|tui|startup|memory` runs one section.
+    // `--only pipe|managed|scale|tui|startup|memory|serial` runs one section.
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -865,5 +868,13 @@ fn main() {
     }
     if run("memory") {
         memory(if full { 8 } else { 4 });
+    }
+    if run("serial") {
+        serial_bench::serial(
+            if full { 256 << 20 } else { 64 << 20 },
+            if full { 200 } else { 50 },
+            have,
+            &muxcat(),
+        );
     }
 }

@@ -64,9 +64,16 @@ pub(super) async fn read_loop(
             }
             Ok(n) => {
                 let chunk = if n < SMALL_READ && buf.len() == n {
-                    // Copy small reads out and drop the buffer: idle sessions stay small.
+                    // Copy small reads out and drop the buffer: idle sessions
+                    // stay small. Bulk transfers keep it: a tty reads 4 KiB
+                    // at a time, and a fresh big buffer per read costs more
+                    // than the copy.
                     let chunk = Bytes::copy_from_slice(&buf);
-                    buf = BytesMut::new();
+                    if session.ctx.bulk {
+                        buf.clear();
+                    } else {
+                        buf = BytesMut::new();
+                    }
                     chunk
                 } else if session.ctx.bulk {
                     let chunk = std::mem::take(&mut buf).freeze();
