@@ -64,6 +64,9 @@ pub struct GlobalArgs {
     /// Print more diagnostics
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Lua scripts may run programs (os.execute, io.popen); off by default
+    #[arg(long, global = true)]
+    pub lua_exec: bool,
     /// Lines of scrollback the TUI keeps per session (a recording keeps all)
     #[arg(long, global = true, value_name = "N", default_value_t = crate::tui::app::SCROLLBACK_LINES)]
     pub scrollback_lines: usize,
@@ -93,6 +96,9 @@ pub enum Sub {
         /// Keep sessions open after the script until interrupted
         #[arg(long)]
         stay: bool,
+        /// The file is Lua (chosen by a .lua extension otherwise)
+        #[arg(long)]
+        lua: bool,
     },
     /// One outbound session
     #[command(
@@ -231,7 +237,9 @@ pub fn main() -> ExitCode {
     };
     let global = cli.global.clone();
     let code = match cli.command {
-        None if !std::io::stdin().is_terminal() => rt.block_on(run_script(None, &global, false, false)),
+        None if !std::io::stdin().is_terminal() => {
+            rt.block_on(run_script(None, &global, false, false, false))
+        }
         None => rt.block_on(tui(&global, None, Vec::new())),
         Some(Sub::Tui { commands }) => rt.block_on(tui(&global, None, commands)),
         Some(Sub::Demo) => rt.block_on(demo(&global)),
@@ -239,7 +247,8 @@ pub fn main() -> ExitCode {
             file,
             keep_going,
             stay,
-        }) => rt.block_on(run_script(file, &global, keep_going, stay)),
+            lua,
+        }) => rt.block_on(run_script(file, &global, keep_going, stay, lua)),
         Some(Sub::Connect { args, front }) => match args.spec() {
             Ok(spec) if wants_tui(&front) => {
                 rt.block_on(tui(&global, Some(Command::Connect(Box::new(spec))), Vec::new()))
@@ -377,6 +386,7 @@ async fn tui(global: &GlobalArgs, initial: Option<Command>, mut commands: Vec<St
         record_dir: global.record.clone(),
         scrollback_lines: global.scrollback_lines,
         replay: None,
+        lua_exec: global.lua_exec,
     })
     .await
 }
@@ -449,6 +459,7 @@ fn replay(
             record_dir: None,
             scrollback_lines: global.scrollback_lines,
             replay: Some(crate::tui::ReplayFile { name, reader }),
+            lua_exec: false,
         };
         return rt.block_on(crate::tui::run(opts));
     }
@@ -498,14 +509,36 @@ fn write_replay<R: std::io::BufRead>(
     Ok(None)
 }
 
-async fn run_script(file: Option<String>, global: &GlobalArgs, keep_going: bool, stay: bool) -> u8 {
+async fn run_script(
+    file: Option<String>,
+    global: &GlobalArgs,
+    keep_going: bool,
+    stay: bool,
+    lua: bool,
+) -> u8 {
     let opts = RunOptions {
         json: global.json,
         keep_going,
         stay,
         record_dir: global.record.clone(),
+        lua_exec: global.lua_exec,
+        lua_file: None,
     };
     let stdout = std::io::stdout();
+    // A Lua file runs as `source FILE` does: the one executor picks Lua.
+    if let Some(path) = file.as_deref().filter(|p| *p != "-")
+        && (lua || crate::lua::is_lua(std::path::Path::new(path)))
+    {
+        let opts = RunOptions {
+            lua_file: Some(path.into()),
+            ..opts
+        };
+        return script::run(tokio::io::empty(), stdout, opts).await;
+    }
+    if lua {
+        eprintln!("muxcat: run --lua needs a script file");
+        return 2;
+    }
     match file.as_deref() {
         None | Some("-") => {
             let input = tokio::io::BufReader::new(tokio::io::stdin());

@@ -88,11 +88,27 @@ pub enum Step {
 pub struct Executor {
     manager: Manager,
     front: Arc<dyn FrontEnd>,
+    /// `--lua-exec`: Lua scripts may run programs (`os.execute`, `io.popen`).
+    lua_exec: bool,
 }
 
 impl Executor {
     pub fn new(manager: Manager, front: Arc<dyn FrontEnd>) -> Executor {
-        Executor { manager, front }
+        Executor {
+            manager,
+            front,
+            lua_exec: false,
+        }
+    }
+
+    /// Lets Lua scripts run programs (`--lua-exec`).
+    pub fn with_lua_exec(mut self, allow: bool) -> Executor {
+        self.lua_exec = allow;
+        self
+    }
+
+    pub fn lua_exec(&self) -> bool {
+        self.lua_exec
     }
 
     pub fn manager(&self) -> &Manager {
@@ -136,6 +152,9 @@ impl Executor {
                 Step::Done(None)
             }
             Ok(Some(Parsed::Source(path))) => Box::pin(self.source(&path, place, script, depth)).await,
+            Ok(Some(Parsed::Lua(chunk))) => {
+                Box::pin(crate::lua::run(self, chunk.as_bytes(), "lua", script, depth)).await
+            }
             Ok(Some(Parsed::Profile(name))) => Box::pin(self.profile(&name, place, script, depth)).await,
             Ok(Some(Parsed::Seq(req))) => match self.front.sequence(req).await {
                 Ok(_) => Step::Done(None),
@@ -286,6 +305,10 @@ impl Executor {
                     .await;
             }
         };
+        if crate::lua::is_lua(path) {
+            let name = path.display().to_string();
+            return Box::pin(crate::lua::run(self, &text, &name, script, depth + 1)).await;
+        }
         self.run_lines(path, text.split(|&b| b == b'\n'), script, depth)
             .await
     }

@@ -47,6 +47,7 @@ pub mod cli;
 pub mod core;
 pub mod exec;
 pub mod lang;
+pub mod lua;
 pub mod pipe;
 pub mod profile;
 pub mod script;

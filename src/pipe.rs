@@ -279,7 +279,9 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     let (listener, first_target) = match opened {
         Ok(Outcome::Listener(id)) => (Some(id), None),
         Ok(Outcome::Session(id)) => (None, Some(id)),
-        Ok(Outcome::Done | Outcome::Trigger(_)) => (None, None),
+        Ok(Outcome::Done | Outcome::Trigger(_) | Outcome::Matched { .. } | Outcome::Sessions(_)) => {
+            (None, None)
+        }
         Err(_) => {
             for ev in early.drain(..) {
                 diagnose(&ev, &opts);

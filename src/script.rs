@@ -22,6 +22,10 @@ pub struct RunOptions {
     pub stay: bool,
     /// `--record DIR`: a transcript per session.
     pub record_dir: Option<std::path::PathBuf>,
+    /// `--lua-exec`: Lua scripts may run programs.
+    pub lua_exec: bool,
+    /// `run script.lua` (or `--lua`): the script is this Lua file.
+    pub lua_file: Option<std::path::PathBuf>,
 }
 
 /// Exit statuses.
@@ -114,14 +118,22 @@ where
     };
     tokio::pin!(stop);
 
-    let executor = Executor::new(manager.clone(), std::sync::Arc::new(Headless(manager.clone())));
+    let executor = Executor::new(manager.clone(), std::sync::Arc::new(Headless(manager.clone())))
+        .with_lua_exec(opts.lua_exec);
     let mut script = Script::default();
     let mut input = input;
     let mut failed = false;
     let mut stopped = None;
     let mut line_no = 0usize;
     let mut buf = Vec::new();
-    loop {
+    if let Some(path) = &opts.lua_file {
+        let step = tokio::select! {
+            s = lua_file(&executor, path, &mut script) => Some(s),
+            code = &mut stop => { stopped = Some(code); None }
+        };
+        failed = matches!(step, Some(Step::Failed(_)));
+    }
+    while opts.lua_file.is_none() {
         buf.clear();
         let read = tokio::select! {
             r = read_line_capped(&mut input, &mut buf) => r,
@@ -180,6 +192,21 @@ where
         Some(code) => code,
         None if failed => EXIT_FAILED,
         None => EXIT_OK,
+    }
+}
+
+/// `run script.lua`: the whole file as one Lua chunk.
+async fn lua_file(executor: &Executor, path: &std::path::Path, script: &mut Script) -> Step {
+    match crate::core::files::read_capped_async(path, crate::core::files::SCRIPT_MAX).await {
+        Ok(text) => crate::lua::run(executor, &text, &path.display().to_string(), script, 0).await,
+        Err(e) => {
+            let err = CoreError::new(
+                ErrorCode::CommandInvalid,
+                format!("cannot read {}: {e}", path.display()),
+            );
+            executor.manager().emit(Event::error(err.clone())).await;
+            Step::Failed(err)
+        }
     }
 }
 

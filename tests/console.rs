@@ -137,7 +137,7 @@ async fn fresh_waits_ignore_what_came_before() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(matches!(
         h.ok("waitfor --timeout 5s ^OK$").await,
-        Outcome::Session(_)
+        Outcome::Matched { .. }
     ));
 }
 

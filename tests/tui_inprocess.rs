@@ -222,3 +222,35 @@ async fn the_help_overlay_lists_the_commands_of_the_parser() {
     snapshot("help_overlay", &screen);
     ui.stop().await;
 }
+
+/// `source x.lua` from the command bar runs Lua through the one executor:
+/// its session opens in the TUI, its sends and matches show, its
+/// `mux.log` lands in the status line; `lua CHUNK` runs a line of Lua.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_runs_a_lua_script_in_the_tui() {
+    let echo = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("probe.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "local s = mux.connect('{echo}', {{ label = 'probe' }})\ns:send('ping from lua')\nlocal i, m = s:expect({{'^pong', '^ping (\\\\w+)'}}, 5)\nmux.log('matched pattern ' .. i)\n"
+        ),
+    )
+    .unwrap();
+    let ui = Ui::start(&[]);
+    ui.keys(&format!(":source {}\r", script.display()));
+    ui.wait_for("< ping from lua").await;
+    ui.wait_for("probe").await;
+    // What the script logged is in the message log (the status line shows
+    // whichever came last: the log line or the script's result).
+    ui.keys("m");
+    ui.wait_for("matched pattern 2").await;
+    ui.wait_for(": done").await;
+    ui.keys("\x1b");
+    ui.wait_for(" NORMAL ").await;
+    ui.keys(":lua mux.log(\"two and \" .. 2)\r");
+    ui.keys("m");
+    ui.wait_for("two and 2").await;
+    ui.stop().await;
+}

@@ -243,6 +243,9 @@ pub struct TriggerSpec {
     pub once: bool,
     /// `--crc`: appended to each reply after `$1`… are filled in.
     pub checksum: Option<(super::checksum::Checksum, super::checksum::Range)>,
+    /// A reply computed elsewhere (a Lua function): each match is sent
+    /// here instead of `reply`.
+    pub notify: Option<tokio::sync::mpsc::Sender<super::trigger::TriggerHit>>,
 }
 
 /// What a successful command returns.
@@ -255,6 +258,14 @@ pub enum Outcome {
     Listener(String),
     /// The trigger armed.
     Trigger(String),
+    /// `waitfor` matched on the session: the matched line (line mode) or
+    /// match (binary mode), byte-exact.
+    Matched {
+        session: String,
+        raw: Bytes,
+    },
+    /// `sessions`: the listing (also an event).
+    Sessions(Vec<super::events::SessionInfo>),
 }
 
 impl Command {

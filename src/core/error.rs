@@ -34,6 +34,8 @@ pub enum ErrorCode {
     SerialConfigInvalid,
     /// A modem line or break the device cannot do (a pseudo-terminal).
     SerialLineUnsupported,
+    /// A Lua script failed: an error it raised and did not catch.
+    LuaError,
 }
 
 impl ErrorCode {
@@ -63,7 +65,42 @@ impl ErrorCode {
             ErrorCode::SerialBusy => "SERIAL_BUSY",
             ErrorCode::SerialConfigInvalid => "SERIAL_CONFIG_INVALID",
             ErrorCode::SerialLineUnsupported => "SERIAL_LINE_UNSUPPORTED",
+            ErrorCode::LuaError => "LUA_ERROR",
         }
+    }
+
+    /// Every code, in the contract's order.
+    pub const ALL: [ErrorCode; 25] = [
+        ErrorCode::CommandInvalid,
+        ErrorCode::AddressInvalid,
+        ErrorCode::ResolveFailed,
+        ErrorCode::ConnectFailed,
+        ErrorCode::ConnectRefused,
+        ErrorCode::BindFailed,
+        ErrorCode::TlsConfigInvalid,
+        ErrorCode::TlsHandshakeFailed,
+        ErrorCode::SessionNotFound,
+        ErrorCode::SessionAmbiguous,
+        ErrorCode::SessionNotConnected,
+        ErrorCode::PayloadInvalid,
+        ErrorCode::RegexInvalid,
+        ErrorCode::WaitforTimeout,
+        ErrorCode::Timeout,
+        ErrorCode::MaxConnections,
+        ErrorCode::UdpSendFailed,
+        ErrorCode::MulticastFailed,
+        ErrorCode::RecordFailed,
+        ErrorCode::IoError,
+        ErrorCode::SerialOpenFailed,
+        ErrorCode::SerialBusy,
+        ErrorCode::SerialConfigInvalid,
+        ErrorCode::SerialLineUnsupported,
+        ErrorCode::LuaError,
+    ];
+
+    /// The code a text names (`CONNECT_REFUSED`).
+    pub fn parse(text: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == text)
     }
 }
 

@@ -35,7 +35,7 @@ impl CloseReason {
 }
 
 /// One row of the `sessions` listing.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
     pub session_id: String,
@@ -135,6 +135,8 @@ pub enum EventKind {
     Match {
         lines: Vec<String>,
         matched: String,
+        /// The matched bytes exactly (not in the JSON, which has `matched`).
+        raw: Bytes,
     },
     Disconnecting,
     /// The peer ended its output; the session can still send (a half-open
@@ -436,7 +438,7 @@ impl Event {
                     out.push_str(&format!(" by {t}"));
                 }
             }
-            EventKind::Match { matched, lines } => {
+            EventKind::Match { matched, lines, .. } => {
                 out.push_str(&format!("match {:?}", matched));
                 if !lines.is_empty() {
                     out.push_str(&format!(" after {} line(s)", lines.len()));
@@ -665,7 +667,7 @@ impl Serialize for Event {
                     map.serialize_entry("triggerId", t)?;
                 }
             }
-            EventKind::Match { lines, matched } => {
+            EventKind::Match { lines, matched, .. } => {
                 map.serialize_entry("lines", lines)?;
                 map.serialize_entry("match", matched)?;
             }

@@ -387,8 +387,15 @@ impl Actor {
                     };
                     let result = match waited {
                         Ok(found) => {
+                            let raw = match &found {
+                                EventKind::Match { raw, .. } => raw.clone(),
+                                _ => Bytes::new(),
+                            };
                             session.emit(found).await;
-                            Ok(Outcome::Session(session.id.clone()))
+                            Ok(Outcome::Matched {
+                                session: session.id.clone(),
+                                raw,
+                            })
                         }
                         Err(e) => Err(failure(e, &session)),
                     };
@@ -545,9 +552,12 @@ impl Actor {
                 let _ = reply.send(result);
             }
             Command::Sessions => {
-                let list = self.sessions.iter().map(|s| s.info()).collect();
-                self.ctx.events.emit(Event::new(EventKind::Sessions(list))).await;
-                let _ = reply.send(Ok(Outcome::Done));
+                let list: Vec<_> = self.sessions.iter().map(|s| s.info()).collect();
+                self.ctx
+                    .events
+                    .emit(Event::new(EventKind::Sessions(list.clone())))
+                    .await;
+                let _ = reply.send(Ok(Outcome::Sessions(list)));
             }
             Command::Listeners => {
                 let list = self.listeners.iter().map(|l| l.info()).collect();
@@ -621,7 +631,8 @@ impl Actor {
         let id = format!("trig-{}", self.next_trigger);
         let trigger = Arc::new(
             Trigger::new(id.clone(), scope, spec.regex, spec.reply, spec.raw, spec.once)
-                .with_checksum(spec.checksum),
+                .with_checksum(spec.checksum)
+                .with_notify(spec.notify),
         );
         let info = trigger.info();
         {

@@ -34,7 +34,7 @@ pub fn held_bytes(event: &Event) -> usize {
             .iter()
             .map(|l| l.payload.len() + std::mem::size_of_val(l))
             .sum(),
-        EventKind::Match { lines, matched } => {
+        EventKind::Match { lines, matched, .. } => {
             matched.len()
                 + lines
                     .iter()

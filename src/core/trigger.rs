@@ -30,11 +30,22 @@ pub struct Trigger {
     pub once: bool,
     /// Appended to each reply (after the captures are filled in).
     checksum: Option<(super::checksum::Checksum, super::checksum::Range)>,
+    /// The reply is computed elsewhere: matches go here.
+    notify: Option<tokio::sync::mpsc::Sender<TriggerHit>>,
     fired: AtomicU64,
     spent: AtomicBool,
 }
 
 /// One row of the `triggers` listing.
+/// A match of a trigger whose reply is computed elsewhere.
+#[derive(Clone, Debug)]
+pub struct TriggerHit {
+    pub trigger: String,
+    pub session: String,
+    /// The received line (or chunk) that matched.
+    pub data: Bytes,
+}
+
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerInfo {
@@ -64,6 +75,7 @@ impl Trigger {
             raw,
             once,
             checksum: None,
+            notify: None,
             fired: AtomicU64::new(0),
             spent: AtomicBool::new(false),
         }
@@ -76,6 +88,32 @@ impl Trigger {
     ) -> Self {
         self.checksum = checksum;
         self
+    }
+
+    pub fn with_notify(mut self, notify: Option<tokio::sync::mpsc::Sender<TriggerHit>>) -> Self {
+        self.notify = notify;
+        self
+    }
+
+    /// Its reply is computed elsewhere (a Lua function).
+    pub fn is_computed(&self) -> bool {
+        self.notify.is_some()
+    }
+
+    /// A computed reply: the match is handed over (false: nobody takes
+    /// them any more, or too many wait — the caller reports it).
+    pub fn notify(&self, session: &str, data: &[u8]) -> Option<bool> {
+        let notify = self.notify.as_ref()?;
+        if !self.regex.is_match(data) || (self.once && self.spent.swap(true, Ordering::AcqRel)) {
+            return None;
+        }
+        self.fired.fetch_add(1, Ordering::Relaxed);
+        let hit = TriggerHit {
+            trigger: self.id.clone(),
+            session: session.to_string(),
+            data: Bytes::copy_from_slice(data),
+        };
+        Some(notify.try_send(hit).is_ok())
     }
 
     pub fn applies_to(&self, session: &str, listener: Option<&str>) -> bool {
@@ -114,7 +152,11 @@ impl Trigger {
                 Scope::Session(id) | Scope::Listener(id) => id.clone(),
             },
             regex: self.regex.as_str().to_string(),
-            reply: crate::core::escape::escape_transcript(&self.template),
+            reply: if self.is_computed() {
+                "(computed by the script)".to_string()
+            } else {
+                crate::core::escape::escape_transcript(&self.template)
+            },
             once: self.once,
             fired: self.fired.load(Ordering::Relaxed),
         }

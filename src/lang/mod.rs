@@ -50,6 +50,8 @@ pub enum Parsed {
         count: Option<u64>,
         line: String,
     },
+    /// `lua CHUNK`: the rest of the line, as Lua.
+    Lua(String),
 }
 
 /// `seq …`: a change to the TUI's send panel.
@@ -335,6 +337,26 @@ impl UdpArgs {
     }
 }
 
+/// `help lua`: the API, one example per function.
+const LUA_HELP: &str = "\
+The mux API (Lua 5.4; durations are seconds or \"500ms\"; patterns are Rust regexes):
+  s = mux.connect(\"127.0.0.1:7000\", {label = \"plc\", reconnect = true})
+  l = mux.listen(\"7000\", {max_connections = 4})     mux.udp(\"0\", {to = \"127.0.0.1:5000\"})
+  s = mux.serial(\"/dev/ttyUSB0\", {params = \"115200,8N1\"})
+  s:send(\"AT\")             in line mode the session's end of line follows; {raw = true}: not
+  s:sendhex(\"01 03 00 00 00 0a c5 cd\")
+  i, m, caps = s:expect({\"^OK\", \"ERROR (\\d+)\"}, 5)   1-based index, match, caps[1]; nil, \"timeout\"
+  s:expect(\"login: $\", 2, {partial = true, fresh = true})
+  s:close()   s:shutdown()   s:record(\"board.log\")   s:line(\"dtr\", \"pulse\", 0.1)   s:sendbreak()
+  c = l:accept(10)           l:close()
+  mux.on(l, \"^GET (\\w+)\", function(s, m) return \"VALUE \" .. m[1] .. \"=42\" end)
+  mux.every(1, function() s:sendhex(\"01 03 00 00 00 01 84 0a\") end)
+  mux.sleep(0.5)   mux.serve()   mux.sessions()   mux.log(\"text\", 42)   mux.command(\"view @1 hex\")
+  mux.hex(\"\\1\\2\") == \"0102\"   mux.unhex(\"de ad\")   bytes, value = mux.crc(\"crc16-modbus\", data)
+Errors are tables {code, text, where}: ok, e = pcall(mux.connect, \"127.0.0.1:1\"); print(e.code)
+Run a file: muxcat run script.lua, source script.lua, lua CHUNK on the command bar.
+os.execute and io.popen need muxcat --lua-exec; os.exit is refused.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "muxcat",
@@ -529,7 +551,13 @@ enum LangCommand {
         after_help = "Examples:\n  seq add version AT+GMR\\r\n  seq add --hex --every 1s poll 01 03 00 00 00 0a c5 cd\n  seq save"
     )]
     Seq(SeqAction),
-    /// Run the commands of a script file, in order (in the TUI: Ctrl-C stops it)
+    /// Run Lua: lua CHUNK (the rest of the line); a .lua file with source or run
+    #[command(after_help = LUA_HELP)]
+    Lua {
+        #[arg(value_name = "CHUNK", trailing_var_arg = true, allow_hyphen_values = true)]
+        chunk: Vec<String>,
+    },
+    /// Run the commands of a script file, in order; a .lua file runs as Lua (in the TUI: Ctrl-C stops it)
     Source {
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -607,6 +635,13 @@ fn clap_error_text(err: &clap::Error) -> String {
 
 /// Parses one line. `Ok(None)` for blank and comment lines.
 pub fn parse_line(line: &str) -> CoreResult<Option<Parsed>> {
+    // `lua CHUNK`: Lua's own quoting, not the shell's.
+    if let Some(chunk) = line.trim_start().strip_prefix("lua")
+        && chunk.starts_with([' ', '\t'])
+        && !matches!(chunk.trim(), "--help" | "-h")
+    {
+        return Ok(Some(Parsed::Lua(chunk.trim().to_string())));
+    }
     let mut words = words::split(line).map_err(|e| invalid(format!("{e} in {line:?}")))?;
     if words.is_empty() {
         return Ok(None);
@@ -745,6 +780,7 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
                 raw: raw || hex,
                 once,
                 checksum: crc.spec(),
+                notify: None,
             }))
         }
         LangCommand::Triggers => core(Command::Triggers),
@@ -799,6 +835,7 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
             })
         }
         LangCommand::Source { file } => Ok(Parsed::Source(file)),
+        LangCommand::Lua { chunk } => Ok(Parsed::Lua(chunk.join(" "))),
         LangCommand::Quit => Ok(Parsed::Quit),
     }
 }

@@ -942,6 +942,9 @@ impl App {
             }
             (EventKind::Listeners(list), _) => self.listing(ev, counted(list.len(), "listener")),
             (EventKind::Info(text), _) => {
+                // Kept in the message log too (a script's `mux.log`, a
+                // trigger armed): the status line shows only the latest.
+                self.messages.push(ev.timestamp, false, text);
                 let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
                 self.set_status(first.trim().to_string(), false);
             }

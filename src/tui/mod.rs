@@ -52,6 +52,8 @@ pub struct TuiOptions {
     pub scrollback_lines: usize,
     /// `muxcat replay FILE` on a terminal: the transcript, read-only.
     pub replay: Option<ReplayFile>,
+    /// `--lua-exec`: Lua scripts may run programs.
+    pub lua_exec: bool,
 }
 
 /// A transcript to show read-only in the TUI.
@@ -151,6 +153,7 @@ pub async fn run(opts: TuiOptions) -> u8 {
         initial: opts.initial,
         commands: opts.commands,
         control: Some(Box::new(Stdout)),
+        lua_exec: opts.lua_exec,
     };
     let result = run_loop(
         &mut terminal,
@@ -299,6 +302,8 @@ pub struct Startup {
     /// What the model asks of the terminal beyond drawing (clipboard,
     /// mouse reporting); none in tests that do not look at it.
     pub control: Option<Box<dyn TermControl>>,
+    /// `--lua-exec`: Lua scripts may run programs.
+    pub lua_exec: bool,
 }
 
 /// Terminal requests beside the drawing.
@@ -363,7 +368,8 @@ where
     }
     let panic_key = std::env::var_os("MUXCAT_TEST_PANIC").is_some();
     let (results, mut results_rx) = mpsc::unbounded_channel();
-    let executor = Executor::new(manager.clone(), Arc::new(TuiFront(results.clone())));
+    let executor =
+        Executor::new(manager.clone(), Arc::new(TuiFront(results.clone()))).with_lua_exec(startup.lua_exec);
     let startup_control = startup.control;
     let mut running = Running::default();
     // Start-up commands run in order, while the UI is already live.
@@ -466,10 +472,13 @@ pub enum Ended {
 
 fn describe(result: crate::core::CoreResult<Outcome>) -> Result<String, String> {
     match result {
-        Ok(Outcome::Session(id)) | Ok(Outcome::Listener(id)) | Ok(Outcome::Trigger(id)) => {
+        Ok(Outcome::Session(id))
+        | Ok(Outcome::Listener(id))
+        | Ok(Outcome::Trigger(id))
+        | Ok(Outcome::Matched { session: id, .. }) => {
             Ok(format!(" → {}", crate::core::events::short_id(&id)))
         }
-        Ok(Outcome::Done) => Ok(String::new()),
+        Ok(Outcome::Done | Outcome::Sessions(_)) => Ok(String::new()),
         Err(e) => Err(format!("{}: {}", e.code, e.text)),
     }
 }

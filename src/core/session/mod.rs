@@ -670,12 +670,31 @@ impl Session {
         }
         for data in received {
             for t in &triggers {
+                if t.is_computed() {
+                    match t.notify(&self.id, data) {
+                        None => continue,
+                        Some(true) => {}
+                        Some(false) => self.reply_dropped(
+                            &t.id,
+                            "the script computing its replies is not keeping up (256 matches wait)",
+                        ),
+                    }
+                    if t.once {
+                        self.ctx.remove_trigger(&t.id);
+                    }
+                    continue;
+                }
                 let Some(mut reply) = t.reply(data) else { continue };
                 if self.mode == Mode::Line && !t.raw {
                     reply.extend_from_slice(self.eol.bytes());
                 }
                 if self.queued_out.load(Ordering::Acquire) + reply.len() + REQ_OVERHEAD > REPLY_BACKLOG {
-                    self.reply_dropped(&t.id);
+                    let why = format!(
+                        "{} has {} MiB of replies it has not read",
+                        self.id,
+                        REPLY_BACKLOG >> 20
+                    );
+                    self.reply_dropped(&t.id, &why);
                     continue;
                 }
                 // Queued now; the result arrives as the `sent` event.
@@ -692,7 +711,7 @@ impl Session {
     /// [`REPLY_BACKLOG`] they are not sent, and that is reported (at most
     /// once a second). Stopping reading instead could deadlock a client that
     /// writes all its requests before reading any answer.
-    fn reply_dropped(self: &Arc<Self>, trigger: &str) {
+    fn reply_dropped(self: &Arc<Self>, trigger: &str, why: &str) {
         let due = {
             let mut last = self
                 .reply_dropped_report
@@ -705,11 +724,7 @@ impl Session {
         }
         let err = CoreError::new(
             ErrorCode::IoError,
-            format!(
-                "trigger {trigger}: reply not sent: {} has {} MiB of replies it has not read",
-                self.id,
-                REPLY_BACKLOG >> 20
-            ),
+            format!("trigger {trigger}: reply not sent: {why}"),
         );
         // Stamped now, when it happened, not when the queue has room.
         let event = self.event(EventKind::Error).with_error(err);
@@ -1061,6 +1076,7 @@ impl Session {
                 Some(EventKind::Match {
                     lines: before,
                     matched: lossy(&matched),
+                    raw: matched,
                 })
             }
             Mode::Binary => {
@@ -1074,6 +1090,7 @@ impl Session {
                         vec![lossy(before)]
                     },
                     matched: lossy(m.as_bytes()),
+                    raw: Bytes::copy_from_slice(m.as_bytes()),
                 };
                 let end = m.end();
                 backlog.consume_stream(end);
@@ -1112,5 +1129,6 @@ fn take_partial(backlog: &mut Backlog, regex: &regex::bytes::Regex) -> Option<Ev
     Some(EventKind::Match {
         lines,
         matched: String::from_utf8_lossy(&backlog.partial).into_owned(),
+        raw: Bytes::copy_from_slice(&backlog.partial),
     })
 }
