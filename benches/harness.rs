@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use muxcat::core::{EventKind, Manager, ManagerConfig, Mode};
 
+#[path = "harness/roundtrip.rs"]
+mod roundtrip_bench;
 #[path = "harness/serial.rs"]
 mod serial_bench;
 use tokio::io::AsyncWriteExt;
@@ -842,7 +844,7 @@ fn main() {
     } else {
         (512u64 << 20, 1, 2_000, 300)
     };
-    // `--only pipe|managed|scale|tui|startup|memory|serial` runs one section.
+    // `--only pipe|managed|scale|tui|startup|memory|serial|roundtrip` runs one section.
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -868,6 +870,9 @@ fn main() {
     }
     if run("memory") {
         memory(if full { 8 } else { 4 });
+    }
+    if run("roundtrip") {
+        roundtrip_bench::roundtrips(if full { 10_000 } else { 2_000 }, have, &muxcat());
     }
     if run("serial") {
         serial_bench::serial(
