@@ -476,3 +476,50 @@ async fn the_shipped_examples_run_against_stand_in_devices() {
     let (out, _) = sim.await.unwrap();
     assert!(out.status.success());
 }
+
+/// Listeners, accept, UDP and serial ports from Lua; a script that piles
+/// up memory fails alone.
+#[tokio::test]
+async fn listen_accept_udp_serial_and_a_memory_hog() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = PtyPair::new();
+    let serial = match &pair {
+        Some(p) => format!(
+            "local port = mux.serial('{}', {{ params = '9600,8N1' }})\nport:send('to the device')\nmux.log('serial', port.id)\n",
+            p.a.display()
+        ),
+        None => String::new(),
+    };
+    let text = format!(
+        r#"
+local l = mux.listen("127.0.0.1:0", {{ label = "srv" }})
+local u = mux.udp("127.0.0.1:0", {{ label = "dgram" }})
+mux.log("udp", tostring(u):match("^session") ~= nil)
+local ok, e = pcall(function() local x = l:accept(0.2); return x end)
+mux.log("accept", tostring(ok), e and e.code)
+{serial}
+l:close()
+local hog = {{}}
+local okm, em = pcall(function() for i = 1, 1e9 do hog[i] = string.rep("x", 1024) .. i end end)
+hog = nil
+collectgarbage()
+mux.log("memory", tostring(okm), tostring(em):match("memory") ~= nil)
+"#
+    );
+    let script = write_script(&dir, "more.lua", &text);
+    let (out, events) = run(&[script.to_str().unwrap()], &[]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let said = infos(&events);
+    assert!(said.contains(&"udp\ttrue".to_string()), "{said:?}");
+    assert!(said.iter().any(|s| s.starts_with("accept\tfalse\t")), "{said:?}");
+    assert!(said.contains(&"memory\tfalse\ttrue".to_string()), "{said:?}");
+    if let Some(pair) = pair {
+        assert!(said.iter().any(|s| s.starts_with("serial\t")), "{said:?}");
+        drop(pair);
+        assert!(
+            events
+                .iter()
+                .any(|e| e["event"] == "connected" && e["kind"] == "serial")
+        );
+    }
+}

@@ -28,6 +28,8 @@ use crate::exec::{Executor, Script, Step};
 const PRELUDE: &str = include_str!("prelude.lua");
 /// How often a running script checks whether it was stopped.
 const HOOK_EVERY: u32 = 10_000;
+/// What one script's Lua state may allocate.
+const LUA_MEMORY: usize = 256 << 20;
 /// Matches of computed triggers waiting for the script, at most.
 const HIT_QUEUE: usize = 256;
 
@@ -630,6 +632,8 @@ async fn execute(
     stop: CancellationToken,
 ) -> mlua::Result<()> {
     let lua = Lua::new();
+    // A script that piles up data fails with "not enough memory", not muxcat.
+    lua.set_memory_limit(LUA_MEMORY)?;
     sandbox(&lua, allow_exec)?;
     // Every so many instructions: stopped, or let the runtime run other
     // tasks (a loop that never waits must not starve the TUI or the
