@@ -144,6 +144,18 @@ pub enum Sub {
         #[command(flatten)]
         front: FrontArgs,
     },
+    /// Write transcripts as a capture Wireshark and tshark open (TCP/UDP as packets, serial and others as a user link type)
+    #[command(
+        after_help = "Examples:\n  muxcat export --pcapng out.pcapng recordings/*.log\n  tshark -r out.pcapng -d tcp.port==1502,mbtcp -Y mbtcp"
+    )]
+    Export {
+        /// The capture to write (pcapng)
+        #[arg(long, value_name = "OUT")]
+        pcapng: PathBuf,
+        /// Transcripts, merged in time order
+        #[arg(value_name = "TRANSCRIPT", required = true)]
+        transcripts: Vec<PathBuf>,
+    },
     /// View a recorded transcript
     Replay {
         #[arg(value_name = "TRANSCRIPT")]
@@ -295,6 +307,18 @@ pub fn main() -> ExitCode {
             }
             Ok(Some(spec)) => rt.block_on(pipe(PipeRole::Connect(spec), &global, &front)),
             Err(e) => usage_error(e),
+        },
+        Some(Sub::Export { pcapng, transcripts }) => match crate::export::export(&transcripts, &pcapng) {
+            Ok(summary) => {
+                if !global.quiet {
+                    eprintln!("muxcat: {summary}");
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("muxcat: export: {e}");
+                1
+            }
         },
         Some(Sub::Replay { transcript, raw }) => replay(&rt, &transcript, raw.as_deref(), &global),
         Some(Sub::Keymap { .. }) => {

@@ -46,6 +46,7 @@
 pub mod cli;
 pub mod core;
 pub mod exec;
+pub mod export;
 pub mod lang;
 pub mod lua;
 pub mod pipe;

@@ -264,7 +264,7 @@ async fn line_maps_are_on_the_opening_event_and_the_transcript_header() {
     let text = std::fs::read_to_string(&file).unwrap();
     let header = text.lines().next().unwrap();
     assert!(
-        header.ends_with("mode=line imap=igncr omap=onlcr,delbs"),
+        header.ends_with("mode=line dir=out imap=igncr omap=onlcr,delbs"),
         "{header}"
     );
     assert!(text.contains("> a\\rb\\n"), "{text}");

@@ -71,7 +71,7 @@ async fn run_with_record_dir_writes_the_contract_format() {
     assert!(lines[0].starts_with("# muxcat transcript v1 sess-"), "{text}");
     assert!(lines[0].contains(" tcp 127.0.0.1:"), "{}", lines[0]);
     assert!(
-        lines[0].ends_with(&format!(" -> 127.0.0.1:{} mode=line", echo.port())),
+        lines[0].ends_with(&format!(" -> 127.0.0.1:{} mode=line dir=out", echo.port())),
         "{}",
         lines[0]
     );

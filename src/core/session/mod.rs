@@ -464,6 +464,8 @@ impl Session {
             _ => (local, peer),
         };
         let mut header = transcript::header(&self.id, kind, &from, &to, self.mode.as_str());
+        // Who opened it: `muxcat export` needs to know which end is muxcat.
+        header.push_str(&format!(" dir={}", self.direction.as_str()));
         if let Some(port) = &self.port {
             // `port=115200,8N1` (and `,rts-cts`): tio's compact form.
             header.push_str(&format!(" port={}", port.describe().replacen(' ', ",", 2)));
