@@ -194,16 +194,7 @@ mux.log("asked", asked, ticks > 10)
     );
     let path = script.display().to_string();
     let running = tokio::spawn(async move { run(&[&path], &[]).await });
-    let mut client = None;
-    for _ in 0..100 {
-        if let Ok(c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Its triggers are armed just after it listens.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = script_client(port).await;
     let mut client = BufReader::new(client.expect("the script listens"));
     client.write_all(b"GET temp\nQUIET\nGET volt\n").await.unwrap();
     let mut answers = Vec::new();
@@ -305,6 +296,19 @@ async fn source_lua_chunks_and_a_runaway_loop_stopped() {
         .run_line(b"lua mux.log('after')", "line 3", &mut Script::default(), 0)
         .await;
     assert!(matches!(step, Step::Done(_)), "{step:?}");
+}
+
+/// A client of the port a script listens on, once its triggers are armed.
+async fn script_client(port: u16) -> Option<tokio::net::TcpStream> {
+    for _ in 0..100 {
+        if let Ok(c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            // Its triggers are armed just after it listens.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return Some(c);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
 }
 
 /// A console that asks for a login twice (the first password is wrong).
@@ -451,16 +455,7 @@ async fn the_shipped_examples_run_against_stand_in_devices() {
     };
     let env = [("PORT", port.to_string()), ("SECONDS", "2".to_string())];
     let sim = tokio::spawn(async move { run(&[&example("simulator.lua")], &env).await });
-    let mut client = None;
-    for _ in 0..100 {
-        if let Ok(c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Its triggers are armed just after it listens.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = script_client(port).await;
     let mut client = BufReader::new(client.expect("the simulator listens"));
     client
         .write_all(b"SET volt 11.5\nGET volt\nGET nothing\n")

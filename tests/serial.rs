@@ -61,7 +61,10 @@ async fn a_console_at_9600_8n2_lines_both_ways_recorded() {
     let text = std::fs::read_to_string(dir.path().join("t.log")).unwrap();
     let header = text.lines().next().unwrap();
     assert!(header.contains(" serial "), "{header}");
-    assert!(header.ends_with("mode=line dir=out port=9600,8N2,xon-xoff"), "{header}");
+    assert!(
+        header.ends_with("mode=line dir=out port=9600,8N2,xon-xoff"),
+        "{header}"
+    );
     assert!(text.contains("< U-Boot 2024.01\\r\\n"), "{text}");
     assert!(text.contains("> version\\n"), "{text}");
     assert!(text.contains("> pong\\n"), "{text}");

@@ -188,6 +188,17 @@ pub struct ConnectArgs {
     pub target: String,
 }
 
+/// `--preamble`: its escapes decoded, the session's end of line after it
+/// in line mode.
+fn preamble(text: Option<&str>, opts: &SessionOptions) -> CoreResult<Option<Bytes>> {
+    let Some(text) = text else { return Ok(None) };
+    let mut bytes = decode_payload(text)?;
+    if opts.mode == Mode::Line {
+        bytes.extend_from_slice(opts.eol.bytes());
+    }
+    Ok(Some(Bytes::from(bytes)))
+}
+
 fn parse_backoff(text: &str) -> Result<Backoff, String> {
     Backoff::parse(text, parse_duration)
 }
@@ -195,16 +206,7 @@ fn parse_backoff(text: &str) -> Result<Backoff, String> {
 impl ConnectArgs {
     pub fn spec(&self) -> CoreResult<ConnectSpec> {
         let opts = self.session.options();
-        let preamble = match &self.preamble {
-            Some(text) => {
-                let mut bytes = decode_payload(text)?;
-                if opts.mode == Mode::Line {
-                    bytes.extend_from_slice(opts.eol.bytes());
-                }
-                Some(Bytes::from(bytes))
-            }
-            None => None,
-        };
+        let preamble = preamble(self.preamble.as_deref(), &opts)?;
         let target = if self.rfc2217 {
             Target::Rfc2217(Box::new(crate::core::transport::rfc2217::Rfc2217Target {
                 addr: parse_host_port(&self.target)?,

@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Args;
 
-use super::{SessionArgs, decode_payload, invalid, parse_backoff, parse_duration};
-use crate::core::command::{BREAK_LENGTH, Command, ConnectSpec, LineAction, Mode};
+use super::{SessionArgs, invalid, parse_backoff, parse_duration};
+use crate::core::command::{BREAK_LENGTH, Command, ConnectSpec, LineAction};
 use crate::core::dial::Backoff;
 use crate::core::transport::Target;
 use crate::core::transport::serial::{
@@ -134,16 +133,7 @@ impl SerialArgs {
             ));
         }
         let opts = self.session.options();
-        let preamble = match &self.preamble {
-            Some(text) => {
-                let mut bytes = decode_payload(text)?;
-                if opts.mode == Mode::Line {
-                    bytes.extend_from_slice(opts.eol.bytes());
-                }
-                Some(Bytes::from(bytes))
-            }
-            None => None,
-        };
+        let preamble = super::preamble(self.preamble.as_deref(), &opts)?;
         let backoff = self.backoff.unwrap_or(SERIAL_BACKOFF);
         Ok(Some(ConnectSpec {
             target: Target::Serial(Box::new(SerialTarget {
