@@ -114,6 +114,7 @@ fn app_with(sessions: usize, lines: usize) -> App {
                         count: 45,
                         from: None,
                         eol: b"\r\n",
+                        check: None,
                     })
                     .session(&id),
                 );

@@ -99,6 +99,13 @@ impl Checksum {
         }
         bytes
     }
+
+    /// Whether `frame` ends with the checksum of what comes before it
+    /// (`--check`; a frame no longer than the checksum fails).
+    pub fn verify(&self, frame: &[u8]) -> bool {
+        let body = frame.len().saturating_sub(self.width());
+        body > 0 && self.bytes(&frame[..body]) == frame[body..]
+    }
 }
 
 /// `--crc-range START..END` (byte offsets into the payload, END exclusive
@@ -180,6 +187,17 @@ mod tests {
         );
         assert!(Checksum::parse("crc17").unwrap_err().contains("crc16-modbus"));
         assert!(Checksum::parse("crc32:middle").is_err());
+    }
+
+    #[test]
+    fn received_frames_are_verified() {
+        let modbus = Checksum::parse("crc16-modbus").unwrap();
+        assert!(modbus.verify(&[0x01, 0x03, 0x00, 0x00, 0x00, 0x0A, 0xC5, 0xCD]));
+        assert!(!modbus.verify(&[0x01, 0x03, 0x00, 0x00, 0x00, 0x0B, 0xC5, 0xCD]));
+        // Nothing but a checksum (or less) is not a checked frame.
+        assert!(!modbus.verify(&[0xC5, 0xCD]));
+        assert!(!modbus.verify(&[]));
+        assert!(Checksum::parse("xor8").unwrap().verify(b"Hello\x42"));
     }
 
     #[test]

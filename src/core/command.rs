@@ -113,6 +113,10 @@ pub struct SessionOptions {
     pub half_open: bool,
     /// `--imap`/`--omap`: display and keyboard line-end maps.
     pub map: super::linemap::LineMap,
+    /// `--frame`: how a binary session's stream is cut.
+    pub frame: Option<super::frames::FrameSpec>,
+    /// `--check`: the checksum every received frame ends with.
+    pub check: Option<super::checksum::Checksum>,
 }
 
 #[derive(Clone, Debug)]

@@ -109,6 +109,8 @@ pub enum EventKind {
         /// Line mode: the terminator the line ended with (front ends that
         /// show exact bytes use it; not in the JSON).
         eol: &'static [u8],
+        /// `--check`: whether the frame ends with its checksum (`crcOk`).
+        check: Option<bool>,
     },
     /// Bytes handed to the kernel. `payload` is for front ends that show
     /// them (not in the JSON, which carries the count).
@@ -306,6 +308,7 @@ impl Event {
                 count: l.count,
                 from: None,
                 eol: l.eol,
+                check: None,
             },
             session_id: self.session_id.clone(),
             listener_id: self.listener_id.clone(),
@@ -415,12 +418,17 @@ impl Event {
                     out.push_str(&format!(" on {}", short_id(l)));
                 }
             }
-            EventKind::Data { payload, from, .. } => {
+            EventKind::Data {
+                payload, from, check, ..
+            } => {
                 out.push_str("< ");
                 if let Some(from) = from {
                     out.push_str(&format!("[{from}] "));
                 }
                 out.push_str(&escape_display(payload));
+                if *check == Some(false) {
+                    out.push_str("  (checksum bad)");
+                }
             }
             // `<…`: the line goes on (its end has not arrived).
             EventKind::DataPartial { payload, .. } => {
@@ -635,9 +643,16 @@ impl Serialize for Event {
                 map.serialize_entry("kind", kind.as_str())?;
             }
             EventKind::Data {
-                payload, count, from, ..
+                payload,
+                count,
+                from,
+                check,
+                ..
             } => {
                 map.serialize_entry("bytes", count)?;
+                if let Some(ok) = check {
+                    map.serialize_entry("crcOk", ok)?;
+                }
                 match std::str::from_utf8(payload) {
                     Ok(text) => map.serialize_entry("text", text)?,
                     Err(_) => map.serialize_entry("hex", &hex::encode(payload))?,
@@ -768,6 +783,7 @@ mod tests {
             count: 3,
             from: None,
             eol: b"\n",
+            check: None,
         });
         let v: serde_json::Value = serde_json::from_str(&text.to_json()).unwrap();
         assert_eq!(v["text"], "hi");
@@ -777,6 +793,7 @@ mod tests {
             count: 2,
             from: None,
             eol: b"",
+            check: None,
         });
         let v: serde_json::Value = serde_json::from_str(&bin.to_json()).unwrap();
         assert_eq!(v["hex"], "ff00");
@@ -790,6 +807,7 @@ mod tests {
             count: 8,
             from: None,
             eol: b"",
+            check: None,
         })
         .session("sess-1a2b3c4d-0000-4000-8000-000000000000");
         let line = ev.to_readable();

@@ -323,6 +323,8 @@ impl Listener {
             mode: self.opts.mode,
             eol: self.opts.eol,
             map: self.opts.map.clone(),
+            frame: self.opts.frame.clone(),
+            check: self.opts.check,
             timeout: self.opts.timeout,
             half_open: self.opts.half_open,
             redial: None,

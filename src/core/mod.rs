@@ -29,6 +29,7 @@ pub mod error;
 pub mod escape;
 pub mod events;
 pub mod files;
+pub mod frames;
 pub mod framing;
 pub mod linemap;
 pub mod listener;

@@ -121,6 +121,12 @@ pub struct SessionArgs {
     /// How typed line ends and Backspace are sent: onlcr,ocrnl,delbs (typing only)
     #[arg(long, value_name = "MAP,...", value_parser = |t: &str| crate::core::linemap::parse_output(t).map(|_| t.to_string()))]
     pub omap: Option<String>,
+    /// Cut received bytes into frames (binary mode): idle:DUR, len:N, delim:HEX, [start:HEX,]len-at:N[,len-size:1|2|4][,le][,len-adds:N]
+    #[arg(long, value_name = "SPEC", value_parser = |t: &str| crate::core::frames::FrameSpec::parse(t, parse_duration))]
+    pub frame: Option<crate::core::frames::FrameSpec>,
+    /// Check the checksum each received frame ends with (binary mode; data events say crcOk)
+    #[arg(long, value_name = "NAME", value_parser = crate::core::checksum::Checksum::parse)]
+    pub check: Option<crate::core::checksum::Checksum>,
 }
 
 impl SessionArgs {
@@ -128,10 +134,17 @@ impl SessionArgs {
         SessionOptions {
             id: self.id.clone(),
             label: self.label.clone(),
-            mode: self.mode,
+            // Frames and their checksums are bytes: binary mode.
+            mode: if self.frame.is_some() || self.check.is_some() {
+                Mode::Binary
+            } else {
+                self.mode
+            },
             eol: self.eol,
             timeout: self.timeout,
             half_open: false,
+            frame: self.frame.clone(),
+            check: self.check,
             // Checked when parsed (value_parser).
             map: crate::core::linemap::LineMap {
                 input: crate::core::linemap::parse_input(self.imap.as_deref().unwrap_or_default())

@@ -806,6 +806,7 @@ impl App {
                     count,
                     from,
                     eol,
+                    check,
                 },
                 Some(id),
             ) => {
@@ -817,6 +818,14 @@ impl App {
                 // With the line's end: the hex view shows exact bytes. A
                 // line shown pending (a prompt) completes in place.
                 self.push_received(id, ev.timestamp, payload, eol, *count, false);
+                if *check == Some(false) {
+                    // Right under the frame, in line and hex views alike.
+                    self.note(
+                        id,
+                        ev.timestamp,
+                        "✗ checksum bad: the frame above does not end with its --check sum",
+                    );
+                }
             }
             (EventKind::DataPartial { payload, count }, Some(id)) => {
                 self.push_received(id, ev.timestamp, payload, b"", *count, true);
@@ -2257,6 +2266,7 @@ pub(crate) mod tests {
                 count: text.len() + 1,
                 from: None,
                 eol: b"\n",
+                check: None,
             })
             .session(&sid(n)),
         );

@@ -1391,6 +1391,30 @@ mod tests {
         );
     }
 
+    /// `--check`: a frame whose checksum is bad is flagged under it, in the
+    /// hex view too.
+    #[test]
+    fn a_bad_checksum_is_flagged_under_its_frame() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        a.on_event(
+            &Event::new(EventKind::Data {
+                payload: bytes::Bytes::from_static(b"\x01\x03\x02\x00\x2b\x39\x9b"),
+                count: 7,
+                from: None,
+                eol: b"",
+                check: Some(false),
+            })
+            .session(&sid(1)),
+        );
+        let screen = render_at(&a, 120, 20);
+        assert!(screen.contains("* ✗ checksum bad"), "{screen}");
+        a.apply(Action::ToggleHex);
+        let screen = render_at(&a, 120, 20);
+        assert!(screen.contains("01 03 02 00 2b 39 9b"), "{screen}");
+        assert!(screen.contains("✗ checksum bad"), "{screen}");
+    }
+
     /// A serial session: the title names the device, its settings and
     /// its modem lines; changes are `*` lines; the keys set the lines.
     #[test]
@@ -1796,6 +1820,7 @@ mod tests {
                 count: 2,
                 from: None,
                 eol: b"\r\n",
+                check: None,
             })
             .session(&sid(1)),
         );

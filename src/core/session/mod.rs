@@ -37,6 +37,7 @@ use super::ctx::{CLOSED_BACKLOGS, Ctx, KeepsBacklog};
 use super::dial::Redial;
 use super::events::Framing;
 use super::events::{CloseReason, CoreError, CoreResult, DataLine, ErrorCode, Event, EventKind, SessionInfo};
+use super::frames::Framer;
 use super::framing::{Line, LineSplitter};
 use super::linemap::LineMap;
 use super::recording::{Place, Transcript};
@@ -134,6 +135,10 @@ pub struct Session {
     pub eol: Eol,
     /// `--imap`/`--omap`: for front ends and the transcript header.
     pub map: LineMap,
+    /// `--frame`: how the binary stream is cut (the reader frames).
+    pub frame: Option<super::frames::FrameSpec>,
+    /// `--check`: verified on every received frame (binary sessions).
+    pub check: Option<super::checksum::Checksum>,
     pub timeout: Option<Duration>,
     /// A serial port's settings (the same across reconnects).
     pub port: Option<transport::serial::PortSettings>,
@@ -196,6 +201,9 @@ pub(crate) struct Parts {
     pub eol: Eol,
     /// `--imap`/`--omap`: for front ends and the transcript header.
     pub map: LineMap,
+    /// `--frame`, `--check`: binary frames and their checksum.
+    pub frame: Option<super::frames::FrameSpec>,
+    pub check: Option<super::checksum::Checksum>,
     pub timeout: Option<Duration>,
     pub half_open: bool,
     /// `connect --reconnect`: how to get the connection back.
@@ -227,6 +235,8 @@ impl Session {
             mode: parts.mode,
             eol: parts.eol,
             map: parts.map,
+            frame: parts.frame,
+            check: parts.check,
             timeout: parts.timeout,
             port: parts.control.as_ref().map(transport::Control::settings),
             half_open: parts.half_open,
@@ -766,11 +776,13 @@ impl Session {
         }
         self.bump();
         self.fire_triggers([&payload[..]]);
+        let check = self.check.map(|sum| sum.verify(&payload));
         self.emit(EventKind::Data {
             payload,
             count: n,
             from: Some(from),
             eol: b"",
+            check,
         })
         .await;
     }
@@ -791,7 +803,13 @@ impl Session {
     }
 
     /// Handles one received chunk: counts it, frames it, reports it.
-    async fn received(self: &Arc<Self>, chunk: Bytes, splitter: &mut LineSplitter, lines: &mut Vec<Line>) {
+    async fn received(
+        self: &Arc<Self>,
+        chunk: Bytes,
+        splitter: &mut LineSplitter,
+        lines: &mut Vec<Line>,
+        framer: &mut Option<Framer>,
+    ) {
         self.bytes_in.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.record(Mark::In, &chunk).await;
         match self.mode {
@@ -810,26 +828,41 @@ impl Session {
                     self.report_partial(splitter).await;
                 }
             }
-            Mode::Binary => {
-                {
-                    let mut state = self.lock();
-                    state.last_activity = Instant::now();
-                    if !self.ctx.bulk {
-                        state.backlog.push_stream(chunk.clone());
+            Mode::Binary => match framer {
+                Some(framer) => {
+                    let mut frames = Vec::new();
+                    framer.push(&chunk, Instant::now(), &mut frames);
+                    self.touch();
+                    for frame in frames {
+                        self.deliver_frame(frame).await;
                     }
                 }
-                self.bump();
-                self.fire_triggers([&chunk[..]]);
-                let count = chunk.len();
-                self.emit(EventKind::Data {
-                    payload: chunk,
-                    count,
-                    from: None,
-                    eol: b"",
-                })
-                .await;
+                None => self.deliver_frame(chunk).await,
+            },
+        }
+    }
+
+    /// One unit of a binary session: a read, or a `--frame` frame.
+    pub(super) async fn deliver_frame(self: &Arc<Self>, frame: Bytes) {
+        {
+            let mut state = self.lock();
+            state.last_activity = Instant::now();
+            if !self.ctx.bulk {
+                state.backlog.push_stream(frame.clone());
             }
         }
+        self.bump();
+        self.fire_triggers([&frame[..]]);
+        let count = frame.len();
+        let check = self.check.map(|sum| sum.verify(&frame));
+        self.emit(EventKind::Data {
+            payload: frame,
+            count,
+            from: None,
+            eol: b"",
+            check,
+        })
+        .await;
     }
 
     /// A line that has not ended (a prompt): its new bytes are reported at
@@ -867,6 +900,7 @@ impl Session {
                 count: line.count,
                 from: None,
                 eol: line.eol,
+                check: None,
             }
         } else {
             EventKind::DataBatch(

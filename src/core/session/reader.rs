@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{SMALL_READ, Session};
 use crate::core::events::{CoreError, ErrorCode, EventKind};
+use crate::core::frames::Framer;
 use crate::core::framing::LineSplitter;
 use crate::core::recycle::Recycler;
 use crate::core::transport::ReadSide;
@@ -23,6 +24,8 @@ pub(super) async fn read_loop(
     let mut buf = BytesMut::new();
     let mut splitter = LineSplitter::default();
     let mut lines = Vec::new();
+    // `--frame`: binary frames, cut here.
+    let mut framer = session.frame.clone().map(Framer::new);
     // Bulk mode: the last chunks handed out, reused as read buffers once
     // nobody else holds them (fresh buffers cost page faults).
     let mut spent = Recycler::default();
@@ -34,8 +37,16 @@ pub(super) async fn read_loop(
             buf = reused;
         }
         let deadline = session.deadline();
+        let frame_due = framer.as_ref().and_then(Framer::deadline);
         let result = tokio::select! {
             _ = link.cancelled() => return,
+            // Idle framing: the gap after the last byte ends the frame.
+            _ = sleep_until_opt(frame_due) => {
+                if let Some(frame) = framer.as_mut().and_then(Framer::flush) {
+                    Box::pin(session.deliver_frame(frame)).await;
+                }
+                continue;
+            }
             _ = sleep_until_opt(deadline) => {
                 if session.deadline().is_some_and(|d| d <= Instant::now()) {
                     // Cold paths are boxed so the reader future stays small while idle.
@@ -50,6 +61,9 @@ pub(super) async fn read_loop(
             Ok(0) => {
                 splitter.finish(&mut lines);
                 session.deliver_lines(&mut lines).await;
+                if let Some(frame) = framer.as_mut().and_then(Framer::flush) {
+                    session.deliver_frame(frame).await;
+                }
                 Box::pin(session.input_ended(generation, None)).await;
                 return;
             }
@@ -58,6 +72,9 @@ pub(super) async fn read_loop(
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && session.kind.is_tls() => {
                 splitter.finish(&mut lines);
                 session.deliver_lines(&mut lines).await;
+                if let Some(frame) = framer.as_mut().and_then(Framer::flush) {
+                    session.deliver_frame(frame).await;
+                }
                 let note = "the TLS peer closed without close_notify (what it sent may be cut short)";
                 Box::pin(session.input_ended(generation, Some(note))).await;
                 return;
@@ -83,11 +100,14 @@ pub(super) async fn read_loop(
                     buf.split().freeze()
                 };
                 // Boxed: one allocation per read keeps the idle reader small.
-                Box::pin(session.received(chunk, &mut splitter, &mut lines)).await;
+                Box::pin(session.received(chunk, &mut splitter, &mut lines, &mut framer)).await;
             }
             Err(e) => {
                 splitter.finish(&mut lines);
                 session.deliver_lines(&mut lines).await;
+                if let Some(frame) = framer.as_mut().and_then(Framer::flush) {
+                    session.deliver_frame(frame).await;
+                }
                 Box::pin(session.fail(generation, "read failed", e)).await;
                 return;
             }
