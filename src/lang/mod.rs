@@ -353,24 +353,29 @@ impl UdpArgs {
 }
 
 /// `help lua`: the API, one example per function.
-const LUA_HELP: &str = "\
-The mux API (Lua 5.4; durations are seconds or \"500ms\"; patterns are Rust regexes):
-  s = mux.connect(\"127.0.0.1:7000\", {label = \"plc\", reconnect = true})
-  l = mux.listen(\"7000\", {max_connections = 4})     mux.udp(\"0\", {to = \"127.0.0.1:5000\"})
-  s = mux.serial(\"/dev/ttyUSB0\", {params = \"115200,8N1\"})
-  s:send(\"AT\")             in line mode the session's end of line follows; {raw = true}: not
-  s:sendhex(\"01 03 00 00 00 0a c5 cd\")
-  i, m, caps = s:expect({\"^OK\", \"ERROR (\\d+)\"}, 5)   1-based index, match, caps[1]; nil, \"timeout\"
-  s:expect(\"login: $\", 2, {partial = true, fresh = true})
-  s:close()   s:shutdown()   s:record(\"board.log\")   s:line(\"dtr\", \"pulse\", 0.1)   s:sendbreak()
-  c = l:accept(10)           l:close()
-  mux.on(l, \"^GET (\\w+)\", function(s, m) return \"VALUE \" .. m[1] .. \"=42\" end)
-  mux.every(1, function() s:sendhex(\"01 03 00 00 00 01 84 0a\") end)
-  mux.sleep(0.5)   mux.serve()   mux.sessions()   mux.log(\"text\", 42)   mux.command(\"view @1 hex\")
-  mux.hex(\"\\1\\2\") == \"0102\"   mux.unhex(\"de ad\")   bytes, value = mux.crc(\"crc16-modbus\", data)
-Errors are tables {code, text, where}: ok, e = pcall(mux.connect, \"127.0.0.1:1\"); print(e.code)
-Run a file: muxcat run script.lua, source script.lua, lua CHUNK on the command bar.
-os.execute and io.popen need muxcat --lua-exec; os.exit is refused.";
+const LUA_HELP: &str = r#"The mux API (Lua 5.4; durations: seconds or "500ms"; Rust regexes):
+  s = mux.connect("127.0.0.1:7000", {label = "plc", reconnect = true})
+  l = mux.listen("7000", {max_connections = 4})
+  u = mux.udp("0", {to = "127.0.0.1:5000"})
+  p = mux.serial("/dev/ttyUSB0", {params = "115200,8N1"})
+  s:send("AT")              (line mode adds the end of line; {raw = true})
+  s:sendhex("01 03 00 00 00 0a c5 cd")
+  i, m, caps = s:expect({"^OK", "ERROR (\\d+)"}, 5)
+                            (index, match, caps[1], caps.line; or
+                             nil, "timeout")
+  s:expect("login: $", 2, {partial = true, fresh = true})
+  s:close()  s:shutdown()  s:record("board.log")  s:sendbreak()
+  s:line("dtr", "pulse", 0.1)
+  c = l:accept(10)          l:close()
+  mux.on(l, "^GET (\\w+)", function(s, m) return "V " .. m[1] end)
+  mux.every(1, function() s:sendhex("01 03 00 00 00 01 84 0a") end)
+  mux.sleep(0.5)  mux.serve()  mux.sessions()  mux.log("text", 42)
+  mux.command("view @1 hex")
+  mux.hex("\1\2")  mux.unhex("de ad")  b, v = mux.crc("crc16-modbus", d)
+Errors are tables {code, text, where}:
+  local ok, e = pcall(mux.connect, "127.0.0.1:1")  -- e.code
+Run a file with `muxcat run x.lua` or `source x.lua`; a line with
+`lua CHUNK`. os.execute and io.popen need muxcat --lua-exec."#;
 
 #[derive(Parser, Debug)]
 #[command(
