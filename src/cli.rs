@@ -144,6 +144,32 @@ pub enum Sub {
         #[command(flatten)]
         front: FrontArgs,
     },
+    /// Are ports open? Connect and close, like nc -z: exit 0 when all are, 1 when one is not
+    #[command(
+        after_help = "Examples:\n  muxcat check 127.0.0.1:22\n  muxcat check --timeout 500ms device.local:20-25\n  muxcat wait-for --timeout 60s device.local:23 && muxcat connect device.local:23"
+    )]
+    Check {
+        /// The `check` command's arguments: [--timeout DUR] HOST:PORT|HOST:LOW-HIGH...
+        #[arg(
+            value_name = "ARGS",
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        args: Vec<String>,
+    },
+    /// Wait until a port opens: exit 0 once it does, 1 at the timeout (default 30s)
+    #[command(name = "wait-for")]
+    WaitFor {
+        /// The `wait-for` command's arguments: [--timeout DUR] HOST:PORT
+        #[arg(
+            value_name = "ARGS",
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        args: Vec<String>,
+    },
     /// Write transcripts as a capture Wireshark and tshark open (TCP/UDP as packets, serial and others as a user link type)
     #[command(
         after_help = "Examples:\n  muxcat export --pcapng out.pcapng recordings/*.log\n  tshark -r out.pcapng -d tcp.port==1502,mbtcp -Y mbtcp"
@@ -308,6 +334,8 @@ pub fn main() -> ExitCode {
             Ok(Some(spec)) => rt.block_on(pipe(PipeRole::Connect(spec), &global, &front)),
             Err(e) => usage_error(e),
         },
+        Some(Sub::Check { args }) => rt.block_on(one_command("check", &args, &global)),
+        Some(Sub::WaitFor { args }) => rt.block_on(one_command("wait-for", &args, &global)),
         Some(Sub::Export { pcapng, transcripts }) => match crate::export::export(&transcripts, &pcapng) {
             Ok(summary) => {
                 if !global.quiet {
@@ -344,6 +372,23 @@ pub fn main() -> ExitCode {
     // stray blocking reads (stdin) to finish.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     ExitCode::from(code)
+}
+
+/// `muxcat check …`, `muxcat wait-for …`: the command as a one-line script
+/// (its events printed, its exit status).
+async fn one_command(name: &str, args: &[String], global: &GlobalArgs) -> u8 {
+    let mut words = vec![name.to_string()];
+    words.extend(args.iter().cloned());
+    let line = format!("{}\n", crate::lang::words::join(&words));
+    let opts = RunOptions {
+        json: global.json,
+        keep_going: false,
+        stay: false,
+        record_dir: None,
+        lua_exec: false,
+        lua_file: None,
+    };
+    script::run(std::io::Cursor::new(line.into_bytes()), std::io::stdout(), opts).await
 }
 
 /// `muxcat serial --list`: one port per line (a `ports` event with --json).

@@ -223,6 +223,16 @@ pub enum Command {
     },
     /// `serial --list`: the serial ports present.
     Ports,
+    /// `check HOST:PORT…`: which ports open (like `nc -z`).
+    Check {
+        targets: Vec<super::addr::HostPort>,
+        timeout: Duration,
+    },
+    /// `wait-for HOST:PORT`: until it opens, or `timeout`.
+    WaitPort {
+        target: super::addr::HostPort,
+        timeout: Duration,
+    },
 }
 
 /// What `line` does to DTR or RTS.

@@ -170,6 +170,12 @@ pub enum EventKind {
     Modem(super::transport::serial::ModemLines),
     /// `serial --list`: the ports present.
     Ports(Vec<super::transport::serial::PortInfo>),
+    /// `check`/`wait-for`: a port tried; why it is not open.
+    Check {
+        target: super::addr::HostPort,
+        open: bool,
+        reason: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -195,6 +201,7 @@ impl EventKind {
             EventKind::Info(_) => "info",
             EventKind::Modem(_) => "modem",
             EventKind::Ports(_) => "ports",
+            EventKind::Check { .. } => "check",
         }
     }
 }
@@ -525,6 +532,16 @@ impl Event {
                 out.push_str("modem ");
                 out.push_str(&lines.describe());
             }
+            EventKind::Check { target, open, reason } => {
+                out.push_str(&format!(
+                    "check {} {}",
+                    escape_display(target.to_string().as_bytes()),
+                    if *open { "open" } else { "closed" }
+                ));
+                if let Some(why) = reason {
+                    out.push_str(&format!(": {}", escape_display(why.as_bytes())));
+                }
+            }
             EventKind::Ports(list) => {
                 out.push_str(&format!("ports ({})", list.len()));
                 for p in list {
@@ -715,6 +732,14 @@ impl Serialize for Event {
                 }
             }
             EventKind::Ports(list) => map.serialize_entry("ports", list)?,
+            EventKind::Check { target, open, reason } => {
+                map.serialize_entry("host", &target.host)?;
+                map.serialize_entry("port", &target.port)?;
+                map.serialize_entry("open", open)?;
+                if let Some(why) = reason {
+                    map.serialize_entry("reason", why)?;
+                }
+            }
             EventKind::DataBatch(_)
             | EventKind::Disconnecting
             | EventKind::Closed

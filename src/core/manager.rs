@@ -597,6 +597,23 @@ impl Actor {
                     );
                 });
             }
+            Command::Check { targets, timeout } => {
+                let events = self.ctx.events.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(check(&events, targets, timeout).await);
+                });
+            }
+            Command::WaitPort { target, timeout } => {
+                let events = self.ctx.events.clone();
+                tokio::spawn(async move {
+                    let mut reply = reply;
+                    tokio::select! {
+                        r = wait_port(&events, target, timeout) => { let _ = reply.send(r); }
+                        // Nobody waits any more (Ctrl-C): stop trying.
+                        _ = reply.closed() => {}
+                    }
+                });
+            }
             Command::Ports => {
                 let events = self.ctx.events.clone();
                 tokio::spawn(async move {
@@ -1001,6 +1018,83 @@ async fn first_dial(
             }
             _ = reply.closed() => return None,
         }
+    }
+}
+
+/// `check`: every target tried (16 at a time, reported in order); it
+/// fails when one is closed, naming which.
+async fn check(
+    events: &super::sink::EventSink,
+    targets: Vec<super::addr::HostPort>,
+    timeout: Duration,
+) -> Result<Outcome, Failure> {
+    use futures_util::StreamExt;
+    let total = targets.len();
+    let mut tries = futures_util::stream::iter(targets.into_iter().map(|t| async move {
+        let r = super::probe::probe(&t, timeout).await;
+        (t, r)
+    }))
+    .buffered(16);
+    let mut closed = Vec::new();
+    let mut code = ErrorCode::ConnectRefused;
+    while let Some((target, result)) = tries.next().await {
+        let reason = result.as_ref().err().map(|e| match e.code {
+            ErrorCode::ConnectRefused => "refused".to_string(),
+            _ => e.text.clone(),
+        });
+        if let Err(e) = &result {
+            if e.code != ErrorCode::ConnectRefused {
+                code = e.code;
+            }
+            closed.push(target.to_string());
+        }
+        let open = result.is_ok();
+        events
+            .emit(Event::new(EventKind::Check { target, open, reason }))
+            .await;
+    }
+    if closed.is_empty() {
+        return Ok(Outcome::Done);
+    }
+    Err(Failure::from(CoreError::new(
+        code,
+        format!("{} of {total} closed: {}", closed.len(), closed.join(", ")),
+    )))
+}
+
+/// `wait-for`: tries until the port opens or `timeout` passes.
+async fn wait_port(
+    events: &super::sink::EventSink,
+    target: super::addr::HostPort,
+    timeout: Duration,
+) -> Result<Outcome, Failure> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let last = match super::probe::probe(&target, left.max(Duration::from_millis(1))).await {
+            Ok(()) => {
+                events
+                    .emit(Event::new(EventKind::Check {
+                        target,
+                        open: true,
+                        reason: None,
+                    }))
+                    .await;
+                return Ok(Outcome::Done);
+            }
+            Err(e) => e,
+        };
+        if tokio::time::Instant::now() + super::probe::RETRY >= deadline {
+            return Err(Failure::from(CoreError::new(
+                ErrorCode::WaitforTimeout,
+                format!(
+                    "{target} did not open within {} (last: {})",
+                    super::util::format_duration(timeout),
+                    last.text
+                ),
+            )));
+        }
+        tokio::time::sleep(super::probe::RETRY).await;
     }
 }
 

@@ -34,6 +34,7 @@ pub mod framing;
 pub mod linemap;
 pub mod listener;
 pub mod manager;
+pub mod probe;
 pub mod recording;
 pub mod recycle;
 pub mod resolve;

@@ -413,6 +413,29 @@ enum LangCommand {
         #[arg(value_name = "[SESSION] dtr|rts on|off|toggle|pulse [DUR]", num_args = 1..=4, required = true)]
         args: Vec<String>,
     },
+    /// Is a port open? Connect and close at once, like nc -z: check [--timeout DUR] HOST:PORT|HOST:LOW-HIGH...
+    #[command(
+        after_help = "Examples:\n  check 127.0.0.1:22\n  check --timeout 500ms device.local:20-25 device.local:502"
+    )]
+    Check {
+        /// Per port (default 3s)
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        #[arg(value_name = "HOST:PORT|HOST:LOW-HIGH", required = true)]
+        targets: Vec<String>,
+    },
+    /// Wait until a port opens (a device booting): wait-for [--timeout DUR] HOST:PORT
+    #[command(
+        name = "wait-for",
+        after_help = "Example:\n  wait-for --timeout 60s 192.168.1.50:23"
+    )]
+    WaitPort {
+        /// Give up after this long (default 30s)
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        #[arg(value_name = "HOST:PORT")]
+        target: String,
+    },
     /// Hold a serial line in break: break [SESSION] [DUR] (default 250ms)
     Break {
         #[arg(value_name = "[SESSION] [DUR]", num_args = 0..=2)]
@@ -713,6 +736,27 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
         LangCommand::Udp(a) => core(Command::Udp(a.spec()?)),
         LangCommand::Serial(a) => core(a.command()?),
         LangCommand::Line { args } => core(serial::lower_line(args)?),
+        LangCommand::Check { timeout, targets } => {
+            let mut all = Vec::new();
+            for t in &targets {
+                all.extend(crate::core::probe::parse_targets(t)?);
+            }
+            if all.len() > crate::core::probe::MAX_PORTS {
+                return Err(invalid(format!(
+                    "check: {} ports, at most {} in one check",
+                    all.len(),
+                    crate::core::probe::MAX_PORTS
+                )));
+            }
+            core(Command::Check {
+                targets: all,
+                timeout: timeout.unwrap_or(Duration::from_secs(3)),
+            })
+        }
+        LangCommand::WaitPort { timeout, target } => core(Command::WaitPort {
+            target: parse_host_port(&target)?,
+            timeout: timeout.unwrap_or(Duration::from_secs(30)),
+        }),
         LangCommand::Break { args } => core(serial::lower_break(args)?),
         LangCommand::Send {
             to,
