@@ -9,14 +9,6 @@ use std::time::Duration;
 use common::*;
 use muxcat::core::EventKind;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn check_reports_each_port_and_fails_on_a_closed_one() {
     let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -141,15 +141,6 @@ async fn fresh_waits_ignore_what_came_before() {
     ));
 }
 
-/// A port nothing listens on yet (bound, then freed).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn connect_wait_keeps_trying_until_the_device_is_up() {
     let port = free_port();

@@ -169,10 +169,7 @@ mux.log("caught", e3.code)
 #[tokio::test]
 async fn computed_triggers_and_timers_serve_clients() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let script = write_script(
         &dir,
         "sim.lua",
@@ -449,10 +446,7 @@ async fn the_shipped_examples_run_against_stand_in_devices() {
     assert_eq!(said[1], "attempt 2 failed: WAITFOR_TIMEOUT");
     assert_eq!(said[2], "answer: OK ready 42");
 
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let env = [("PORT", port.to_string()), ("SECONDS", "2".to_string())];
     let sim = tokio::spawn(async move { run(&[&example("simulator.lua")], &env).await });
     let client = script_client(port).await;

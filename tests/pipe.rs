@@ -9,15 +9,7 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{muxcat_bin, random_bytes, sha256};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, muxcat_bin, random_bytes, sha256};
 
 fn have(tool: &str) -> bool {
     let found = Command::new("sh")

@@ -23,11 +23,7 @@ impl Ser2net {
             println!("skipping: ser2net is not installed (apt-get install ser2net)");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let pid = tempfile::NamedTempFile::new().unwrap();
         // The configuration inline (-Y, `#` for new lines): ser2net picks
         // the old format for some file names.

@@ -220,6 +220,15 @@ pub async fn sending_server(data: Vec<u8>) -> SocketAddr {
     addr
 }
 
+/// A port nothing listens on yet (bound, then freed).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Path of the muxcat binary built for these tests.
 pub fn muxcat_bin() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_muxcat"))
