@@ -365,9 +365,25 @@ pub(crate) async fn wait_present(path: &Path) {
     }
 }
 
+/// Tries of a busy port before it is reported busy (25 ms apart).
+const BUSY_TRIES: u32 = 4;
+
 /// Opens, locks and sets up the port.
 pub(crate) async fn open(target: &SerialTarget) -> CoreResult<Link> {
-    let port = open_port(target)?;
+    // A lock can outlive its owner by a moment: a process forked elsewhere
+    // holds a copy of the descriptor until it runs its program (and the
+    // copy goes with close-on-exec). A few short tries tell that from a
+    // port that is really held.
+    let mut tries = 0;
+    let port = loop {
+        match open_port(target) {
+            Err(e) if e.code == ErrorCode::SerialBusy && tries < BUSY_TRIES => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            other => break other?,
+        }
+    };
     let clone = || {
         port.port.try_clone().map_err(|e| {
             CoreError::new(
