@@ -104,10 +104,9 @@ impl Trigger {
     /// them any more, or too many wait — the caller reports it).
     pub fn notify(&self, session: &str, data: &[u8]) -> Option<bool> {
         let notify = self.notify.as_ref()?;
-        if !self.regex.is_match(data) || (self.once && self.spent.swap(true, Ordering::AcqRel)) {
+        if !self.regex.is_match(data) || !self.fire() {
             return None;
         }
-        self.fired.fetch_add(1, Ordering::Relaxed);
         let hit = TriggerHit {
             trigger: self.id.clone(),
             session: session.to_string(),
@@ -128,16 +127,24 @@ impl Trigger {
     /// fired yet).
     pub fn reply(&self, data: &[u8]) -> Option<Vec<u8>> {
         let caps = self.regex.captures(data)?;
-        if self.once && self.spent.swap(true, Ordering::AcqRel) {
+        if !self.fire() {
             return None;
         }
-        self.fired.fetch_add(1, Ordering::Relaxed);
         let mut out = Vec::with_capacity(self.template.len() + 16);
         caps.expand(&self.template, &mut out);
         if let Some((sum, range)) = self.checksum {
             super::checksum::append(&mut out, sum, range);
         }
         Some(out)
+    }
+
+    /// A match fires it: counted, unless a `--once` trigger already fired.
+    fn fire(&self) -> bool {
+        if self.once && self.spent.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.fired.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     pub fn is_spent(&self) -> bool {
