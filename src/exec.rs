@@ -28,6 +28,12 @@ pub trait FrontEnd: Send + Sync {
     /// A profile's keymap and sequences file (the TUI applies them; other
     /// front ends have neither).
     fn profile(&self, _keymap: Option<String>, _sequences: Option<std::path::PathBuf>) {}
+    /// `highlight …`, `filter …`: how the screen shows text (the TUI's;
+    /// without a screen they change nothing, so a profile with them runs
+    /// headless too). The result's text, or why it failed.
+    fn display(&self, _req: crate::lang::DisplayRequest) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(std::future::ready(Ok(String::new())))
+    }
     /// `seq …`: the send panel's sequences (the TUI has them); the
     /// result's text, or why it failed.
     fn sequence(&self, _req: crate::lang::SeqRequest) -> BoxFuture<'_, Result<String, String>> {
@@ -156,16 +162,27 @@ impl Executor {
                 Box::pin(crate::lua::run(self, chunk.as_bytes(), "lua", script, depth)).await
             }
             Ok(Some(Parsed::Profile(name))) => Box::pin(self.profile(&name, place, script, depth)).await,
-            Ok(Some(Parsed::Seq(req))) => match self.front.sequence(req).await {
-                Ok(_) => Step::Done(None),
-                Err(text) => {
-                    self.fail(CoreError::new(
-                        ErrorCode::CommandInvalid,
-                        format!("{place}: {text}"),
-                    ))
-                    .await
-                }
-            },
+            Ok(Some(Parsed::Seq(req))) => {
+                let done = self.front.sequence(req).await;
+                self.front_result(done, place).await
+            }
+            Ok(Some(Parsed::Display(req))) => {
+                let done = self.front.display(req).await;
+                self.front_result(done, place).await
+            }
+            Ok(Some(Parsed::Filter { session, rule })) => {
+                // The core's resolver names the session (ids, labels, `@N`).
+                let resolve = Command::Resolve { session };
+                let id = match self.run_command(resolve, &mut script.clone()).await {
+                    Step::Done(Some(Outcome::Session(id))) => id,
+                    other => return other,
+                };
+                let done = self
+                    .front
+                    .display(crate::lang::DisplayRequest::Filter { session: id, rule })
+                    .await;
+                self.front_result(done, place).await
+            }
             Ok(Some(Parsed::Repeat { every, count, line })) => {
                 // Runs until `count` runs, a failure, or the script's stop.
                 let mut ticks = tokio::time::interval(every);
@@ -188,6 +205,20 @@ impl Executor {
             Err(mut e) => {
                 e.text = format!("{place}: {}", e.text);
                 self.fail(e).await
+            }
+        }
+    }
+
+    /// What a front end answered: an error names the line's place.
+    async fn front_result(&self, done: Result<String, String>, place: &str) -> Step {
+        match done {
+            Ok(_) => Step::Done(None),
+            Err(text) => {
+                self.fail(CoreError::new(
+                    ErrorCode::CommandInvalid,
+                    format!("{place}: {text}"),
+                ))
+                .await
             }
         }
     }

@@ -454,3 +454,58 @@ async fn operator_words_never_reach_the_terminal_raw_or_the_file_system() {
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
     assert!(!dir.path().parent().unwrap().join("up").exists());
 }
+
+/// `plot` in a script: each matching line is a `sample` event (JSON and
+/// text), one value per capture group; display rules (`highlight`,
+/// `filter`) are accepted without a screen, so a profile with them runs
+/// headless too; a plot is listed with the triggers and `off` removes it.
+#[tokio::test]
+async fn plots_send_samples_and_display_rules_run_headless() {
+    let script = |server: std::net::SocketAddr| {
+        format!(
+            "connect {server}\nplot 'T=(?P<temp>\\S+) H=(?P<humidity>\\S+)'\nhighlight ERROR red\nfilter -v noise\nwaitfor ^end$\ntriggers\noff plot-1\ndisconnect\n"
+        )
+    };
+    let server = || {
+        scripted_server(vec![
+            (
+                Duration::from_millis(300),
+                b"T=21.5 H=40\r\nnoise\nT=22 H=n/a\n".to_vec(),
+            ),
+            (Duration::from_millis(200), b"end\n".to_vec()),
+        ])
+    };
+    let out = muxcat(&["run", "--json"], &script(server().await)).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let events = json_lines(&out.stdout);
+    let samples: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "sample").collect();
+    assert_eq!(samples.len(), 2, "{}", out.stdout);
+    assert_eq!(samples[0]["plot"], "plot-1");
+    assert_eq!(samples[0]["series"], serde_json::json!(["temp", "humidity"]));
+    assert_eq!(samples[0]["values"], serde_json::json!([21.5, 40.0]));
+    assert_eq!(samples[1]["values"], serde_json::json!([22.0, null]));
+    assert!(samples[0]["sessionId"].as_str().unwrap().starts_with("sess-"));
+    let listed = events
+        .iter()
+        .find(|e| e["event"] == "triggers")
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(listed["triggers"][0]["triggerId"], "plot-1");
+    let out = muxcat(&["run"], &script(server().await)).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("sample plot-1 temp=21.5 humidity=40"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("plot plot-1 removed"), "{}", out.stdout);
+    // A bad colour or regex fails the line, naming it.
+    let out = muxcat(&["run", "--json"], "highlight ERROR mauve\n").await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.contains("\\\"mauve\\\" is not a colour"),
+        "{}",
+        out.stdout
+    );
+    let out = muxcat(&["run", "--json"], "plot 'T=('\n").await;
+    assert!(out.stdout.contains("REGEX_INVALID"), "{}", out.stdout);
+}

@@ -254,3 +254,44 @@ async fn source_runs_a_lua_script_in_the_tui() {
     ui.wait_for("two and 2").await;
     ui.stop().await;
 }
+
+/// `plot`, `highlight` and `filter` typed into the command bar: the chart
+/// appears under the scrollback with its values, the highlight colours
+/// the matches, the filter hides lines and says how many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plot_highlight_and_filter_from_the_command_bar() {
+    let echo = echo_server().await;
+    let ui = Ui::start(&[format!("connect --label probe {echo}")]);
+    ui.wait_for("* connected").await;
+    ui.keys(":plot 'v=(\\d+)'\r");
+    ui.wait_for("ok: plot").await;
+    for v in ["v=1", "noise", "v=5", "v=3"] {
+        ui.keys(&format!(":send {v}\r"));
+        ui.wait_for(&format!("< {v}")).await;
+    }
+    ui.wait_for("plot-1: 3 (min 1 max 5)").await;
+    ui.keys(":highlight noise red\r");
+    ui.wait_for("ok: highlight").await;
+    let red = {
+        let backend = ui.screen.0.lock().unwrap();
+        let buf = backend.buffer();
+        let text = view::buffer_text(buf);
+        let (y, line) = text
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains("< noise"))
+            .unwrap();
+        let x = line[..line.find("noise").unwrap()].chars().count() as u16;
+        buf[(x, y as u16)].style().fg
+    };
+    assert_eq!(red, Some(ratatui::style::Color::Red));
+    ui.keys(":filter probe -v noise\r");
+    let screen = ui.wait_for("hidden").await;
+    assert!(screen.contains("filter -v /noise/: 2 hidden"), "{screen}");
+    assert!(!screen.contains("< noise"), "{screen}");
+    ui.keys(":filter off\r");
+    ui.wait_for("< noise").await;
+    ui.keys(":filter nobody x\r");
+    ui.wait_for("SESSION_NOT_FOUND").await;
+    ui.stop().await;
+}

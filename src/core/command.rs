@@ -202,6 +202,11 @@ pub enum Command {
     },
     Sessions,
     Listeners,
+    /// A session reference, resolved to its id (for what front ends keep
+    /// per session: a `filter`).
+    Resolve {
+        session: Option<String>,
+    },
     /// `on`: arm an auto-reply.
     On(TriggerSpec),
     /// `triggers`: list them.
@@ -260,6 +265,8 @@ pub struct TriggerSpec {
     /// A reply computed elsewhere (a Lua function): each match is sent
     /// here instead of `reply`.
     pub notify: Option<tokio::sync::mpsc::Sender<super::trigger::TriggerHit>>,
+    /// `plot`: matches become `sample` events (no reply).
+    pub sample: bool,
 }
 
 /// What a successful command returns.
@@ -293,7 +300,11 @@ impl Command {
             Command::Disconnect { session }
             | Command::HalfClose { session }
             | Command::View { session, .. }
+            | Command::Resolve { session }
             | Command::Record { session, .. } => session,
+            // A plot is of one session: the selected one by default (a
+            // trigger's default is every session).
+            Command::On(spec) if spec.sample => &mut spec.on,
             _ => return,
         };
         if slot.is_none() {

@@ -170,6 +170,12 @@ pub enum EventKind {
     Modem(super::transport::serial::ModemLines),
     /// `serial --list`: the ports present.
     Ports(Vec<super::transport::serial::PortInfo>),
+    /// `plot`: the numbers a received line held, one per series.
+    Sample {
+        plot: String,
+        series: Vec<String>,
+        values: Vec<Option<f64>>,
+    },
     /// `check`/`wait-for`: a port tried; why it is not open.
     Check {
         target: super::addr::HostPort,
@@ -202,6 +208,7 @@ impl EventKind {
             EventKind::Modem(_) => "modem",
             EventKind::Ports(_) => "ports",
             EventKind::Check { .. } => "check",
+            EventKind::Sample { .. } => "sample",
         }
     }
 }
@@ -532,6 +539,15 @@ impl Event {
                 out.push_str("modem ");
                 out.push_str(&lines.describe());
             }
+            EventKind::Sample { plot, series, values } => {
+                out.push_str(&format!("sample {plot}"));
+                for (name, value) in series.iter().zip(values) {
+                    match value {
+                        Some(v) => out.push_str(&format!(" {}={v}", escape_display(name.as_bytes()))),
+                        None => out.push_str(&format!(" {}=-", escape_display(name.as_bytes()))),
+                    }
+                }
+            }
             EventKind::Check { target, open, reason } => {
                 out.push_str(&format!(
                     "check {} {}",
@@ -732,6 +748,11 @@ impl Serialize for Event {
                 }
             }
             EventKind::Ports(list) => map.serialize_entry("ports", list)?,
+            EventKind::Sample { plot, series, values } => {
+                map.serialize_entry("plot", plot)?;
+                map.serialize_entry("series", series)?;
+                map.serialize_entry("values", values)?;
+            }
             EventKind::Check { target, open, reason } => {
                 map.serialize_entry("host", &target.host)?;
                 map.serialize_entry("port", &target.port)?;

@@ -495,6 +495,12 @@ impl Actor {
                     });
                 let _ = reply.send(result);
             }
+            Command::Resolve { session } => {
+                let result = self
+                    .find_session(session.as_deref())
+                    .map(|s| Outcome::Session(s.id.clone()));
+                let _ = reply.send(result.map_err(Failure::from));
+            }
             Command::View { session, view } => {
                 let result = self.find_session(session.as_deref()).map(|s| {
                     s.set_view(view);
@@ -540,13 +546,20 @@ impl Actor {
                 let result = if self.ctx.remove_trigger(&id) {
                     self.ctx
                         .events
-                        .emit(Event::new(EventKind::Info(format!("trigger {id} removed"))))
+                        .emit(Event::new(EventKind::Info(format!(
+                            "{} {id} removed",
+                            if id.starts_with("plot-") {
+                                "plot"
+                            } else {
+                                "trigger"
+                            }
+                        ))))
                         .await;
                     Ok(Outcome::Trigger(id))
                 } else {
                     Err(Failure::from(CoreError::new(
                         ErrorCode::CommandInvalid,
-                        format!("off: there is no trigger {id:?} (see `triggers`)"),
+                        format!("off: there is no trigger or plot {id:?} (see `triggers`)"),
                     )))
                 };
                 let _ = reply.send(result);
@@ -645,11 +658,17 @@ impl Actor {
             },
         };
         self.next_trigger += 1;
-        let id = format!("trig-{}", self.next_trigger);
+        let what = if spec.sample { "plot" } else { "trigger" };
+        let id = format!(
+            "{}-{}",
+            if spec.sample { "plot" } else { "trig" },
+            self.next_trigger
+        );
         let trigger = Arc::new(
             Trigger::new(id.clone(), scope, spec.regex, spec.reply, spec.raw, spec.once)
                 .with_checksum(spec.checksum)
-                .with_notify(spec.notify),
+                .with_notify(spec.notify)
+                .sampling(spec.sample),
         );
         let info = trigger.info();
         {
@@ -661,7 +680,7 @@ impl Actor {
         }
         // The regex and reply are the operator's words: shown escaped.
         let text = format!(
-            "trigger {id} armed on {}: /{}/ -> {}{}",
+            "{what} {id} armed on {}: /{}/ -> {}{}",
             short_id(&info.on),
             super::escape::escape_display(info.regex.as_bytes()),
             super::escape::escape_display(info.reply.as_bytes()),

@@ -1,7 +1,8 @@
 //! Auto-replies: `on REGEX send PAYLOAD` answers every received line (or
 //! chunk in binary mode, or datagram) that matches, with `$1`…`$9` and
 //! `${name}` capture groups substituted — enough to make muxcat answer
-//! like the device it stands in for.
+//! like the device it stands in for. A plot (`plot REGEX`) is a trigger
+//! too: its matches become `sample` events instead of replies.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -32,6 +33,8 @@ pub struct Trigger {
     checksum: Option<(super::checksum::Checksum, super::checksum::Range)>,
     /// The reply is computed elsewhere: matches go here.
     notify: Option<tokio::sync::mpsc::Sender<TriggerHit>>,
+    /// `plot`: no reply; each match's numbers are a sample.
+    sample: bool,
     fired: AtomicU64,
     spent: AtomicBool,
 }
@@ -76,6 +79,7 @@ impl Trigger {
             once,
             checksum: None,
             notify: None,
+            sample: false,
             fired: AtomicU64::new(0),
             spent: AtomicBool::new(false),
         }
@@ -95,9 +99,56 @@ impl Trigger {
         self
     }
 
+    /// A plot: matches are samples, not replies.
+    pub fn sampling(mut self, sample: bool) -> Self {
+        self.sample = sample;
+        self
+    }
+
     /// Its reply is computed elsewhere (a Lua function).
     pub fn is_computed(&self) -> bool {
         self.notify.is_some()
+    }
+
+    pub fn is_plot(&self) -> bool {
+        self.sample
+    }
+
+    /// A plot's sample of `data`: the number in each capture group (the
+    /// whole match without groups), None where a group took no part or
+    /// holds no number; None when it does not match or holds no number.
+    pub fn sample(&self, data: &[u8]) -> Option<Vec<Option<f64>>> {
+        let caps = self.regex.captures(data)?;
+        let number = |m: Option<regex::bytes::Match>| {
+            let text = std::str::from_utf8(m?.as_bytes()).ok()?.trim();
+            text.parse::<f64>().ok().filter(|v| v.is_finite())
+        };
+        let values: Vec<Option<f64>> = if caps.len() == 1 {
+            vec![number(caps.get(0))]
+        } else {
+            (1..caps.len()).map(|i| number(caps.get(i))).collect()
+        };
+        if values.iter().all(Option::is_none) || !self.fire() {
+            return None;
+        }
+        Some(values)
+    }
+
+    /// A plot's series: each group's name, or its number (`value` for a
+    /// regex without groups).
+    pub fn series(&self) -> Vec<String> {
+        let names: Vec<String> = self
+            .regex
+            .capture_names()
+            .enumerate()
+            .skip(1)
+            .map(|(i, name)| name.map_or_else(|| i.to_string(), str::to_string))
+            .collect();
+        if names.is_empty() {
+            vec!["value".to_string()]
+        } else {
+            names
+        }
     }
 
     /// A computed reply: the match is handed over (false: nobody takes
@@ -159,7 +210,9 @@ impl Trigger {
                 Scope::Session(id) | Scope::Listener(id) => id.clone(),
             },
             regex: self.regex.as_str().to_string(),
-            reply: if self.is_computed() {
+            reply: if self.sample {
+                format!("(plot: samples of {})", self.series().join(", "))
+            } else if self.is_computed() {
                 "(computed by the script)".to_string()
             } else {
                 crate::core::escape::escape_transcript(&self.template)
@@ -199,6 +252,29 @@ mod tests {
         assert!(t.reply(b"ping").is_some());
         assert!(t.reply(b"ping").is_none());
         assert!(t.is_spent());
+    }
+
+    #[test]
+    fn plots_take_the_number_in_each_group() {
+        let t = Trigger::new(
+            "plot-1".into(),
+            Scope::All,
+            regex::bytes::Regex::new(r"T=(?P<temp>\S+)(?: H=(\S+))?").unwrap(),
+            Bytes::new(),
+            false,
+            false,
+        )
+        .sampling(true);
+        assert_eq!(t.series(), ["temp", "2"]);
+        assert_eq!(t.sample(b"T=21.5 H=40"), Some(vec![Some(21.5), Some(40.0)]));
+        assert_eq!(t.sample(b"T=-3e1"), Some(vec![Some(-30.0), None]));
+        // No number anywhere: no sample.
+        assert_eq!(t.sample(b"T=warm H=nan"), None);
+        assert_eq!(t.sample(b"nothing"), None);
+        assert_eq!(t.info().fired, 2);
+        let whole = trigger(r"\d+\.\d+", "", false).sampling(true);
+        assert_eq!(whole.series(), ["value"]);
+        assert_eq!(whole.sample(b"v 1.25 V"), Some(vec![Some(1.25)]));
     }
 
     #[test]

@@ -52,6 +52,56 @@ pub enum Parsed {
     },
     /// `lua CHUNK`: the rest of the line, as Lua.
     Lua(String),
+    /// `highlight …`, `highlights`: the TUI's colouring rules.
+    Display(DisplayRequest),
+    /// `filter [SESSION] [-v] REGEX|off`: which lines the TUI shows of a
+    /// session (resolved by the core, then handed to the front end).
+    Filter {
+        session: Option<String>,
+        rule: Option<FilterRule>,
+    },
+}
+
+/// Colours a highlight may take (besides `#rrggbb`).
+pub const COLOURS: &[&str] = &[
+    "red",
+    "green",
+    "yellow",
+    "blue",
+    "magenta",
+    "cyan",
+    "white",
+    "gray",
+    "black",
+    "light-red",
+    "light-green",
+    "light-yellow",
+    "light-blue",
+    "light-magenta",
+    "light-cyan",
+];
+
+/// `highlight …`: a change to how the TUI colours text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DisplayRequest {
+    /// Colour matches of `regex` (None: the next colour of the palette).
+    Highlight { regex: String, colour: Option<String> },
+    /// Remove a rule by id, or `all`.
+    Unhighlight(String),
+    /// List the rules.
+    Highlights,
+    /// A session's (full id) line filter, or none.
+    Filter {
+        session: String,
+        rule: Option<FilterRule>,
+    },
+}
+
+/// `filter REGEX` (shows matching lines) or `filter -v REGEX` (hides them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterRule {
+    pub regex: String,
+    pub invert: bool,
 }
 
 /// `seq …`: a change to the TUI's send panel.
@@ -548,9 +598,40 @@ enum LangCommand {
         #[arg(value_name = "PAYLOAD", trailing_var_arg = true, allow_hyphen_values = true)]
         payload: Vec<String>,
     },
-    /// List the armed triggers
+    /// Draw the numbers in a session's matching lines over time: plot [SESSION] REGEX (each capture group a series; `sample` events)
+    #[command(
+        after_help = "Each received line (or frame) that matches gives a sample: the number in each\ncapture group (named groups name their series), or the whole match without\ngroups. The TUI draws them under the scrollback; --json consumers get `sample`\nevents. `triggers` lists plots, `off PLOT` removes one.\n\nExamples:\n  plot 'temp=(\\d+\\.\\d+)'\n  plot sensor 'T=(?P<temp>\\S+) H=(?P<humidity>\\S+)'"
+    )]
+    Plot {
+        #[arg(value_name = "[SESSION] REGEX", num_args = 1..=2, required = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Colour matches in every view: highlight REGEX [COLOUR]; highlight --rm ID|all; highlights lists
+    #[command(after_help = HIGHLIGHT_HELP)]
+    Highlight {
+        /// Remove the rule with this id (`all`: every rule)
+        #[arg(long, value_name = "ID|all", conflicts_with = "args")]
+        rm: Option<String>,
+        #[arg(value_name = "REGEX [COLOUR]", num_args = 1..=2, required_unless_present = "rm", allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// List the highlight rules
+    Highlights,
+    /// Show only a session's lines that match: filter [SESSION] [-v] REGEX; filter [SESSION] off
+    #[command(
+        after_help = "Nothing is dropped: the scrollback and the transcript keep every line, and\nthe title says how many lines the filter hides. Event lines (`*`) always show.\n\nExamples:\n  filter 'ERROR|WARN'\n  filter -v '^DEBUG'\n  filter sensor off"
+    )]
+    Filter {
+        /// Hide the matching lines instead
+        #[arg(short = 'v', long)]
+        invert: bool,
+        /// A regex starting with `-` goes after `--`: filter -- -ERR
+        #[arg(value_name = "[SESSION] REGEX|off", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
+    /// List the armed triggers (and plots)
     Triggers,
-    /// Disarm a trigger
+    /// Disarm a trigger or remove a plot
     Off {
         #[arg(value_name = "TRIGGER")]
         id: String,
@@ -709,6 +790,15 @@ pub fn parse_line(line: &str) -> CoreResult<Option<Parsed>> {
     lower(parsed.command).map(Some)
 }
 
+/// A colour name of [`COLOURS`] or `#rrggbb`.
+pub fn valid_colour(c: &str) -> bool {
+    COLOURS.contains(&c)
+        || c.strip_prefix('#')
+            .is_some_and(|hex| hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+const HIGHLIGHT_HELP: &str = "Rules apply to every session and every view (line view: the text as shown;\nhex view: the bytes). Without a colour each rule takes the next of a palette.\nColours: red green yellow blue magenta cyan white gray black, light-red …\nlight-cyan, or #rrggbb. A profile's lines may hold highlight rules.\n\nExamples:\n  highlight ERROR red\n  highlight 'temp=\\d+' cyan\n  highlight --rm hl-1";
+
 fn compile_regex(command: &str, pattern: &str) -> CoreResult<regex::bytes::Regex> {
     regex::bytes::Regex::new(pattern).map_err(|e| {
         CoreError::new(
@@ -845,7 +935,49 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
                 once,
                 checksum: crc.spec(),
                 notify: None,
+                sample: false,
             }))
+        }
+        LangCommand::Plot { args } => {
+            let (on, pattern) = session_and_value(args);
+            let regex = compile_regex("plot", &pattern)?;
+            core(Command::On(TriggerSpec {
+                on,
+                regex,
+                reply: Bytes::new(),
+                raw: true,
+                once: false,
+                checksum: None,
+                notify: None,
+                sample: true,
+            }))
+        }
+        LangCommand::Highlight { rm: Some(id), .. } => Ok(Parsed::Display(DisplayRequest::Unhighlight(id))),
+        LangCommand::Highlight { rm: None, args } => {
+            let mut args = args.into_iter();
+            let regex = args.next().unwrap_or_default();
+            compile_regex("highlight", &regex)?;
+            let colour = args.next().map(|c| c.to_ascii_lowercase());
+            if let Some(c) = &colour
+                && !valid_colour(c)
+            {
+                return Err(invalid(format!(
+                    "highlight: {c:?} is not a colour: {} or #rrggbb",
+                    COLOURS.join(", ")
+                )));
+            }
+            Ok(Parsed::Display(DisplayRequest::Highlight { regex, colour }))
+        }
+        LangCommand::Highlights => Ok(Parsed::Display(DisplayRequest::Highlights)),
+        LangCommand::Filter { invert, args } => {
+            let (session, value) = session_and_value(args);
+            let rule = if value == "off" {
+                None
+            } else {
+                compile_regex("filter", &value)?;
+                Some(FilterRule { regex: value, invert })
+            };
+            Ok(Parsed::Filter { session, rule })
         }
         LangCommand::Triggers => core(Command::Triggers),
         LangCommand::Off { id } => core(Command::Off { id }),

@@ -381,6 +381,7 @@ fn raw_api(lua: &Lua) -> mlua::Result<Table> {
                     once,
                     checksum: None,
                     notify: Some(run.hits_tx.clone()),
+                    sample: false,
                 };
                 match run.command(&lua, Command::On(spec)).await? {
                     Ok(Outcome::Trigger(id)) => {

@@ -14,6 +14,7 @@ use super::keymap::{Action, Key, Keymap};
 use super::messages::Messages;
 use super::scrollback::{Entry, Mark, Scrollback, shows_hex};
 use super::view::counted;
+use crate::core::escape::escape_display;
 use crate::core::events::{CloseReason, short_id};
 use crate::core::transport::Kind;
 use crate::core::{Event, EventKind, View};
@@ -167,7 +168,17 @@ pub struct SessionRow {
     rate_mark: (u64, u64),
     pub unread: bool,
     pub scrollback: Scrollback,
+    /// `filter`: the entries the panes show of it (None: all).
+    pub filter: Option<super::filter::LineFilter>,
+    /// `plot`: the samples taken from its lines, by plot.
+    pub plots: Vec<super::plot::Plot>,
+    /// Its rate (in + out, bytes a second) at the last measures, oldest
+    /// first: the sessions list's sparkline.
+    pub rate_history: std::collections::VecDeque<u64>,
 }
+
+/// Rate measures a session keeps for its sparkline.
+pub const RATE_HISTORY: usize = 8;
 
 /// How a pane shows one session: its view, how far it is scrolled back,
 /// and the entry the last search found.
@@ -254,9 +265,49 @@ impl SessionRow {
         s.strip_prefix("sess-").map(str::to_string).unwrap_or(s)
     }
 
-    /// Rows in `view`.
+    /// Rows in `view`; with a filter, one per shown entry (a filtered
+    /// pane scrolls by entries in every view).
     pub fn rows(&self, view: View) -> u64 {
-        self.scrollback.rows(view)
+        match &self.filter {
+            Some(f) => f.rows(),
+            None => self.scrollback.rows(view),
+        }
+    }
+
+    /// The first row of entry `idx` in `view` (a hidden one: the next shown).
+    pub fn row_of(&self, idx: usize, view: View) -> Option<u64> {
+        match &self.filter {
+            Some(f) => Some(f.row_of(idx, &self.scrollback)),
+            None => self.scrollback.row_of(idx, view),
+        }
+    }
+
+    /// The entry, and the row within it, of row `row` of `view`.
+    pub fn locate(&self, row: u64, view: View) -> Option<(usize, u64)> {
+        match &self.filter {
+            Some(f) => f.entry(row, &self.scrollback).map(|i| (i, 0)),
+            None => self.scrollback.locate(row, view),
+        }
+    }
+
+    /// Whether the panes show entry `idx` (a filter may hide it).
+    pub fn shows(&self, idx: usize) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|f| f.shows(idx, &self.scrollback))
+    }
+
+    /// The newest shown entry at or before `from` matching (or the oldest
+    /// at or after it, with `newer`).
+    pub fn find(&self, re: &regex::bytes::Regex, from: usize, newer: bool) -> Option<usize> {
+        let mut at = from;
+        loop {
+            let i = self.scrollback.find(re, at, newer)?;
+            if self.shows(i) {
+                return Some(i);
+            }
+            at = if newer { i + 1 } else { i.checked_sub(1)? };
+        }
     }
 }
 
@@ -409,6 +460,8 @@ pub struct App {
     /// A session opened from the command bar or a macro: selected when
     /// its first event arrives (its result can come first).
     pending_select: Option<String>,
+    /// `highlight`: colouring rules for every view.
+    pub highlights: super::highlight::Highlights,
 }
 
 impl App {
@@ -457,6 +510,7 @@ impl App {
             sequence_runs: HashMap::new(),
             dates: false,
             measure_rates: true,
+            highlights: Default::default(),
         }
     }
 
@@ -525,6 +579,10 @@ impl App {
                 ((o - row.rate_mark.1) as f64 / secs) as u64,
             );
             row.rate_mark = (i, o);
+            if row.rate_history.len() == RATE_HISTORY {
+                row.rate_history.pop_front();
+            }
+            row.rate_history.push_back(row.rate.0 + row.rate.1);
         }
     }
 
@@ -661,6 +719,9 @@ impl App {
             rate_mark: (0, 0),
             unread: false,
             scrollback: Scrollback::new(self.scrollback_lines, SCROLLBACK_BYTES),
+            filter: None,
+            plots: Vec::new(),
+            rate_history: Default::default(),
         }
     }
 
@@ -919,6 +980,17 @@ impl App {
                     self.note(id, ev.timestamp, &format!("modem {}", changed.join(" ")));
                 }
             }
+            (EventKind::Sample { plot, series, values }, Some(id)) => {
+                let Some(row) = self.row(id) else { return };
+                let at = match row.plots.iter().position(|p| p.id == *plot) {
+                    Some(at) => at,
+                    None => {
+                        row.plots.push(super::plot::Plot::new(plot, series));
+                        row.plots.len() - 1
+                    }
+                };
+                row.plots[at].push(ev.timestamp, values);
+            }
             (EventKind::Timeout, Some(id)) => self.note(id, ev.timestamp, "timeout (idle)"),
             (EventKind::Eof { note }, Some(id)) => {
                 let text = match note {
@@ -967,6 +1039,9 @@ impl App {
     fn retire(&mut self, id: &str) {
         let Some(row) = self.row(id) else { return };
         row.scrollback.shrink(CLOSED_TAIL_BYTES);
+        if let Some(f) = row.filter.as_mut() {
+            f.update(&row.scrollback);
+        }
         let held = row.scrollback.held();
         self.closed.push_back((id.to_string(), held));
         self.closed_held += held;
@@ -977,6 +1052,9 @@ impl App {
             self.closed_held -= held;
             if let Some(row) = self.row(&oldest) {
                 row.scrollback.shrink(1);
+                if let Some(f) = row.filter.as_mut() {
+                    f.update(&row.scrollback);
+                }
             }
         }
     }
@@ -1053,6 +1131,9 @@ impl App {
             Arrival::Line => row.scrollback.push_line(entry),
             Arrival::Partial => row.scrollback.push_partial(at, mark, &entry.data),
         } as usize;
+        // A filtered pane's rows are the shown entries: how many of those
+        // the bounds dropped.
+        let filter_dropped = row.filter.as_mut().map(|f| f.update(&row.scrollback));
         for pane in &mut self.panes {
             if let Some(st) = pane.states.get_mut(id) {
                 st.entries_dropped(dropped);
@@ -1063,7 +1144,9 @@ impl App {
             let st = self.panes[p].state_mut(id);
             // The new rows go under the view: it moves up by as many (a
             // pending line that grew or completed adds what it grew by).
-            let added = if dropped > 0 || arrival == Arrival::Whole {
+            let added = if let Some(gone) = filter_dropped {
+                (row.rows(st.view) + gone).saturating_sub(was)
+            } else if dropped > 0 || arrival == Arrival::Whole {
                 if shows_hex(st.view, mark) { hex_rows } else { 1 }
             } else {
                 row.rows(st.view).saturating_sub(was)
@@ -1079,9 +1162,80 @@ impl App {
 
     /// The result of a command typed in the command bar.
     pub fn on_result(&mut self, line: &str, result: Result<String, String>) {
+        // A plot removed: its chart goes (its samples are of no more use).
+        if result.is_ok()
+            && let Ok(Some(crate::lang::Parsed::Core(crate::core::Command::Off { id }))) =
+                crate::lang::parse_line(line)
+        {
+            for row in &mut self.sessions {
+                row.plots.retain(|p| p.id != id);
+            }
+        }
         match result {
             Ok(done) => self.report(format!("ok: {line}{done}"), false),
             Err(e) => self.report(e, true),
+        }
+    }
+
+    /// `highlight …`, `highlights`, `filter …`: the result's text, or why
+    /// it failed.
+    pub fn on_display(&mut self, req: crate::lang::DisplayRequest) -> Result<String, String> {
+        use crate::lang::DisplayRequest;
+        match req {
+            DisplayRequest::Highlight { regex, colour } => {
+                let id = self.highlights.add(&regex, colour.as_deref())?;
+                self.report(
+                    format!("highlight {id}: /{}/", escape_display(regex.as_bytes())),
+                    false,
+                );
+                Ok(id)
+            }
+            DisplayRequest::Unhighlight(id) => {
+                let n = self.highlights.remove(&id)?;
+                self.report(format!("{} removed", counted(n, "highlight")), false);
+                Ok(String::new())
+            }
+            DisplayRequest::Highlights => {
+                let text = self.highlights.listing();
+                self.messages.push(Utc::now(), false, &text);
+                self.set_status(
+                    format!(
+                        "{} (m shows them)",
+                        counted(self.highlights.rules.len(), "highlight")
+                    ),
+                    false,
+                );
+                Ok(String::new())
+            }
+            DisplayRequest::Filter { session, rule } => {
+                let Some(&i) = self.index.get(&session) else {
+                    return Err(format!("filter: no session {session} in this view"));
+                };
+                let row = &mut self.sessions[i];
+                row.filter = match rule {
+                    Some(rule) => Some(super::filter::LineFilter::new(rule, &row.scrollback)?),
+                    None => None,
+                };
+                // The rows changed: every pane goes back to the tail.
+                for pane in &mut self.panes {
+                    if let Some(st) = pane.states.get_mut(&session) {
+                        st.scroll = 0;
+                        st.found = None;
+                        st.mark = None;
+                    }
+                }
+                let text = match &self.sessions[i].filter {
+                    Some(f) => format!(
+                        "filter {} on {}: {} hidden",
+                        f.describe(),
+                        short_id(&session),
+                        counted(f.hidden(&self.sessions[i].scrollback), "line")
+                    ),
+                    None => format!("filter off on {}", short_id(&session)),
+                };
+                self.report(text, false);
+                Ok(String::new())
+            }
         }
     }
 
@@ -1774,7 +1928,7 @@ impl App {
         let view = self.shown().view;
         let Some((row, rows)) = self
             .selected_session()
-            .map(|s| (s.scrollback.row_of(idx, view).unwrap_or(0), s.rows(view)))
+            .map(|s| (s.row_of(idx, view).unwrap_or(0), s.rows(view)))
         else {
             return;
         };
@@ -1831,7 +1985,7 @@ impl App {
         let Some(s) = self.selected_session() else { return };
         let st = self.shown();
         let bottom = s.rows(st.view).saturating_sub(st.scroll + 1);
-        let newest_in_view = s.scrollback.locate(bottom, st.view).map(|(i, _)| i);
+        let newest_in_view = s.locate(bottom, st.view).map(|(i, _)| i);
         let _ = page;
         match st.mark {
             Some((_, cursor)) if !self.ranging => {
@@ -1864,13 +2018,19 @@ impl App {
         let st = self.shown();
         let range = st.marked().unwrap_or_else(|| {
             let bottom = s.rows(st.view).saturating_sub(st.scroll + 1);
-            let i = s.scrollback.locate(bottom, st.view).map_or(0, |(i, _)| i);
+            let i = s.locate(bottom, st.view).map_or(0, |(i, _)| i);
             i..=i
         });
         let mut text = String::new();
         let mut bytes = 0;
-        for i in range.clone() {
+        let mut lines = 0;
+        for i in range {
             let Some(e) = s.scrollback.get(i) else { break };
+            // What a filter hides is not copied: the copy is what shows.
+            if !s.shows(i) {
+                continue;
+            }
+            lines += 1;
             let data = e.data.strip_suffix(b"\n").unwrap_or(&e.data);
             let data = data.strip_suffix(b"\r").unwrap_or(data);
             text.push_str(&crate::core::escape::escape_display(data));
@@ -1881,7 +2041,6 @@ impl App {
                 break;
             }
         }
-        let lines = range.count();
         self.ranging = false;
         self.set_status(
             format!(
@@ -2154,7 +2313,7 @@ impl App {
                         (Some(f), true) => f + 1,
                         (None, _) => s.scrollback.len().saturating_sub(1),
                     };
-                    s.scrollback.find(&re, from, newer)
+                    s.find(&re, from, newer)
                 });
                 match hit {
                     Some(idx) => {

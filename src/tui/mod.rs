@@ -6,9 +6,12 @@
 //! idle TUI uses no CPU.
 
 pub mod app;
+pub mod filter;
+pub mod highlight;
 pub mod input;
 pub mod keymap;
 pub mod messages;
+pub mod plot;
 pub mod rawkeys;
 pub mod scrollback;
 pub mod sequences;
@@ -203,6 +206,15 @@ impl FrontEnd for TuiFront {
 
     fn profile(&self, keymap: Option<String>, sequences: Option<PathBuf>) {
         let _ = self.0.send(Msg::Profile(keymap, sequences));
+    }
+
+    fn display(
+        &self,
+        req: crate::lang::DisplayRequest,
+    ) -> futures_util::future::BoxFuture<'_, Result<String, String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.0.send(Msg::Display(req, tx));
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err("the TUI is closing".into())) })
     }
 
     fn sequence(

@@ -102,6 +102,9 @@ pub struct Scrollback {
     /// typed in raw mode with local echo), by its number counted from the
     /// first entry ever pushed: it grows, then completes in place.
     pending: [Option<u64>; 2],
+    /// The entry the last change added or changed, by its number counted
+    /// from the first entry ever pushed (what a line filter looks at).
+    changed: Option<u64>,
 }
 
 impl Scrollback {
@@ -116,6 +119,7 @@ impl Scrollback {
             dropped: 0,
             streamed: [0; 2],
             pending: [None; 2],
+            changed: None,
         }
     }
 
@@ -130,6 +134,7 @@ impl Scrollback {
         self.extra_end[slot(entry.mark)] += entry.hex_rows() - 1;
         self.bytes += held(&entry);
         self.entries.push_back(entry);
+        self.changed = Some(self.dropped + self.entries.len() as u64 - 1);
         self.trim();
         self.dropped - dropped
     }
@@ -202,6 +207,7 @@ impl Scrollback {
         let mark = self.entries[idx].mark;
         self.entries[idx].data = data;
         let new_rows = self.entries[idx].hex_rows();
+        self.changed = Some(self.dropped + idx as u64);
         if let Some(n) = [Mark::In, Mark::Out].iter().position(|&m| m == mark) {
             self.streamed[n] = self.streamed[n] - old_len as u64 + self.entries[idx].data.len() as u64;
         }
@@ -236,6 +242,12 @@ impl Scrollback {
     pub fn shrink(&mut self, max_bytes: usize) {
         self.max_bytes = self.max_bytes.min(max_bytes.max(1));
         self.trim();
+    }
+
+    /// The entry the last change added or changed, counted from the first
+    /// entry ever pushed (subtract [`Scrollback::dropped`] for its index).
+    pub fn changed(&self) -> Option<u64> {
+        self.changed
     }
 
     /// Memory held by the entries, in bytes.

@@ -37,6 +37,11 @@ pub enum Msg {
         crate::lang::SeqRequest,
         tokio::sync::oneshot::Sender<Result<String, String>>,
     ),
+    /// `highlight …`, `filter …` from a command line, and where its result goes.
+    Display(
+        crate::lang::DisplayRequest,
+        tokio::sync::oneshot::Sender<Result<String, String>>,
+    ),
     /// A profile's keymap and sequences file.
     Profile(Option<String>, Option<std::path::PathBuf>),
     /// A sequence of the send panel started as this run.
@@ -96,6 +101,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Seq(req, reply) => {
             let _ = reply.send(app.on_seq(req));
+            Vec::new()
+        }
+        Msg::Display(req, reply) => {
+            let _ = reply.send(app.on_display(req));
             Vec::new()
         }
         Msg::SequenceRun(name, run) => {

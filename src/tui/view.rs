@@ -48,6 +48,16 @@ impl Theme {
         self.fg(Color::DarkGray).add_modifier(Modifier::DIM)
     }
 
+    /// Text a `highlight` rule matched: in its colour (bold, underlined
+    /// without colours).
+    fn highlighted(&self, base: Style, c: Color) -> Style {
+        if self.color {
+            base.fg(c).add_modifier(Modifier::BOLD)
+        } else {
+            base.add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+        }
+    }
+
     fn border(&self, focused: bool) -> Style {
         if focused {
             self.fg(Color::White).add_modifier(Modifier::BOLD)
@@ -84,6 +94,9 @@ pub fn view(app: &App, frame: &mut Frame, theme: Theme) {
         draw_sequences(app, frame, area, theme);
     }
     draw_scrollback(app, frame, areas.scrollback, theme);
+    if let Some(area) = areas.plot {
+        draw_plot(app, frame, area, theme);
+    }
     draw_status(app, frame, areas.status, theme);
     if !app.candidates.is_empty() && app.mode == Mode::Command {
         draw_candidates(app, frame, areas.status, theme);
@@ -102,8 +115,13 @@ pub struct Areas {
     pub sessions: Rect,
     pub sequences: Option<Rect>,
     pub scrollback: Rect,
+    /// The chart of the shown session's plots, under its scrollback.
+    pub plot: Option<Rect>,
     pub status: Rect,
 }
+
+/// Rows the scrollback keeps above a chart; below this there is no chart.
+const PLOT_MIN_HEIGHT: u16 = 8;
 
 pub fn areas(app: &App, area: Rect) -> Option<Areas> {
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
@@ -129,11 +147,28 @@ pub fn areas(app: &App, area: Rect) -> Option<Areas> {
         Constraint::Length(sequence_rows),
     ])
     .areas(left);
+    // The shown session's plots take the lower part of the right side,
+    // when there is room for both.
+    let plotted = app
+        .focused()
+        .session
+        .as_deref()
+        .and_then(|id| app.session(id))
+        .is_some_and(|s| !s.plots.is_empty());
+    let (scrollback, plot) = if plotted && right.height >= 2 * PLOT_MIN_HEIGHT {
+        let chart = (right.height * 2 / 5).max(PLOT_MIN_HEIGHT);
+        let [top, bottom] =
+            Layout::vertical([Constraint::Min(PLOT_MIN_HEIGHT), Constraint::Length(chart)]).areas(right);
+        (top, Some(bottom))
+    } else {
+        (right, None)
+    };
     Some(Areas {
         listeners: lst,
         sessions: sess,
         sequences: (sequence_rows > 0).then_some(seqs),
-        scrollback: right,
+        scrollback,
+        plot,
         status,
     })
 }
@@ -342,6 +377,12 @@ fn session_line(s: &SessionRow, here: bool, width: usize, theme: Theme) -> Line<
     } else {
         format!(" {}/{}", human(s.bytes_in), human(s.bytes_out))
     };
+    // While data flows: the rate over the last seconds.
+    let spark = if s.rate != (0, 0) {
+        sparkline(&s.rate_history)
+    } else {
+        String::new()
+    };
     let id = format!("{} ", s.short());
     let dir = format!("{:<4}", s.direction);
     // Marks (3) + state; the peer (with its port) comes first, then the
@@ -363,6 +404,7 @@ fn session_line(s: &SessionRow, here: bool, width: usize, theme: Theme) -> Line<
     };
     // In order of use; once one does not fit, the rest do not show.
     let show_bytes = take(&bytes, peer_want);
+    let show_spark = show_bytes && !spark.is_empty() && take(&spark, peer_want);
     let show_id = show_bytes && take(&id, whole_name);
     let show_dir = show_id && take(&dir, whole_name);
     // A label keeps up to 8 columns; the peer takes what it needs of the
@@ -404,7 +446,25 @@ fn session_line(s: &SessionRow, here: bool, width: usize, theme: Theme) -> Line<
     if show_bytes {
         spans.push(Span::styled(bytes, style));
     }
+    if show_spark {
+        spans.push(Span::styled(spark, theme.fg(Color::Green)));
+    }
     Line::from(spans)
+}
+
+/// The receive and send rate over the last measures, ` ▁▃█▅`, scaled to
+/// its highest; empty when nothing moved in them.
+pub fn sparkline(rates: &std::collections::VecDeque<u64>) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = rates.iter().copied().max().unwrap_or(0);
+    if max == 0 {
+        return String::new();
+    }
+    let mut out = String::from(" ");
+    for &r in rates {
+        out.push(BARS[((r * 7).div_ceil(max)) as usize]);
+    }
+    out
 }
 
 /// A peer address in `max` columns, its port kept: `127.0.…:50412`.
@@ -494,6 +554,14 @@ struct Shown<'a> {
 
 fn scrollback_title(s: &SessionRow, st: ViewState, app: &App) -> String {
     let mut parts = vec![short_id(&s.id)];
+    // Second: what shows is not all there is.
+    if let Some(f) = &s.filter {
+        parts.push(format!(
+            "filter {}: {} hidden",
+            f.describe(),
+            f.hidden(&s.scrollback)
+        ));
+    }
     // First: it explains why nothing arrives.
     parts.extend(s.state.reconnect_text(Utc::now()));
     match &s.port {
@@ -598,6 +666,23 @@ fn draw_scrollback(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
+/// The shown session's plots over the window that ends now (following
+/// the tail) or at the newest line in view (scrolled back).
+fn draw_plot(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let Some(s) = app.focused().session.as_deref().and_then(|id| app.session(id)) else {
+        return;
+    };
+    let st = app.shown();
+    let bottom = s.rows(st.view).saturating_sub(st.scroll + 1);
+    let scrolled = (st.scroll > 0)
+        .then(|| s.locate(bottom, st.view))
+        .flatten()
+        .and_then(|(i, _)| s.scrollback.get(i))
+        .map(|e| e.at);
+    let end = scrolled.unwrap_or_else(Utc::now);
+    super::plot::draw(frame, area, &s.plots, end, scrolled.is_none(), theme.color);
+}
+
 /// One row of the scrollback pane: entry `idx`, and which part of it — a
 /// hex row (`text` None, `sub` its row) or a piece of its text (`sub` 0
 /// for the first, which carries the time and mark).
@@ -631,13 +716,27 @@ pub fn visible_rows(app: &App, s: &SessionRow, st: ViewState, width: usize, heig
     let total = s.rows(st.view);
     let bottom = total.saturating_sub(st.scroll);
     let mut rows = std::collections::VecDeque::with_capacity(height);
-    if st.view == View::Line && !st.nowrap {
-        // Lines from the bottom up, until the pane is full.
-        let mut idx = bottom as usize;
-        while rows.len() < height && idx > 0 {
-            idx -= 1;
+    if (st.view == View::Line && !st.nowrap) || s.filter.is_some() {
+        // Entries from the bottom up, until the pane is full: a wrapped
+        // line view, or a filtered one (its rows are the shown entries).
+        let mut at = bottom;
+        while rows.len() < height && at > 0 {
+            at -= 1;
+            let Some((idx, _)) = s.locate(at, st.view) else {
+                break;
+            };
             let Some(e) = s.scrollback.get(idx) else { break };
-            let text = pieces(&shown_bytes(s, e), text_width, height, 0);
+            if shows_hex(st.view, e.mark) {
+                for sub in (0..e.hex_rows()).rev().take(height - rows.len()) {
+                    rows.push_front(RowRef { idx, sub, text: None });
+                }
+                continue;
+            }
+            let text = if st.nowrap {
+                pieces(&shown_bytes(s, e), text_width, 1, st.hscroll as usize)
+            } else {
+                pieces(&shown_bytes(s, e), text_width, height, 0)
+            };
             for (sub, piece) in text.into_iter().enumerate().rev() {
                 rows.push_front(RowRef {
                     idx,
@@ -653,7 +752,7 @@ pub fn visible_rows(app: &App, s: &SessionRow, st: ViewState, width: usize, heig
     }
     let top = bottom.saturating_sub(height as u64);
     for row in top..bottom {
-        let Some((idx, sub)) = s.scrollback.locate(row, st.view) else {
+        let Some((idx, sub)) = s.locate(row, st.view) else {
             continue;
         };
         let Some(e) = s.scrollback.get(idx) else { continue };
@@ -861,7 +960,12 @@ fn line_row(
             style,
         ),
     ];
-    spans.extend(escaped_spans(piece, style, theme));
+    let colours = if app.highlights.is_empty() {
+        Vec::new()
+    } else {
+        app.highlights.in_text(piece)
+    };
+    spans.extend(escaped_spans(piece, style, theme, &colours));
     // A line still arriving (a prompt): it has no end yet.
     if s.row.scrollback.is_pending(idx) {
         spans.push(Span::styled("▏", theme.escaped()));
@@ -869,33 +973,24 @@ fn line_row(
     Line::from(spans)
 }
 
-/// Splits escaped text into plain and dimmed escape spans.
-fn escaped_spans(text: &str, style: Style, theme: Theme) -> Vec<Span<'static>> {
-    let mut spans = Vec::new();
-    let mut plain = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            let mut esc = String::from('\\');
-            match chars.next() {
-                Some('x') => {
-                    esc.push('x');
-                    esc.extend(chars.next());
-                    esc.extend(chars.next());
-                }
-                Some(n) => esc.push(n),
-                None => {}
-            }
-            if !plain.is_empty() {
-                spans.push(Span::styled(std::mem::take(&mut plain), style));
-            }
-            spans.push(Span::styled(esc, theme.escaped()));
-        } else {
-            plain.push(c);
+/// Splits escaped text into plain and dimmed escape spans; `colours`
+/// (by byte of `text`, or empty) are the highlights.
+fn escaped_spans(text: &str, style: Style, theme: Theme, colours: &[Option<Color>]) -> Vec<Span<'static>> {
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut at = 0;
+    for token in escape_tokens(text) {
+        let colour = colours.get(at).copied().flatten();
+        at += token.len();
+        let token_style = match (colour, token.len() > 1 && token.starts_with('\\')) {
+            (Some(c), _) => theme.highlighted(style, c),
+            (None, true) => theme.escaped(),
+            (None, false) => style,
+        };
+        // Runs of one style are one span.
+        match spans.last_mut() {
+            Some(last) if last.style == token_style => last.content.to_mut().push_str(token),
+            _ => spans.push(Span::styled(token.to_string(), token_style)),
         }
-    }
-    if !plain.is_empty() {
-        spans.push(Span::styled(plain, style));
     }
     spans
 }
@@ -991,17 +1086,51 @@ fn hex_row(
         ]);
     }
     let mut detail = String::with_capacity(80);
-    hex_line(
-        bytes,
-        (e.offset as usize).wrapping_add(start),
-        width >= HEX_ROW,
-        &mut detail,
-    );
-    Line::from(vec![
-        stamp,
-        Span::styled(mark, style),
-        Span::styled(detail, style),
-    ])
+    let wide = width >= HEX_ROW;
+    hex_line(bytes, (e.offset as usize).wrapping_add(start), wide, &mut detail);
+    let mut spans = vec![stamp, Span::styled(mark, style)];
+    if app.highlights.is_empty() {
+        spans.push(Span::styled(detail, style));
+    } else {
+        let colours = app.highlights.in_bytes(&e.data, start..start + bytes.len());
+        spans.extend(hex_spans(detail, wide, &colours, style, theme));
+    }
+    Line::from(spans)
+}
+
+/// A hex row in spans: the hex digits and gutter character of each
+/// highlighted byte in its colour.
+fn hex_spans(
+    detail: String,
+    wide: bool,
+    colours: &[Option<Color>],
+    style: Style,
+    theme: Theme,
+) -> Vec<Span<'static>> {
+    let hex = if wide { 10 } else { 8 };
+    let gutter = hex + HEX_WIDTH * 3 + 1;
+    let mut by_column: Vec<Option<Color>> = vec![None; detail.len()];
+    for (i, c) in colours.iter().enumerate() {
+        let at = hex + i * 3 + usize::from(i >= 8);
+        for col in [at, at + 1, gutter + 1 + i] {
+            if let Some(slot) = by_column.get_mut(col) {
+                *slot = *c;
+            }
+        }
+    }
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    // `detail` is ASCII: a byte is a column.
+    for (col, ch) in detail.char_indices() {
+        let s = match by_column[col] {
+            Some(c) => theme.highlighted(style, c),
+            None => style,
+        };
+        match spans.last_mut() {
+            Some(last) if last.style == s => last.content.to_mut().push(ch),
+            _ => spans.push(Span::styled(ch.to_string(), s)),
+        }
+    }
+    spans
 }
 
 fn draw_status(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
@@ -1389,6 +1518,210 @@ mod tests {
             screen.contains("sess-11111111 · out · 127.0.0.1:5000 → 127.0.0.1:7000 · line"),
             "{screen}"
         );
+    }
+
+    fn render_buffer(app: &App, w: u16, h: u16) -> ratatui::buffer::Buffer {
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+        term.draw(|f| view(app, f, Theme { color: true })).unwrap();
+        term.backend().buffer().clone()
+    }
+
+    /// The colour of the first cell showing `text`.
+    fn colour_of(buf: &ratatui::buffer::Buffer, text: &str) -> Option<Color> {
+        let screen = buffer_text(buf);
+        let (y, line) = screen.lines().enumerate().find(|(_, l)| l.contains(text))?;
+        let x = line[..line.find(text)?].chars().count() as u16;
+        buf[(x, y as u16)].style().fg.filter(|&c| c != Color::Reset)
+    }
+
+    fn display(a: &mut App, req: crate::lang::DisplayRequest) -> Result<String, String> {
+        a.on_display(req)
+    }
+
+    /// `highlight`: matches take the rule's colour in the line view and in
+    /// the hex view (hex digits and gutter), rules are listed and removed.
+    #[test]
+    fn highlights_colour_matches_in_every_view() {
+        use crate::lang::DisplayRequest::*;
+        let mut a = app();
+        connected(&mut a, 1, None);
+        data(&mut a, 1, b"temp=21 ERROR overheat");
+        display(
+            &mut a,
+            Highlight {
+                regex: "ERROR".into(),
+                colour: Some("red".into()),
+            },
+        )
+        .unwrap();
+        display(
+            &mut a,
+            Highlight {
+                regex: r"\d+".into(),
+                colour: None,
+            },
+        )
+        .unwrap();
+        let buf = render_buffer(&a, 120, 32);
+        assert_eq!(
+            colour_of(&buf, "ERROR"),
+            Some(Color::Red),
+            "{}",
+            buffer_text(&buf)
+        );
+        assert_eq!(colour_of(&buf, "21 "), Some(Color::Cyan));
+        assert_eq!(colour_of(&buf, "overheat"), None);
+        a.set_view(&sid(1), View::Hex);
+        let buf = render_buffer(&a, 120, 32);
+        // "ERROR" is bytes 8..13: hex `45 52 52 4f 52`, gutter `ERROR`.
+        assert_eq!(
+            colour_of(&buf, "45 52 52 4f 52"),
+            Some(Color::Red),
+            "{}",
+            buffer_text(&buf)
+        );
+        assert_eq!(colour_of(&buf, "ERROR"), Some(Color::Red));
+        assert_eq!(colour_of(&buf, "74 65"), None);
+        assert!(display(&mut a, Unhighlight("hl-7".into())).is_err());
+        display(&mut a, Highlights).unwrap();
+        assert!(
+            a.messages.ends_with("  hl-2 /\\\\d+/ cyan"),
+            "{:?}",
+            a.messages.shown()
+        );
+        display(&mut a, Unhighlight("all".into())).unwrap();
+        let buf = render_buffer(&a, 120, 32);
+        assert_eq!(colour_of(&buf, "ERROR"), None);
+    }
+
+    /// `filter`: only matching lines (and events) show, the title says how
+    /// many are hidden, new lines follow the rule, scrolling and search go
+    /// over the shown lines; `filter off` shows everything again.
+    #[test]
+    fn a_filter_shows_matching_lines_and_counts_the_hidden_ones() {
+        use crate::lang::{DisplayRequest::Filter, FilterRule};
+        let mut a = app();
+        connected(&mut a, 1, None);
+        for i in 0..200 {
+            let line = if i % 10 == 0 {
+                format!("WARN {i}")
+            } else {
+                format!("debug {i}")
+            };
+            data(&mut a, 1, line.as_bytes());
+        }
+        let rule = |regex: &str, invert| {
+            Some(FilterRule {
+                regex: regex.into(),
+                invert,
+            })
+        };
+        display(
+            &mut a,
+            Filter {
+                session: sid(1),
+                rule: rule("^WARN", false),
+            },
+        )
+        .unwrap();
+        let screen = render(&a);
+        assert!(screen.contains("filter /^WARN/: 180 hidden"), "{screen}");
+        assert!(
+            screen.contains("< WARN 190") && screen.contains("< WARN 0"),
+            "{screen}"
+        );
+        assert!(screen.contains("* connected"), "events always show: {screen}");
+        assert!(!screen.contains("debug"), "{screen}");
+        data(&mut a, 1, b"WARN late");
+        data(&mut a, 1, b"debug late");
+        let screen = render(&a);
+        assert!(
+            screen.contains("< WARN late") && screen.contains("181 hidden"),
+            "{screen}"
+        );
+        // It scrolls over the shown lines only.
+        a.apply(crate::tui::keymap::Action::ScrollTop);
+        assert_eq!(a.shown().scroll, a.sessions[0].rows(View::Line) - a.page);
+        assert!(a.shown().scroll < 5);
+        display(
+            &mut a,
+            Filter {
+                session: sid(1),
+                rule: rule("^WARN", true),
+            },
+        )
+        .unwrap();
+        let screen = render(&a);
+        assert!(
+            screen.contains("< debug late") && !screen.contains("WARN late"),
+            "{screen}"
+        );
+        a.search = Some(regex::bytes::Regex::new("WARN|debug 19[0-9]").unwrap());
+        a.apply(crate::tui::keymap::Action::SearchNext);
+        let found = a.shown().found.unwrap();
+        assert_eq!(
+            &a.sessions[0].scrollback.get(found).unwrap().data[..],
+            b"debug 199\n"
+        );
+        display(
+            &mut a,
+            Filter {
+                session: sid(1),
+                rule: None,
+            },
+        )
+        .unwrap();
+        let screen = render(&a);
+        assert!(
+            screen.contains("< WARN late") && !screen.contains("hidden"),
+            "{screen}"
+        );
+    }
+
+    /// `plot`: samples draw as a chart under the scrollback with the last,
+    /// lowest and highest value; a small terminal keeps the scrollback.
+    #[test]
+    fn plots_draw_under_the_scrollback() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        let now = Utc::now();
+        for (i, v) in [20.5, 23.0, 21.0].into_iter().enumerate() {
+            data(&mut a, 1, format!("temp={v}").as_bytes());
+            let mut ev = Event::new(EventKind::Sample {
+                plot: "plot-1".into(),
+                series: vec!["1".into()],
+                values: vec![Some(v)],
+            })
+            .session(&sid(1));
+            ev.timestamp = now - chrono::TimeDelta::seconds(3 - i as i64);
+            a.on_event(&ev);
+        }
+        let screen = render(&a);
+        assert!(screen.contains("plot-1: 21 (min 20.5 max 23)"), "{screen}");
+        assert!(screen.contains("-60s") && screen.contains("now"), "{screen}");
+        assert!(screen.contains("< temp=21"), "{screen}");
+        assert!(
+            screen.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c)),
+            "braille: {screen}"
+        );
+        let small = render_at(&a, 60, 16);
+        assert!(!small.contains("plot-1"), "{small}");
+        a.on_result("off plot-1", Ok(String::new()));
+        assert!(!render(&a).contains("plot-1:"));
+    }
+
+    #[test]
+    fn the_sessions_list_shows_a_rate_sparkline_while_data_flows() {
+        let mut a = app();
+        connected(&mut a, 1, None);
+        for n in [100u64, 400, 800, 200] {
+            a.sessions[0].bytes_in += n;
+            a.tick_rates(std::time::Duration::from_secs(1));
+        }
+        let screen = render(&a);
+        assert!(screen.contains("▂▅█▃"), "{screen}");
+        a.tick_rates(std::time::Duration::from_secs(1));
+        assert!(!render(&a).contains("█"), "idle: no sparkline");
     }
 
     /// `--check`: a frame whose checksum is bad is flagged under it, in the

@@ -674,14 +674,28 @@ impl Session {
     }
 
     /// Answers received data that matches a trigger (queued in order
-    /// with every other send; recorded and reported like them).
-    fn fire_triggers<'a>(self: &Arc<Self>, received: impl IntoIterator<Item = &'a [u8]>) {
+    /// with every other send; recorded and reported like them). A plot's
+    /// matches come back as `sample` events, for the caller to emit after
+    /// the data they were taken from.
+    #[must_use]
+    fn fire_triggers<'a>(self: &Arc<Self>, received: impl IntoIterator<Item = &'a [u8]>) -> Vec<Event> {
         let triggers = self.ctx.triggers_for(&self.id, self.listener_id());
+        let mut samples = Vec::new();
         if triggers.is_empty() {
-            return;
+            return samples;
         }
         for data in received {
             for t in &triggers {
+                if t.is_plot() {
+                    if let Some(values) = t.sample(data) {
+                        samples.push(self.event(EventKind::Sample {
+                            plot: t.id.clone(),
+                            series: t.series(),
+                            values,
+                        }));
+                    }
+                    continue;
+                }
                 if t.is_computed() {
                     match t.notify(&self.id, data) {
                         None => continue,
@@ -715,6 +729,14 @@ impl Session {
                     self.ctx.remove_trigger(&t.id);
                 }
             }
+        }
+        samples
+    }
+
+    /// A plot's samples, after the data they came from.
+    async fn emit_samples(&self, samples: Vec<Event>) {
+        for sample in samples {
+            self.ctx.events.emit(sample).await;
         }
     }
 
@@ -775,7 +797,7 @@ impl Session {
             }
         }
         self.bump();
-        self.fire_triggers([&payload[..]]);
+        let samples = self.fire_triggers([&payload[..]]);
         let check = self.check.map(|sum| sum.verify(&payload));
         self.emit(EventKind::Data {
             payload,
@@ -785,6 +807,7 @@ impl Session {
             check,
         })
         .await;
+        self.emit_samples(samples).await;
     }
 
     fn not_connected(&self) -> CoreError {
@@ -852,7 +875,7 @@ impl Session {
             }
         }
         self.bump();
-        self.fire_triggers([&frame[..]]);
+        let samples = self.fire_triggers([&frame[..]]);
         let count = frame.len();
         let check = self.check.map(|sum| sum.verify(&frame));
         self.emit(EventKind::Data {
@@ -863,6 +886,7 @@ impl Session {
             check,
         })
         .await;
+        self.emit_samples(samples).await;
     }
 
     /// A line that has not ended (a prompt): its new bytes are reported at
@@ -890,7 +914,7 @@ impl Session {
             }
         }
         self.bump();
-        self.fire_triggers(lines.iter().map(|l| &l.content[..]));
+        let samples = self.fire_triggers(lines.iter().map(|l| &l.content[..]));
         // One event per read, however many lines it held: the front end
         // expands the batch (see `Event::expand`).
         let kind = if lines.len() == 1 {
@@ -915,6 +939,7 @@ impl Session {
             )
         };
         self.emit(kind).await;
+        self.emit_samples(samples).await;
         if lines.capacity() > 256 {
             // A flood of tiny lines grew it: an idle session keeps no such list.
             lines.shrink_to(256);
