@@ -19,8 +19,10 @@ use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType};
 pub const MAX_SAMPLES: usize = 50_000;
 /// Series kept per plot (groups past it are not drawn).
 const MAX_SERIES: usize = 8;
-/// The time a chart spans.
+/// The most time a chart spans; a plot younger than that spans its age
+/// (at least [`MIN_WINDOW_SECS`]), so its first samples are not a sliver.
 pub const WINDOW_SECS: f64 = 60.0;
+const MIN_WINDOW_SECS: f64 = 10.0;
 
 const SERIES_COLOURS: [Color; MAX_SERIES] = [
     Color::Cyan,
@@ -63,6 +65,10 @@ impl Plot {
 
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
+    }
+
+    fn first(&self) -> Option<DateTime<Utc>> {
+        self.samples.front().map(|(at, _)| *at)
     }
 
     /// The samples in the window ending at `end` (`secs` long), oldest first.
@@ -145,7 +151,12 @@ type Series = (String, Color, Vec<(f64, f64)>);
 /// Draws a session's plots in one chart: every series of every plot,
 /// over the window ending at `end` (`following`: the tail).
 pub fn draw(frame: &mut Frame, area: Rect, plots: &[Plot], end: DateTime<Utc>, following: bool, color: bool) {
-    let secs = WINDOW_SECS;
+    let age = plots
+        .iter()
+        .filter_map(Plot::first)
+        .min()
+        .map_or(0.0, |first| (end - first).num_milliseconds() as f64 / 1000.0);
+    let secs = age.ceil().clamp(MIN_WINDOW_SECS, WINDOW_SECS);
     let inner_width = area.width.saturating_sub(10) as usize;
     // Two braille dots per column.
     let columns = inner_width * 2;

@@ -1698,7 +1698,10 @@ mod tests {
         }
         let screen = render(&a);
         assert!(screen.contains("plot-1: 21 (min 20.5 max 23)"), "{screen}");
-        assert!(screen.contains("-60s") && screen.contains("now"), "{screen}");
+        assert!(
+            screen.contains("-10s") && screen.contains("now"),
+            "a young plot spans 10 s: {screen}"
+        );
         assert!(screen.contains("< temp=21"), "{screen}");
         assert!(
             screen.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c)),
