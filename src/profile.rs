@@ -7,6 +7,9 @@
 //! options = "--reconnect --wait --omap onlcr"
 //! label = "board"
 //! triggers = ["'^login: ' send admin"]
+//! highlights = ["ERROR red", "'temp=\\d+'"]   # highlight lines without the `highlight`
+//! plots = ["'T=(?P<temp>\\S+)'"]              # of the session it opens
+//! filter = "-v ^DEBUG"
 //! commands = ["waitfor --timeout 30s '\\$ $'"]
 //! keymap = "vim"                      # the TUI's
 //! sequences = "board-seqs.toml"       # the TUI's send panel (next to this file)
@@ -28,6 +31,14 @@ pub struct Profile {
     /// `on` lines without the `on`: `REGEX send PAYLOAD…`.
     #[serde(default)]
     pub triggers: Vec<String>,
+    /// `highlight` lines without the `highlight`: `REGEX [COLOUR]`.
+    #[serde(default)]
+    pub highlights: Vec<String>,
+    /// `plot` lines without the `plot`, of the session it opens: `REGEX`.
+    #[serde(default)]
+    pub plots: Vec<String>,
+    /// A `filter` line without the `filter`, for the session it opens.
+    pub filter: Option<String>,
     /// Command lines run after it opens.
     #[serde(default)]
     pub commands: Vec<String>,
@@ -93,6 +104,9 @@ impl Profile {
             lines.push(line);
         }
         lines.extend(self.triggers.iter().map(|t| format!("on {t}")));
+        lines.extend(self.highlights.iter().map(|h| format!("highlight {h}")));
+        lines.extend(self.plots.iter().map(|p| format!("plot {p}")));
+        lines.extend(self.filter.iter().map(|f| format!("filter {f}")));
         lines.extend(self.commands.iter().cloned());
         lines
     }
@@ -118,6 +132,9 @@ connect = "127.0.0.1:7000"
 options = "--reconnect --omap onlcr"
 label = "my board"
 triggers = ["'^login: ' send admin"]
+highlights = ["ERROR red"]
+plots = ["'T=(\\d+)'"]
+filter = "-v ^DEBUG"
 commands = ["send AT"]
 keymap = "vim"
 sequences = "seqs.toml"
@@ -128,6 +145,9 @@ sequences = "seqs.toml"
             [
                 "connect --label 'my board' --reconnect --omap onlcr 127.0.0.1:7000",
                 "on '^login: ' send admin",
+                "highlight ERROR red",
+                "plot 'T=(\\d+)'",
+                "filter -v ^DEBUG",
                 "send AT"
             ]
         );
