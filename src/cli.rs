@@ -134,6 +134,23 @@ pub enum Sub {
         #[command(flatten)]
         front: FrontArgs,
     },
+    /// A tapping proxy: relay each client to TARGET, both directions traced on stderr (socat -v) or shown in the TUI (--tui)
+    #[command(
+        after_help = "Examples:\n  muxcat proxy 8080 device.local:80                 trace both directions on stderr\n  muxcat proxy --hex 1502 plc:502                   as hex dumps\n  muxcat proxy -q --record rec 8443 device:443      relay and record, no trace\n  muxcat proxy --tls-in --cert me.pem --key me.key --tls-out --insecure 8443 device:443\n  muxcat proxy --tui 8080 device.local:80           watch it in the TUI"
+    )]
+    Proxy {
+        #[command(flatten)]
+        args: crate::lang::proxy::ProxyArgs,
+        /// No trace (errors still show)
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// Trace chunks as hex dumps
+        #[arg(long)]
+        hex: bool,
+        /// The TUI, with the proxy's sessions in it
+        #[arg(long)]
+        tui: bool,
+    },
     /// One serial port (a pipe like picocom/socat when not on a terminal), or --list the ports
     #[command(
         after_help = "Examples:\n  muxcat serial /dev/ttyUSB0                       TUI on a terminal, 115200 8N1\n  muxcat serial --params 9600,8E1 /dev/ttyS0\n  muxcat serial --reconnect --wait /dev/ttyACM0    survive unplugging the board\n  muxcat serial /dev/ttyUSB0 < firmware.bin        a byte-exact pipe\n  muxcat serial --list"
@@ -186,8 +203,9 @@ pub enum Sub {
     Replay {
         #[arg(value_name = "TRANSCRIPT")]
         transcript: PathBuf,
-        /// Write the decoded received (in) or sent (out) byte stream
-        #[arg(long, value_name = "in|out")]
+        /// Write the decoded received (in) or sent (out) byte stream; of a
+        /// proxy session, what its client sent (c2s = in) or got (s2c = out)
+        #[arg(long, value_name = "in|out|c2s|s2c")]
         raw: Option<String>,
     },
     /// Print the effective keymap as TOML
@@ -314,6 +332,14 @@ pub fn main() -> ExitCode {
             )),
             Err(e) => usage_error(e),
         },
+        Some(Sub::Proxy { args, tui: true, .. }) => match args.spec() {
+            Ok(spec) => rt.block_on(tui(&global, Some(Command::Proxy(Box::new(spec))), Vec::new())),
+            Err(e) => usage_error(e),
+        },
+        Some(Sub::Proxy { args, quiet, hex, .. }) => {
+            let trace = crate::proxy::Trace::choose(quiet, hex, global.json);
+            rt.block_on(crate::proxy::run(args, trace, global.record.clone()))
+        }
         Some(Sub::Udp { args, front }) => match args.spec() {
             Ok(spec) if wants_tui(&front) => rt.block_on(tui(&global, Some(Command::Udp(spec)), Vec::new())),
             Ok(spec) if spec.per_peer.is_some() => usage_error(crate::core::CoreError::new(
@@ -491,7 +517,7 @@ async fn demo(global: &GlobalArgs) -> u8 {
     tui(global, None, commands).await
 }
 
-/// `replay FILE [--raw in|out]`.
+/// `replay FILE [--raw in|out|c2s|s2c]`.
 fn replay(
     rt: &tokio::runtime::Runtime,
     path: &std::path::Path,
@@ -500,10 +526,10 @@ fn replay(
 ) -> u8 {
     let mark = match raw {
         None => None,
-        Some("in") => Some(Mark::In),
-        Some("out") => Some(Mark::Out),
+        Some("in" | "c2s") => Some(Mark::In),
+        Some("out" | "s2c") => Some(Mark::Out),
         Some(other) => {
-            eprintln!("muxcat: --raw takes in or out, not {other:?}");
+            eprintln!("muxcat: --raw takes in, out, c2s or s2c, not {other:?}");
             return 2;
         }
     };

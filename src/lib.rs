@@ -51,6 +51,7 @@ pub mod lang;
 pub mod lua;
 pub mod pipe;
 pub mod profile;
+pub mod proxy;
 pub mod script;
 pub mod transcript;
 pub mod tui;

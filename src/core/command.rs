@@ -142,6 +142,15 @@ pub struct ListenSpec {
     pub max_connections: usize,
 }
 
+/// `proxy`: a listener whose clients are each connected to `target`.
+#[derive(Clone, Debug)]
+pub struct ProxySpec {
+    pub listen: ListenSpec,
+    pub target: super::transport::Target,
+    /// `--tls-out`: TLS to the target.
+    pub tls_out: Option<ClientTls>,
+}
+
 #[derive(Clone, Debug)]
 pub struct UdpSpec {
     /// The socket: bind, destination, multicast and the like.
@@ -202,6 +211,20 @@ pub enum Command {
     },
     Sessions,
     Listeners,
+    /// `proxy`: listen, and relay each client to a target.
+    Proxy(Box<ProxySpec>),
+    /// `send --dir c2s`: bytes to a proxy session's server.
+    Inject {
+        to: Option<String>,
+        payload: Bytes,
+        raw: bool,
+    },
+    /// `hold` / `release`: pause or resume one direction of a proxy session.
+    Hold {
+        session: Option<String>,
+        dir: super::session::RelayDir,
+        hold: bool,
+    },
     /// A session reference, resolved to its id (for what front ends keep
     /// per session: a `filter`).
     Resolve {
@@ -293,7 +316,7 @@ impl Command {
     /// Fills an omitted session reference with `id` (the TUI's selection).
     pub fn default_session(&mut self, id: &str) {
         let slot = match self {
-            Command::Send { to, .. } => to,
+            Command::Send { to, .. } | Command::Inject { to, .. } => to,
             Command::WaitFor { on, .. } => on,
             Command::Forget { session } => session,
             Command::Line { session, .. } | Command::Break { session, .. } => session,
@@ -301,6 +324,7 @@ impl Command {
             | Command::HalfClose { session }
             | Command::View { session, .. }
             | Command::Resolve { session }
+            | Command::Hold { session, .. }
             | Command::Record { session, .. } => session,
             // A plot is of one session: the selected one by default (a
             // trigger's default is every session).

@@ -245,6 +245,11 @@ pub struct Event {
     pub framing: Option<Framing>,
     /// A serial port's settings, on the events that open it.
     pub port: Option<super::transport::serial::PortSettings>,
+    /// A proxy's target, on the events that open its listener and sessions.
+    pub target: Option<String>,
+    /// A proxy session's direction of a `data` or `sent` event: `c2s`
+    /// (from its client, on to the server) or `s2c`.
+    pub dir: Option<&'static str>,
     pub error: Option<CoreError>,
 }
 
@@ -258,6 +263,8 @@ impl Event {
             label: None,
             framing: None,
             port: None,
+            target: None,
+            dir: None,
             error: None,
         }
     }
@@ -329,6 +336,8 @@ impl Event {
             label: None,
             framing: None,
             port: None,
+            target: None,
+            dir: self.dir,
             error: None,
         }
     }
@@ -435,7 +444,11 @@ impl Event {
             EventKind::Data {
                 payload, from, check, ..
             } => {
-                out.push_str("< ");
+                // A proxy session's: `c2s …`.
+                match self.dir {
+                    Some(dir) => out.push_str(&format!("{dir} ")),
+                    None => out.push_str("< "),
+                }
                 if let Some(from) = from {
                     out.push_str(&format!("[{from}] "));
                 }
@@ -447,6 +460,11 @@ impl Event {
             // `<…`: the line goes on (its end has not arrived).
             EventKind::DataPartial { payload, .. } => {
                 out.push_str("<… ");
+                out.push_str(&escape_display(payload));
+            }
+            // A proxy session's relayed bytes, by direction.
+            EventKind::Sent { payload, .. } if self.dir.is_some() => {
+                out.push_str(&format!("{} ", self.dir.unwrap_or_default()));
                 out.push_str(&escape_display(payload));
             }
             EventKind::Sent {
@@ -625,6 +643,12 @@ impl Serialize for Event {
             map.serialize_entry("errorCode", err.code.as_str())?;
             map.serialize_entry("errorText", &err.text)?;
         }
+        if let Some(target) = &self.target {
+            map.serialize_entry("target", target)?;
+        }
+        if let Some(dir) = self.dir {
+            map.serialize_entry("dir", dir)?;
+        }
         match &self.kind {
             EventKind::Connecting { target } => match target {
                 Target::Ip(hp) => {
@@ -707,12 +731,19 @@ impl Serialize for Event {
                 message_id,
                 bytes,
                 trigger,
-                ..
+                payload,
             } => {
                 map.serialize_entry("messageId", message_id)?;
                 map.serialize_entry("bytes", bytes)?;
                 if let Some(t) = trigger {
                     map.serialize_entry("triggerId", t)?;
+                }
+                // A proxy's relayed bytes are data, as received bytes are.
+                if self.dir.is_some() {
+                    match std::str::from_utf8(payload) {
+                        Ok(text) => map.serialize_entry("text", text)?,
+                        Err(_) => map.serialize_entry("hex", &hex::encode(payload))?,
+                    }
                 }
             }
             EventKind::Match { lines, matched, .. } => {

@@ -38,6 +38,8 @@ pub struct Listener {
     /// Where its clients' sessions are registered with the manager.
     registrar: Registrar,
     wake: watch::Sender<u64>,
+    /// A `proxy`: each client is connected to this target.
+    upstream: Option<Arc<super::transport::Dialer>>,
 }
 
 impl Listener {
@@ -61,7 +63,22 @@ impl Listener {
             unclaimed: Mutex::new(VecDeque::new()),
             registrar,
             wake: watch::Sender::new(0),
+            upstream: None,
         })
+    }
+
+    /// A `proxy`'s listener: each client it accepts is connected to the
+    /// target `upstream` dials, and the pair is one session.
+    pub(crate) fn relaying(mut self: Arc<Self>, upstream: super::transport::Dialer) -> Arc<Listener> {
+        if let Some(me) = Arc::get_mut(&mut self) {
+            me.upstream = Some(Arc::new(upstream));
+        }
+        self
+    }
+
+    /// Where a proxy's clients are connected to.
+    pub fn target(&self) -> Option<String> {
+        self.upstream.as_ref().map(|d| d.target().to_string())
     }
 
     fn queue(&self) -> MutexGuard<'_, VecDeque<String>> {
@@ -296,6 +313,7 @@ impl Listener {
             Endpoint::Ip(from),
             Io::UdpPeer(socket.clone()),
             Kind::UdpPeer,
+            None,
             ctx,
         )
         .await
@@ -309,9 +327,11 @@ impl Listener {
         peer: Endpoint,
         io: Io,
         kind: Kind,
+        upstream: Option<super::transport::Link>,
         ctx: &Arc<Ctx>,
     ) -> Option<Arc<Session>> {
         let parts = Parts {
+            upstream,
             control: None,
             id: new_id("sess"),
             label: None,
@@ -335,7 +355,12 @@ impl Listener {
             return None;
         }
         session.record_to_dir().await;
-        session.emit(EventKind::Accepted { remote: peer, kind }).await;
+        session
+            .emit(EventKind::Accepted {
+                remote: peer,
+                kind: session.kind,
+            })
+            .await;
         self.push_unclaimed(session.id.clone());
         session.start_reading(read);
         Some(session)
@@ -349,15 +374,38 @@ impl Listener {
         tls: Option<TlsAcceptor>,
         ctx: Arc<Ctx>,
     ) {
-        match stream.into_link(&peer, tls.as_ref()).await {
-            Ok(link) => {
-                self.open_client(link.local, link.peer, link.io, link.kind, &ctx)
-                    .await;
-            }
+        let link = match stream.into_link(&peer, tls.as_ref()).await {
+            Ok(link) => link,
             Err(err) => {
                 self.client_closed();
                 ctx.events.emit(Event::error(err).listener(&self.id)).await;
+                return;
             }
-        }
+        };
+        // A proxy: the client's session starts once its target answers;
+        // if it does not, the client is closed and told why.
+        let upstream = match &self.upstream {
+            None => None,
+            Some(dialer) => match dialer.dial().await {
+                Ok(up) => Some(up),
+                Err(e) => {
+                    drop(link);
+                    self.client_closed();
+                    let err = CoreError::new(
+                        e.code,
+                        format!(
+                            "proxy {}: client {peer} closed: cannot reach {}: {}",
+                            self.local,
+                            dialer.target(),
+                            e.text
+                        ),
+                    );
+                    ctx.events.emit(Event::error(err).listener(&self.id)).await;
+                    return;
+                }
+            },
+        };
+        self.open_client(link.local, link.peer, link.io, link.kind, upstream, &ctx)
+            .await;
     }
 }

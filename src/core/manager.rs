@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
 
@@ -338,8 +338,52 @@ impl Actor {
         match cmd {
             Command::Connect(spec) => self.connect(spec, reply),
             Command::Listen(spec) => {
-                let result = self.listen(spec).await;
+                let result = self.listen(spec, None).await;
                 let _ = reply.send(result);
+            }
+            Command::Proxy(spec) => {
+                let result = match transport::Dialer::new(&spec.target, spec.tls_out.as_ref(), None) {
+                    Ok(dialer) => self.listen(spec.listen, Some(dialer)).await,
+                    Err(e) => Err(Failure::from(e)),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Inject { to, payload, raw } => {
+                let session = match self.find_session(to.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => return fail(reply, e, None),
+                };
+                let payload = session.with_eol(payload, raw);
+                tokio::spawn(async move {
+                    let result = session
+                        .inject_c2s(payload)
+                        .await
+                        .map(|_| Outcome::Session(session.id.clone()))
+                        .map_err(|e| failure(e, &session));
+                    let _ = reply.send(result);
+                });
+            }
+            Command::Hold { session, dir, hold } => {
+                let result = self.find_session(session.as_deref()).and_then(|s| {
+                    let changed = s.hold(dir, hold)?;
+                    Ok((s, changed))
+                });
+                match result {
+                    Ok((s, changed)) => {
+                        let what = if hold { "held" } else { "released" };
+                        let text = if changed {
+                            format!("{} {} {what}", s.id, dir.as_str())
+                        } else {
+                            format!("{} {} was already {what}", s.id, dir.as_str())
+                        };
+                        self.ctx
+                            .events
+                            .emit(Event::new(EventKind::Info(text)).session(&s.id))
+                            .await;
+                        let _ = reply.send(Ok(Outcome::Session(s.id.clone())));
+                    }
+                    Err(e) => fail(reply, e, None),
+                }
             }
             Command::Udp(spec) => {
                 let result = self.udp(spec).await;
@@ -350,14 +394,7 @@ impl Actor {
                     Ok(s) => s,
                     Err(e) => return fail(reply, e, None),
                 };
-                let data = if raw || session.mode == super::Mode::Binary {
-                    payload
-                } else {
-                    let mut buf = BytesMut::with_capacity(payload.len() + 2);
-                    buf.extend_from_slice(&payload);
-                    buf.extend_from_slice(session.eol.bytes());
-                    buf.freeze()
-                };
+                let data = session.with_eol(payload, raw);
                 self.send(session, data, reply);
             }
             Command::Forget { session } => match self.find_session(session.as_deref()) {
@@ -780,6 +817,7 @@ impl Actor {
                 })
             });
             let parts = Parts {
+                upstream: None,
                 // Moved, not cloned: once the session closes, nothing else holds the port.
                 control: dialed.control,
                 id: id.clone(),
@@ -821,7 +859,12 @@ impl Actor {
         });
     }
 
-    async fn listen(&mut self, spec: ListenSpec) -> Result<Outcome, Failure> {
+    /// `listen`, or a `proxy`'s listener (`upstream`: where its clients go).
+    async fn listen(
+        &mut self,
+        spec: ListenSpec,
+        upstream: Option<transport::Dialer>,
+    ) -> Result<Outcome, Failure> {
         let id = self.take_id(&spec.opts.id, "lstn")?;
         let with_id = |e: CoreError| Failure {
             error: e,
@@ -849,6 +892,10 @@ impl Actor {
             spec.opts,
             self.registrar.clone(),
         );
+        let listener = match upstream {
+            Some(dialer) => listener.relaying(dialer),
+            None => listener,
+        };
         self.announce(&listener, fingerprint).await;
         tokio::spawn(listener.run(bound, acceptor, self.ctx.clone()));
         Ok(Outcome::Listener(id))
@@ -862,9 +909,10 @@ impl Actor {
             fingerprint,
             max_connections: Some(listener.max_connections),
         };
-        let ev = Event::new(kind)
+        let mut ev = Event::new(kind)
             .listener(&listener.id)
             .labelled(listener.label.as_deref());
+        ev.target = listener.target();
         self.ctx.events.emit(ev).await;
         self.listeners.push(listener.clone());
         self.default_listener = Some(listener.id.clone());
@@ -886,6 +934,7 @@ impl Actor {
             .local_addr()
             .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
         let parts = Parts {
+            upstream: None,
             control: None,
             id: id.clone(),
             label: spec.opts.label.clone(),

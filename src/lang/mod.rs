@@ -4,6 +4,7 @@
 
 pub mod complete;
 pub mod payload;
+pub mod proxy;
 pub mod serial;
 pub mod words;
 
@@ -180,7 +181,7 @@ pub struct SessionArgs {
 }
 
 impl SessionArgs {
-    fn options(&self) -> SessionOptions {
+    pub(crate) fn options(&self) -> SessionOptions {
         SessionOptions {
             id: self.id.clone(),
             label: self.label.clone(),
@@ -450,6 +451,19 @@ enum LangCommand {
     Listen(ListenArgs),
     /// Open a UDP socket
     Udp(UdpArgs),
+    /// Relay each client to a target and watch both directions: proxy [options] [HOST:]PORT TARGET_HOST:PORT
+    #[command(after_help = PROXY_HELP)]
+    Proxy(proxy::ProxyArgs),
+    /// Pause one direction of a proxy session (its bytes wait in the kernel): hold [SESSION] c2s|s2c
+    Hold {
+        #[arg(value_name = "[SESSION] c2s|s2c", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
+    /// Let a held direction of a proxy session go on: release [SESSION] c2s|s2c
+    Release {
+        #[arg(value_name = "[SESSION] c2s|s2c", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
     /// Open a serial port (or list them: serial --list)
     #[command(
         after_help = "Examples:\n  serial /dev/ttyUSB0\n  serial --params 9600,7E1 --label plc /dev/ttyS0\n  serial --reconnect --wait /dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A1B2C3-if00-port0\n  serial --list"
@@ -502,6 +516,9 @@ enum LangCommand {
         /// Do not append the session's end of line in line mode
         #[arg(long)]
         raw: bool,
+        /// A proxy session: to its server (c2s, as if its client sent it) or its client (s2c, the default)
+        #[arg(long, value_name = "c2s|s2c", value_parser = ["c2s", "s2c"])]
+        dir: Option<String>,
         #[command(flatten)]
         crc: CrcArgs,
         #[arg(value_name = "PAYLOAD", trailing_var_arg = true, allow_hyphen_values = true)]
@@ -797,6 +814,8 @@ pub fn valid_colour(c: &str) -> bool {
             .is_some_and(|hex| hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+const PROXY_HELP: &str = "Each client is connected to the target and the pair is one session of kind\nproxy: what the client sends (c2s) is its received data, what it gets (s2c)\nits sent data, both in its scrollback and its transcript (`<` c2s, `>` s2c;\nreplay --raw c2s|s2c). A FIN from one side half-closes the other, a reset\nresets it; a target that cannot be reached closes the client with an error.\n--tls-in terminates the clients' TLS here, --tls-out speaks TLS to the\ntarget; without them bytes pass as they come.\n\nExamples:\n  proxy 8080 device.local:80\n  proxy --tls-in --cert me.pem --key me.key --tls-out --insecure 8443 device:443\n  send --dir c2s 'GET / HTTP/1.0\\r\\n'       (to the server, as if from the client)\n  hold s2c                                   (then: release s2c)";
+
 const HIGHLIGHT_HELP: &str = "Rules apply to every session and every view (line view: the text as shown;\nhex view: the bytes). Without a colour each rule takes the next of a palette.\nColours: red green yellow blue magenta cyan white gray black, light-red …\nlight-cyan, or #rrggbb. A profile's lines may hold highlight rules.\n\nExamples:\n  highlight ERROR red\n  highlight 'temp=\\d+' cyan\n  highlight --rm hl-1";
 
 fn compile_regex(command: &str, pattern: &str) -> CoreResult<regex::bytes::Regex> {
@@ -823,6 +842,9 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
     match cmd {
         LangCommand::Connect(a) => core(Command::Connect(Box::new(a.spec()?))),
         LangCommand::Listen(a) => core(Command::Listen(a.spec()?)),
+        LangCommand::Proxy(a) => core(Command::Proxy(Box::new(a.spec()?))),
+        LangCommand::Hold { args } => core(proxy::lower_hold(args, true)?),
+        LangCommand::Release { args } => core(proxy::lower_hold(args, false)?),
         LangCommand::Udp(a) => core(Command::Udp(a.spec()?)),
         LangCommand::Serial(a) => core(a.command()?),
         LangCommand::Line { args } => core(serial::lower_line(args)?),
@@ -852,6 +874,7 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
             to,
             hex,
             raw,
+            dir,
             crc,
             payload,
         } => {
@@ -864,11 +887,12 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
             if let Some((sum, range)) = crc.spec() {
                 crate::core::checksum::append(&mut bytes, sum, range);
             }
-            core(Command::Send {
-                to,
-                payload: Bytes::from(bytes),
-                // Hex payloads are sent exactly, with no end of line.
-                raw: raw || hex,
+            let payload = Bytes::from(bytes);
+            // Hex payloads are sent exactly, with no end of line.
+            let raw = raw || hex;
+            core(match dir.as_deref() {
+                Some("c2s") => Command::Inject { to, payload, raw },
+                _ => Command::Send { to, payload, raw },
             })
         }
         LangCommand::Waitfor {

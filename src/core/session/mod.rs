@@ -13,6 +13,8 @@ mod backlog;
 mod modem;
 mod reader;
 mod reconnect;
+mod relay;
+pub use relay::RelayDir;
 mod writer;
 
 use backlog::Backlog;
@@ -122,6 +124,8 @@ struct State {
     backlog_forgotten: bool,
     /// The current link's modem lines and break (serial ports).
     control: Option<transport::Control>,
+    /// A proxy's other side reset: this side is reset too (no FIN first).
+    reset: bool,
 }
 
 pub struct Session {
@@ -158,6 +162,8 @@ pub struct Session {
     /// When a dropped trigger reply was last reported (once a second).
     reply_dropped_report: Mutex<Option<Instant>>,
     released: AtomicBool,
+    /// A proxy session's connection to its target.
+    pub(crate) relay: Option<relay::Relay>,
 }
 
 impl KeepsBacklog for Session {
@@ -210,17 +216,41 @@ pub(crate) struct Parts {
     pub redial: Option<Box<Redial>>,
     /// Modem lines and break (serial ports).
     pub control: Option<transport::Control>,
+    /// A proxy session: its connection to the target.
+    pub upstream: Option<transport::Link>,
 }
 
 impl Session {
     /// Builds the session; [`Session::start_reading`] starts the reader
     /// once the opening event has been emitted, the first send the writer.
     pub(crate) fn new(parts: Parts, io: Io, ctx: Arc<Ctx>) -> (Arc<Session>, Option<ReadSide>) {
+        let client_tls = parts.kind.is_tls();
         let (read, write, udp) = match io {
             Io::Stream { read, write } => (Some(read), WriteSide::Stream(write), None),
             Io::Udp(socket) => (None, WriteSide::Udp(socket.clone()), Some(socket)),
             Io::UdpPeer(socket) => (None, WriteSide::Udp(socket), None),
         };
+        let relay = match parts.upstream {
+            Some(transport::Link {
+                io:
+                    Io::Stream {
+                        read: up_read,
+                        write: up_write,
+                    },
+                peer,
+                kind,
+                ..
+            }) => Some(relay::Relay::new(
+                peer,
+                kind,
+                read.as_ref(),
+                client_tls,
+                up_read,
+                up_write,
+            )),
+            _ => None,
+        };
+        let kind = if relay.is_some() { Kind::Proxy } else { parts.kind };
         let cancel = CancellationToken::new();
         let token = match parts.redial {
             Some(_) => cancel.child_token(),
@@ -231,7 +261,7 @@ impl Session {
             label: parts.label,
             direction: parts.direction,
             listener: parts.listener,
-            kind: parts.kind,
+            kind,
             mode: parts.mode,
             eol: parts.eol,
             map: parts.map,
@@ -266,6 +296,7 @@ impl Session {
                 write_eof: false,
                 backlog_forgotten: false,
                 control: parts.control,
+                reset: false,
             }),
             wake: watch::Sender::new(0),
             cancel,
@@ -274,6 +305,7 @@ impl Session {
             queued_out: AtomicUsize::new(0),
             reply_dropped_report: Mutex::new(None),
             released: AtomicBool::new(false),
+            relay,
         });
         (session, read)
     }
@@ -289,6 +321,10 @@ impl Session {
         let control = self.lock().control.clone();
         if let Some(control) = control {
             let task = tokio::spawn(self.clone().watch_modem(control, link.1.clone()));
+            self.add_task(task);
+        }
+        if let Some(up) = self.relay.as_ref().and_then(relay::Relay::take_read) {
+            let task = tokio::spawn(relay::upstream_loop(self.clone(), up));
             self.add_task(task);
         }
         let task = match (read, &self.udp) {
@@ -340,8 +376,30 @@ impl Session {
         });
     }
 
+    /// A payload as `send` sends it: the session's end of line appended
+    /// in line mode unless `raw`.
+    pub fn with_eol(&self, payload: Bytes, raw: bool) -> Bytes {
+        if raw || self.mode == Mode::Binary {
+            return payload;
+        }
+        let mut buf = bytes::BytesMut::with_capacity(payload.len() + 2);
+        buf.extend_from_slice(&payload);
+        buf.extend_from_slice(self.eol.bytes());
+        buf.freeze()
+    }
+
     pub fn is_closed(&self) -> bool {
         self.lock().closed.is_some()
+    }
+
+    /// The session's own link is TLS (a proxy's client side with `--tls-in`).
+    pub(super) fn reads_tls(&self) -> bool {
+        self.kind.is_tls() || self.relay.as_ref().is_some_and(|r| r.client_tls)
+    }
+
+    /// A proxy session's target and its transport.
+    pub fn upstream(&self) -> Option<(Endpoint, Kind)> {
+        self.relay.as_ref().map(|r| (r.target.clone(), r.upstream_kind))
     }
 
     pub fn listener_id(&self) -> Option<&str> {
@@ -410,6 +468,7 @@ impl Session {
     /// The peer ended its output: the session closes, unless it is
     /// half-open and we still have output to send (then `eof` says so).
     async fn input_ended(self: &Arc<Self>, generation: u64, note: Option<&str>) {
+        self.relay_client_ended().await;
         let close = {
             let mut state = self.lock();
             state.read_eof = true;
@@ -469,11 +528,16 @@ impl Session {
         };
         let peer = peer.map(|p| p.to_string()).unwrap_or_else(|| "*".to_string());
         let local = local.to_string();
-        let (from, to) = match self.direction {
-            Direction::In => (peer, local),
-            _ => (local, peer),
+        let (from, to) = match (self.direction, &self.relay) {
+            // A proxy: its client -> its target (through `via`, below).
+            (_, Some(relay)) => (peer, relay.target.to_string()),
+            (Direction::In, None) => (peer, local.clone()),
+            _ => (local.clone(), peer),
         };
         let mut header = transcript::header(&self.id, kind, &from, &to, self.mode.as_str());
+        if self.relay.is_some() {
+            header.push_str(&format!(" via={local}"));
+        }
         // Who opened it: `muxcat export` needs to know which end is muxcat.
         header.push_str(&format!(" dir={}", self.direction.as_str()));
         if let Some(port) = &self.port {
@@ -526,9 +590,25 @@ impl Session {
     fn event(&self, kind: EventKind) -> Event {
         let opening = matches!(kind, EventKind::Listening { .. } | EventKind::Connected { .. });
         let framing = opening || matches!(kind, EventKind::Accepted { .. });
+        let relayed = self.relay.as_ref().map(|r| {
+            let dir = match &kind {
+                EventKind::Data { .. } | EventKind::DataBatch(_) | EventKind::DataPartial { .. } => {
+                    Some("c2s")
+                }
+                EventKind::Sent { .. } => Some("s2c"),
+                _ => None,
+            };
+            (r.target.to_string(), dir)
+        });
         let mut ev = Event::new(kind)
             .session(&self.id)
             .listener_opt(self.listener_id());
+        if let Some((target, dir)) = relayed {
+            ev.dir = dir;
+            if framing {
+                ev.target = Some(target);
+            }
+        }
         if framing {
             ev.framing = Some(Framing {
                 mode: self.mode,
@@ -636,7 +716,9 @@ impl Session {
                 }
             }
         };
-        if let Some(WriteSide::Stream(mut w)) = idle {
+        if let Some(WriteSide::Stream(mut w)) = idle
+            && !self.lock().reset
+        {
             let _ = tokio::time::timeout(Duration::from_secs(2), w.shutdown()).await;
         }
     }
@@ -835,6 +917,10 @@ impl Session {
     ) {
         self.bytes_in.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.record(Mark::In, &chunk).await;
+        // A proxy: on to the server first, then reported.
+        if !self.relay_c2s(&chunk).await {
+            return;
+        }
         match self.mode {
             Mode::Line => {
                 // In pieces: a read of empty lines is 64 Ki lines, and the
@@ -970,6 +1056,10 @@ impl Session {
         }
         self.cancel.cancel();
         self.shut_idle_writer().await;
+        if let Some(relay) = &self.relay {
+            let graceful = !self.lock().reset;
+            relay.close(graceful).await;
+        }
         if reason == CloseReason::Local {
             for task in tasks {
                 let _ = tokio::time::timeout(Duration::from_secs(2), task).await;

@@ -30,6 +30,13 @@ pub(super) async fn read_loop(
     // nobody else holds them (fresh buffers cost page faults).
     let mut spent = Recycler::default();
     loop {
+        // `hold c2s` on a proxy: the client's bytes wait in the kernel.
+        if session.relay.is_some() {
+            tokio::select! {
+                _ = link.cancelled() => return,
+                _ = session.c2s_released() => {}
+            }
+        }
         if buf.capacity() == 0
             && let Some(mut reused) = spent.take()
         {
@@ -69,7 +76,7 @@ pub(super) async fn read_loop(
             }
             // A TLS peer that closes without close_notify (ncat does when
             // its stdin ends): the end of its output, said in the event.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && session.kind.is_tls() => {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && session.reads_tls() => {
                 splitter.finish(&mut lines);
                 session.deliver_lines(&mut lines).await;
                 if let Some(frame) = framer.as_mut().and_then(Framer::flush) {
@@ -107,6 +114,10 @@ pub(super) async fn read_loop(
                 session.deliver_lines(&mut lines).await;
                 if let Some(frame) = framer.as_mut().and_then(Framer::flush) {
                     session.deliver_frame(frame).await;
+                }
+                if e.kind() == std::io::ErrorKind::ConnectionReset {
+                    // A proxy's client reset: so is its server connection.
+                    session.relay_reset(super::relay::RelayDir::C2s);
                 }
                 Box::pin(session.fail(generation, "read failed", e)).await;
                 return;

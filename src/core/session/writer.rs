@@ -161,6 +161,7 @@ pub(super) async fn write_loop(
     // Sends FIN (TCP) or close_notify (TLS) so the peer sees the end.
     if let WriteSide::Stream(w) = &mut write
         && !write_closed
+        && !session.lock().reset
     {
         let _ = tokio::time::timeout(Duration::from_secs(2), w.shutdown()).await;
     }

@@ -46,6 +46,8 @@ pub enum Kind {
     Serial,
     /// A serial port at an RFC 2217 server.
     Rfc2217,
+    /// A client of a `proxy` and its connection to the target: two links.
+    Proxy,
 }
 
 impl Kind {
@@ -58,6 +60,7 @@ impl Kind {
             Kind::Unix => "unix",
             Kind::Serial => "serial",
             Kind::Rfc2217 => "rfc2217",
+            Kind::Proxy => "proxy",
         }
     }
 
@@ -71,6 +74,7 @@ impl Kind {
             Kind::Unix,
             Kind::Serial,
             Kind::Rfc2217,
+            Kind::Proxy,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -190,6 +194,16 @@ pub(crate) enum ReadSide {
 }
 
 impl ReadSide {
+    /// A copy of the socket under a plain TCP link (a proxy resets it when
+    /// the other side reset); None for others.
+    pub fn socket(&self) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        match self {
+            ReadSide::Tcp(half) => half.as_ref().as_fd().try_clone_to_owned().ok(),
+            ReadSide::Other(_) => None,
+        }
+    }
+
     /// Reads one chunk. For plain TCP the buffer is only allocated once the
     /// socket is readable, so idle sessions hold no read buffer (unless
     /// `keep`: bulk transfers reuse theirs).
@@ -332,6 +346,10 @@ impl Dialer {
             tls,
             timeout: timeout.unwrap_or(CONNECT_TIMEOUT),
         })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// Connects (and shakes hands) within the connect timeout.

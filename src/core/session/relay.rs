@@ -1,0 +1,327 @@
+//! A proxy session's second leg: the connection to the target. The
+//! session's own link is the client; what the client sends is forwarded
+//! here by the reader (client → server, `c2s`, the session's received
+//! bytes), and what the server sends goes to the client through the
+//! session's writer (server → client, `s2c`, its sent bytes). Each
+//! direction waits for the other end to take its bytes before it reads
+//! more, so a slow reader, a held direction or a front end that falls
+//! behind slows the relay down and nothing is dropped or piles up.
+//!
+//! The transcript is the client's conversation: `<` what the client sent,
+//! `>` what it received; where the server's side differs (a rewrite, an
+//! injected chunk) a `*` line says what the server sent or got.
+//!
+//! Ends propagate as a transparent relay's do: a FIN from one side
+//! half-closes the other, a reset resets it (SO_LINGER 0 on the other
+//! socket, so it gets an RST, not a FIN).
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::Session;
+use crate::core::events::{CloseReason, CoreError, CoreResult, ErrorCode};
+use crate::core::transport::{Endpoint, Kind, ReadSide};
+
+/// Which way bytes go through a proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayDir {
+    /// Client to server: what the session receives.
+    C2s,
+    /// Server to client: what the session sends.
+    S2c,
+}
+
+impl RelayDir {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelayDir::C2s => "c2s",
+            RelayDir::S2c => "s2c",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RelayDir> {
+        match text {
+            "c2s" => Some(RelayDir::C2s),
+            "s2c" => Some(RelayDir::S2c),
+            _ => None,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            RelayDir::C2s => 0,
+            RelayDir::S2c => 1,
+        }
+    }
+}
+
+/// The upstream leg of a proxy session.
+pub(crate) struct Relay {
+    /// The target, as connected.
+    pub target: Endpoint,
+    /// The upstream link's transport (tcp, tls, unix).
+    pub upstream_kind: Kind,
+    /// The client's link is TLS (`--tls-in`).
+    pub client_tls: bool,
+    write: tokio::sync::Mutex<Option<Box<dyn AsyncWrite + Send + Unpin>>>,
+    read: std::sync::Mutex<Option<ReadSide>>,
+    /// Copies of both sockets (TCP only): set to reset on close when the
+    /// other side reset.
+    client_socket: Option<OwnedFd>,
+    upstream_socket: Option<OwnedFd>,
+    /// `hold`: a direction paused (its bytes wait in the kernel).
+    held: watch::Sender<[bool; 2]>,
+    /// Bytes forwarded to the server (c2s as the server got them).
+    pub to_server: std::sync::atomic::AtomicU64,
+}
+
+impl Relay {
+    pub(crate) fn new(
+        target: Endpoint,
+        upstream_kind: Kind,
+        client: Option<&ReadSide>,
+        client_tls: bool,
+        read: ReadSide,
+        write: Box<dyn AsyncWrite + Send + Unpin>,
+    ) -> Relay {
+        Relay {
+            target,
+            upstream_kind,
+            client_tls,
+            client_socket: client.and_then(ReadSide::socket),
+            upstream_socket: read.socket(),
+            write: tokio::sync::Mutex::new(Some(write)),
+            read: std::sync::Mutex::new(Some(read)),
+            held: watch::Sender::new([false; 2]),
+            to_server: Default::default(),
+        }
+    }
+
+    /// The upstream reader's side, once.
+    pub(crate) fn take_read(&self) -> Option<ReadSide> {
+        self.read.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Writes to the server (relayed or injected bytes).
+    async fn to_server(&self, data: &[u8]) -> std::io::Result<()> {
+        let mut write = self.write.lock().await;
+        let Some(w) = write.as_mut() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the server's side is closed",
+            ));
+        };
+        w.write_all(data).await?;
+        w.flush().await?;
+        self.to_server.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The client ended its output: FIN to the server.
+    async fn end_to_server(&self) {
+        if let Some(w) = self.write.lock().await.as_mut() {
+            let _ = w.shutdown().await;
+        }
+    }
+
+    /// The session closed: the server's side goes too.
+    pub(crate) async fn close(&self, graceful: bool) {
+        let write = self.write.lock().await.take();
+        if let (Some(mut w), true) = (write, graceful) {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), w.shutdown()).await;
+        }
+        self.read.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Makes the other side's close an RST (it is closed right after).
+    fn reset(&self, from: RelayDir) {
+        let socket = match from {
+            RelayDir::C2s => &self.upstream_socket,
+            RelayDir::S2c => &self.client_socket,
+        };
+        if let Some(fd) = socket {
+            let _ = socket2::SockRef::from(fd).set_linger(Some(std::time::Duration::ZERO));
+        }
+    }
+
+    pub(crate) fn set_held(&self, dir: RelayDir, hold: bool) -> bool {
+        let mut changed = false;
+        self.held.send_modify(|h| {
+            changed = h[dir.index()] != hold;
+            h[dir.index()] = hold;
+        });
+        changed
+    }
+
+    pub(crate) fn is_held(&self, dir: RelayDir) -> bool {
+        self.held.borrow()[dir.index()]
+    }
+
+    /// Waits while `dir` is held.
+    pub(crate) async fn released(&self, dir: RelayDir) {
+        let mut held = self.held.subscribe();
+        let _ = held.wait_for(|h| !h[dir.index()]).await;
+    }
+}
+
+impl Session {
+    /// The client sent `chunk`: it goes on to the server (before it is
+    /// reported, so the relay adds no more delay than a copy). False when
+    /// the server's side failed (the session is closing).
+    pub(super) async fn relay_c2s(self: &Arc<Self>, chunk: &Bytes) -> bool {
+        let Some(relay) = &self.relay else { return true };
+        match relay.to_server(chunk).await {
+            Ok(()) => true,
+            Err(e) => {
+                let generation = self.lock().link.generation;
+                let what = format!("forwarding to {} failed", relay.target);
+                self.fail(generation, &what, e).await;
+                false
+            }
+        }
+    }
+
+    /// `send --dir c2s`: bytes to the server as if the client sent them
+    /// (noted in the transcript: the client did not).
+    pub async fn inject_c2s(self: &Arc<Self>, data: Bytes) -> CoreResult<u64> {
+        let Some(relay) = &self.relay else {
+            return Err(CoreError::new(
+                ErrorCode::CommandInvalid,
+                format!("session {} is not a proxy session: --dir is for proxies", self.id),
+            ));
+        };
+        if self.is_closed() {
+            return Err(self.not_connected());
+        }
+        self.record_event(&format!(
+            "injected c2s {}",
+            crate::core::escape::escape_transcript(&data)
+        ))
+        .await;
+        relay.to_server(&data).await.map_err(|e| {
+            CoreError::new(
+                ErrorCode::IoError,
+                format!("send to {} (the server of {}) failed: {e}", relay.target, self.id),
+            )
+        })?;
+        let id = self.ctx.next_message_id();
+        let mut ev = self.event(crate::core::events::EventKind::Sent {
+            message_id: id,
+            bytes: data.len(),
+            payload: data,
+            trigger: None,
+        });
+        ev.dir = Some(RelayDir::C2s.as_str());
+        self.ctx.events.emit(ev).await;
+        Ok(id)
+    }
+
+    /// The client ended its output: the server's input ends too.
+    pub(super) async fn relay_client_ended(&self) {
+        if let Some(relay) = &self.relay {
+            relay.end_to_server().await;
+        }
+    }
+
+    /// The client reset: so is the server's connection.
+    pub(super) fn relay_reset(&self, from: RelayDir) {
+        if let Some(relay) = &self.relay {
+            relay.reset(from);
+            self.lock().reset = true;
+        }
+    }
+
+    /// `hold` / `release` of a proxy session's direction.
+    pub fn hold(&self, dir: RelayDir, hold: bool) -> CoreResult<bool> {
+        match &self.relay {
+            Some(relay) => Ok(relay.set_held(dir, hold)),
+            None => Err(CoreError::new(
+                ErrorCode::CommandInvalid,
+                format!(
+                    "session {} is not a proxy session: hold and release are for proxies",
+                    self.id
+                ),
+            )),
+        }
+    }
+
+    /// Waits while the client's direction is held (the reader's bytes
+    /// stay in the kernel meanwhile).
+    pub(super) async fn c2s_released(&self) {
+        if let Some(relay) = &self.relay
+            && relay.is_held(RelayDir::C2s)
+        {
+            relay.released(RelayDir::C2s).await;
+        }
+    }
+}
+
+/// Reads the server and hands each chunk to the session's writer, waiting
+/// until the client took it.
+pub(super) async fn upstream_loop(session: Arc<Session>, relay_read: ReadSide) {
+    let mut read = relay_read;
+    let Some(relay) = session.relay.as_ref() else {
+        return;
+    };
+    let mut buf = BytesMut::new();
+    let size = session.ctx.read_size;
+    loop {
+        if relay.is_held(RelayDir::S2c) {
+            tokio::select! {
+                _ = session.cancel.cancelled() => return,
+                _ = relay.released(RelayDir::S2c) => {}
+            }
+        }
+        let result = tokio::select! {
+            _ = session.cancel.cancelled() => return,
+            r = read.read_chunk(&mut buf, size, session.ctx.bulk) => r,
+        };
+        match result {
+            Ok(0) => {
+                // FIN from the server: the client's input ends (after
+                // what is queued for it).
+                session
+                    .record_event(&format!("{} ended its output", relay.target))
+                    .await;
+                let _ = session.half_close().await;
+                return;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && relay.upstream_kind.is_tls() => {
+                session
+                    .record_event(&format!("{} closed without close_notify", relay.target))
+                    .await;
+                let _ = session.half_close().await;
+                return;
+            }
+            Ok(_) => {
+                let chunk = buf.split().freeze();
+                if buf.capacity() < 1024 {
+                    buf = BytesMut::new();
+                }
+                if session.send(chunk).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let reset = e.kind() == std::io::ErrorKind::ConnectionReset;
+                if reset {
+                    session.relay_reset(RelayDir::S2c);
+                }
+                let err = CoreError::new(
+                    ErrorCode::IoError,
+                    format!(
+                        "reading {} (the server of {}) failed: {e}",
+                        relay.target, session.id
+                    ),
+                );
+                session.close(CloseReason::Error, Some(err)).await;
+                return;
+            }
+        }
+    }
+}
