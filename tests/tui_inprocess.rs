@@ -188,7 +188,8 @@ async fn view_by_position_switches_that_session_to_hex() {
     ui.wait_for("< ABC").await;
     // `@1` is resolved by the core; the TUI shows the session it named.
     ui.keys(":view @1 hex\r");
-    let screen = ui.wait_for("41 42 43").await;
+    ui.wait_for("41 42 43").await;
+    let screen = ui.wait_for("· ? help · q quit").await;
     snapshot("hex_view_by_position", &screen);
     let app = ui.stop().await;
     assert_eq!(app.shown().view, muxcat::core::View::Hex);
@@ -203,7 +204,9 @@ async fn command_help_shows_the_usage_and_sends_nothing() {
     ui.keys(":send --help\r");
     // The usage shows, then the line's result.
     ui.wait_for("Usage").await;
-    let screen = ui.wait_for("ok: send --help").await;
+    ui.wait_for("ok: send --help").await;
+    // The line's run has ended too (the status no longer shows it).
+    let screen = ui.wait_for("· ? help · q quit").await;
     snapshot("send_help", &screen);
     ui.keys("\x1b");
     let app = ui.stop().await;

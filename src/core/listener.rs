@@ -327,11 +327,16 @@ impl Listener {
         peer: Endpoint,
         io: Io,
         kind: Kind,
-        upstream: Option<super::transport::Link>,
+        upstream: Option<(super::transport::Link, Option<super::transport::tcp::Resetter>)>,
         ctx: &Arc<Ctx>,
     ) -> Option<Arc<Session>> {
+        let (upstream, client_reset) = match upstream {
+            Some((up, reset)) => (Some(up), reset),
+            None => (None, None),
+        };
         let parts = Parts {
             upstream,
+            client_reset,
             control: None,
             id: new_id("sess"),
             label: None,
@@ -387,7 +392,7 @@ impl Listener {
         let upstream = match &self.upstream {
             None => None,
             Some(dialer) => match dialer.dial().await {
-                Ok(up) => Some(up),
+                Ok(up) => Some((up, link.reset)),
                 Err(e) => {
                     drop(link);
                     self.client_closed();

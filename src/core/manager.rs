@@ -818,6 +818,7 @@ impl Actor {
             });
             let parts = Parts {
                 upstream: None,
+                client_reset: None,
                 // Moved, not cloned: once the session closes, nothing else holds the port.
                 control: dialed.control,
                 id: id.clone(),
@@ -935,6 +936,7 @@ impl Actor {
             .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
         let parts = Parts {
             upstream: None,
+            client_reset: None,
             control: None,
             id: id.clone(),
             label: spec.opts.label.clone(),

@@ -216,8 +216,10 @@ pub(crate) struct Parts {
     pub redial: Option<Box<Redial>>,
     /// Modem lines and break (serial ports).
     pub control: Option<transport::Control>,
-    /// A proxy session: its connection to the target.
+    /// A proxy session: its connection to the target, and how to reset
+    /// the client's link.
     pub upstream: Option<transport::Link>,
+    pub client_reset: Option<transport::tcp::Resetter>,
 }
 
 impl Session {
@@ -230,26 +232,9 @@ impl Session {
             Io::Udp(socket) => (None, WriteSide::Udp(socket.clone()), Some(socket)),
             Io::UdpPeer(socket) => (None, WriteSide::Udp(socket), None),
         };
-        let relay = match parts.upstream {
-            Some(transport::Link {
-                io:
-                    Io::Stream {
-                        read: up_read,
-                        write: up_write,
-                    },
-                peer,
-                kind,
-                ..
-            }) => Some(relay::Relay::new(
-                peer,
-                kind,
-                read.as_ref(),
-                client_tls,
-                up_read,
-                up_write,
-            )),
-            _ => None,
-        };
+        let relay = parts
+            .upstream
+            .and_then(|up| relay::Relay::new((read.as_ref(), parts.client_reset, client_tls), up));
         let kind = if relay.is_some() { Kind::Proxy } else { parts.kind };
         let cancel = CancellationToken::new();
         let token = match parts.redial {

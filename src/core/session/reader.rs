@@ -47,6 +47,8 @@ pub(super) async fn read_loop(
         let frame_due = framer.as_ref().and_then(Framer::deadline);
         let result = tokio::select! {
             _ = link.cancelled() => return,
+            // `hold c2s` while waiting for the client: the read stops.
+            _ = session.c2s_held_now() => continue,
             // Idle framing: the gap after the last byte ends the frame.
             _ = sleep_until_opt(frame_due) => {
                 if let Some(frame) = framer.as_mut().and_then(Framer::flush) {

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use super::Session;
 use crate::core::events::{CloseReason, CoreError, CoreResult, ErrorCode};
+use crate::core::transport::tcp::Resetter;
 use crate::core::transport::{Endpoint, Kind, ReadSide};
 
 /// Which way bytes go through a proxy.
@@ -70,10 +71,13 @@ pub(crate) struct Relay {
     pub client_tls: bool,
     write: tokio::sync::Mutex<Option<Box<dyn AsyncWrite + Send + Unpin>>>,
     read: std::sync::Mutex<Option<ReadSide>>,
-    /// Copies of both sockets (TCP only): set to reset on close when the
-    /// other side reset.
-    client_socket: Option<OwnedFd>,
-    upstream_socket: Option<OwnedFd>,
+    /// Copies of both sockets and their links' resetters (TCP only): a
+    /// side is reset when the other side reset. The copies go when the
+    /// session closes, so the last close is the links' own.
+    client_socket: std::sync::Mutex<Option<OwnedFd>>,
+    upstream_socket: std::sync::Mutex<Option<OwnedFd>>,
+    client_reset: Option<Resetter>,
+    upstream_reset: Option<Resetter>,
     /// `hold`: a direction paused (its bytes wait in the kernel).
     held: watch::Sender<[bool; 2]>,
     /// Bytes forwarded to the server (c2s as the server got them).
@@ -82,24 +86,26 @@ pub(crate) struct Relay {
 
 impl Relay {
     pub(crate) fn new(
-        target: Endpoint,
-        upstream_kind: Kind,
-        client: Option<&ReadSide>,
-        client_tls: bool,
-        read: ReadSide,
-        write: Box<dyn AsyncWrite + Send + Unpin>,
-    ) -> Relay {
-        Relay {
-            target,
-            upstream_kind,
+        client: (Option<&ReadSide>, Option<Resetter>, bool),
+        upstream: crate::core::transport::Link,
+    ) -> Option<Relay> {
+        let (client_read, client_reset, client_tls) = client;
+        let crate::core::transport::Io::Stream { read, write } = upstream.io else {
+            return None;
+        };
+        Some(Relay {
+            target: upstream.peer,
+            upstream_kind: upstream.kind,
             client_tls,
-            client_socket: client.and_then(ReadSide::socket),
-            upstream_socket: read.socket(),
+            client_socket: std::sync::Mutex::new(client_read.and_then(ReadSide::socket)),
+            upstream_socket: std::sync::Mutex::new(read.socket()),
+            client_reset,
+            upstream_reset: upstream.reset,
             write: tokio::sync::Mutex::new(Some(write)),
             read: std::sync::Mutex::new(Some(read)),
             held: watch::Sender::new([false; 2]),
             to_server: Default::default(),
-        }
+        })
     }
 
     /// The upstream reader's side, once.
@@ -136,16 +142,22 @@ impl Relay {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), w.shutdown()).await;
         }
         self.read.lock().unwrap_or_else(|e| e.into_inner()).take();
+        for socket in [&self.client_socket, &self.upstream_socket] {
+            socket.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
     }
 
     /// Makes the other side's close an RST (it is closed right after).
     fn reset(&self, from: RelayDir) {
-        let socket = match from {
-            RelayDir::C2s => &self.upstream_socket,
-            RelayDir::S2c => &self.client_socket,
+        let (socket, resetter) = match from {
+            RelayDir::C2s => (&self.upstream_socket, &self.upstream_reset),
+            RelayDir::S2c => (&self.client_socket, &self.client_reset),
         };
-        if let Some(fd) = socket {
+        if let Some(fd) = socket.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             let _ = socket2::SockRef::from(fd).set_linger(Some(std::time::Duration::ZERO));
+            if let Some(r) = resetter {
+                r.arm();
+            }
         }
     }
 
@@ -160,6 +172,12 @@ impl Relay {
 
     pub(crate) fn is_held(&self, dir: RelayDir) -> bool {
         self.held.borrow()[dir.index()]
+    }
+
+    /// Resolves once `dir` is held (a read under way stops for it).
+    pub(crate) async fn held_now(&self, dir: RelayDir) {
+        let mut held = self.held.subscribe();
+        let _ = held.wait_for(|h| h[dir.index()]).await;
     }
 
     /// Waits while `dir` is held.
@@ -250,6 +268,14 @@ impl Session {
         }
     }
 
+    /// Resolves once the client's direction is held (never for others).
+    pub(super) async fn c2s_held_now(&self) {
+        match &self.relay {
+            Some(relay) => relay.held_now(RelayDir::C2s).await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Waits while the client's direction is held (the reader's bytes
     /// stay in the kernel meanwhile).
     pub(super) async fn c2s_released(&self) {
@@ -279,6 +305,8 @@ pub(super) async fn upstream_loop(session: Arc<Session>, relay_read: ReadSide) {
         }
         let result = tokio::select! {
             _ = session.cancel.cancelled() => return,
+            // Held while waiting: no read, the bytes stay in the kernel.
+            _ = relay.held_now(RelayDir::S2c) => continue,
             r = read.read_chunk(&mut buf, size, session.ctx.bulk) => r,
         };
         match result {

@@ -264,6 +264,8 @@ pub(crate) struct Link {
     pub insecure: bool,
     /// Modem lines and break, for links that have them (serial ports).
     pub control: Option<Control>,
+    /// Closes it with a reset instead of a FIN (plain TCP links).
+    pub reset: Option<tcp::Resetter>,
 }
 
 /// What a link can do beside moving bytes: a serial port's modem lines,

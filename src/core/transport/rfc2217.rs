@@ -376,6 +376,7 @@ pub(crate) async fn dial(target: &Rfc2217Target, limit: Duration) -> CoreResult<
         kind: Kind::Rfc2217,
         insecure: false,
         control: Some(super::Control::Rfc2217(remote)),
+        reset: None,
     })
 }
 

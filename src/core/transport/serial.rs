@@ -405,6 +405,7 @@ pub(crate) async fn open(target: &SerialTarget) -> CoreResult<Link> {
         kind: Kind::Serial,
         insecure: false,
         control: Some(super::Control::Serial(port)),
+        reset: None,
     })
 }
 

@@ -4,6 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{Endpoint, Io, Kind, Link, ReadSide};
@@ -66,18 +73,109 @@ pub(crate) fn ends(stream: &TcpStream) -> CoreResult<(Endpoint, Endpoint)> {
 pub(crate) fn link(stream: TcpStream) -> CoreResult<Link> {
     let _ = stream.set_nodelay(true);
     let (local, peer) = ends(&stream)?;
+    let reset = Resetter::default();
     let (r, w) = stream.into_split();
+    let write = TcpWrite {
+        half: Some(w),
+        reset: reset.flag.clone(),
+    };
     Ok(Link {
         io: Io::Stream {
             read: ReadSide::Tcp(r),
-            write: Box::new(w),
+            write: Box::new(write),
         },
         local,
         peer,
         kind: Kind::Tcp,
         insecure: false,
         control: None,
+        reset: Some(reset),
     })
+}
+
+/// Lets a TCP link's write half close with no FIN: with SO_LINGER 0 set
+/// on the socket (by whoever holds it), the peer then gets an RST when the
+/// link's last handle goes (a proxy passing on the other side's reset).
+#[derive(Default)]
+pub(crate) struct Resetter {
+    flag: Arc<AtomicBool>,
+}
+
+impl Resetter {
+    pub fn arm(&self) {
+        self.flag.store(true, Ordering::Release);
+    }
+}
+
+/// tokio's write half, except that after a reset dropping it sends no FIN.
+struct TcpWrite {
+    half: Option<OwnedWriteHalf>,
+    reset: Arc<AtomicBool>,
+}
+
+impl TcpWrite {
+    /// The half (taken only when dropped).
+    fn half(&mut self) -> std::io::Result<Pin<&mut OwnedWriteHalf>> {
+        self.half
+            .as_mut()
+            .map(Pin::new)
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))
+    }
+}
+
+impl AsyncWrite for TcpWrite {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.half() {
+            Ok(half) => half.poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.half() {
+            Ok(half) => half.poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.half() {
+            Ok(half) => half.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.reset.load(Ordering::Acquire) {
+            return Poll::Ready(Ok(()));
+        }
+        match self.half() {
+            Ok(half) => half.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl Drop for TcpWrite {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Acquire)
+            && let Some(half) = self.half.take()
+        {
+            half.forget();
+        }
+    }
 }
 
 /// Connection requests the kernel queues before `accept` takes them: a

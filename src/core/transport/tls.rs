@@ -81,5 +81,6 @@ where
         kind: Kind::Tls,
         insecure,
         control: None,
+        reset: None,
     }
 }

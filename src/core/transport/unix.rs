@@ -58,6 +58,7 @@ pub(crate) fn link(stream: UnixStream) -> CoreResult<Link> {
         kind: Kind::Unix,
         insecure: false,
         control: None,
+        reset: None,
     })
 }
 
