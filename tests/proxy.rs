@@ -396,3 +396,61 @@ fn muxcat_proxy_json_traces_both_directions() {
         "{err}"
     );
 }
+
+/// `on --dir s2c --rewrite`: the client gets the rewritten bytes, the
+/// transcript keeps both; `--dir c2s --rewrite` changes what the server
+/// gets; `on --dir s2c … send` answers the server.
+#[tokio::test]
+async fn triggers_rewrite_either_direction_and_answer_the_server() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_addr = listener.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::new();
+    let (lid, port) = h.listen(&format!("proxy 127.0.0.1:0 {server_addr}")).await;
+    h.ok(&format!(
+        "on --on {lid} --dir s2c --rewrite 'version=(\\d+)' 'version=9$1'"
+    ))
+    .await;
+    h.ok(&format!("on --on {lid} --dir c2s --rewrite secret XXXXXX"))
+        .await;
+    h.ok(&format!("on --on {lid} --dir s2c '^PING (\\w+)' send 'PONG $1'"))
+        .await;
+    h.ok("triggers").await;
+    let listing = h.find(|e| e.name() == "triggers").await.to_readable();
+    assert!(listing.contains("(rewrites s2c to version=9$1)"), "{listing}");
+    let mut client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut server, _) = listener.accept().await.unwrap();
+    let id = h.next(|e| e.name() == "accepted").await.session_id.unwrap();
+    let file = dir.path().join("rw.log");
+    h.ok(&format!("record {id} {}", file.display())).await;
+    server.write_all(b"version=1\n").await.unwrap();
+    let mut buf = [0u8; 11];
+    client.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"version=91\n");
+    client.write_all(b"my secret\n").await.unwrap();
+    let mut buf = [0u8; 10];
+    server.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"my XXXXXX\n");
+    server.write_all(b"PING abc\n").await.unwrap();
+    let mut buf = [0u8; 9];
+    client.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"PING abc\n");
+    let mut buf = [0u8; 9];
+    server.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"PONG abc\n");
+    drop(client);
+    drop(server);
+    h.next(is("disconnected", &id)).await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("> version=91\\n"), "{text}");
+    assert!(
+        text.contains("s2c rewritten by trig-1, the server sent: version=1\\\\n"),
+        "{text}"
+    );
+    assert!(text.contains("< my secret\\n"), "{text}");
+    assert!(
+        text.contains("c2s rewritten by trig-2, the server got: my XXXXXX\\\\n"),
+        "{text}"
+    );
+    assert!(text.contains("injected c2s PONG abc\\\\n"), "{text}");
+}

@@ -290,6 +290,12 @@ pub struct TriggerSpec {
     pub notify: Option<tokio::sync::mpsc::Sender<super::trigger::TriggerHit>>,
     /// `plot`: matches become `sample` events (no reply).
     pub sample: bool,
+    /// A proxy session's direction it watches (`--dir`; None: what the
+    /// session receives, c2s for a proxy).
+    pub dir: Option<super::session::RelayDir>,
+    /// `--rewrite`: matches in the relayed stream are replaced by `reply`
+    /// (captures filled in) before they go on.
+    pub rewrite: bool,
 }
 
 /// What a successful command returns.

@@ -705,7 +705,8 @@ impl Actor {
             Trigger::new(id.clone(), scope, spec.regex, spec.reply, spec.raw, spec.once)
                 .with_checksum(spec.checksum)
                 .with_notify(spec.notify)
-                .sampling(spec.sample),
+                .sampling(spec.sample)
+                .relaying(spec.dir, spec.rewrite),
         );
         let info = trigger.info();
         {

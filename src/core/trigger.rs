@@ -35,6 +35,10 @@ pub struct Trigger {
     notify: Option<tokio::sync::mpsc::Sender<TriggerHit>>,
     /// `plot`: no reply; each match's numbers are a sample.
     sample: bool,
+    /// A proxy's direction it watches (None: what the session receives).
+    pub dir: Option<super::session::RelayDir>,
+    /// `--rewrite`: replaces matches in the relayed stream.
+    pub rewrite: bool,
     fired: AtomicU64,
     spent: AtomicBool,
 }
@@ -80,6 +84,8 @@ impl Trigger {
             checksum: None,
             notify: None,
             sample: false,
+            dir: None,
+            rewrite: false,
             fired: AtomicU64::new(0),
             spent: AtomicBool::new(false),
         }
@@ -97,6 +103,28 @@ impl Trigger {
     pub fn with_notify(mut self, notify: Option<tokio::sync::mpsc::Sender<TriggerHit>>) -> Self {
         self.notify = notify;
         self
+    }
+
+    /// A proxy trigger: the direction it watches, and whether it rewrites.
+    pub fn relaying(mut self, dir: Option<super::session::RelayDir>, rewrite: bool) -> Self {
+        self.dir = dir;
+        self.rewrite = rewrite;
+        self
+    }
+
+    /// Whether it answers what the session receives (not a proxy's s2c
+    /// stream, not a rewrite, not a plot).
+    pub fn watches_received(&self) -> bool {
+        !self.rewrite && self.dir != Some(super::session::RelayDir::S2c)
+    }
+
+    /// `--rewrite`: `data` with every match replaced (captures filled
+    /// in); None when nothing matched.
+    pub fn rewritten(&self, data: &[u8]) -> Option<Vec<u8>> {
+        if !self.regex.is_match(data) || !self.fire() {
+            return None;
+        }
+        Some(self.regex.replace_all(data, &self.template[..]).into_owned())
     }
 
     /// A plot: matches are samples, not replies.
@@ -210,7 +238,13 @@ impl Trigger {
                 Scope::Session(id) | Scope::Listener(id) => id.clone(),
             },
             regex: self.regex.as_str().to_string(),
-            reply: if self.sample {
+            reply: if self.rewrite {
+                format!(
+                    "(rewrites {} to {})",
+                    self.dir.map_or("c2s", |d| d.as_str()),
+                    crate::core::escape::escape_transcript(&self.template)
+                )
+            } else if self.sample {
                 format!("(plot: samples of {})", self.series().join(", "))
             } else if self.is_computed() {
                 "(computed by the script)".to_string()

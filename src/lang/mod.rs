@@ -605,11 +605,19 @@ enum LangCommand {
         raw: bool,
         #[command(flatten)]
         crc: CrcArgs,
+        /// A proxy session's direction: c2s (what its client sends, the
+        /// default; answers go to the client) or s2c (what its server sends;
+        /// answers go to the server)
+        #[arg(long, value_name = "c2s|s2c", value_parser = ["c2s", "s2c"])]
+        dir: Option<String>,
+        /// Rewrite the proxy's relayed stream: on --dir s2c --rewrite REGEX REPLACEMENT
+        #[arg(long)]
+        rewrite: bool,
         /// Rust regex; received lines (or chunks, or datagrams) that match fire
         #[arg(value_name = "REGEX", allow_hyphen_values = true)]
         regex: String,
-        /// The word `send`
-        #[arg(value_name = "send", value_parser = ["send"])]
+        /// The word `send` (with --rewrite: the replacement's first word)
+        #[arg(value_name = "send")]
         action: String,
         /// The reply, like `send`; $1…$9 and ${name} are the regex's captures
         #[arg(value_name = "PAYLOAD", trailing_var_arg = true, allow_hyphen_values = true)]
@@ -940,11 +948,25 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
             hex,
             raw,
             crc,
+            dir,
+            rewrite,
             regex,
-            action: _,
+            action,
             payload,
         } => {
-            let text = payload.join(" ");
+            let text = if rewrite {
+                // The replacement: every word after the regex.
+                std::iter::once(action)
+                    .chain(payload)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else if action == "send" {
+                payload.join(" ")
+            } else {
+                return Err(invalid(format!(
+                    "on: {action:?} after the regex: expected `send PAYLOAD` (or --rewrite REGEX REPLACEMENT)"
+                )));
+            };
             let reply = if hex {
                 decode_hex(&text)?
             } else {
@@ -960,6 +982,8 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
                 checksum: crc.spec(),
                 notify: None,
                 sample: false,
+                dir: dir.as_deref().and_then(crate::core::session::RelayDir::parse),
+                rewrite,
             }))
         }
         LangCommand::Plot { args } => {
@@ -974,6 +998,8 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
                 checksum: None,
                 notify: None,
                 sample: true,
+                dir: None,
+                rewrite: false,
             }))
         }
         LangCommand::Highlight { rm: Some(id), .. } => Ok(Parsed::Display(DisplayRequest::Unhighlight(id))),

@@ -382,6 +382,8 @@ fn raw_api(lua: &Lua) -> mlua::Result<Table> {
                     checksum: None,
                     notify: Some(run.hits_tx.clone()),
                     sample: false,
+                    dir: None,
+                    rewrite: false,
                 };
                 match run.command(&lua, Command::On(spec)).await? {
                     Ok(Outcome::Trigger(id)) => {

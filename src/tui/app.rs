@@ -168,6 +168,9 @@ pub struct SessionRow {
     rate_mark: (u64, u64),
     pub unread: bool,
     pub scrollback: Scrollback,
+    /// A proxy session's target: what it receives goes there (`→`), what
+    /// it sends came from there (`←`).
+    pub target: Option<String>,
     /// `filter`: the entries the panes show of it (None: all).
     pub filter: Option<super::filter::LineFilter>,
     /// `plot`: the samples taken from its lines, by plot.
@@ -260,6 +263,16 @@ impl SessionRow {
         .any(|field| field.to_lowercase().contains(filter))
     }
 
+    /// How an entry of this direction is marked: `<` `>` `*`, and for a
+    /// proxy `→` (client to server) and `←` (server to client).
+    pub fn symbol(&self, mark: Mark) -> char {
+        match (mark, self.target.is_some()) {
+            (Mark::In, true) => '→',
+            (Mark::Out, true) => '←',
+            _ => mark.symbol(),
+        }
+    }
+
     pub fn short(&self) -> String {
         let s = short_id(&self.id);
         s.strip_prefix("sess-").map(str::to_string).unwrap_or(s)
@@ -319,6 +332,8 @@ pub struct ListenerRow {
     pub udp: bool,
     pub max: usize,
     pub closed: bool,
+    /// A proxy's: where its clients are relayed to.
+    pub target: Option<String>,
 }
 
 /// How received bytes join the scrollback.
@@ -719,6 +734,7 @@ impl App {
             rate_mark: (0, 0),
             unread: false,
             scrollback: Scrollback::new(self.scrollback_lines, SCROLLBACK_BYTES),
+            target: None,
             filter: None,
             plots: Vec::new(),
             rate_history: Default::default(),
@@ -801,9 +817,11 @@ impl App {
                 self.note(id, ev.timestamp, &text);
             }
             (EventKind::Accepted { remote, kind }, Some(id)) => {
-                let mut row = self.new_row(id, "in", remote.to_string());
+                let proxied = ev.target.is_some();
+                let mut row = self.new_row(id, if proxied { "prox" } else { "in" }, remote.to_string());
                 row.state = SessionState::Live;
                 row.kind = *kind;
+                row.target = ev.target.clone();
                 row.tls = kind.is_tls();
                 row.listener_id = ev.listener_id.clone();
                 if let Some(l) = self
@@ -846,6 +864,7 @@ impl App {
                         udp: kind.is_udp(),
                         max: max_connections.unwrap_or(0),
                         closed: false,
+                        target: ev.target.clone(),
                     });
                     if self.selected_listener.is_none() {
                         self.selected_listener = Some(self.listeners.len() - 1);

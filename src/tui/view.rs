@@ -276,6 +276,11 @@ fn draw_listeners(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
         let here = app.selected_listener == Some(i) && app.focus == Focus::Listeners;
         let state = if l.closed { "✗" } else { "●" };
         let name = l.label.clone().unwrap_or_else(|| l.addr.clone());
+        // A proxy's listener names its target.
+        let name = match &l.target {
+            Some(target) => format!("{name} → {target}"),
+            None => name,
+        };
         let clients = format!("{}/{}", app.clients_of(&l.id), l.max);
         let tag = match (l.tls, l.udp) {
             (true, _) => " TLS",
@@ -576,8 +581,10 @@ fn scrollback_title(s: &SessionRow, st: ViewState, app: &App) -> String {
         }
         None => {
             parts.push(s.direction.to_string());
-            let route = match s.direction {
-                "in" => format!("{} → {}", s.peer, s.local),
+            let route = match (s.direction, &s.target) {
+                // A proxy: client → this proxy → target.
+                (_, Some(target)) => format!("{} → {} → {}", s.peer, s.local, target),
+                ("in", None) => format!("{} → {}", s.peer, s.local),
                 _ => format!("{} → {}", if s.local.is_empty() { "…" } else { &s.local }, s.peer),
             };
             parts.push(route);
@@ -953,7 +960,7 @@ fn line_row(
         ),
         Span::styled(
             if first {
-                format!("{} ", e.mark.symbol())
+                format!("{} ", s.row.symbol(e.mark))
             } else {
                 "  ".into()
             },
@@ -1056,7 +1063,7 @@ fn hex_row(
         .unwrap_or(&[]);
     let first = sub == 0;
     let mark = if first {
-        format!("{} ", e.mark.symbol())
+        format!("{} ", s.row.symbol(e.mark))
     } else {
         "  ".to_string()
     };
@@ -1711,6 +1718,57 @@ mod tests {
         assert!(!small.contains("plot-1"), "{small}");
         a.on_result("off plot-1", Ok(String::new()));
         assert!(!render(&a).contains("plot-1:"));
+    }
+
+    /// A proxy session: both directions by arrow, the route in the title,
+    /// the listener naming its target.
+    #[test]
+    fn a_proxy_session_shows_both_directions_by_arrow() {
+        let mut a = app();
+        let mut ev = Event::new(EventKind::Listening {
+            local: "127.0.0.1:8080".parse().unwrap(),
+            kind: crate::core::transport::Kind::Tcp,
+            fingerprint: None,
+            max_connections: Some(128),
+        })
+        .listener("lstn-1");
+        ev.target = Some("device:80".into());
+        a.on_event(&ev);
+        let mut ev = Event::new(EventKind::Accepted {
+            remote: "127.0.0.1:40000".parse().unwrap(),
+            kind: crate::core::transport::Kind::Proxy,
+        })
+        .session(&sid(1))
+        .listener("lstn-1");
+        ev.target = Some("device:80".into());
+        a.on_event(&ev);
+        let mut ev = Event::new(EventKind::Data {
+            payload: bytes::Bytes::from_static(b"GET / HTTP/1.0"),
+            count: 16,
+            from: None,
+            eol: b"\r\n",
+            check: None,
+        })
+        .session(&sid(1));
+        ev.dir = Some("c2s");
+        a.on_event(&ev);
+        let mut ev = Event::new(EventKind::Sent {
+            message_id: 1,
+            bytes: 17,
+            payload: bytes::Bytes::from_static(b"HTTP/1.0 200 OK\r\n"),
+            trigger: None,
+        })
+        .session(&sid(1));
+        ev.dir = Some("s2c");
+        a.on_event(&ev);
+        let screen = render(&a);
+        assert!(screen.contains("127.0.0.1:8080 → device:80"), "{screen}");
+        assert!(
+            screen.contains("prox · 127.0.0.1:40000 → 127.0.0.1:8080 → device:80"),
+            "{screen}"
+        );
+        assert!(screen.contains("→ GET / HTTP/1.0"), "{screen}");
+        assert!(screen.contains("← HTTP/1.0 200 OK"), "{screen}");
     }
 
     #[test]

@@ -752,7 +752,7 @@ impl Session {
             return samples;
         }
         for data in received {
-            for t in &triggers {
+            for t in triggers.iter().filter(|t| t.watches_received()) {
                 if t.is_plot() {
                     if let Some(values) = t.sample(data) {
                         samples.push(self.event(EventKind::Sample {
@@ -902,7 +902,8 @@ impl Session {
     ) {
         self.bytes_in.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.record(Mark::In, &chunk).await;
-        // A proxy: on to the server first, then reported.
+        // A proxy: on to the server first (rewritten, if a trigger says
+        // so), then reported.
         if !self.relay_c2s(&chunk).await {
             return;
         }

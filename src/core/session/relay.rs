@@ -193,13 +193,65 @@ impl Session {
     /// the server's side failed (the session is closing).
     pub(super) async fn relay_c2s(self: &Arc<Self>, chunk: &Bytes) -> bool {
         let Some(relay) = &self.relay else { return true };
-        match relay.to_server(chunk).await {
+        let forwarded = match self.rewrite(RelayDir::C2s, chunk) {
+            Some((rewritten, by)) => {
+                // `<` keeps what the client sent; what the server got instead:
+                self.record_event(&format!(
+                    "c2s rewritten by {by}, the server got: {}",
+                    crate::core::escape::escape_transcript(&rewritten)
+                ))
+                .await;
+                rewritten
+            }
+            None => chunk.clone(),
+        };
+        match relay.to_server(&forwarded).await {
             Ok(()) => true,
             Err(e) => {
                 let generation = self.lock().link.generation;
                 let what = format!("forwarding to {} failed", relay.target);
                 self.fail(generation, &what, e).await;
                 false
+            }
+        }
+    }
+
+    /// `on --rewrite` triggers of direction `dir`, applied in order: the
+    /// rewritten bytes and the triggers that changed them, or None.
+    fn rewrite(&self, dir: RelayDir, data: &Bytes) -> Option<(Bytes, String)> {
+        let triggers = self.ctx.triggers_for(&self.id, self.listener_id());
+        let mut out: Option<Vec<u8>> = None;
+        let mut by = Vec::new();
+        for t in triggers
+            .iter()
+            .filter(|t| t.rewrite && t.dir.unwrap_or(RelayDir::C2s) == dir)
+        {
+            let input = out.as_deref().unwrap_or(data);
+            if let Some(changed) = t.rewritten(input) {
+                out = Some(changed);
+                by.push(t.id.clone());
+            }
+        }
+        out.map(|bytes| (Bytes::from(bytes), by.join(", ")))
+    }
+
+    /// `on --dir s2c REGEX send …`: answers to the server's bytes, sent
+    /// to the server (as if the client sent them).
+    async fn answer_s2c(self: &Arc<Self>, data: &[u8]) {
+        let triggers = self.ctx.triggers_for(&self.id, self.listener_id());
+        for t in triggers
+            .iter()
+            .filter(|t| t.dir == Some(RelayDir::S2c) && !t.rewrite && !t.is_plot())
+        {
+            let Some(mut reply) = t.reply(data) else { continue };
+            if self.mode == crate::core::command::Mode::Line && !t.raw {
+                reply.extend_from_slice(self.eol.bytes());
+            }
+            if t.once {
+                self.ctx.remove_trigger(&t.id);
+            }
+            if let Err(e) = self.inject_c2s(Bytes::from(reply)).await {
+                self.emit_error(crate::core::events::EventKind::Error, e).await;
             }
         }
     }
@@ -331,9 +383,25 @@ pub(super) async fn upstream_loop(session: Arc<Session>, relay_read: ReadSide) {
                 if buf.capacity() < 1024 {
                     buf = BytesMut::new();
                 }
+                let original = chunk.clone();
+                let chunk = match session.rewrite(RelayDir::S2c, &chunk) {
+                    Some((rewritten, by)) => {
+                        // `>` has what the client got; what the server sent:
+                        session
+                            .record_event(&format!(
+                                "s2c rewritten by {by}, the server sent: {}",
+                                crate::core::escape::escape_transcript(&chunk)
+                            ))
+                            .await;
+                        rewritten
+                    }
+                    None => chunk,
+                };
                 if session.send(chunk).await.is_err() {
                     return;
                 }
+                // Answers go to what the server sent, as it sent it.
+                session.answer_s2c(&original).await;
             }
             Err(e) => {
                 let reset = e.kind() == std::io::ErrorKind::ConnectionReset;
