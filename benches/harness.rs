@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use muxcat::core::{EventKind, Manager, ManagerConfig, Mode};
 
+#[path = "harness/proxy.rs"]
+mod proxy_bench;
 #[path = "harness/roundtrip.rs"]
 mod roundtrip_bench;
 #[path = "harness/serial.rs"]
@@ -844,7 +846,7 @@ fn main() {
     } else {
         (512u64 << 20, 1, 2_000, 300)
     };
-    // `--only pipe|managed|scale|tui|startup|memory|serial|roundtrip` runs one section.
+    // `--only pipe|managed|scale|tui|startup|memory|serial|roundtrip|proxy` runs one section.
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -873,6 +875,15 @@ fn main() {
     }
     if run("roundtrip") {
         roundtrip_bench::roundtrips(if full { 10_000 } else { 2_000 }, have, &muxcat());
+    }
+    if run("proxy") {
+        proxy_bench::proxy(
+            if full { 1 << 30 } else { 256 << 20 },
+            if full { 3 } else { 1 },
+            have,
+            &muxcat(),
+            free_port,
+        );
     }
     if run("serial") {
         serial_bench::serial(

@@ -33,6 +33,9 @@ impl Trace {
     }
 }
 
+/// Bytes per read of a relay with no trace.
+const RELAY_READ: usize = 256 << 10;
+
 pub async fn run(args: ProxyArgs, trace: Trace, record_dir: Option<std::path::PathBuf>) -> u8 {
     let mut spec = match args.spec() {
         Ok(s) => s,
@@ -48,6 +51,12 @@ pub async fn run(args: ProxyArgs, trace: Trace, record_dir: Option<std::path::Pa
     let config = ManagerConfig {
         record_dir,
         bulk: quiet,
+        // Fewer, larger reads: a relay at socket speed (one event each).
+        read_size: if quiet {
+            RELAY_READ
+        } else {
+            ManagerConfig::default().read_size
+        },
         ..ManagerConfig::default()
     };
     let (manager, mut events) = Manager::start(config);
