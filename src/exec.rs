@@ -171,16 +171,39 @@ impl Executor {
                 self.front_result(done, place).await
             }
             Ok(Some(Parsed::Filter { session, rule })) => {
-                // The core's resolver names the session (ids, labels, `@N`).
-                let resolve = Command::Resolve { session };
-                let id = match self.run_command(resolve, &mut script.clone()).await {
-                    Step::Done(Some(Outcome::Session(id))) => id,
-                    other => return other,
+                let id = match self.resolve(session, script).await {
+                    Ok(id) => id,
+                    Err(step) => return step,
                 };
                 let done = self
                     .front
                     .display(crate::lang::DisplayRequest::Filter { session: id, rule })
                     .await;
+                self.front_result(done, place).await
+            }
+            Ok(Some(Parsed::Split { session, horizontal })) => {
+                let session = match session {
+                    Some(r) => match self.resolve(Some(r), script).await {
+                        Ok(id) => Some(id),
+                        Err(step) => return step,
+                    },
+                    None => None,
+                };
+                let done = self
+                    .front
+                    .display(crate::lang::DisplayRequest::Split { session, horizontal })
+                    .await;
+                self.front_result(done, place).await
+            }
+            Ok(Some(Parsed::Merge(refs))) => {
+                let mut ids = Vec::with_capacity(refs.len());
+                for r in refs {
+                    match self.resolve(Some(r), script).await {
+                        Ok(id) => ids.push(id),
+                        Err(step) => return step,
+                    }
+                }
+                let done = self.front.display(crate::lang::DisplayRequest::Merge(ids)).await;
                 self.front_result(done, place).await
             }
             Ok(Some(Parsed::Repeat { every, count, line })) => {
@@ -206,6 +229,18 @@ impl Executor {
                 e.text = format!("{place}: {}", e.text);
                 self.fail(e).await
             }
+        }
+    }
+
+    /// A session reference as the core's resolver names it (ids, labels,
+    /// prefixes, `@N`; None: the script's default); the failed step else.
+    async fn resolve(&self, session: Option<String>, script: &Script) -> Result<String, Step> {
+        match self
+            .run_command(Command::Resolve { session }, &mut script.clone())
+            .await
+        {
+            Step::Done(Some(Outcome::Session(id))) => Ok(id),
+            other => Err(other),
         }
     }
 

@@ -61,6 +61,14 @@ pub enum Parsed {
         session: Option<String>,
         rule: Option<FilterRule>,
     },
+    /// `split [--horizontal] [SESSION]`: a new pane (the session resolved
+    /// by the core when named).
+    Split {
+        session: Option<String>,
+        horizontal: bool,
+    },
+    /// `merge SESSION…`: a pane interleaving them (each resolved).
+    Merge(Vec<String>),
 }
 
 /// Colours a highlight may take (besides `#rrggbb`).
@@ -96,6 +104,15 @@ pub enum DisplayRequest {
         session: String,
         rule: Option<FilterRule>,
     },
+    /// A new pane showing this session (None: the focused pane's).
+    Split {
+        session: Option<String>,
+        horizontal: bool,
+    },
+    /// Close the focused pane.
+    Unsplit,
+    /// A pane interleaving these sessions (full ids) by time.
+    Merge(Vec<String>),
 }
 
 /// `filter REGEX` (shows matching lines) or `filter -v REGEX` (hides them).
@@ -642,6 +659,21 @@ enum LangCommand {
     },
     /// List the highlight rules
     Highlights,
+    /// Split the scrollback area: a new pane showing SESSION (default: the focused pane's), side by side or --horizontal (stacked)
+    Split {
+        /// Stack the panes (default: side by side)
+        #[arg(long)]
+        horizontal: bool,
+        #[arg(value_name = "SESSION")]
+        session: Option<String>,
+    },
+    /// Close the focused scrollback pane
+    Unsplit,
+    /// A pane that interleaves sessions' chunks by time: merge SESSION SESSION...
+    Merge {
+        #[arg(value_name = "SESSION", num_args = 2.., required = true)]
+        sessions: Vec<String>,
+    },
     /// Show only a session's lines that match: filter [SESSION] [-v] REGEX; filter [SESSION] off
     #[command(
         after_help = "Nothing is dropped: the scrollback and the transcript keep every line, and\nthe title says how many lines the filter hides. Event lines (`*`) always show.\n\nExamples:\n  filter 'ERROR|WARN'\n  filter -v '^DEBUG'\n  filter sensor off"
@@ -1019,6 +1051,9 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
             Ok(Parsed::Display(DisplayRequest::Highlight { regex, colour }))
         }
         LangCommand::Highlights => Ok(Parsed::Display(DisplayRequest::Highlights)),
+        LangCommand::Split { horizontal, session } => Ok(Parsed::Split { session, horizontal }),
+        LangCommand::Unsplit => Ok(Parsed::Display(DisplayRequest::Unsplit)),
+        LangCommand::Merge { sessions } => Ok(Parsed::Merge(sessions)),
         LangCommand::Filter { invert, args } => {
             let (session, value) = session_and_value(args);
             let rule = if value == "off" {

@@ -226,7 +226,12 @@ impl ViewState {
 #[derive(Clone, Debug, Default)]
 pub struct Pane {
     pub session: Option<String>,
-    states: HashMap<String, ViewState>,
+    pub(super) states: HashMap<String, ViewState>,
+    /// A merged pane: these sessions' chunks interleaved by time.
+    pub merge: Vec<String>,
+    /// A merged pane scrolled back: where each session's entries end in
+    /// view (counted from the first ever pushed); None follows the tail.
+    pub merge_ends: Option<Vec<u64>>,
 }
 
 impl Pane {
@@ -404,10 +409,11 @@ pub struct App {
     pub sessions: Vec<SessionRow>,
     index: HashMap<String, usize>,
     pub selected: Option<usize>,
-    /// The layout: the scrollback panes (one for now), `pane` focused. The
-    /// focused pane shows the selected session.
+    /// The layout: the scrollback panes, `pane` focused, side by side or
+    /// stacked. The focused pane shows the selected session.
     pub panes: Vec<Pane>,
     pub pane: usize,
+    pub split_dir: super::panes::SplitDir,
     pub selected_listener: Option<usize>,
     pub focus: Focus,
     pub mode: Mode,
@@ -488,6 +494,7 @@ impl App {
             selected: None,
             panes: vec![Pane::default()],
             pane: 0,
+            split_dir: Default::default(),
             selected_listener: None,
             focus: Focus::Sessions,
             mode: Mode::Normal,
@@ -683,6 +690,9 @@ impl App {
         }
         let id = i.and_then(|i| self.sessions.get(i)).map(|s| s.id.clone());
         if let Some(pane) = self.panes.get_mut(self.pane) {
+            // A merged pane given one session shows that one.
+            pane.merge.clear();
+            pane.merge_ends = None;
             pane.session = id;
         }
     }
@@ -1226,6 +1236,22 @@ impl App {
                 );
                 Ok(String::new())
             }
+            DisplayRequest::Split { session, horizontal } => {
+                let dir = if horizontal {
+                    super::panes::SplitDir::Horizontal
+                } else {
+                    super::panes::SplitDir::Vertical
+                };
+                let text = self.split(session, dir)?;
+                self.report(format!("split: {text}"), false);
+                Ok(String::new())
+            }
+            DisplayRequest::Unsplit => {
+                let text = self.unsplit()?;
+                self.report(format!("unsplit: {text}"), false);
+                Ok(String::new())
+            }
+            DisplayRequest::Merge(ids) => self.merge(ids),
             DisplayRequest::Filter { session, rule } => {
                 let Some(&i) = self.index.get(&session) else {
                     return Err(format!("filter: no session {session} in this view"));
@@ -1919,6 +1945,7 @@ impl App {
                         self.focus = Focus::Sequences;
                         self.sequences.selected = i;
                     }
+                    super::view::Hit::ScrollPane(i) => self.focus_pane(i),
                     super::view::Hit::Pane(focus) => self.focus = focus,
                     super::view::Hit::Nothing => {}
                 }
@@ -1928,6 +1955,10 @@ impl App {
     }
 
     fn scroll_by(&mut self, delta: i64) {
+        if self.merged_focused() {
+            self.scroll_merged(delta);
+            return;
+        }
         let page = self.page;
         let view = self.shown().view;
         let Some(rows) = self.selected_session().map(|s| s.rows(view)) else {
@@ -2094,13 +2125,20 @@ impl App {
                 if !self.sequences.list.is_empty() {
                     order.insert(2, Focus::Sequences);
                 }
+                // Each scrollback pane is a stop of its own.
+                let next = action == Action::FocusNext;
+                let last = self.panes.len() - 1;
+                match self.focus {
+                    Focus::Scrollback if next && self.pane < last => return self.focus_then(self.pane + 1),
+                    Focus::Scrollback if !next && self.pane > 0 => return self.focus_then(self.pane - 1),
+                    _ => {}
+                }
                 let i = order.iter().position(|f| *f == self.focus).unwrap_or(0);
-                let step = if action == Action::FocusNext {
-                    1
-                } else {
-                    order.len() - 1
-                };
+                let step = if next { 1 } else { order.len() - 1 };
                 self.focus = order[(i + step) % order.len()];
+                if self.focus == Focus::Scrollback {
+                    return self.focus_then(if next { 0 } else { last });
+                }
             }
             Action::SelectNext | Action::SelectPrev => {
                 let down = action == Action::SelectNext;
@@ -2343,6 +2381,17 @@ impl App {
                         self.set_status(format!("/{}/ found", re.as_str()), false);
                     }
                     None => self.set_status(format!("/{}/: no more matches", re.as_str()), true),
+                }
+            }
+            Action::SplitVertical | Action::SplitHorizontal | Action::Unsplit => {
+                let done = match action {
+                    Action::SplitVertical => self.split(None, super::panes::SplitDir::Vertical),
+                    Action::SplitHorizontal => self.split(None, super::panes::SplitDir::Horizontal),
+                    _ => self.unsplit(),
+                };
+                match done {
+                    Ok(text) => self.set_status(text, false),
+                    Err(e) => self.set_status(e, true),
                 }
             }
             Action::ScrollUp => self.scroll_by(1),

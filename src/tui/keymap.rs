@@ -77,6 +77,9 @@ actions! {
     ScrollLeft = "scroll_left", "scroll long lines left (wrap off)";
     ScrollRight = "scroll_right", "scroll long lines right (wrap off)";
     ToggleWrap = "toggle_wrap", "wrap long lines / cut and scroll across";
+    SplitVertical = "split_vertical", "split: a new pane beside, same session";
+    SplitHorizontal = "split_horizontal", "split: a new pane below, same session";
+    Unsplit = "unsplit", "close the focused scrollback pane";
     Copy = "copy", "copy marked lines (clipboard, OSC 52)";
     MarkRange = "mark_range", "mark a line; again: start / end a range";
     ToggleMouse = "toggle_mouse", "mouse on/off (off: terminal selects text)";

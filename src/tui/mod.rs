@@ -11,6 +11,7 @@ pub mod highlight;
 pub mod input;
 pub mod keymap;
 pub mod messages;
+pub mod panes;
 pub mod plot;
 pub mod rawkeys;
 pub mod scrollback;

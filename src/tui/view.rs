@@ -181,6 +181,8 @@ pub enum Hit {
     Sequence(usize),
     /// An entry of the shown session's scrollback.
     Entry(usize),
+    /// A scrollback pane other than the focused one.
+    ScrollPane(usize),
     Pane(super::app::Focus),
     Nothing,
 }
@@ -226,7 +228,15 @@ pub fn hit(app: &App, column: u16, row: u16) -> Hit {
         };
     }
     if a.scrollback.contains(at) {
-        let i = inner(a.scrollback);
+        let rects = super::panes::rects(a.scrollback, app.panes.len(), app.split_dir);
+        let Some(n) = rects.iter().position(|r| r.contains(at)) else {
+            return Hit::Pane(Focus::Scrollback);
+        };
+        // Another pane (or a merged one): the click focuses it.
+        if n != app.pane || app.merged_focused() {
+            return Hit::ScrollPane(n);
+        }
+        let i = inner(rects[n]);
         let shown = app.focused().session.as_deref().and_then(|id| app.session(id));
         if let Some(s) = shown
             && i.contains(at)
@@ -628,10 +638,21 @@ fn modem_flags(m: &crate::core::transport::serial::ModemLines) -> String {
         .join(" ")
 }
 
+/// The scrollback area: its panes, side by side or stacked.
 fn draw_scrollback(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
-    let focused = app.focus == Focus::Scrollback;
-    // The focused pane: the session it shows, and how.
-    let layout = app.focused();
+    let rects = super::panes::rects(area, app.panes.len(), app.split_dir);
+    for (i, r) in rects.into_iter().enumerate() {
+        draw_pane(app, frame, r, i, theme);
+    }
+}
+
+/// Scrollback pane `i`: the session it shows, and how.
+fn draw_pane(app: &App, frame: &mut Frame, area: Rect, i: usize, theme: Theme) {
+    let focused = app.focus == Focus::Scrollback && i == app.pane;
+    let layout = &app.panes[i];
+    if !layout.merge.is_empty() {
+        return draw_merged(app, frame, area, layout, focused, theme);
+    }
     let shown = layout.session.as_deref().and_then(|id| app.session(id));
     let Some(s) = shown else {
         let block = pane(" Scrollback ", focused, theme);
@@ -668,6 +689,76 @@ fn draw_scrollback(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
                 None => hex_row(app, &shown, r.idx, e, r.sub, width, theme),
                 Some(piece) => line_row(app, &shown, r.idx, e, r.sub == 0, &piece, theme),
             })
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Colours of a merged pane's sessions, in turn.
+const MERGE_COLOURS: [Color; 6] = [
+    Color::Cyan,
+    Color::Yellow,
+    Color::Magenta,
+    Color::Green,
+    Color::LightRed,
+    Color::LightBlue,
+];
+
+/// A merged pane: its sessions' chunks interleaved by time, each row
+/// prefixed with its session's short label in that session's colour.
+fn draw_merged(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    layout: &super::app::Pane,
+    focused: bool,
+    theme: Theme,
+) {
+    let members = super::panes::members(app, layout);
+    let labels: Vec<String> = members
+        .iter()
+        .zip(&layout.merge)
+        .map(|(m, id)| match m {
+            Some(s) => truncate(s.label.as_deref().unwrap_or(&s.short()), 10),
+            None => truncate(&short_id(id), 10),
+        })
+        .collect();
+    let width_of_label = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let mut title = format!(" merged: {}", labels.join(" · "));
+    if layout.merge_ends.is_some() {
+        title.push_str(" · ↑ scrolled back");
+    }
+    title.push(' ');
+    let block = pane(title, focused, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let text_width = (inner.width as usize).saturating_sub(width_of_label + 1);
+    let stamps = stamps(app, text_width);
+    let prefix = if stamps { time_width(app) + 2 } else { 2 };
+    let lines: Vec<Line> = super::panes::merged_rows(app, layout, inner.height as usize)
+        .into_iter()
+        .filter_map(|r| {
+            let s = members[r.member]?;
+            let e = s.scrollback.get(r.idx)?;
+            let shown = Shown {
+                row: s,
+                state: ViewState::default(),
+                stamps,
+            };
+            let piece = pieces(&shown_bytes(s, e), text_width.saturating_sub(prefix).max(1), 1, 0)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            let colour = MERGE_COLOURS[r.member % MERGE_COLOURS.len()];
+            let mut line = line_row(app, &shown, r.idx, e, true, &piece, theme);
+            line.spans.insert(
+                0,
+                Span::styled(
+                    format!("{:<width_of_label$} ", labels[r.member]),
+                    theme.fg(colour).add_modifier(Modifier::BOLD),
+                ),
+            );
+            Some(line)
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), inner);
@@ -1769,6 +1860,51 @@ mod tests {
         );
         assert!(screen.contains("→ GET / HTTP/1.0"), "{screen}");
         assert!(screen.contains("← HTTP/1.0 200 OK"), "{screen}");
+    }
+
+    /// Split panes: each shows its own session its own way, the focused
+    /// one framed bold, a click focuses another; a merged pane interleaves
+    /// two sessions by time, each row labelled; any size draws, 4 panes.
+    #[test]
+    fn split_and_merged_panes_draw_at_every_size() {
+        let mut a = app();
+        connected(&mut a, 1, Some("alpha"));
+        connected(&mut a, 2, Some("beta"));
+        data(&mut a, 1, b"from alpha 1");
+        data(&mut a, 2, b"from beta 1");
+        data(&mut a, 1, b"from alpha 2");
+        a.split(Some(sid(2)), crate::tui::panes::SplitDir::Vertical)
+            .unwrap();
+        a.set_view(&sid(2), View::Hex);
+        let screen = render(&a);
+        assert!(
+            screen.contains("< from alpha 2") && screen.contains("66 72 6f 6d 20 62 65 74"),
+            "{screen}"
+        );
+        assert_eq!(a.pane, 1);
+        // A click in the left pane focuses it (and selects its session).
+        a.size = (120, 32);
+        a.on_mouse(crossterm::event::MouseEvent {
+            kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            column: 50,
+            row: 10,
+            modifiers: crossterm::event::KeyModifiers::NONE,
+        });
+        assert_eq!((a.pane, a.selected), (0, Some(0)));
+        a.merge(vec![sid(1), sid(2)]).unwrap();
+        let screen = render(&a);
+        assert!(screen.contains("merged: alpha · beta"), "{screen}");
+        // In time order, across the two sessions.
+        let at = |t: &str| screen.find(t).unwrap_or_else(|| panic!("{t}: {screen}"));
+        assert!(at("alpha < from alpha 1") < at("beta  < from beta 1"));
+        assert!(at("beta  < from beta 1") < at("alpha < from alpha 2"));
+        a.split(None, crate::tui::panes::SplitDir::Horizontal).unwrap();
+        assert_eq!(a.panes.len(), 4);
+        for w in 1..=60 {
+            for h in 1..=16 {
+                render_at(&a, w, h);
+            }
+        }
     }
 
     #[test]
