@@ -232,7 +232,13 @@ pub struct Pane {
     /// A merged pane scrolled back: where each session's entries end in
     /// view (counted from the first ever pushed); None follows the tail.
     pub merge_ends: Option<Vec<u64>>,
+    /// A merged pane's last search hit: which session, which entry
+    /// (counted from the first ever pushed).
+    pub merge_found: Option<(usize, u64)>,
 }
+
+/// The key of a merged pane's own view state (line or hex).
+const MERGED: &str = "";
 
 impl Pane {
     pub fn state(&self, id: &str) -> ViewState {
@@ -243,8 +249,11 @@ impl Pane {
         self.states.entry(id.to_string()).or_default()
     }
 
-    /// How it shows the session it shows.
+    /// How it shows the session it shows (a merged pane: its sessions).
     pub fn shown(&self) -> ViewState {
+        if !self.merge.is_empty() {
+            return self.state(MERGED);
+        }
         self.session
             .as_deref()
             .map(|id| self.state(id))
@@ -714,8 +723,11 @@ impl App {
 
     /// The focused pane's state for the selected session, to change it.
     fn shown_mut(&mut self) -> Option<&mut ViewState> {
-        let id = self.sessions.get(self.selected?)?.id.clone();
         let pane = self.pane.min(self.panes.len() - 1);
+        if !self.panes[pane].merge.is_empty() {
+            return Some(self.panes[pane].state_mut(MERGED));
+        }
+        let id = self.sessions.get(self.selected?)?.id.clone();
         Some(self.panes[pane].state_mut(&id))
     }
 
@@ -2363,6 +2375,14 @@ impl App {
                     return Vec::new();
                 };
                 let newer = action == Action::SearchPrev;
+                if self.merged_focused() {
+                    let found = self.search_merged(&re, newer);
+                    match found {
+                        true => self.set_status(format!("/{}/ found", re.as_str()), false),
+                        false => self.set_status(format!("/{}/: no more matches", re.as_str()), true),
+                    }
+                    return Vec::new();
+                }
                 let found = self.shown().found;
                 let hit = self.selected_session().and_then(|s| {
                     let from = match (found, newer) {

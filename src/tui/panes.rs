@@ -113,6 +113,12 @@ fn walk_forward(members: &[Option<&SessionRow>], ends: &[u64], n: usize) -> Opti
     (at != last).then_some(at)
 }
 
+fn matches(members: &[Option<&SessionRow>], k: usize, n: u64, re: &regex::bytes::Regex) -> bool {
+    members[k]
+        .and_then(|s| s.scrollback.get(n.checked_sub(s.scrollback.dropped)? as usize))
+        .is_some_and(|e| re.is_match(&e.data))
+}
+
 /// The rows a merged pane shows (oldest first), `height` at most.
 pub fn merged_rows(app: &App, pane: &Pane, height: usize) -> Vec<MergedEntry> {
     let members = members(app, pane);
@@ -216,6 +222,63 @@ impl App {
             }
         };
         self.panes[at].merge_ends = ends;
+    }
+
+    /// `n` / `N` in a merged pane: the next older (or newer) entry that
+    /// matches, from the last hit or the view's bottom; the view moves to
+    /// show it. False when there is none.
+    pub(super) fn search_merged(&mut self, re: &regex::bytes::Regex, newer: bool) -> bool {
+        let at = self.pane.min(self.panes.len() - 1);
+        let page = self.page.max(1) as usize;
+        let pane = &self.panes[at];
+        let members = members(self, pane);
+        let view_end = pane.merge_ends.clone().unwrap_or_else(|| tail(&members));
+        // Where to look from: just above (or below) the last hit.
+        let mut place = match pane.merge_found {
+            Some((k, n)) => {
+                let mut p = view_end.clone();
+                p[k] = if newer { n + 1 } else { n };
+                p
+            }
+            None => view_end,
+        };
+        let hit = loop {
+            if newer {
+                let Some(next) = walk_forward(&members, &place, 1) else {
+                    break None;
+                };
+                // The entry just passed: the one whose member moved.
+                let Some(k) = (0..next.len()).find(|&k| next[k] != place[k]) else {
+                    break None;
+                };
+                let n = next[k] - 1;
+                place = next;
+                if matches(&members, k, n, re) {
+                    break Some((k, n, place.clone()));
+                }
+            } else {
+                let (entries, before) = walk_back(&members, &place, 1);
+                let Some(e) = entries.first() else { break None };
+                let n = members[e.member].map_or(0, |s| s.scrollback.dropped) + e.idx as u64;
+                let after = place.clone();
+                place = before;
+                if matches(&members, e.member, n, re) {
+                    break Some((e.member, n, after));
+                }
+            }
+        };
+        let Some((k, n, after)) = hit else { return false };
+        // The hit a third of a page up from the bottom (or at the tail,
+        // followed, when it is that near).
+        let ends = if page / 3 == 0 {
+            Some(after)
+        } else {
+            walk_forward(&members, &after, page / 3)
+        };
+        let pane = &mut self.panes[at];
+        pane.merge_found = Some((k, n));
+        pane.merge_ends = ends;
+        true
     }
 
     /// The focused pane is a merged one.

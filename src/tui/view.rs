@@ -735,32 +735,57 @@ fn draw_merged(
     let text_width = (inner.width as usize).saturating_sub(width_of_label + 1);
     let stamps = stamps(app, text_width);
     let prefix = if stamps { time_width(app) + 2 } else { 2 };
-    let lines: Vec<Line> = super::panes::merged_rows(app, layout, inner.height as usize)
-        .into_iter()
-        .filter_map(|r| {
-            let s = members[r.member]?;
-            let e = s.scrollback.get(r.idx)?;
-            let shown = Shown {
-                row: s,
-                state: ViewState::default(),
-                stamps,
-            };
+    let view = layout.shown().view;
+    let height = inner.height as usize;
+    // Entries from the newest up: a text row each, or their hex rows.
+    let mut lines: std::collections::VecDeque<Line> = std::collections::VecDeque::with_capacity(height);
+    for r in super::panes::merged_rows(app, layout, height).into_iter().rev() {
+        if lines.len() >= height {
+            break;
+        }
+        let Some(s) = members[r.member] else { continue };
+        let Some(e) = s.scrollback.get(r.idx) else {
+            continue;
+        };
+        let found = layout.merge_found == Some((r.member, s.scrollback.dropped + r.idx as u64));
+        let shown = Shown {
+            row: s,
+            state: ViewState {
+                found: found.then_some(r.idx),
+                ..ViewState::default()
+            },
+            stamps,
+        };
+        let colour = MERGE_COLOURS[r.member % MERGE_COLOURS.len()];
+        let label = |first: bool| {
+            let text = if first { labels[r.member].as_str() } else { "" };
+            Span::styled(
+                format!("{text:<width_of_label$} "),
+                theme.fg(colour).add_modifier(Modifier::BOLD),
+            )
+        };
+        let mut rows: Vec<Line> = if shows_hex(view, e.mark) {
+            (0..e.hex_rows().min(height as u64))
+                .map(|sub| hex_row(app, &shown, r.idx, e, sub, text_width, theme))
+                .collect()
+        } else {
             let piece = pieces(&shown_bytes(s, e), text_width.saturating_sub(prefix).max(1), 1, 0)
                 .into_iter()
                 .next()
                 .unwrap_or_default();
-            let colour = MERGE_COLOURS[r.member % MERGE_COLOURS.len()];
-            let mut line = line_row(app, &shown, r.idx, e, true, &piece, theme);
-            line.spans.insert(
-                0,
-                Span::styled(
-                    format!("{:<width_of_label$} ", labels[r.member]),
-                    theme.fg(colour).add_modifier(Modifier::BOLD),
-                ),
-            );
-            Some(line)
-        })
-        .collect();
+            vec![line_row(app, &shown, r.idx, e, true, &piece, theme)]
+        };
+        for (sub, line) in rows.iter_mut().enumerate() {
+            line.spans.insert(0, label(sub == 0));
+        }
+        for line in rows.into_iter().rev() {
+            lines.push_front(line);
+        }
+    }
+    while lines.len() > height {
+        lines.pop_front();
+    }
+    let lines: Vec<Line> = lines.into();
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
@@ -1898,6 +1923,17 @@ mod tests {
         let at = |t: &str| screen.find(t).unwrap_or_else(|| panic!("{t}: {screen}"));
         assert!(at("alpha < from alpha 1") < at("beta  < from beta 1"));
         assert!(at("beta  < from beta 1") < at("alpha < from alpha 2"));
+        // Search goes over the merged entries; the hit is shown reversed.
+        a.search = Some(regex::bytes::Regex::new("alpha 1").unwrap());
+        a.apply(crate::tui::keymap::Action::SearchNext);
+        assert!(a.focused().merge_found.is_some(), "{}", a.status);
+        a.apply(crate::tui::keymap::Action::SearchNext);
+        assert!(a.status.contains("no more matches"), "{}", a.status);
+        // Its own view: hex, each row labelled.
+        a.apply(crate::tui::keymap::Action::ToggleHex);
+        assert_eq!(a.shown().view, View::Hex);
+        let screen = render(&a);
+        assert!(screen.contains("beta  < 0000"), "{screen}");
         a.split(None, crate::tui::panes::SplitDir::Horizontal).unwrap();
         assert_eq!(a.panes.len(), 4);
         for w in 1..=60 {
