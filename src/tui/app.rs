@@ -934,14 +934,28 @@ impl App {
             }
             (EventKind::Sent { bytes, payload, .. }, Some(id)) => {
                 let mut keys = None;
+                let mut relayed_lines = false;
                 if let Some(row) = self.row(id) {
                     row.bytes_out += *bytes as u64;
                     if row.keys_in_flight.front() == Some(payload) {
                         row.keys_in_flight.pop_front();
                         keys = Some(row.echo);
                     }
+                    relayed_lines = row.target.is_some() && !row.binary;
                 }
                 match keys {
+                    // A line-mode proxy's server side: lines, as its client
+                    // side is framed (a line may span chunks).
+                    None if relayed_lines => {
+                        for piece in payload.split_inclusive(|&b| b == b'\n') {
+                            self.add_entry(id, ev.timestamp, Mark::Out, piece, b"", Arrival::Partial);
+                            if piece.ends_with(b"\n")
+                                && let Some(row) = self.row(id)
+                            {
+                                row.scrollback.end_pending(Mark::Out);
+                            }
+                        }
+                    }
                     // Raw keys: one line as they are typed, with local echo.
                     Some(true) => {
                         self.add_entry(id, ev.timestamp, Mark::Out, payload, b"", Arrival::Partial);

@@ -1871,7 +1871,7 @@ mod tests {
         let mut ev = Event::new(EventKind::Sent {
             message_id: 1,
             bytes: 17,
-            payload: bytes::Bytes::from_static(b"HTTP/1.0 200 OK\r\n"),
+            payload: bytes::Bytes::from_static(b"HTTP/1.0 200 OK\r\nServer: x\r\n"),
             trigger: None,
         })
         .session(&sid(1));
@@ -1885,6 +1885,10 @@ mod tests {
         );
         assert!(screen.contains("→ GET / HTTP/1.0"), "{screen}");
         assert!(screen.contains("← HTTP/1.0 200 OK"), "{screen}");
+        assert!(
+            screen.contains("← Server: x"),
+            "a chunk of lines is a row per line: {screen}"
+        );
     }
 
     /// Split panes: each shows its own session its own way, the focused
