@@ -64,8 +64,9 @@ pub struct GlobalArgs {
     /// Print more diagnostics
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// Lua scripts may run programs (os.execute, io.popen); off by default
-    #[arg(long, global = true)]
+    /// Scripts may run programs: the exec command, Lua's os.execute and
+    /// io.popen (--lua-exec is the same flag); off by default
+    #[arg(long = "allow-exec", alias = "lua-exec", global = true)]
     pub lua_exec: bool,
     /// Lines of scrollback the TUI keeps per session (a recording keeps all)
     #[arg(long, global = true, value_name = "N", default_value_t = crate::tui::app::SCROLLBACK_LINES)]

@@ -220,6 +220,15 @@ impl Executor {
                 }
                 Step::Done(None)
             }
+            Ok(Some(Parsed::Core(Command::Exec { .. }))) if !self.lua_exec => {
+                self.fail(CoreError::new(
+                    ErrorCode::CommandInvalid,
+                    format!(
+                        "{place}: exec runs a program: start muxcat with --allow-exec to let scripts do that"
+                    ),
+                ))
+                .await
+            }
             // Lines of a sourced file name their place in errors.
             Ok(Some(Parsed::Core(cmd))) => {
                 let place = (depth > 0).then_some(place);

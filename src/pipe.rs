@@ -230,6 +230,13 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     // A serial port never ends its output: once stdin has, the run ends
     // after the device has been quiet for a while (as socat's -t).
     let lingers = matches!(&role, PipeRole::Connect(spec) if matches!(spec.target, Target::Serial(_) | Target::Rfc2217(_)));
+    // --exec: a program has the sessions' far side; stdin and stdout are
+    // not part of it (as ncat -e).
+    let exec = match &role {
+        PipeRole::Connect(spec) => spec.opts.exec.is_some(),
+        PipeRole::Listen { spec, .. } => spec.opts.exec.is_some(),
+        PipeRole::Udp { spec, .. } => spec.opts.exec.is_some(),
+    };
     let mut linger: Option<tokio::time::Instant> = None;
     // Pipe mode is byte-transparent whatever --mode says: sessions are
     // opened in binary mode; --mode only decides how UDP reads stdin.
@@ -249,7 +256,9 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
             // A single client may end its output while we still send
             // ours; with --keep-open or --broker stdin is shared, so a
             // client's end of output ends its session.
-            spec.opts.half_open = !broker && !keep_open;
+            // A program serving a client finishes its answer after the
+            // client's end of output (--exec).
+            spec.opts.half_open = (!broker && !keep_open) || spec.opts.exec.is_some();
             if !broker && !keep_open {
                 // Like nc -l: one client (none with --max-connections 0).
                 spec.max_connections = spec.max_connections.min(1);
@@ -298,6 +307,8 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     let clients = Clients::default();
     let stdin_done = Arc::new(AtomicBool::new(false));
     let (out_tx, out_thread, gone) = stdout_writer();
+    let (manager_for_pump, clients_for_pump, stdin_done_for_pump) =
+        (manager.clone(), clients.clone(), stdin_done.clone());
     // Resolves only if stdout's reader went away (not when the writer
     // thread simply ends, having closed stdout after the peer's end).
     let stdout_gone = async move {
@@ -306,17 +317,24 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
         }
     };
     tokio::pin!(stdout_gone);
-    let pump = tokio::spawn(stdin_pump(
-        manager.clone(),
-        stdin_reader(line_input),
-        target_rx,
-        many.then(|| clients.clone()),
-        stdin_done.clone(),
-    ));
-    // Taken (and stdout closed) once the one peer has ended its output.
-    let mut out_tx = Some(out_tx);
+    let pump = tokio::spawn(async move {
+        if exec {
+            return std::future::pending().await;
+        }
+        stdin_pump(
+            manager_for_pump,
+            stdin_reader(line_input),
+            target_rx,
+            many.then_some(clients_for_pump),
+            stdin_done_for_pump,
+        )
+        .await
+    });
+    // Taken (and stdout closed) once the one peer has ended its output;
+    // never used with --exec.
+    let mut out_tx = (!exec).then_some(out_tx);
     tokio::pin!(pump);
-    let mut pump_running = true;
+    let mut pump_running = !exec;
     let interrupt = shutdown_signal();
     tokio::pin!(interrupt);
 

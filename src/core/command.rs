@@ -117,6 +117,9 @@ pub struct SessionOptions {
     pub frame: Option<super::frames::FrameSpec>,
     /// `--check`: the checksum every received frame ends with.
     pub check: Option<super::checksum::Checksum>,
+    /// `--exec` / `--sh-exec`: a program serves the session (each client
+    /// of a listener its own).
+    pub exec: Option<Box<super::transport::exec::ExecSpec>>,
 }
 
 #[derive(Clone, Debug)]
@@ -218,6 +221,11 @@ pub enum Command {
         to: Option<String>,
         payload: Bytes,
         raw: bool,
+    },
+    /// `exec [SESSION] CMD`: a program takes the session's far side.
+    Exec {
+        session: Option<String>,
+        spec: super::transport::exec::ExecSpec,
     },
     /// `hold` / `release`: pause or resume one direction of a proxy session.
     Hold {
@@ -331,6 +339,7 @@ impl Command {
             | Command::View { session, .. }
             | Command::Resolve { session }
             | Command::Hold { session, .. }
+            | Command::Exec { session, .. }
             | Command::Record { session, .. } => session,
             // A plot is of one session: the selected one by default (a
             // trigger's default is every session).

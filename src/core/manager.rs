@@ -363,6 +363,24 @@ impl Actor {
                     let _ = reply.send(result);
                 });
             }
+            Command::Exec { session, spec } => {
+                let result = self.find_session(session.as_deref()).and_then(|s| {
+                    s.attach_exec(&spec)?;
+                    s.start_relay();
+                    Ok(s)
+                });
+                match result {
+                    Ok(s) => {
+                        let text = format!("{} is served by {}", s.id, spec.describe());
+                        self.ctx
+                            .events
+                            .emit(Event::new(EventKind::Info(text)).session(&s.id))
+                            .await;
+                        let _ = reply.send(Ok(Outcome::Session(s.id.clone())));
+                    }
+                    Err(e) => fail(reply, e, None),
+                }
+            }
             Command::Hold { session, dir, hold } => {
                 let result = self.find_session(session.as_deref()).and_then(|s| {
                     let changed = s.hold(dir, hold)?;
@@ -853,6 +871,13 @@ impl Actor {
                     insecure,
                 })
                 .await;
+            // --exec: the program takes the far side before a byte is read.
+            if let Some(exec) = &spec.opts.exec
+                && let Err(e) = session.attach_exec(exec)
+            {
+                session.close(CloseReason::Error, Some(e.clone())).await;
+                return fail(reply, e, Some(id));
+            }
             session.start_reading(read);
             if let Some(preamble) = spec.preamble {
                 session.send_preamble(preamble);

@@ -195,6 +195,12 @@ pub struct SessionArgs {
     /// Check the checksum each received frame ends with (binary mode; data events say crcOk)
     #[arg(long, value_name = "NAME", value_parser = crate::core::checksum::Checksum::parse)]
     pub check: Option<crate::core::checksum::Checksum>,
+    /// Run PROGRAM with its stdin/stdout joined to the session, each client its own (split like a shell line, no shell; ncat -e)
+    #[arg(long, short = 'e', value_name = "PROGRAM", value_parser = crate::core::transport::exec::ExecSpec::program_arg, conflicts_with = "sh_exec")]
+    pub exec: Option<crate::core::transport::exec::ExecSpec>,
+    /// Run LINE through /bin/sh -c, joined to the session as --exec (ncat -c, socat SYSTEM:)
+    #[arg(long, value_name = "LINE")]
+    pub sh_exec: Option<String>,
 }
 
 impl SessionArgs {
@@ -213,6 +219,11 @@ impl SessionArgs {
             half_open: false,
             frame: self.frame.clone(),
             check: self.check,
+            exec: self
+                .exec
+                .clone()
+                .or_else(|| self.sh_exec.clone().map(crate::core::transport::exec::ExecSpec::Shell))
+                .map(Box::new),
             // Checked when parsed (value_parser).
             map: crate::core::linemap::LineMap {
                 input: crate::core::linemap::parse_input(self.imap.as_deref().unwrap_or_default())
@@ -688,6 +699,17 @@ enum LangCommand {
     },
     /// List the armed triggers (and plots)
     Triggers,
+    /// Hand a session to a program: its stdin gets what the peer sends, its stdout goes to the peer (needs --allow-exec)
+    #[command(
+        after_help = "The program is split like a shell line and run directly; --sh runs it with\n/bin/sh -c. It sees ncat's NCAT_REMOTE_ADDR, NCAT_REMOTE_PORT, NCAT_LOCAL_ADDR,\nNCAT_LOCAL_PORT and NCAT_PROTO. The session stays in view: what passes shows as\nalways. When the program ends its output, the session closes.\n\nExamples:\n  exec board 'sz firmware.bin'\n  exec --sh 'while read l; do echo \"ack $l\"; done'"
+    )]
+    Exec {
+        /// Run it through /bin/sh -c
+        #[arg(long)]
+        sh: bool,
+        #[arg(value_name = "[SESSION] CMD", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
     /// Disarm a trigger or remove a plot
     Off {
         #[arg(value_name = "TRIGGER")]
@@ -1063,6 +1085,15 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
                 Some(FilterRule { regex: value, invert })
             };
             Ok(Parsed::Filter { session, rule })
+        }
+        LangCommand::Exec { sh, args } => {
+            let (session, line) = session_and_value(args);
+            let spec = if sh {
+                crate::core::transport::exec::ExecSpec::Shell(line)
+            } else {
+                crate::core::transport::exec::ExecSpec::program(&line)?
+            };
+            core(Command::Exec { session, spec })
         }
         LangCommand::Triggers => core(Command::Triggers),
         LangCommand::Off { id } => core(Command::Off { id }),

@@ -163,7 +163,8 @@ pub struct Session {
     reply_dropped_report: Mutex<Option<Instant>>,
     released: AtomicBool,
     /// A proxy session's connection to its target.
-    pub(crate) relay: Option<relay::Relay>,
+    /// Set once: at open (a proxy), or when a program takes it (`exec`).
+    pub(crate) relay: std::sync::OnceLock<relay::Relay>,
 }
 
 impl KeepsBacklog for Session {
@@ -236,6 +237,10 @@ impl Session {
             .upstream
             .and_then(|up| relay::Relay::new((read.as_ref(), parts.client_reset, client_tls), up));
         let kind = if relay.is_some() { Kind::Proxy } else { parts.kind };
+        let relay = match relay {
+            Some(r) => std::sync::OnceLock::from(r),
+            None => std::sync::OnceLock::new(),
+        };
         let cancel = CancellationToken::new();
         let token = match parts.redial {
             Some(_) => cancel.child_token(),
@@ -308,10 +313,7 @@ impl Session {
             let task = tokio::spawn(self.clone().watch_modem(control, link.1.clone()));
             self.add_task(task);
         }
-        if let Some(up) = self.relay.as_ref().and_then(relay::Relay::take_read) {
-            let task = tokio::spawn(relay::upstream_loop(self.clone(), up));
-            self.add_task(task);
-        }
+        self.start_relay();
         let task = match (read, &self.udp) {
             (Some(read), _) => tokio::spawn(read_loop(self.clone(), read, link)),
             (None, Some(socket)) => tokio::spawn(udp_loop(self.clone(), socket.clone())),
@@ -379,12 +381,12 @@ impl Session {
 
     /// The session's own link is TLS (a proxy's client side with `--tls-in`).
     pub(super) fn reads_tls(&self) -> bool {
-        self.kind.is_tls() || self.relay.as_ref().is_some_and(|r| r.client_tls)
+        self.kind.is_tls() || self.relay.get().is_some_and(|r| r.client_tls)
     }
 
     /// A proxy session's target and its transport.
     pub fn upstream(&self) -> Option<(Endpoint, Kind)> {
-        self.relay.as_ref().map(|r| (r.target.clone(), r.upstream_kind))
+        self.relay.get().map(|r| (r.target.clone(), r.upstream_kind))
     }
 
     pub fn listener_id(&self) -> Option<&str> {
@@ -513,14 +515,17 @@ impl Session {
         };
         let peer = peer.map(|p| p.to_string()).unwrap_or_else(|| "*".to_string());
         let local = local.to_string();
-        let (from, to) = match (self.direction, &self.relay) {
+        let (from, to) = match (
+            self.direction,
+            self.relay.get().filter(|_| self.kind == Kind::Proxy),
+        ) {
             // A proxy: its client -> its target (through `via`, below).
             (_, Some(relay)) => (peer, relay.target.to_string()),
             (Direction::In, None) => (peer, local.clone()),
             _ => (local.clone(), peer),
         };
         let mut header = transcript::header(&self.id, kind, &from, &to, self.mode.as_str());
-        if self.relay.is_some() {
+        if self.kind == Kind::Proxy {
             header.push_str(&format!(" via={local}"));
         }
         // Who opened it: `muxcat export` needs to know which end is muxcat.
@@ -575,7 +580,7 @@ impl Session {
     fn event(&self, kind: EventKind) -> Event {
         let opening = matches!(kind, EventKind::Listening { .. } | EventKind::Connected { .. });
         let framing = opening || matches!(kind, EventKind::Accepted { .. });
-        let relayed = self.relay.as_ref().map(|r| {
+        let relayed = self.relay.get().filter(|_| self.kind == Kind::Proxy).map(|r| {
             let dir = match &kind {
                 EventKind::Data { .. } | EventKind::DataBatch(_) | EventKind::DataPartial { .. } => {
                     Some("c2s")
@@ -1042,7 +1047,7 @@ impl Session {
         }
         self.cancel.cancel();
         self.shut_idle_writer().await;
-        if let Some(relay) = &self.relay {
+        if let Some(relay) = self.relay.get() {
             let graceful = !self.lock().reset;
             relay.close(graceful).await;
         }

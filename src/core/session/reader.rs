@@ -31,7 +31,7 @@ pub(super) async fn read_loop(
     let mut spent = Recycler::default();
     loop {
         // `hold c2s` on a proxy: the client's bytes wait in the kernel.
-        if session.relay.is_some() {
+        if session.relay.get().is_some() {
             tokio::select! {
                 _ = link.cancelled() => return,
                 _ = session.c2s_released() => {}

@@ -82,6 +82,8 @@ pub(crate) struct Relay {
     held: watch::Sender<[bool; 2]>,
     /// Bytes forwarded to the server (c2s as the server got them).
     pub to_server: std::sync::atomic::AtomicU64,
+    /// `--exec`: the program on the far side (killed when the session ends).
+    process: std::sync::Mutex<Option<tokio::process::Child>>,
 }
 
 impl Relay {
@@ -105,7 +107,14 @@ impl Relay {
             read: std::sync::Mutex::new(Some(read)),
             held: watch::Sender::new([false; 2]),
             to_server: Default::default(),
+            process: std::sync::Mutex::new(None),
         })
+    }
+
+    /// `--exec`: the program whose stdio the upstream link is.
+    fn with_process(self, child: tokio::process::Child) -> Relay {
+        *self.process.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        self
     }
 
     /// The upstream reader's side, once.
@@ -130,7 +139,9 @@ impl Relay {
 
     /// The client ended its output: FIN to the server.
     async fn end_to_server(&self) {
-        if let Some(w) = self.write.lock().await.as_mut() {
+        // Shut down and let go: a program's stdin closes only when dropped.
+        let write = self.write.lock().await.take();
+        if let Some(mut w) = write {
             let _ = w.shutdown().await;
         }
     }
@@ -144,6 +155,18 @@ impl Relay {
         self.read.lock().unwrap_or_else(|e| e.into_inner()).take();
         for socket in [&self.client_socket, &self.upstream_socket] {
             socket.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        // A program that has not ended with its input is ended (and reaped).
+        let child = self.process.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut child) = child {
+            tokio::spawn(async move {
+                if tokio::time::timeout(std::time::Duration::from_millis(500), child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = child.kill().await;
+                }
+            });
         }
     }
 
@@ -188,11 +211,56 @@ impl Relay {
 }
 
 impl Session {
+    /// `--exec` / `exec CMD`: a program takes the session's far side: what
+    /// the peer sends goes to its stdin, its stdout to the peer; its end
+    /// of output half-closes the session. Before the reader starts (an
+    /// opening session), or on a live one (the TUI's `exec`).
+    pub fn attach_exec(self: &Arc<Self>, spec: &crate::core::transport::exec::ExecSpec) -> CoreResult<()> {
+        if self.relay.get().is_some() {
+            return Err(CoreError::new(
+                ErrorCode::CommandInvalid,
+                format!(
+                    "session {} already relays to {}",
+                    self.id,
+                    self.relay.get().map(|r| r.target.to_string()).unwrap_or_default()
+                ),
+            ));
+        }
+        let (local, remote) = (self.local(), self.peer());
+        let peers = crate::core::transport::exec::Peers {
+            local: &local,
+            remote: remote.as_ref(),
+            proto: if self.kind.is_udp() { "udp" } else { "tcp" },
+        };
+        let (link, child) = crate::core::transport::exec::spawn(spec, &peers)?;
+        let client_tls = self.kind.is_tls();
+        let relay = Relay::new((None, None, client_tls), link)
+            .ok_or_else(|| CoreError::new(ErrorCode::IoError, "the program has no stdio"))?
+            .with_process(child);
+        if self.relay.set(relay).is_err() {
+            return Err(CoreError::new(
+                ErrorCode::CommandInvalid,
+                format!("session {} already relays", self.id),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts the upstream reader (once the session reads too).
+    pub fn start_relay(self: &Arc<Self>) {
+        if let Some(up) = self.relay.get().and_then(Relay::take_read) {
+            let task = tokio::spawn(upstream_loop(self.clone(), up));
+            self.add_task(task);
+        }
+    }
+
     /// The client sent `chunk`: it goes on to the server (before it is
     /// reported, so the relay adds no more delay than a copy). False when
     /// the server's side failed (the session is closing).
     pub(super) async fn relay_c2s(self: &Arc<Self>, chunk: &Bytes) -> bool {
-        let Some(relay) = &self.relay else { return true };
+        let Some(relay) = self.relay.get() else {
+            return true;
+        };
         let forwarded = match self.rewrite(RelayDir::C2s, chunk) {
             Some((rewritten, by)) => {
                 // `<` keeps what the client sent; what the server got instead:
@@ -259,7 +327,7 @@ impl Session {
     /// `send --dir c2s`: bytes to the server as if the client sent them
     /// (noted in the transcript: the client did not).
     pub async fn inject_c2s(self: &Arc<Self>, data: Bytes) -> CoreResult<u64> {
-        let Some(relay) = &self.relay else {
+        let Some(relay) = self.relay.get() else {
             return Err(CoreError::new(
                 ErrorCode::CommandInvalid,
                 format!("session {} is not a proxy session: --dir is for proxies", self.id),
@@ -293,14 +361,14 @@ impl Session {
 
     /// The client ended its output: the server's input ends too.
     pub(super) async fn relay_client_ended(&self) {
-        if let Some(relay) = &self.relay {
+        if let Some(relay) = self.relay.get() {
             relay.end_to_server().await;
         }
     }
 
     /// The client reset: so is the server's connection.
     pub(super) fn relay_reset(&self, from: RelayDir) {
-        if let Some(relay) = &self.relay {
+        if let Some(relay) = self.relay.get() {
             relay.reset(from);
             self.lock().reset = true;
         }
@@ -308,7 +376,7 @@ impl Session {
 
     /// `hold` / `release` of a proxy session's direction.
     pub fn hold(&self, dir: RelayDir, hold: bool) -> CoreResult<bool> {
-        match &self.relay {
+        match self.relay.get() {
             Some(relay) => Ok(relay.set_held(dir, hold)),
             None => Err(CoreError::new(
                 ErrorCode::CommandInvalid,
@@ -322,7 +390,7 @@ impl Session {
 
     /// Resolves once the client's direction is held (never for others).
     pub(super) async fn c2s_held_now(&self) {
-        match &self.relay {
+        match self.relay.get() {
             Some(relay) => relay.held_now(RelayDir::C2s).await,
             None => std::future::pending().await,
         }
@@ -331,7 +399,7 @@ impl Session {
     /// Waits while the client's direction is held (the reader's bytes
     /// stay in the kernel meanwhile).
     pub(super) async fn c2s_released(&self) {
-        if let Some(relay) = &self.relay
+        if let Some(relay) = self.relay.get()
             && relay.is_held(RelayDir::C2s)
         {
             relay.released(RelayDir::C2s).await;
@@ -343,7 +411,7 @@ impl Session {
 /// until the client took it.
 pub(super) async fn upstream_loop(session: Arc<Session>, relay_read: ReadSide) {
     let mut read = relay_read;
-    let Some(relay) = session.relay.as_ref() else {
+    let Some(relay) = session.relay.get() else {
         return;
     };
     let mut buf = BytesMut::new();
@@ -369,6 +437,11 @@ pub(super) async fn upstream_loop(session: Arc<Session>, relay_read: ReadSide) {
                     .record_event(&format!("{} ended its output", relay.target))
                     .await;
                 let _ = session.half_close().await;
+                // A program's end of output is its end (ncat -e closes the
+                // connection when its program exits).
+                if relay.upstream_kind == Kind::Exec {
+                    session.close(CloseReason::Remote, None).await;
+                }
                 return;
             }
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && relay.upstream_kind.is_tls() => {

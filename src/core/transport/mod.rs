@@ -14,6 +14,7 @@
 //! binds (a `Bound` arm) and yields an `Io`; a [`Kind`] and an
 //! [`Endpoint`] form if it needs one; its `Target` syntax in [`Target::parse`].
 
+pub mod exec;
 pub mod rfc2217;
 pub mod serial;
 pub mod tcp;
@@ -48,6 +49,8 @@ pub enum Kind {
     Rfc2217,
     /// A client of a `proxy` and its connection to the target: two links.
     Proxy,
+    /// A program's stdin and stdout (`--exec`): the far side of a session.
+    Exec,
 }
 
 impl Kind {
@@ -61,6 +64,7 @@ impl Kind {
             Kind::Serial => "serial",
             Kind::Rfc2217 => "rfc2217",
             Kind::Proxy => "proxy",
+            Kind::Exec => "exec",
         }
     }
 
@@ -75,6 +79,7 @@ impl Kind {
             Kind::Serial,
             Kind::Rfc2217,
             Kind::Proxy,
+            Kind::Exec,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
