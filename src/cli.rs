@@ -234,6 +234,21 @@ pub struct FrontArgs {
     /// default); without it stdin still goes to the peer until it ends
     #[arg(long)]
     pub exit_on_eof: bool,
+    /// Pipe mode: only send stdin; what arrives is not written out, and the run ends with stdin (ncat --send-only)
+    #[arg(long, conflicts_with = "recv_only")]
+    pub send_only: bool,
+    /// Pipe mode: only receive; stdin is not read (ncat --recv-only)
+    #[arg(long)]
+    pub recv_only: bool,
+    /// Pipe mode: send CRLF for each LF of stdin (ncat -C)
+    #[arg(long, short = 'C')]
+    pub crlf: bool,
+    /// Pipe mode: end the run this long after stdin ends (OpenBSD nc -q SECS; muxcat's -q is quiet)
+    #[arg(long, value_name = "DUR", value_parser = crate::lang::parse_duration)]
+    pub quit_after: Option<std::time::Duration>,
+    /// Accepted for OpenBSD nc compatibility: the end of stdin always half-closes (nc -N)
+    #[arg(short = 'N', hide = true)]
+    pub shutdown_on_eof: bool,
 }
 
 /// Keeps the log writer alive until exit.
@@ -462,6 +477,10 @@ async fn pipe(role: PipeRole, global: &GlobalArgs, front: &FrontArgs) -> u8 {
         quiet: global.quiet,
         record_dir: global.record.clone(),
         exit_on_eof: front.exit_on_eof,
+        send_only: front.send_only,
+        recv_only: front.recv_only,
+        crlf: front.crlf,
+        quit_after: front.quit_after,
     };
     crate::pipe::run(role, opts).await
 }

@@ -57,6 +57,14 @@ pub struct PipeOptions {
     /// End the run when the peer ends its output (ncat 7.96's default);
     /// otherwise stdin still goes to the peer until it ends (OpenBSD nc's).
     pub exit_on_eof: bool,
+    /// `--send-only`: received bytes are not written; stdin's end ends the run.
+    pub send_only: bool,
+    /// `--recv-only`: stdin is not read.
+    pub recv_only: bool,
+    /// `-C`: LF from stdin goes out as CRLF.
+    pub crlf: bool,
+    /// `--quit-after`: the run ends this long after stdin ends.
+    pub quit_after: Option<std::time::Duration>,
 }
 
 /// Reads stdin on a thread: whole lines, or chunks as they come.
@@ -317,13 +325,15 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
         }
     };
     tokio::pin!(stdout_gone);
+    let (crlf, no_stdin) = (opts.crlf, exec || opts.recv_only);
     let pump = tokio::spawn(async move {
-        if exec {
+        if no_stdin {
             return std::future::pending().await;
         }
+        let stdin = stdin_reader(line_input);
         stdin_pump(
             manager_for_pump,
-            stdin_reader(line_input),
+            if crlf { crlf_stdin(stdin) } else { stdin },
             target_rx,
             many.then_some(clients_for_pump),
             stdin_done_for_pump,
@@ -331,10 +341,11 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
         .await
     });
     // Taken (and stdout closed) once the one peer has ended its output;
-    // never used with --exec.
-    let mut out_tx = (!exec).then_some(out_tx);
+    // never used with --exec or --send-only.
+    let mut out_tx = (!exec && !opts.send_only).then_some(out_tx);
     tokio::pin!(pump);
-    let mut pump_running = !exec;
+    let mut pump_running = !no_stdin;
+    let mut quit_at: Option<tokio::time::Instant> = None;
     let interrupt = shutdown_signal();
     tokio::pin!(interrupt);
 
@@ -379,7 +390,8 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                             continue;
                         }
                         out_tx = None;
-                        if opts.exit_on_eof {
+                        // --recv-only: nothing more will come, nothing goes.
+                        if opts.exit_on_eof || opts.recv_only {
                             break;
                         }
                     }
@@ -445,16 +457,21 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
             }
             _ = &mut pump, if pump_running => {
                 pump_running = false;
-                // A UDP sender is done when its input is; everyone else
-                // waits for the peer (or Ctrl-C).
-                if udp_to {
+                // A UDP sender is done when its input is, and so is a
+                // --send-only run; everyone else waits for the peer (or
+                // Ctrl-C), or --quit-after.
+                if udp_to || opts.send_only {
                     break;
+                }
+                if let Some(after) = opts.quit_after {
+                    quit_at = Some(tokio::time::Instant::now() + after);
                 }
                 if lingers {
                     linger = Some(tokio::time::Instant::now() + SERIAL_LINGER);
                 }
             }
             _ = async { if let Some(d) = linger { tokio::time::sleep_until(d).await } }, if linger.is_some() => break,
+            _ = async { if let Some(d) = quit_at { tokio::time::sleep_until(d).await } }, if quit_at.is_some() => break,
             () = &mut stdout_gone => {
                 code = EXIT_STDOUT_GONE;
                 break;
@@ -591,6 +608,29 @@ impl Clients {
             });
         }
     }
+}
+
+/// `-C`: stdin with each LF not already after a CR sent as CRLF (a CR
+/// that ends one chunk counts for the next).
+fn crlf_stdin(mut stdin: mpsc::Receiver<Bytes>) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut after_cr = false;
+        while let Some(chunk) = stdin.recv().await {
+            let mut out = Vec::with_capacity(chunk.len() + chunk.len() / 16);
+            for &b in chunk.iter() {
+                if b == b'\n' && !after_cr {
+                    out.push(b'\r');
+                }
+                out.push(b);
+                after_cr = b == b'\r';
+            }
+            if tx.send(Bytes::from(out)).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// Feeds stdin to the current session (or every broker client); at EOF

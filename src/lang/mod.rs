@@ -180,9 +180,12 @@ pub struct SessionArgs {
     /// End of line appended to each send in line mode
     #[arg(long, value_name = "lf|crlf|cr", default_value = "lf", value_parser = str::parse::<Eol>)]
     pub eol: Eol,
-    /// Close the session after this long without traffic (e.g. 30s)
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    /// Close the session after this long without traffic (e.g. 30s); bounds the connect too (ncat -i, --idle-timeout)
+    #[arg(long, short = 'i', visible_alias = "idle-timeout", value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// nc -w: connect and idle timeout in seconds (a bare number is seconds here, as nc takes it)
+    #[arg(short = 'w', value_name = "SECS", value_parser = parse_seconds, conflicts_with = "timeout")]
+    pub wait_secs: Option<Duration>,
     /// How received line ends are shown: crlf,crcrlf,igncr,icrnl,inlcr (display only)
     #[arg(long, value_name = "MAP,...", value_parser = |t: &str| crate::core::linemap::parse_input(t).map(|_| t.to_string()))]
     pub imap: Option<String>,
@@ -215,14 +218,18 @@ impl SessionArgs {
                 self.mode
             },
             eol: self.eol,
-            timeout: self.timeout,
+            timeout: self.timeout.or(self.wait_secs),
             half_open: false,
             frame: self.frame.clone(),
             check: self.check,
             exec: self
                 .exec
                 .clone()
-                .or_else(|| self.sh_exec.clone().map(crate::core::transport::exec::ExecSpec::Shell))
+                .or_else(|| {
+                    self.sh_exec
+                        .clone()
+                        .map(crate::core::transport::exec::ExecSpec::Shell)
+                })
                 .map(Box::new),
             // Checked when parsed (value_parser).
             map: crate::core::linemap::LineMap {
@@ -867,6 +874,15 @@ pub fn parse_line(line: &str) -> CoreResult<Option<Parsed>> {
         }
     };
     lower(parsed.command).map(Some)
+}
+
+/// nc's `-w 3`: seconds (a duration with a unit works too).
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration::from_secs_f64(secs)),
+        Ok(_) => Err(format!("{text:?} is not a number of seconds")),
+        Err(_) => parse_duration(text),
+    }
 }
 
 /// A colour name of [`COLOURS`] or `#rrggbb`.

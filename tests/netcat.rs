@@ -1,0 +1,198 @@
+//! netcat's one-way modes and ends, beside the tools they mirror (ncat,
+//! OpenBSD nc) where installed: the same bytes on the wire and the same
+//! exit status. `-C`, `--send-only`, `--recv-only`, `--quit-after` (nc -q),
+//! `-w`, `-i`, `-N`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, muxcat_bin};
+
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        println!("skipping the {tool} part: {tool} is not installed");
+    }
+    found
+}
+
+/// Runs a client with `args` and `input` on stdin against a server that
+/// reads everything and keeps the connection open `hold` after the
+/// client's end; what the server got, the exit status, and how long the
+/// client ran.
+fn client_run(program: &str, args: &[String], input: &[u8], hold: Duration) -> (Vec<u8>, i32, Duration) {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let got = std::thread::spawn(move || {
+        let (mut s, _) = server.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        std::thread::sleep(hold);
+        buf
+    });
+    let mut all: Vec<String> = args.to_vec();
+    if program == "muxcat" {
+        all.push(format!("127.0.0.1:{port}"));
+    } else {
+        all.extend(["127.0.0.1".to_string(), port.to_string()]);
+    }
+    let start = Instant::now();
+    let mut child = Command::new(if program == "muxcat" {
+        muxcat_bin().display().to_string()
+    } else {
+        program.to_string()
+    })
+    .args(&all)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    let took = start.elapsed();
+    (got.join().unwrap(), code, took)
+}
+
+fn words(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// `-C --send-only`: LF becomes CRLF (a CRLF stays one), the run ends
+/// with stdin although the server keeps the connection open; as ncat.
+#[test]
+fn crlf_and_send_only_as_ncat() {
+    let input = b"GET / HTTP/1.0\n\nalready\r\n";
+    let mut tools = vec![("muxcat", words(&["-q", "connect", "-C", "--send-only"]))];
+    if have("ncat") {
+        tools.push(("ncat", words(&["-C", "--send-only"])));
+    }
+    let mut seen = Vec::new();
+    for (tool, args) in tools {
+        let (got, code, took) = client_run(tool, &args, input, Duration::from_secs(3));
+        assert_eq!(code, 0, "{tool}");
+        assert!(
+            took < Duration::from_secs(3),
+            "{tool} waited for the server end: {took:?}"
+        );
+        seen.push(got);
+    }
+    assert_eq!(seen[0], b"GET / HTTP/1.0\r\n\r\nalready\r\n");
+    if let Some(ncat) = seen.get(1) {
+        assert_eq!(&seen[0], ncat);
+    }
+}
+
+/// `--quit-after 1s` (OpenBSD nc's -q): the run ends that long after
+/// stdin, though the server keeps the connection open. (Debian's nc -q
+/// waits for the server's end here, so it is not compared.)
+#[test]
+fn quit_after_stdin_ends() {
+    let args = words(&["-q", "connect", "--quit-after", "1s"]);
+    let (got, code, took) = client_run("muxcat", &args, b"bye\n", Duration::from_secs(4));
+    assert_eq!((got.as_slice(), code), (&b"bye\n"[..], 0));
+    assert!(took < Duration::from_secs(4), "ran {took:?}");
+}
+
+/// `-w 1` (nc) and `-i 1s` (ncat): an idle connection ends, status 0,
+/// while stdin stays open and quiet.
+#[test]
+fn w_and_i_end_an_idle_connection() {
+    let mut tools = vec![
+        ("muxcat", words(&["-q", "connect", "-w", "1"])),
+        ("muxcat", words(&["-q", "connect", "-i", "1s"])),
+    ];
+    if have("nc") {
+        tools.push(("nc", words(&["-w", "1"])));
+    }
+    for (tool, args) in tools {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        // Quiet until the client goes (or 10 s).
+        let hold = std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = [0u8; 16];
+            let _ = s.read(&mut buf);
+        });
+        let mut all = args.clone();
+        if tool == "muxcat" {
+            all.push(format!("127.0.0.1:{port}"));
+        } else {
+            all.extend(["127.0.0.1".to_string(), port.to_string()]);
+        }
+        let start = Instant::now();
+        let mut child = Command::new(if tool == "muxcat" {
+            muxcat_bin().display().to_string()
+        } else {
+            tool.to_string()
+        })
+        .args(&all)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        // stdin stays open and quiet: only the timeout can end it.
+        let stdin = child.stdin.take();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                let _ = child.kill();
+                panic!("{tool} {args:?} did not time out");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(stdin);
+        assert_eq!(status.code(), Some(0), "{tool} {args:?}");
+        hold.join().unwrap();
+    }
+}
+
+/// `--recv-only`: stdin is not read (it may be a terminal or hold data
+/// meant for someone else), received bytes reach stdout, the run ends
+/// with the peer.
+#[test]
+fn recv_only_leaves_stdin_alone() {
+    let port = free_port();
+    let mut child = Command::new(muxcat_bin())
+        .args(["-q", "listen", "--recv-only", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Something on stdin that must not be sent.
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"not for the peer\n")
+        .unwrap();
+    let mut s = loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    s.write_all(b"to stdout\n").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut back = Vec::new();
+    let _ = s.read_to_end(&mut back);
+    assert!(back.is_empty(), "stdin was sent: {back:?}");
+    drop(s);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"to stdout\n");
+    assert!(out.status.success());
+}
