@@ -196,3 +196,64 @@ fn recv_only_leaves_stdin_alone() {
     assert_eq!(out.stdout, b"to stdout\n");
     assert!(out.status.success());
 }
+
+/// A client from 127.0.0.2 (bound there before connecting).
+fn connect_from(source: &str, port: u16) -> std::io::Result<std::net::TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(
+        &format!("{source}:0")
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )?;
+    socket.connect(
+        &format!("127.0.0.1:{port}")
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )?;
+    Ok(socket.into())
+}
+
+/// `--allow` / `--deny` / `--allowfile` (ncat's): a client the lists keep
+/// out is closed at once and reported with its address (ACCESS_DENIED);
+/// the others are served; a bad entry fails the listen naming it.
+#[tokio::test]
+async fn access_lists_keep_clients_out() {
+    use common::{Harness, error_code};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("allow.txt");
+    std::fs::write(&file, "# the lab\n127.0.0.0/8\n").unwrap();
+    let mut h = Harness::new();
+    let (lid, port) = h
+        .listen(&format!(
+            "listen --allowfile {} --deny 127.0.0.1 127.0.0.1:0",
+            file.display()
+        ))
+        .await;
+    let denied = tokio::task::spawn_blocking(move || {
+        let mut s = connect_from("127.0.0.1", port).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 8];
+        s.read(&mut buf)
+    });
+    let err = h.next(|e| e.name() == "error").await;
+    assert_eq!(error_code(&err), Some("ACCESS_DENIED"));
+    assert_eq!(err.listener_id.as_deref(), Some(lid.as_str()));
+    assert!(
+        err.error.as_ref().unwrap().text.contains("127.0.0.1:"),
+        "{:?}",
+        err.error
+    );
+    assert!(matches!(denied.await.unwrap(), Ok(0) | Err(_)), "closed at once");
+    let allowed = tokio::task::spawn_blocking(move || connect_from("127.0.0.2", port).unwrap());
+    let accepted = h.next(|e| e.name() == "accepted").await;
+    assert!(
+        accepted.to_readable().contains("127.0.0.2"),
+        "{}",
+        accepted.to_readable()
+    );
+    drop(allowed.await.unwrap());
+    let bad = h.run("listen --allow 10.0.0.0/40 127.0.0.1:0").await.unwrap_err();
+    assert!(bad.text.contains("10.0.0.0/40"), "{}", bad.text);
+}

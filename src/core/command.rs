@@ -143,6 +143,8 @@ pub struct ListenSpec {
     pub opts: SessionOptions,
     pub tls: Option<ServerTls>,
     pub max_connections: usize,
+    /// `--allow`/`--deny`: who may connect.
+    pub acl: super::acl::AclSpec,
 }
 
 /// `proxy`: a listener whose clients are each connected to `target`.

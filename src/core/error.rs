@@ -36,6 +36,8 @@ pub enum ErrorCode {
     SerialLineUnsupported,
     /// A Lua script failed: an error it raised and did not catch.
     LuaError,
+    /// A client a listener's `--allow`/`--deny` list keeps out.
+    AccessDenied,
 }
 
 impl ErrorCode {
@@ -66,11 +68,12 @@ impl ErrorCode {
             ErrorCode::SerialConfigInvalid => "SERIAL_CONFIG_INVALID",
             ErrorCode::SerialLineUnsupported => "SERIAL_LINE_UNSUPPORTED",
             ErrorCode::LuaError => "LUA_ERROR",
+            ErrorCode::AccessDenied => "ACCESS_DENIED",
         }
     }
 
     /// Every code, in the contract's order.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::CommandInvalid,
         ErrorCode::AddressInvalid,
         ErrorCode::ResolveFailed,
@@ -96,6 +99,7 @@ impl ErrorCode {
         ErrorCode::SerialConfigInvalid,
         ErrorCode::SerialLineUnsupported,
         ErrorCode::LuaError,
+        ErrorCode::AccessDenied,
     ];
 
     /// The code a text names (`CONNECT_REFUSED`).

@@ -40,6 +40,8 @@ pub struct Listener {
     wake: watch::Sender<u64>,
     /// A `proxy`: each client is connected to this target.
     upstream: Option<Arc<super::transport::Dialer>>,
+    /// `--allow`/`--deny`.
+    acl: Option<super::acl::Acl>,
 }
 
 impl Listener {
@@ -64,7 +66,24 @@ impl Listener {
             registrar,
             wake: watch::Sender::new(0),
             upstream: None,
+            acl: None,
         })
+    }
+
+    /// `--allow`/`--deny`: who may connect.
+    pub(crate) fn guarded(mut self: Arc<Self>, acl: super::acl::Acl) -> Arc<Listener> {
+        if let Some(me) = Arc::get_mut(&mut self) {
+            me.acl = Some(acl);
+        }
+        self
+    }
+
+    /// Whether the access list lets `peer` in (paths always).
+    fn admits(&self, peer: &Endpoint) -> bool {
+        match (&self.acl, peer.ip()) {
+            (Some(acl), Some(a)) => acl.permits(a.ip()),
+            _ => true,
+        }
     }
 
     /// A `proxy`'s listener: each client it accepts is connected to the
@@ -181,6 +200,18 @@ impl Listener {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    if !self.admits(&peer) {
+                        drop(stream);
+                        let err = CoreError::new(
+                            ErrorCode::AccessDenied,
+                            format!(
+                                "client {peer} closed: listener {} does not allow it (--allow/--deny)",
+                                self.local
+                            ),
+                        );
+                        ctx.events.emit(Event::error(err).listener(&self.id)).await;
+                        continue;
+                    }
                     if self.clients() >= self.max_connections {
                         drop(stream);
                         let err = CoreError::new(

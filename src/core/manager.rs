@@ -923,6 +923,11 @@ impl Actor {
             Some(dialer) => listener.relaying(dialer),
             None => listener,
         };
+        let listener = if spec.acl.is_empty() {
+            listener
+        } else {
+            listener.guarded(spec.acl.resolve().await.map_err(with_id)?)
+        };
         self.announce(&listener, fingerprint).await;
         tokio::spawn(listener.run(bound, acceptor, self.ctx.clone()));
         Ok(Outcome::Listener(id))

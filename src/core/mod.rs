@@ -20,6 +20,7 @@
 //! - `sink`: the event channel, bounded by the bytes its events hold
 //! - `slots`: a listener's client slots as its sessions see them (a leaf)
 
+pub mod acl;
 pub mod addr;
 pub mod checksum;
 pub mod command;

@@ -357,6 +357,8 @@ pub struct ListenArgs {
     /// Clients served at once; one more is accepted and closed at once
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub max_connections: usize,
+    #[command(flatten)]
+    pub acl: AclArgs,
     /// Address to listen on (no host: IPv4 and IPv6; port 0 picks one); or unix:PATH
     #[arg(value_name = "[HOST:]PORT|unix:PATH")]
     pub bind: String,
@@ -373,7 +375,36 @@ impl ListenArgs {
                 client_ca: self.ca.clone(),
             }),
             max_connections: self.max_connections,
+            acl: self.acl.spec(),
         })
+    }
+}
+
+/// `--allow`/`--deny`: who may connect to a listener (ncat's options).
+#[derive(Args, Clone, Debug, Default)]
+pub struct AclArgs {
+    /// Only these clients may connect: addresses, CIDR ranges, host names (comma-separated; repeatable)
+    #[arg(long, value_name = "HOSTS")]
+    pub allow: Vec<String>,
+    /// These clients may not connect (wins over --allow)
+    #[arg(long, value_name = "HOSTS")]
+    pub deny: Vec<String>,
+    /// --allow, from a file (one per line, # comments)
+    #[arg(long, value_name = "FILE")]
+    pub allowfile: Vec<PathBuf>,
+    /// --deny, from a file
+    #[arg(long, value_name = "FILE")]
+    pub denyfile: Vec<PathBuf>,
+}
+
+impl AclArgs {
+    pub fn spec(&self) -> crate::core::acl::AclSpec {
+        crate::core::acl::AclSpec {
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+            allow_files: self.allowfile.clone(),
+            deny_files: self.denyfile.clone(),
+        }
     }
 }
 

@@ -42,6 +42,8 @@ pub struct ProxyArgs {
     /// Clients relayed at once; one more is accepted and closed at once
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub max_connections: usize,
+    #[command(flatten)]
+    pub acl: super::AclArgs,
     /// Where clients connect (no host: IPv4 and IPv6); or unix:PATH
     #[arg(value_name = "[HOST:]PORT|unix:PATH")]
     pub listen: String,
@@ -68,6 +70,7 @@ impl ProxyArgs {
                     client_ca: None,
                 }),
                 max_connections: self.max_connections,
+                acl: self.acl.spec(),
             },
             target: Target::parse_connect(&self.target)?,
             tls_out: self.tls_out.then(|| ClientTls {
