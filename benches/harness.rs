@@ -349,6 +349,8 @@ fn managed_throughput(size: usize) {
                 wait: false,
                 rfc2217: false,
                 port: Default::default(),
+                source: None,
+                source_port: None,
                 target: addr.to_string(),
             }
             .spec()

@@ -257,3 +257,44 @@ async fn access_lists_keep_clients_out() {
     let bad = h.run("listen --allow 10.0.0.0/40 127.0.0.1:0").await.unwrap_err();
     assert!(bad.text.contains("10.0.0.0/40"), "{}", bad.text);
 }
+
+/// `-s ADDR -p PORT`: the connection comes from there, as nc's does.
+#[test]
+fn source_address_and_port_as_nc() {
+    let mut tools = vec!["muxcat"];
+    if have("nc") {
+        tools.push("nc");
+    }
+    for tool in tools {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let from = free_port();
+        let mut args = vec![
+            "-s".to_string(),
+            "127.0.0.2".into(),
+            "-p".into(),
+            from.to_string(),
+        ];
+        if tool == "muxcat" {
+            args.insert(0, "-q".into());
+            args.insert(1, "connect".into());
+            args.push(format!("127.0.0.1:{port}"));
+        } else {
+            args.extend(["127.0.0.1".to_string(), port.to_string()]);
+        }
+        let mut child = Command::new(if tool == "muxcat" {
+            muxcat_bin().display().to_string()
+        } else {
+            tool.to_string()
+        })
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+        let (s, peer) = server.accept().unwrap();
+        assert_eq!(peer.to_string(), format!("127.0.0.2:{from}"), "{tool}");
+        drop(s);
+        let _ = child.wait();
+    }
+}

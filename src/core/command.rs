@@ -134,6 +134,8 @@ pub struct ConnectSpec {
     pub wait: bool,
     /// Sent after every (re)connect, EOL already appended in line mode.
     pub preamble: Option<Bytes>,
+    /// `-s ADDR` / `-p PORT`: the local address and port to connect from.
+    pub source: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -144,7 +146,7 @@ pub struct ListenSpec {
     pub tls: Option<ServerTls>,
     pub max_connections: usize,
     /// `--allow`/`--deny`: who may connect.
-    pub acl: super::acl::AclSpec,
+    pub acl: Option<Box<super::acl::AclSpec>>,
 }
 
 /// `proxy`: a listener whose clients are each connected to `target`.

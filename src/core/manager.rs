@@ -776,7 +776,9 @@ impl Actor {
             Ok(id) => id,
             Err(e) => return fail(reply, e, None),
         };
-        let dialer = match Dialer::new(&spec.target, spec.tls.as_ref(), spec.opts.timeout) {
+        let dialer = match Dialer::new(&spec.target, spec.tls.as_ref(), spec.opts.timeout)
+            .and_then(|d| d.with_source(spec.source))
+        {
             Ok(d) => d,
             Err(e) => return fail(reply, e, Some(id)),
         };
@@ -923,10 +925,9 @@ impl Actor {
             Some(dialer) => listener.relaying(dialer),
             None => listener,
         };
-        let listener = if spec.acl.is_empty() {
-            listener
-        } else {
-            listener.guarded(spec.acl.resolve().await.map_err(with_id)?)
+        let listener = match &spec.acl {
+            Some(acl) => listener.guarded(acl.resolve().await.map_err(with_id)?),
+            None => listener,
         };
         self.announce(&listener, fingerprint).await;
         tokio::spawn(listener.run(bound, acceptor, self.ctx.clone()));

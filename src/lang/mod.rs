@@ -265,6 +265,12 @@ pub struct ConnectArgs {
     /// Client private key (PEM)
     #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
     pub key: Option<PathBuf>,
+    /// Connect from this local address (nc -s, ncat -s)
+    #[arg(long, short = 's', value_name = "ADDR")]
+    pub source: Option<std::net::IpAddr>,
+    /// Connect from this local port (nc -p, ncat -p)
+    #[arg(long, short = 'p', value_name = "PORT")]
+    pub source_port: Option<u16>,
     /// Reconnect after the peer closes or the connection fails (same session, same transcript)
     #[arg(long)]
     pub reconnect: bool,
@@ -320,7 +326,15 @@ impl ConnectArgs {
         } else {
             Target::parse_connect(&self.target)?
         };
+        let source = match (self.source, self.source_port) {
+            (None, None) => None,
+            (addr, port) => Some(std::net::SocketAddr::new(
+                addr.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+                port.unwrap_or(0),
+            )),
+        };
         Ok(ConnectSpec {
+            source,
             target,
             reconnect: self.reconnect.then(|| self.backoff.unwrap_or_default()),
             wait: self.wait,
@@ -398,13 +412,15 @@ pub struct AclArgs {
 }
 
 impl AclArgs {
-    pub fn spec(&self) -> crate::core::acl::AclSpec {
-        crate::core::acl::AclSpec {
+    /// None when no list was given.
+    pub fn spec(&self) -> Option<Box<crate::core::acl::AclSpec>> {
+        let spec = crate::core::acl::AclSpec {
             allow: self.allow.clone(),
             deny: self.deny.clone(),
             allow_files: self.allowfile.clone(),
             deny_files: self.denyfile.clone(),
-        }
+        };
+        (!spec.is_empty()).then(|| Box::new(spec))
     }
 }
 

@@ -136,6 +136,7 @@ impl SerialArgs {
         let preamble = super::preamble(self.preamble.as_deref(), &opts)?;
         let backoff = self.backoff.unwrap_or(SERIAL_BACKOFF);
         Ok(Some(ConnectSpec {
+            source: None,
             target: Target::Serial(Box::new(SerialTarget {
                 path: device.into(),
                 settings: self.port.settings(),

@@ -333,6 +333,8 @@ pub(crate) struct Dialer {
     target: Target,
     tls: Option<tls::ClientSide>,
     timeout: Duration,
+    /// `-s`/`-p`: where to connect from (TCP).
+    source: Option<SocketAddr>,
 }
 
 impl Dialer {
@@ -352,7 +354,20 @@ impl Dialer {
             target: target.clone(),
             tls,
             timeout: timeout.unwrap_or(CONNECT_TIMEOUT),
+            source: None,
         })
+    }
+
+    /// `-s ADDR` / `-p PORT`: connect from there (TCP targets only).
+    pub fn with_source(mut self, source: Option<SocketAddr>) -> CoreResult<Dialer> {
+        if source.is_some() && !matches!(self.target, Target::Ip(_) | Target::Rfc2217(_)) {
+            return Err(CoreError::new(
+                ErrorCode::CommandInvalid,
+                format!("{}: a source address (-s/-p) is for TCP targets", self.target),
+            ));
+        }
+        self.source = source;
+        Ok(self)
     }
 
     pub fn target(&self) -> &Target {
@@ -363,7 +378,7 @@ impl Dialer {
     pub async fn dial(&self) -> CoreResult<Link> {
         match &self.target {
             Target::Ip(hp) => {
-                let stream = tcp::connect(hp, self.timeout).await?;
+                let stream = tcp::connect_from(hp, self.timeout, self.source).await?;
                 match &self.tls {
                     Some(side) => side.handshake(stream, hp, self.timeout).await,
                     None => tcp::link(stream),

@@ -19,11 +19,48 @@ use crate::core::error::{CoreError, CoreResult, ErrorCode};
 
 /// Connects to the first address of the host that accepts, within `limit`.
 pub(crate) async fn connect(target: &HostPort, limit: Duration) -> CoreResult<TcpStream> {
+    connect_from(target, limit, None).await
+}
+
+/// From `source` (`-s`/`-p`), bound before connecting.
+async fn dial_one(a: SocketAddr, source: Option<SocketAddr>) -> std::io::Result<TcpStream> {
+    let Some(mut from) = source else {
+        return TcpStream::connect(a).await;
+    };
+    // An unspecified source address takes the target's family.
+    if from.ip().is_unspecified() && from.is_ipv4() != a.is_ipv4() {
+        from = SocketAddr::new(
+            if a.is_ipv4() {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            },
+            from.port(),
+        );
+    }
+    let socket = if a.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(from)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot bind the source {from}: {e}")))?;
+    socket.connect(a).await
+}
+
+/// [`connect`] from a source address and port.
+pub(crate) async fn connect_from(
+    target: &HostPort,
+    limit: Duration,
+    source: Option<SocketAddr>,
+) -> CoreResult<TcpStream> {
     let addrs = addr::resolve(target).await?;
     let attempt = async {
         let mut last = None;
         for a in &addrs {
-            match TcpStream::connect(a).await {
+            match dial_one(*a, source).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some((*a, e)),
             }
