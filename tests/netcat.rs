@@ -298,3 +298,72 @@ fn source_address_and_port_as_nc() {
         let _ = child.wait();
     }
 }
+
+/// `-t/--telnet` (ncat -t): a telnetd's option requests are refused (each
+/// once), the server gets the same answers from muxcat as from ncat; and
+/// muxcat's output has no commands, a doubled 0xFF one (ncat's has them).
+#[test]
+fn telnet_negotiation_is_refused_and_stripped_as_ncat() {
+    const IAC: u8 = 255;
+    let greeting: Vec<u8> = [
+        &[IAC, 253, 1, IAC, 251, 3, IAC, 253, 24][..],
+        b"login: \xff\xff",
+        &[IAC, 253, 1],
+    ]
+    .concat();
+    let mut tools = vec![("muxcat", words(&["-q", "connect", "-t"]))];
+    if have("ncat") {
+        tools.push(("ncat", words(&["-t"])));
+    }
+    let mut answers = Vec::new();
+    for (tool, args) in tools {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let greet = greeting.clone();
+        let telnetd = std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            s.write_all(&greet).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while got.len() < 9 {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            got
+        });
+        let mut all = args.clone();
+        if tool == "muxcat" {
+            all.push(format!("127.0.0.1:{port}"));
+        } else {
+            all.extend(["127.0.0.1".to_string(), port.to_string()]);
+        }
+        let mut child = Command::new(if tool == "muxcat" {
+            muxcat_bin().display().to_string()
+        } else {
+            tool.to_string()
+        })
+        .args(&all)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        let got = telnetd.join().unwrap();
+        let stdin = child.stdin.take();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        // ncat passes the commands through to stdout; muxcat takes them out.
+        if tool == "muxcat" {
+            assert_eq!(out.stdout, b"login: \xff");
+        }
+        answers.push(got);
+    }
+    // WONT ECHO, DONT SGA, WONT TERMINAL-TYPE: once each.
+    assert_eq!(answers[0], [IAC, 252, 1, IAC, 254, 3, IAC, 252, 24]);
+    if let Some(ncat) = answers.get(1) {
+        assert_eq!(&answers[0], ncat, "muxcat and ncat answered differently");
+    }
+}

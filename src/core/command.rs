@@ -120,6 +120,9 @@ pub struct SessionOptions {
     /// `--exec` / `--sh-exec`: a program serves the session (each client
     /// of a listener its own).
     pub exec: Option<Box<super::transport::exec::ExecSpec>>,
+    /// `--telnet`: answer Telnet negotiation (refusing every option) and
+    /// take IAC sequences out of what is delivered (ncat -t).
+    pub telnet: bool,
 }
 
 #[derive(Clone, Debug)]

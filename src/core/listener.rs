@@ -368,6 +368,7 @@ impl Listener {
         let parts = Parts {
             upstream,
             client_reset,
+            telnet: self.opts.telnet,
             control: None,
             id: new_id("sess"),
             label: None,

@@ -839,6 +839,7 @@ impl Actor {
             });
             let parts = Parts {
                 upstream: None,
+                telnet: spec.opts.telnet,
                 client_reset: None,
                 // Moved, not cloned: once the session closes, nothing else holds the port.
                 control: dialed.control,
@@ -968,6 +969,7 @@ impl Actor {
             .map_err(|e| with_id(CoreError::new(ErrorCode::BindFailed, e.to_string())))?;
         let parts = Parts {
             upstream: None,
+            telnet: false,
             client_reset: None,
             control: None,
             id: id.clone(),

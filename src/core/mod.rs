@@ -42,6 +42,7 @@ pub mod resolve;
 pub mod session;
 pub mod sink;
 pub mod slots;
+pub mod telnet;
 pub mod tls;
 pub mod transport;
 pub mod trigger;

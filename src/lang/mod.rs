@@ -204,6 +204,9 @@ pub struct SessionArgs {
     /// Run LINE through /bin/sh -c, joined to the session as --exec (ncat -c, socat SYSTEM:)
     #[arg(long, value_name = "LINE")]
     pub sh_exec: Option<String>,
+    /// Answer Telnet negotiation (refusing every option) and take its commands out of what is shown and delivered (ncat -t; the transcript keeps them)
+    #[arg(long, short = 't')]
+    pub telnet: bool,
 }
 
 impl SessionArgs {
@@ -231,6 +234,7 @@ impl SessionArgs {
                         .map(crate::core::transport::exec::ExecSpec::Shell)
                 })
                 .map(Box::new),
+            telnet: self.telnet,
             // Checked when parsed (value_parser).
             map: crate::core::linemap::LineMap {
                 input: crate::core::linemap::parse_input(self.imap.as_deref().unwrap_or_default())

@@ -163,6 +163,8 @@ pub struct Session {
     reply_dropped_report: Mutex<Option<Instant>>,
     released: AtomicBool,
     /// A proxy session's connection to its target.
+    /// `--telnet`: the peer's Telnet commands, taken out of its data.
+    telnet: Option<Mutex<super::telnet::Decoder>>,
     /// Set once: at open (a proxy), or when a program takes it (`exec`).
     pub(crate) relay: std::sync::OnceLock<relay::Relay>,
 }
@@ -221,6 +223,8 @@ pub(crate) struct Parts {
     /// the client's link.
     pub upstream: Option<transport::Link>,
     pub client_reset: Option<transport::tcp::Resetter>,
+    /// `--telnet`: negotiation answered and stripped (ncat -t).
+    pub telnet: bool,
 }
 
 impl Session {
@@ -295,6 +299,9 @@ impl Session {
             queued_out: AtomicUsize::new(0),
             reply_dropped_report: Mutex::new(None),
             released: AtomicBool::new(false),
+            telnet: parts
+                .telnet
+                .then(|| Mutex::new(super::telnet::Decoder::wanting(&[]))),
             relay,
         });
         (session, read)
@@ -361,6 +368,26 @@ impl Session {
                 session.emit_error(EventKind::Error, err).await;
             }
         });
+    }
+
+    /// `--telnet`: the data in `chunk` (None: not a Telnet session); the
+    /// answers to its negotiation are queued to be sent.
+    fn telnet_data(self: &Arc<Self>, chunk: &Bytes) -> Option<Bytes> {
+        let decoder = self.telnet.as_ref()?;
+        let mut data = bytes::BytesMut::with_capacity(chunk.len());
+        let mut found = Vec::new();
+        decoder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .feed(chunk, &mut data, &mut found);
+        for f in found {
+            if let super::telnet::Found::Reply(answer) = f {
+                // Queued in order with every other send; its `sent` event
+                // and transcript line say what was answered.
+                std::mem::drop(self.send(Bytes::from(answer)));
+            }
+        }
+        Some(data.freeze())
     }
 
     /// A payload as `send` sends it: the session's end of line appended
@@ -907,6 +934,16 @@ impl Session {
     ) {
         self.bytes_in.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.record(Mark::In, &chunk).await;
+        // --telnet: the transcript has the bytes as they came; what is
+        // delivered has no commands, and each request gets its refusal.
+        let chunk = match self.telnet_data(&chunk) {
+            Some(data) if data.is_empty() => {
+                self.touch();
+                return;
+            }
+            Some(data) => data,
+            None => chunk,
+        };
         // A proxy: on to the server first (rewritten, if a trigger says
         // so), then reported.
         if !self.relay_c2s(&chunk).await {

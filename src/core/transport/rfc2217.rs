@@ -25,16 +25,8 @@ use super::serial::{Flow, ModemLines, OutputLine, Parity, PortSettings};
 use super::{Io, Kind, Link, ReadSide};
 use crate::core::addr::HostPort;
 use crate::core::error::{CoreError, CoreResult, ErrorCode};
+use crate::core::telnet::{BINARY, DO, Decoder as Telnet, Found, IAC, SB, SE, SGA, WILL, command};
 
-const IAC: u8 = 255;
-const DONT: u8 = 254;
-const DO: u8 = 253;
-const WONT: u8 = 252;
-const WILL: u8 = 251;
-const SB: u8 = 250;
-const SE: u8 = 240;
-const BINARY: u8 = 0;
-const SGA: u8 = 3;
 /// RFC 2217's COM-PORT-OPTION.
 const COM_PORT: u8 = 44;
 
@@ -48,8 +40,6 @@ const SET_MODEMSTATE_MASK: u8 = 11;
 const NOTIFY_MODEMSTATE: u8 = 7;
 const SERVER: u8 = 100;
 
-/// Longest subnegotiation kept: a hostile server cannot grow memory.
-const SB_MAX: usize = 64;
 /// Data waiting for the pump, in writes (each at most one read's size).
 const DATA_QUEUE: usize = 16;
 
@@ -60,11 +50,6 @@ pub struct Rfc2217Target {
     pub settings: PortSettings,
     pub dtr: Option<bool>,
     pub rts: Option<bool>,
-}
-
-/// A Telnet command, ready for the wire.
-fn command(verb: u8, option: u8) -> Vec<u8> {
-    vec![IAC, verb, option]
 }
 
 /// `IAC SB COM-PORT cmd value IAC SE`, 0xFF in the value doubled.
@@ -125,113 +110,32 @@ enum Notice {
     Refused,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum State {
-    #[default]
-    Data,
-    Iac,
-    Verb(u8),
-    Sub,
-    SubIac,
-}
-
-/// Telnet from the server: data out, negotiation answered, COM-PORT
+/// Telnet from the server: data out, negotiation answered (binary,
+/// suppress-go-ahead and COM-PORT agreed, the rest declined), COM-PORT
 /// subnegotiations handed over.
-#[derive(Debug, Default)]
-struct Decoder {
-    state: State,
-    sub: Vec<u8>,
-    /// Options we agreed to (`DO`/`WILL` sent), so a server repeating a
-    /// request gets no second answer (no negotiation loops).
-    agreed: std::collections::HashSet<(u8, u8)>,
+#[derive(Debug)]
+struct Decoder(Telnet);
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder(Telnet::wanting(&[BINARY, SGA, COM_PORT]))
+    }
 }
 
 impl Decoder {
     /// Decodes `input`, appending data bytes to `out`.
     fn feed(&mut self, input: &[u8], out: &mut BytesMut, notices: &mut Vec<Notice>) {
-        let mut start = 0;
-        for (i, &b) in input.iter().enumerate() {
-            match self.state {
-                State::Data => {
-                    if b == IAC {
-                        out.extend_from_slice(&input[start..i]);
-                        self.state = State::Iac;
-                        start = i + 1;
-                    }
-                    continue;
-                }
-                State::Iac => {
-                    self.state = match b {
-                        IAC => {
-                            out.extend_from_slice(&[IAC]);
-                            State::Data
-                        }
-                        WILL | WONT | DO | DONT => State::Verb(b),
-                        SB => {
-                            self.sub.clear();
-                            State::Sub
-                        }
-                        // NOP, GA, data mark and the like: nothing to do.
-                        _ => State::Data,
-                    };
-                }
-                State::Verb(verb) => {
-                    self.negotiate(verb, b, notices);
-                    self.state = State::Data;
-                }
-                State::Sub => {
-                    if b == IAC {
-                        self.state = State::SubIac;
-                    } else if self.sub.len() < SB_MAX {
-                        self.sub.push(b);
-                    }
-                }
-                State::SubIac => {
-                    self.state = match b {
-                        SE => {
-                            if let [COM_PORT, cmd, value @ ..] = &self.sub[..] {
-                                notices.push(Notice::ComPort(*cmd, value.to_vec()));
-                            }
-                            State::Data
-                        }
-                        IAC => {
-                            if self.sub.len() < SB_MAX {
-                                self.sub.push(IAC);
-                            }
-                            State::Sub
-                        }
-                        _ => State::Sub,
-                    };
-                }
-            }
-            start = i + 1;
-        }
-        if self.state == State::Data && start < input.len() {
-            out.extend_from_slice(&input[start..]);
-        }
-    }
-
-    /// Binary, suppress-go-ahead and COM-PORT are welcome both ways;
-    /// anything else (echo included: the device echoes, not the server)
-    /// is declined.
-    fn negotiate(&mut self, verb: u8, option: u8, notices: &mut Vec<Notice>) {
-        let wanted = matches!(option, BINARY | SGA | COM_PORT);
-        let answer = match (verb, wanted) {
-            (WILL, true) => DO,
-            (WILL, false) => DONT,
-            (DO, true) => WILL,
-            (DO, false) => WONT,
-            (DONT, _) | (WONT, _) if option == COM_PORT => {
-                notices.push(Notice::Refused);
-                return;
-            }
-            (WONT, _) => DONT,
-            _ => WONT,
-        };
-        // Say each thing once: a repeated request gets no answer.
-        if self.agreed.insert((answer, option)) {
-            notices.push(Notice::Reply(command(answer, option)));
-        }
+        let mut found = Vec::new();
+        self.0.feed(input, out, &mut found);
+        notices.extend(found.into_iter().filter_map(|f| match f {
+            Found::Reply(bytes) => Some(Notice::Reply(bytes)),
+            Found::Sub(sub) => match &sub[..] {
+                [COM_PORT, cmd, value @ ..] => Some(Notice::ComPort(*cmd, value.to_vec())),
+                _ => None,
+            },
+            Found::Declined(COM_PORT) => Some(Notice::Refused),
+            Found::Declined(_) => None,
+        }));
     }
 }
 
@@ -328,7 +232,8 @@ pub(crate) async fn dial(target: &Rfc2217Target, limit: Duration) -> CoreResult<
         ..ModemLines::default()
     }));
     let mut decoder = Decoder::default();
-    decoder.agreed.extend([
+    // What our hello already said: the server's answers get no second one.
+    decoder.0.answered([
         (WILL, COM_PORT),
         (WILL, BINARY),
         (DO, BINARY),
@@ -596,6 +501,7 @@ impl AsyncWrite for TelnetWrite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::telnet::{DONT, SB_MAX, WONT};
 
     fn decode(decoder: &mut Decoder, input: &[u8]) -> (Vec<u8>, Vec<Notice>) {
         let mut out = BytesMut::new();
@@ -654,7 +560,7 @@ mod tests {
         flood.extend(std::iter::repeat_n(7u8, 100_000));
         let (data, notices) = decode(&mut d, &flood);
         assert!(data.is_empty() && notices.is_empty());
-        assert!(d.sub.len() <= SB_MAX);
+        assert!(d.0.held() <= SB_MAX);
     }
 
     #[test]
