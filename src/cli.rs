@@ -219,6 +219,12 @@ pub enum Sub {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the man page (roff), made from these same definitions: muxcat man > muxcat.1; man ./muxcat.1
+    Man {
+        /// A subcommand's own page (muxcat-proxy.1): muxcat man proxy
+        #[arg(value_name = "SUBCOMMAND")]
+        subcommand: Option<String>,
+    },
 }
 
 /// `--pipe` / `--tui` on connect, listen and udp.
@@ -409,6 +415,7 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "muxcat", &mut std::io::stdout());
             0
         }
+        Some(Sub::Man { subcommand }) => man_page(subcommand.as_deref()),
     };
     // Sessions were closed cleanly by their front end; do not wait for
     // stray blocking reads (stdin) to finish.
@@ -431,6 +438,32 @@ async fn one_command(name: &str, args: &[String], global: &GlobalArgs) -> u8 {
         lua_file: None,
     };
     script::run(std::io::Cursor::new(line.into_bytes()), std::io::stdout(), opts).await
+}
+
+/// `muxcat man [SUBCOMMAND]`: the page clap_mangen makes of the command line.
+fn man_page(subcommand: Option<&str>) -> u8 {
+    let root = Cli::command().name("muxcat");
+    let cmd = match subcommand {
+        None => root,
+        Some(name) => match root.find_subcommand(name) {
+            // The page's name; leaked once (clap names are 'static), the
+            // process ends right after.
+            Some(sub) => sub
+                .clone()
+                .name(&*Box::leak(format!("muxcat-{name}").into_boxed_str())),
+            None => {
+                eprintln!("muxcat man: no subcommand {name:?}");
+                return 2;
+            }
+        },
+    };
+    match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("muxcat man: {e}");
+            1
+        }
+    }
 }
 
 /// `muxcat serial --list`: one port per line (a `ports` event with --json).

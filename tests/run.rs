@@ -509,3 +509,31 @@ async fn plots_send_samples_and_display_rules_run_headless() {
     let out = muxcat(&["run", "--json"], "plot 'T=('\n").await;
     assert!(out.stdout.contains("REGEX_INVALID"), "{}", out.stdout);
 }
+
+/// `muxcat man [SUBCOMMAND]`: a man page made from the clap definitions,
+/// every option in it (the one for proxies on its own page).
+#[test]
+fn man_pages_come_from_the_command_line_definitions() {
+    let page = |args: &[&str]| {
+        let out = Command::new(muxcat_bin()).arg("man").args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, main) = page(&[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        main.contains(".TH muxcat 1") && main.contains("allow\\-exec"),
+        "{main}"
+    );
+    let (_, proxy) = page(&["proxy"]);
+    assert!(
+        proxy.contains(".TH muxcat\\-proxy 1") || proxy.contains(".TH muxcat-proxy 1"),
+        "{proxy}"
+    );
+    for option in ["tls\\-in", "tls\\-out", "allowfile", "quiet"] {
+        assert!(proxy.contains(option), "{option} missing");
+    }
+    assert_eq!(page(&["nosuch"]).0, Some(2));
+}
