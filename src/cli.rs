@@ -252,6 +252,9 @@ pub struct FrontArgs {
     /// Pipe mode: end the run this long after stdin ends (OpenBSD nc -q SECS; muxcat's -q is quiet)
     #[arg(long, value_name = "DUR", value_parser = crate::lang::parse_duration)]
     pub quit_after: Option<std::time::Duration>,
+    /// Pipe mode: bytes out and in, rate and time on stderr while it runs (when stderr is a terminal), like pv
+    #[arg(long)]
+    pub progress: bool,
     /// Accepted for OpenBSD nc compatibility: the end of stdin always half-closes (nc -N)
     #[arg(short = 'N', hide = true)]
     pub shutdown_on_eof: bool,
@@ -514,6 +517,7 @@ async fn pipe(role: PipeRole, global: &GlobalArgs, front: &FrontArgs) -> u8 {
         recv_only: front.recv_only,
         crlf: front.crlf,
         quit_after: front.quit_after,
+        progress: front.progress,
     };
     crate::pipe::run(role, opts).await
 }

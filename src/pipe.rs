@@ -65,6 +65,8 @@ pub struct PipeOptions {
     pub crlf: bool,
     /// `--quit-after`: the run ends this long after stdin ends.
     pub quit_after: Option<std::time::Duration>,
+    /// `--progress`: bytes, rate and time on stderr (a terminal) as pv.
+    pub progress: bool,
 }
 
 /// Reads stdin on a thread: whole lines, or chunks as they come.
@@ -326,11 +328,18 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     };
     tokio::pin!(stdout_gone);
     let (crlf, no_stdin) = (opts.crlf, exec || opts.recv_only);
+    // --progress: only where someone watches (stderr a terminal).
+    let progress = (opts.progress && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| Arc::new(Progress::new()));
+    let progress_in = progress.clone();
     let pump = tokio::spawn(async move {
         if no_stdin {
             return std::future::pending().await;
         }
-        let stdin = stdin_reader(line_input);
+        let mut stdin = stdin_reader(line_input);
+        if let Some(p) = progress_in {
+            stdin = counted(stdin, p);
+        }
         stdin_pump(
             manager_for_pump,
             if crlf { crlf_stdin(stdin) } else { stdin },
@@ -350,8 +359,14 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     tokio::pin!(interrupt);
 
     let mut code = EXIT_OK;
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(500));
     loop {
         tokio::select! {
+            _ = ticks.tick(), if progress.is_some() => {
+                if let Some(p) = &progress {
+                    p.show(false);
+                }
+            }
             ev = async { match early.pop_front() { Some(ev) => Some(ev), None => events.recv().await } } => {
                 let Some(ev) = ev else { break };
                 // A relay or stdin copy racing a client's departure fails
@@ -365,6 +380,9 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                 let sid = ev.session_id.clone();
                 match ev.kind {
                     EventKind::Data { payload, .. } => {
+                        if let Some(p) = &progress {
+                            p.received.fetch_add(payload.len() as u64, Ordering::Relaxed);
+                        }
                         if let Some(deadline) = &mut linger {
                             *deadline = tokio::time::Instant::now() + SERIAL_LINGER;
                         }
@@ -481,6 +499,9 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                 break;
             }
         }
+    }
+    if let Some(p) = &progress {
+        p.show(true);
     }
     // Nothing reads events from here on: closing sessions must not wait
     // for room in a queue nobody drains (a stdout that is stuck, say).
@@ -610,6 +631,76 @@ impl Clients {
     }
 }
 
+/// `--progress`: what moved and since when, shown on stderr like pv.
+struct Progress {
+    sent: std::sync::atomic::AtomicU64,
+    received: std::sync::atomic::AtomicU64,
+    start: std::time::Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            sent: Default::default(),
+            received: Default::default(),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// One line, rewritten in place (`last`: the final one, kept).
+    fn show(&self, last: bool) {
+        let secs = self.start.elapsed().as_secs_f64().max(0.001);
+        let (sent, received) = (
+            self.sent.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+        );
+        let line = format!(
+            "\r{} out · {} in · {}/s · {}:{:02} ",
+            human_bytes(sent),
+            human_bytes(received),
+            human_bytes(((sent + received) as f64 / secs) as u64),
+            secs as u64 / 60,
+            secs as u64 % 60
+        );
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(line.as_bytes());
+        if last {
+            let _ = err.write_all(b"\n");
+        }
+        let _ = err.flush();
+    }
+}
+
+/// `1.5 MiB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// stdin, counted for `--progress`.
+fn counted(mut stdin: mpsc::Receiver<Bytes>, progress: Arc<Progress>) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Some(chunk) = stdin.recv().await {
+            progress.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 /// `-C`: stdin with each LF not already after a CR sent as CRLF (a CR
 /// that ends one chunk counts for the next).
 fn crlf_stdin(mut stdin: mpsc::Receiver<Bytes>) -> mpsc::Receiver<Bytes> {
@@ -691,5 +782,17 @@ async fn wait_for_target(target: &mut watch::Receiver<Option<String>>) -> Result
             return Ok(id);
         }
         target.changed().await.map_err(|_| ())?;
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_pv_writes_them() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(300 << 20), "300.0 MiB");
     }
 }

@@ -367,3 +367,33 @@ fn telnet_negotiation_is_refused_and_stripped_as_ncat() {
         assert_eq!(&answers[0], ncat, "muxcat and ncat answered differently");
     }
 }
+
+/// `--progress` draws only on a terminal: with stderr a pipe (a script,
+/// a log) it writes nothing there.
+#[test]
+fn progress_stays_off_a_pipe() {
+    let (got, code, _) = client_run(
+        "muxcat",
+        &words(&["connect", "--progress", "-q"]),
+        b"data\n",
+        Duration::ZERO,
+    );
+    assert_eq!((got.as_slice(), code), (&b"data\n"[..], 0));
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut s, _) = server.accept().unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    });
+    let out = Command::new(muxcat_bin())
+        .args(["connect", "--progress", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(" out · "),
+        "{:?}",
+        out.stderr
+    );
+}
