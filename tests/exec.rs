@@ -9,30 +9,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, muxcat_bin};
-
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        println!("skipping the {tool} part: {tool} is not installed");
-    }
-    found
-}
-
-fn wait_listening(port: u16) {
-    for _ in 0..500 {
-        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-        if tcp.contains(&format!(":{port:04X} 00000000:0000 0A")) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("nothing listens on {port}");
-}
+use common::{free_port, have, muxcat_bin, wait_port_listening};
 
 /// Sends `input`, half-closes, reads to the end.
 fn converse(port: u16, input: &[u8]) -> Vec<u8> {
@@ -53,7 +30,7 @@ fn listener(program: &str, args: &[&str], port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_listening(port);
+    wait_port_listening(port);
     child
 }
 

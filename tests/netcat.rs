@@ -10,19 +10,7 @@ use std::net::{Shutdown, TcpListener};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, muxcat_bin};
-
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        println!("skipping the {tool} part: {tool} is not installed");
-    }
-    found
-}
+use common::{free_port, have, muxcat_bin};
 
 /// Runs a client with `args` and `input` on stdin against a server that
 /// reads everything and keeps the connection open `hold` after the

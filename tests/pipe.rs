@@ -9,19 +9,7 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, muxcat_bin, random_bytes, sha256};
-
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        println!("skipping the {tool} part: {tool} is not installed");
-    }
-    found
-}
+use common::{free_port, have, muxcat_bin, random_bytes, sha256};
 
 fn muxcat(args: &[&str]) -> Command {
     let mut c = Command::new(muxcat_bin());

@@ -243,29 +243,6 @@ async fn max_connections_closes_the_extra_client() {
     assert_eq!(second.read_to_end(&mut buf).await.unwrap_or(0), 0);
 }
 
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        println!("skipping the {tool} part: {tool} is not installed");
-    }
-    found
-}
-
-fn wait_listening(port: u16) {
-    for _ in 0..500 {
-        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-        if tcp.contains(&format!(":{port:04X} 00000000:0000 0A")) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("nothing listens on {port}");
-}
-
 /// `muxcat proxy` between socat (an echoing server) and OpenBSD nc (a
 /// client that ends its output with -N): 2 MiB arrive back intact, the
 /// client's FIN reaches socat through the proxy and socat's comes back,
@@ -283,7 +260,7 @@ fn muxcat_proxy_between_socat_and_nc_passes_bytes_and_ends() {
         ])
         .spawn()
         .unwrap();
-    wait_listening(target);
+    wait_port_listening(target);
     let dir = tempfile::tempdir().unwrap();
     let mut proxy = Command::new(muxcat_bin())
         .args(["--record"])
@@ -297,7 +274,7 @@ fn muxcat_proxy_between_socat_and_nc_passes_bytes_and_ends() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_listening(port);
+    wait_port_listening(port);
     let data = random_bytes(2 << 20, 17);
     let mut nc = Command::new("nc")
         .args(["-N", "127.0.0.1", &port.to_string()])
@@ -367,7 +344,7 @@ fn muxcat_proxy_json_traces_both_directions() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_listening(port);
+    wait_port_listening(port);
     let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     client.write_all(b"ping").unwrap();
     let mut buf = [0u8; 4];

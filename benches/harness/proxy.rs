@@ -50,18 +50,6 @@ fn push(port: u16, size: u64) -> Option<f64> {
     Some(start.elapsed().as_secs_f64())
 }
 
-fn wait_port(port: u16) -> bool {
-    let needle = format!(":{port:04X} 00000000:0000 0A");
-    for _ in 0..500 {
-        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-        if tcp.contains(&needle) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
-}
-
 fn stop(mut child: Child) {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -103,7 +91,7 @@ pub fn proxy(
                 .stderr(Stdio::null())
                 .spawn();
             if let Ok(child) = child {
-                if wait_port(port)
+                if super::wait_listen(port)
                     && let Some(t) = push(port, size)
                 {
                     results[1].1.push(t);
@@ -126,7 +114,7 @@ pub fn proxy(
                 .stderr(Stdio::null())
                 .spawn();
             if let Ok(child) = child {
-                if wait_port(port)
+                if super::wait_listen(port)
                     && let Some(t) = push(port, size)
                 {
                     results[row].1.push(t);
@@ -146,7 +134,7 @@ pub fn proxy(
             format!("127.0.0.1:{target}"),
         ];
         if let Some(tui) = Tui::start(muxcat, &args) {
-            if wait_port(port)
+            if super::wait_listen(port)
                 && let Some(t) = push(port, size)
             {
                 results[4].1.push(t);

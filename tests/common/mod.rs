@@ -388,3 +388,31 @@ impl Device {
         }
     }
 }
+
+/// Whether a peer tool is on PATH; says so when it is not (its part of a
+/// test is skipped).
+pub fn have(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        println!("skipping the {tool} part: {tool} is not installed");
+    }
+    found
+}
+
+/// Waits until something is in LISTEN on 127.0.0.1:`port`, without
+/// connecting (a one-shot listener must keep its one client).
+pub fn wait_port_listening(port: u16) {
+    let needle = format!(":{port:04X} 00000000:0000 0A");
+    for _ in 0..500 {
+        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        if tcp.contains(&needle) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {port}");
+}
