@@ -27,28 +27,34 @@ fn client_run(program: &str, args: &[String], input: &[u8], hold: Duration) -> (
         std::thread::sleep(hold);
         buf
     });
-    let mut all: Vec<String> = args.to_vec();
-    if program == "muxcat" {
-        all.push(format!("127.0.0.1:{port}"));
-    } else {
-        all.extend(["127.0.0.1".to_string(), port.to_string()]);
-    }
     let start = Instant::now();
-    let mut child = Command::new(if program == "muxcat" {
-        muxcat_bin().display().to_string()
-    } else {
-        program.to_string()
-    })
-    .args(&all)
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = client(program, args, port)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
     let code = child.wait().unwrap().code().unwrap_or(-1);
     let took = start.elapsed();
     (got.join().unwrap(), code, took)
+}
+
+/// A client tool (`muxcat` or a peer) with `args` and then the target
+/// as that tool takes it (`HOST:PORT`, or `HOST PORT`).
+fn client(tool: &str, args: &[String], port: u16) -> Command {
+    let mut cmd = Command::new(if tool == "muxcat" {
+        muxcat_bin().display().to_string()
+    } else {
+        tool.to_string()
+    });
+    cmd.args(args);
+    if tool == "muxcat" {
+        cmd.arg(format!("127.0.0.1:{port}"));
+    } else {
+        cmd.args(["127.0.0.1".to_string(), port.to_string()]);
+    }
+    cmd
 }
 
 fn words(list: &[&str]) -> Vec<String> {
@@ -112,24 +118,13 @@ fn w_and_i_end_an_idle_connection() {
             let mut buf = [0u8; 16];
             let _ = s.read(&mut buf);
         });
-        let mut all = args.clone();
-        if tool == "muxcat" {
-            all.push(format!("127.0.0.1:{port}"));
-        } else {
-            all.extend(["127.0.0.1".to_string(), port.to_string()]);
-        }
         let start = Instant::now();
-        let mut child = Command::new(if tool == "muxcat" {
-            muxcat_bin().display().to_string()
-        } else {
-            tool.to_string()
-        })
-        .args(&all)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        let mut child = client(tool, &args, port)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         // stdin stays open and quiet: only the timeout can end it.
         let stdin = child.stdin.take();
         let status = loop {
@@ -266,20 +261,12 @@ fn source_address_and_port_as_nc() {
         if tool == "muxcat" {
             args.insert(0, "-q".into());
             args.insert(1, "connect".into());
-            args.push(format!("127.0.0.1:{port}"));
-        } else {
-            args.extend(["127.0.0.1".to_string(), port.to_string()]);
         }
-        let mut child = Command::new(if tool == "muxcat" {
-            muxcat_bin().display().to_string()
-        } else {
-            tool.to_string()
-        })
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        let mut child = client(tool, &args, port)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
         let (s, peer) = server.accept().unwrap();
         assert_eq!(peer.to_string(), format!("127.0.0.2:{from}"), "{tool}");
         drop(s);
@@ -322,23 +309,12 @@ fn telnet_negotiation_is_refused_and_stripped_as_ncat() {
             }
             got
         });
-        let mut all = args.clone();
-        if tool == "muxcat" {
-            all.push(format!("127.0.0.1:{port}"));
-        } else {
-            all.extend(["127.0.0.1".to_string(), port.to_string()]);
-        }
-        let mut child = Command::new(if tool == "muxcat" {
-            muxcat_bin().display().to_string()
-        } else {
-            tool.to_string()
-        })
-        .args(&all)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        let mut child = client(tool, &args, port)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let got = telnetd.join().unwrap();
         let stdin = child.stdin.take();
         drop(stdin);

@@ -24,7 +24,8 @@ const MAX_SERIES: usize = 8;
 pub const WINDOW_SECS: f64 = 60.0;
 const MIN_WINDOW_SECS: f64 = 10.0;
 
-const SERIES_COLOURS: [Color; MAX_SERIES] = [
+/// Colours of series (and of a merged pane's sessions), in turn.
+pub const SERIES_COLOURS: [Color; MAX_SERIES] = [
     Color::Cyan,
     Color::Yellow,
     Color::Magenta,

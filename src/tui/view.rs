@@ -694,15 +694,8 @@ fn draw_pane(app: &App, frame: &mut Frame, area: Rect, i: usize, theme: Theme) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// Colours of a merged pane's sessions, in turn.
-const MERGE_COLOURS: [Color; 6] = [
-    Color::Cyan,
-    Color::Yellow,
-    Color::Magenta,
-    Color::Green,
-    Color::LightRed,
-    Color::LightBlue,
-];
+/// Colours of a merged pane's sessions, in turn: the plots' series colours.
+const MERGE_COLOURS: &[Color] = &super::plot::SERIES_COLOURS;
 
 /// A merged pane: its sessions' chunks interleaved by time, each row
 /// prefixed with its session's short label in that session's colour.
