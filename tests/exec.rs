@@ -199,3 +199,33 @@ fn the_exec_command_needs_allow_exec() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("is served by sh -c"), "{text}");
 }
+
+/// `udp --sh-exec`: the program reads the datagrams and its answers go
+/// back to the sender (ncat -u -e).
+#[test]
+fn a_udp_socket_served_by_a_program() {
+    let port = free_port();
+    let mut child = Command::new(muxcat_bin())
+        .args([
+            "-q",
+            "udp",
+            "--sh-exec",
+            "while read l; do echo \"$l\" | tr a-z A-Z; done",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 64];
+    // The socket may not be bound yet: ask again until it answers.
+    let answer = (0..30).find_map(|_| {
+        peer.send_to(b"hello udp\n", ("127.0.0.1", port)).ok()?;
+        let (n, _) = peer.recv_from(&mut buf).ok()?;
+        Some(buf[..n].to_vec())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answer.as_deref(), Some(&b"HELLO UDP\n"[..]));
+}

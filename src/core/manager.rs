@@ -999,6 +999,17 @@ impl Actor {
                 max_connections: None,
             })
             .await;
+        // --exec: the program reads the datagrams and answers the sender.
+        if let Some(exec) = &spec.opts.exec
+            && let Err(e) = session.attach_exec(exec)
+        {
+            session.close(CloseReason::Error, Some(e.clone())).await;
+            return Err(Failure {
+                error: e,
+                session_id: Some(id),
+                listener_id: None,
+            });
+        }
         session.start_reading(read);
         Ok(Outcome::Session(id))
     }

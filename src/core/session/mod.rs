@@ -880,6 +880,11 @@ impl Session {
             }
             self.record(Mark::In, &Bytes::copy_from_slice(datagram)).await;
         }
+        // --exec: the program reads the datagrams (its output goes back
+        // to the sender, as sends do).
+        if self.relay.get().is_some() && !self.relay_c2s(&Bytes::copy_from_slice(datagram)).await {
+            return;
+        }
         let shown = match self.mode {
             Mode::Line => strip_eol(datagram),
             Mode::Binary => datagram,
