@@ -213,8 +213,8 @@ impl Relay {
 impl Session {
     /// `--exec` / `exec CMD`: a program takes the session's far side: what
     /// the peer sends goes to its stdin, its stdout to the peer; its end
-    /// of output half-closes the session. Before the reader starts (an
-    /// opening session), or on a live one (the TUI's `exec`).
+    /// of output ends the session. Before the reader starts (an opening
+    /// session), or on a live one (the TUI's `exec`).
     pub fn attach_exec(self: &Arc<Self>, spec: &crate::core::transport::exec::ExecSpec) -> CoreResult<()> {
         if self.relay.get().is_some() {
             return Err(CoreError::new(
