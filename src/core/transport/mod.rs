@@ -386,7 +386,7 @@ impl Dialer {
             }
             Target::Unix(path) => unix::dial(path, self.timeout).await,
             Target::Serial(port) => serial::open(port).await,
-            Target::Rfc2217(target) => rfc2217::dial(target, self.timeout).await,
+            Target::Rfc2217(target) => rfc2217::dial(target, self.timeout, self.source).await,
         }
     }
 

@@ -201,8 +201,12 @@ fn apply(cmd: u8, value: &[u8], lines: &Mutex<ModemLines>) {
 
 /// Connects, agrees on COM-PORT-OPTION and the settings within `limit`,
 /// and hands over the link.
-pub(crate) async fn dial(target: &Rfc2217Target, limit: Duration) -> CoreResult<Link> {
-    let stream = super::tcp::connect(&target.addr, limit).await?;
+pub(crate) async fn dial(
+    target: &Rfc2217Target,
+    limit: Duration,
+    source: Option<std::net::SocketAddr>,
+) -> CoreResult<Link> {
+    let stream = super::tcp::connect_from(&target.addr, limit, source).await?;
     let _ = stream.set_nodelay(true);
     let (local, peer) = super::tcp::ends(&stream)?;
     let (mut read, mut write) = stream.into_split();
