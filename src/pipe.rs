@@ -337,12 +337,22 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
             return std::future::pending().await;
         }
         let mut stdin = stdin_reader(line_input);
-        if let Some(p) = progress_in {
-            stdin = counted(stdin, p);
+        // --progress counts what stdin gave, -C rewrites it: one task.
+        if progress_in.is_some() || crlf {
+            let mut to_crlf = crlf.then(|| crlf_lines(false));
+            stdin = mapped(stdin, move |chunk| {
+                if let Some(p) = &progress_in {
+                    p.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+                match &mut to_crlf {
+                    Some(f) => f(chunk),
+                    None => chunk,
+                }
+            });
         }
         stdin_pump(
             manager_for_pump,
-            if crlf { crlf_stdin(stdin) } else { stdin },
+            stdin,
             target_rx,
             many.then_some(clients_for_pump),
             stdin_done_for_pump,
@@ -687,13 +697,16 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// stdin, counted for `--progress`.
-fn counted(mut stdin: mpsc::Receiver<Bytes>, progress: Arc<Progress>) -> mpsc::Receiver<Bytes> {
+/// stdin's chunks through `f`, in order (a task between the reader and
+/// the pump, only when an option needs one).
+fn mapped(
+    mut stdin: mpsc::Receiver<Bytes>,
+    mut f: impl FnMut(Bytes) -> Bytes + Send + 'static,
+) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         while let Some(chunk) = stdin.recv().await {
-            progress.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            if tx.send(chunk).await.is_err() {
+            if tx.send(f(chunk)).await.is_err() {
                 return;
             }
         }
@@ -701,27 +714,20 @@ fn counted(mut stdin: mpsc::Receiver<Bytes>, progress: Arc<Progress>) -> mpsc::R
     rx
 }
 
-/// `-C`: stdin with each LF not already after a CR sent as CRLF (a CR
-/// that ends one chunk counts for the next).
-fn crlf_stdin(mut stdin: mpsc::Receiver<Bytes>) -> mpsc::Receiver<Bytes> {
-    let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(async move {
-        let mut after_cr = false;
-        while let Some(chunk) = stdin.recv().await {
-            let mut out = Vec::with_capacity(chunk.len() + chunk.len() / 16);
-            for &b in chunk.iter() {
-                if b == b'\n' && !after_cr {
-                    out.push(b'\r');
-                }
-                out.push(b);
-                after_cr = b == b'\r';
+/// `-C`: each LF not already after a CR becomes CRLF (a CR that ends
+/// one chunk counts for the next).
+fn crlf_lines(mut after_cr: bool) -> impl FnMut(Bytes) -> Bytes + Send + 'static {
+    move |chunk| {
+        let mut out = Vec::with_capacity(chunk.len() + chunk.len() / 16);
+        for &b in chunk.iter() {
+            if b == b'\n' && !after_cr {
+                out.push(b'\r');
             }
-            if tx.send(Bytes::from(out)).await.is_err() {
-                return;
-            }
+            out.push(b);
+            after_cr = b == b'\r';
         }
-    });
-    rx
+        Bytes::from(out)
+    }
 }
 
 /// Feeds stdin to the current session (or every broker client); at EOF

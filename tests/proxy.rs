@@ -80,17 +80,8 @@ async fn a_client_is_relayed_both_ways_and_its_conversation_recorded() {
         header.contains(&format!("-> {server} ")) && header.contains(&format!("via=127.0.0.1:{port}")),
         "{header}"
     );
-    let raw = |dir: &str| {
-        let out = Command::new(muxcat_bin())
-            .args(["replay", "--raw", dir])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    };
-    assert_eq!(raw("c2s"), b"ping\nafter the server's FIN\n");
-    assert_eq!(raw("s2c"), b"HELLO ping\n");
+    assert_eq!(replay_raw(&file, "c2s"), b"ping\nafter the server's FIN\n");
+    assert_eq!(replay_raw(&file, "s2c"), b"HELLO ping\n");
 }
 
 #[tokio::test]
@@ -243,6 +234,28 @@ async fn max_connections_closes_the_extra_client() {
     assert_eq!(second.read_to_end(&mut buf).await.unwrap_or(0), 0);
 }
 
+/// `replay --raw DIR FILE`: one direction of a transcript, decoded.
+fn replay_raw(file: &std::path::Path, dir: &str) -> Vec<u8> {
+    let out = Command::new(muxcat_bin())
+        .args(["replay", "--raw", dir])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Ctrl-C to a `muxcat proxy`, once it has ended: what it wrote on stderr.
+fn interrupt(mut proxy: std::process::Child) -> String {
+    let _ = Command::new("kill")
+        .args(["-INT", &proxy.id().to_string()])
+        .status();
+    let _ = proxy.wait();
+    let mut err = String::new();
+    proxy.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    err
+}
+
 /// `muxcat proxy` between socat (an echoing server) and OpenBSD nc (a
 /// client that ends its output with -N): 2 MiB arrive back intact, the
 /// client's FIN reaches socat through the proxy and socat's comes back,
@@ -262,7 +275,7 @@ fn muxcat_proxy_between_socat_and_nc_passes_bytes_and_ends() {
         .unwrap();
     wait_port_listening(target);
     let dir = tempfile::tempdir().unwrap();
-    let mut proxy = Command::new(muxcat_bin())
+    let proxy = Command::new(muxcat_bin())
         .args(["--record"])
         .arg(dir.path())
         .args([
@@ -299,12 +312,7 @@ fn muxcat_proxy_between_socat_and_nc_passes_bytes_and_ends() {
         data.len()
     );
     assert!(socat.wait().unwrap().success(), "socat saw its peer end");
-    let _ = Command::new("kill")
-        .args(["-INT", &proxy.id().to_string()])
-        .status();
-    let _ = proxy.wait();
-    let mut err = String::new();
-    proxy.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let err = interrupt(proxy);
     assert!(!err.contains("error"), "{err}");
     let log = std::fs::read_dir(dir.path())
         .unwrap()
@@ -313,12 +321,7 @@ fn muxcat_proxy_between_socat_and_nc_passes_bytes_and_ends() {
         .unwrap()
         .path();
     for raw in ["c2s", "s2c"] {
-        let out = Command::new(muxcat_bin())
-            .args(["replay", "--raw", raw])
-            .arg(&log)
-            .output()
-            .unwrap();
-        assert_eq!(sha256(&out.stdout), sha256(&data), "--raw {raw}");
+        assert_eq!(sha256(&replay_raw(&log, raw)), sha256(&data), "--raw {raw}");
     }
 }
 
@@ -334,7 +337,7 @@ fn muxcat_proxy_json_traces_both_directions() {
         s.write_all(b"pong").unwrap();
     });
     let port = free_port();
-    let mut proxy = Command::new(muxcat_bin())
+    let proxy = Command::new(muxcat_bin())
         .args([
             "--json",
             "proxy",
@@ -352,12 +355,7 @@ fn muxcat_proxy_json_traces_both_directions() {
     assert_eq!(&buf, b"pong");
     drop(client);
     std::thread::sleep(Duration::from_millis(300));
-    let _ = Command::new("kill")
-        .args(["-INT", &proxy.id().to_string()])
-        .status();
-    let _ = proxy.wait();
-    let mut err = String::new();
-    proxy.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let err = interrupt(proxy);
     let events: Vec<serde_json::Value> = err.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(
         events.iter().any(

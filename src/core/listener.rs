@@ -399,14 +399,9 @@ impl Listener {
             })
             .await;
         self.push_unclaimed(session.id.clone());
-        // --exec: each client its own program, before a byte is read.
-        if let Some(exec) = &self.opts.exec
-            && let Err(e) = session.attach_exec(exec)
-        {
-            session.close(super::events::CloseReason::Error, Some(e)).await;
-            return Some(session);
-        }
-        session.start_reading(read);
+        // Each client its own program (--exec); a failure is the session's
+        // `disconnected` event.
+        let _ = session.start(read, self.opts.exec.as_deref()).await;
         Some(session)
     }
 

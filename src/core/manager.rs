@@ -364,44 +364,23 @@ impl Actor {
                 });
             }
             Command::Exec { session, spec } => {
-                let result = self.find_session(session.as_deref()).and_then(|s| {
+                self.act_on(session.as_deref(), reply, |s| {
                     s.attach_exec(&spec)?;
                     s.start_relay();
-                    Ok(s)
-                });
-                match result {
-                    Ok(s) => {
-                        let text = format!("{} is served by {}", s.id, spec.describe());
-                        self.ctx
-                            .events
-                            .emit(Event::new(EventKind::Info(text)).session(&s.id))
-                            .await;
-                        let _ = reply.send(Ok(Outcome::Session(s.id.clone())));
-                    }
-                    Err(e) => fail(reply, e, None),
-                }
+                    Ok(format!("{} is served by {}", s.id, spec.describe()))
+                })
+                .await;
             }
             Command::Hold { session, dir, hold } => {
-                let result = self.find_session(session.as_deref()).and_then(|s| {
-                    let changed = s.hold(dir, hold)?;
-                    Ok((s, changed))
-                });
-                match result {
-                    Ok((s, changed)) => {
-                        let what = if hold { "held" } else { "released" };
-                        let text = if changed {
-                            format!("{} {} {what}", s.id, dir.as_str())
-                        } else {
-                            format!("{} {} was already {what}", s.id, dir.as_str())
-                        };
-                        self.ctx
-                            .events
-                            .emit(Event::new(EventKind::Info(text)).session(&s.id))
-                            .await;
-                        let _ = reply.send(Ok(Outcome::Session(s.id.clone())));
-                    }
-                    Err(e) => fail(reply, e, None),
-                }
+                self.act_on(session.as_deref(), reply, |s| {
+                    let what = if hold { "held" } else { "released" };
+                    Ok(if s.hold(dir, hold)? {
+                        format!("{} {} {what}", s.id, dir.as_str())
+                    } else {
+                        format!("{} {} was already {what}", s.id, dir.as_str())
+                    })
+                })
+                .await;
             }
             Command::Udp(spec) => {
                 let result = self.udp(spec).await;
@@ -758,6 +737,26 @@ impl Actor {
         });
     }
 
+    /// Does `act` to a session and says what it did (an `info` event of
+    /// the session); the session is the outcome.
+    async fn act_on(
+        &self,
+        session: Option<&str>,
+        reply: Reply,
+        act: impl FnOnce(&Arc<Session>) -> CoreResult<String>,
+    ) {
+        match self.find_session(session).and_then(|s| Ok((act(&s)?, s))) {
+            Ok((text, s)) => {
+                self.ctx
+                    .events
+                    .emit(Event::new(EventKind::Info(text)).session(&s.id))
+                    .await;
+                let _ = reply.send(Ok(Outcome::Session(s.id.clone())));
+            }
+            Err(e) => fail(reply, e, None),
+        }
+    }
+
     /// Stops a `connect --wait` still trying (by id, a prefix of it, or
     /// label); its id.
     fn stop_dialing(&self, name: Option<&str>) -> Option<String> {
@@ -874,14 +873,9 @@ impl Actor {
                     insecure,
                 })
                 .await;
-            // --exec: the program takes the far side before a byte is read.
-            if let Some(exec) = &spec.opts.exec
-                && let Err(e) = session.attach_exec(exec)
-            {
-                session.close(CloseReason::Error, Some(e.clone())).await;
+            if let Err(e) = session.start(read, spec.opts.exec.as_deref()).await {
                 return fail(reply, e, Some(id));
             }
-            session.start_reading(read);
             if let Some(preamble) = spec.preamble {
                 session.send_preamble(preamble);
             }
@@ -999,19 +993,14 @@ impl Actor {
                 max_connections: None,
             })
             .await;
-        // --exec: the program reads the datagrams and answers the sender.
-        if let Some(exec) = &spec.opts.exec
-            && let Err(e) = session.attach_exec(exec)
-        {
-            session.close(CloseReason::Error, Some(e.clone())).await;
-            return Err(Failure {
-                error: e,
+        match session.start(read, spec.opts.exec.as_deref()).await {
+            Ok(()) => Ok(Outcome::Session(id)),
+            Err(error) => Err(Failure {
+                error,
                 session_id: Some(id),
                 listener_id: None,
-            });
+            }),
         }
-        session.start_reading(read);
-        Ok(Outcome::Session(id))
     }
 
     /// `udp --per-peer`: a listener whose sessions are the senders.

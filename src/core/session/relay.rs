@@ -246,6 +246,24 @@ impl Session {
         Ok(())
     }
 
+    /// Starts an opened session: its `--exec` program first, if any (a
+    /// program that cannot start closes the session with that error), so
+    /// no byte is read before it can take it; then the reader.
+    pub(crate) async fn start(
+        self: &Arc<Self>,
+        read: Option<ReadSide>,
+        exec: Option<&crate::core::transport::exec::ExecSpec>,
+    ) -> CoreResult<()> {
+        if let Some(exec) = exec
+            && let Err(e) = self.attach_exec(exec)
+        {
+            self.close(CloseReason::Error, Some(e.clone())).await;
+            return Err(e);
+        }
+        self.start_reading(read);
+        Ok(())
+    }
+
     /// Starts the upstream reader (once the session reads too).
     pub fn start_relay(self: &Arc<Self>) {
         if let Some(up) = self.relay.get().and_then(Relay::take_read) {
