@@ -332,33 +332,18 @@ fn managed_throughput(size: usize) {
                 }
             });
             let (manager, mut events) = Manager::start(ManagerConfig::default());
-            let spec = muxcat::lang::ConnectArgs {
-                session: muxcat::lang::SessionArgs {
-                    mode,
-                    ..Default::default()
-                },
-                tls: false,
-                ca: None,
-                sni: None,
-                insecure: false,
-                cert: None,
-                key: None,
-                reconnect: false,
-                backoff: None,
-                preamble: None,
-                wait: false,
-                rfc2217: false,
-                port: Default::default(),
-                source: None,
-                source_port: None,
-                target: addr.to_string(),
-            }
-            .spec()
-            .ok()?;
+            let mode_word = if mode == muxcat::core::Mode::Line {
+                "line"
+            } else {
+                "binary"
+            };
+            let Ok(Some(muxcat::lang::Parsed::Core(connect))) =
+                muxcat::lang::parse_line(&format!("connect --mode {mode_word} {addr}"))
+            else {
+                return None;
+            };
             let start = Instant::now();
-            let pending = manager
-                .submit(muxcat::core::Command::Connect(Box::new(spec)))
-                .await;
+            let pending = manager.submit(connect).await;
             tokio::spawn(pending);
             let mut got = 0usize;
             let mut events_seen = 0usize;

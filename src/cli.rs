@@ -103,7 +103,7 @@ pub enum Sub {
     },
     /// One outbound session
     #[command(
-        after_help = "Examples:\n  muxcat connect example.org:80\n  muxcat connect --tls --ca ca.pem device.local:8443\n  muxcat connect --reconnect --preamble 'login admin' device.local:23"
+        after_help = "Examples:\n  muxcat connect example.org:80\n  muxcat connect --tls --ca ca.pem device.local:8443\n  muxcat connect --reconnect --preamble 'login admin' device.local:23\n  muxcat connect -s 127.0.0.2 -p 5000 device.local:23          from that address and port (nc -s -p)\n  muxcat connect --proxy 127.0.0.1:1080 --proxy-type socks5 device.local:23\n  NCAT_PROXY_AUTH=me:pw muxcat connect --proxy proxy:3128 example.org:443"
     )]
     Connect {
         #[command(flatten)]

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use super::error::{CoreError, CoreResult, ErrorCode};
 
 /// A host (name, IPv4 or IPv6 literal without brackets) and a port.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HostPort {
     pub host: String,
     pub port: u16,

@@ -139,6 +139,8 @@ pub struct ConnectSpec {
     pub preamble: Option<Bytes>,
     /// `-s ADDR` / `-p PORT`: the local address and port to connect from.
     pub source: Option<std::net::SocketAddr>,
+    /// `--proxy`: go through a SOCKS or HTTP proxy.
+    pub via: Option<super::transport::via::Via>,
 }
 
 #[derive(Clone, Debug)]

@@ -38,6 +38,9 @@ pub enum ErrorCode {
     LuaError,
     /// A client a listener's `--allow`/`--deny` list keeps out.
     AccessDenied,
+    /// A proxy (`connect --proxy`) refused, failed or did not answer; the
+    /// text gives its reason.
+    ProxyFailed,
 }
 
 impl ErrorCode {
@@ -69,11 +72,12 @@ impl ErrorCode {
             ErrorCode::SerialLineUnsupported => "SERIAL_LINE_UNSUPPORTED",
             ErrorCode::LuaError => "LUA_ERROR",
             ErrorCode::AccessDenied => "ACCESS_DENIED",
+            ErrorCode::ProxyFailed => "PROXY_FAILED",
         }
     }
 
     /// Every code, in the contract's order.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::CommandInvalid,
         ErrorCode::AddressInvalid,
         ErrorCode::ResolveFailed,
@@ -100,6 +104,7 @@ impl ErrorCode {
         ErrorCode::SerialLineUnsupported,
         ErrorCode::LuaError,
         ErrorCode::AccessDenied,
+        ErrorCode::ProxyFailed,
     ];
 
     /// The code a text names (`CONNECT_REFUSED`).

@@ -85,6 +85,8 @@ pub enum EventKind {
         local: Endpoint,
         kind: Kind,
         insecure: bool,
+        /// `--proxy`: the proxy the link goes through.
+        via: Option<Box<crate::core::transport::via::Via>>,
     },
     /// A listener (or a UDP socket, `kind` udp) is bound.
     Listening {
@@ -395,6 +397,7 @@ impl Event {
                 local,
                 kind,
                 insecure,
+                via,
             } => {
                 out.push_str(&format!(
                     "connected {} (local {}",
@@ -406,6 +409,9 @@ impl Event {
                 }
                 if let Some(port) = &self.port {
                     out.push_str(&format!(", {}", port.describe()));
+                }
+                if let Some(via) = via {
+                    out.push_str(&format!(", via {}", escape_display(via.to_string().as_bytes())));
                 }
                 if *insecure {
                     out.push_str(", INSECURE: certificate not verified");
@@ -667,8 +673,13 @@ impl Serialize for Event {
                 local,
                 kind,
                 insecure,
+                via,
             } => {
                 serialize_endpoint(&mut map, "remote", remote)?;
+                if let Some(via) = via {
+                    map.serialize_entry("proxy", &via.proxy.to_string())?;
+                    map.serialize_entry("proxyType", via.kind.as_str())?;
+                }
                 map.serialize_entry("localAddr", &local.to_string())?;
                 map.serialize_entry("tls", &kind.is_tls())?;
                 if kind.is_tls() {
@@ -815,6 +826,10 @@ fn serialize_endpoint<M: SerializeMap>(map: &mut M, side: &str, end: &Endpoint) 
             &path.as_ref().map(|p| p.display().to_string()),
         ),
         Endpoint::Device(path) => map.serialize_entry(&format!("{side}Path"), &path.display().to_string()),
+        Endpoint::Name(hp) => {
+            map.serialize_entry(&format!("{side}Host"), &hp.host)?;
+            map.serialize_entry(&format!("{side}Port"), &hp.port)
+        }
     }
 }
 
@@ -829,6 +844,7 @@ mod tests {
             local: "127.0.0.1:50432".parse().unwrap(),
             kind: crate::core::transport::Kind::Tcp,
             insecure: false,
+            via: None,
         })
         .session("sess-1");
         let v: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();

@@ -777,6 +777,7 @@ impl Actor {
         };
         let dialer = match Dialer::new(&spec.target, spec.tls.as_ref(), spec.opts.timeout)
             .and_then(|d| d.with_source(spec.source))
+            .and_then(|d| d.through(spec.via.clone()))
         {
             Ok(d) => d,
             Err(e) => return fail(reply, e, Some(id)),
@@ -829,6 +830,7 @@ impl Actor {
             };
             let (dialed, reply) = dialed;
             let (remote, local, kind, insecure) = (dialed.peer, dialed.local, dialed.kind, dialed.insecure);
+            let via = dialer.via().cloned().map(Box::new);
             let redial = spec.reconnect.map(|backoff| {
                 Box::new(Redial {
                     dialer,
@@ -871,6 +873,7 @@ impl Actor {
                     local,
                     kind,
                     insecure,
+                    via,
                 })
                 .await;
             if let Err(e) = session.start(read, spec.opts.exec.as_deref()).await {

@@ -275,6 +275,21 @@ pub struct ConnectArgs {
     /// Connect from this local port (nc -p, ncat -p)
     #[arg(long, short = 'p', value_name = "PORT")]
     pub source_port: Option<u16>,
+    /// Go through this proxy: HOST[:PORT] (default port 3128 for http, 1080 for SOCKS; ncat --proxy)
+    #[arg(long, value_name = "HOST[:PORT]", conflicts_with = "nc_proxy")]
+    pub proxy: Option<String>,
+    /// nc -x: as --proxy, but SOCKS5 unless -X names another type
+    #[arg(short = 'x', value_name = "HOST[:PORT]", hide = true)]
+    pub nc_proxy: Option<String>,
+    /// The proxy's protocol (default http; nc's -x: socks5)
+    #[arg(long, short = 'X', value_name = "TYPE", value_enum)]
+    pub proxy_type: Option<crate::core::transport::via::ProxyType>,
+    /// Credentials for the proxy: USER:PASS (http, socks5) or USER (socks4); default $NCAT_PROXY_AUTH
+    #[arg(long, value_name = "USER[:PASS]")]
+    pub proxy_auth: Option<String>,
+    /// Who resolves the target's name: the proxy (remote, default), muxcat (local), local then the proxy (both), or nobody (none)
+    #[arg(long, value_name = "WHERE", value_enum, default_value_t)]
+    pub proxy_dns: crate::core::transport::via::ProxyDns,
     /// Reconnect after the peer closes or the connection fails (same session, same transcript)
     #[arg(long)]
     pub reconnect: bool,
@@ -339,6 +354,7 @@ impl ConnectArgs {
         };
         Ok(ConnectSpec {
             source,
+            via: self.via()?,
             target,
             reconnect: self.reconnect.then(|| self.backoff.unwrap_or_default()),
             wait: self.wait,
@@ -352,6 +368,36 @@ impl ConnectArgs {
                 key: self.key.clone(),
             }),
         })
+    }
+}
+
+impl ConnectArgs {
+    /// `--proxy` (or nc's `-x`) and its type, credentials and DNS.
+    fn via(&self) -> CoreResult<Option<crate::core::transport::via::Via>> {
+        use crate::core::transport::via::{ProxyType, Via};
+        let (proxy, default_kind) = match (&self.proxy, &self.nc_proxy) {
+            (Some(p), _) => (p, ProxyType::Http),
+            (None, Some(p)) => (p, ProxyType::Socks5),
+            (None, None) => {
+                if self.proxy_type.is_some() || self.proxy_auth.is_some() {
+                    return Err(invalid(
+                        "connect: --proxy-type and --proxy-auth need --proxy HOST[:PORT]",
+                    ));
+                }
+                return Ok(None);
+            }
+        };
+        let kind = self.proxy_type.unwrap_or(default_kind);
+        Ok(Some(Via {
+            kind,
+            proxy: Via::parse_proxy(proxy, kind)?,
+            // As ncat: the variable keeps the password out of `ps`.
+            auth: self
+                .proxy_auth
+                .clone()
+                .or_else(|| std::env::var("NCAT_PROXY_AUTH").ok().filter(|a| !a.is_empty())),
+            dns: self.proxy_dns,
+        }))
     }
 }
 

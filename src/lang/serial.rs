@@ -137,6 +137,7 @@ impl SerialArgs {
         let backoff = self.backoff.unwrap_or(SERIAL_BACKOFF);
         Ok(Some(ConnectSpec {
             source: None,
+            via: None,
             target: Target::Serial(Box::new(SerialTarget {
                 path: device.into(),
                 settings: self.port.settings(),

@@ -816,6 +816,7 @@ impl App {
                     local,
                     kind,
                     insecure,
+                    ..
                 },
                 Some(id),
             ) => {
@@ -2515,6 +2516,7 @@ pub(crate) mod tests {
                 local: "127.0.0.1:5000".parse().unwrap(),
                 kind: crate::core::transport::Kind::Tcp,
                 insecure: false,
+                via: None,
             })
             .session(&id),
         );

@@ -1997,6 +1997,7 @@ mod tests {
             local: crate::core::transport::Endpoint::Device("/dev/ttyUSB0".into()),
             kind: crate::core::transport::Kind::Serial,
             insecure: false,
+            via: None,
         })
         .session(&id);
         opened.port = Some(PortSettings::parse_params("9600,8E1").unwrap());
@@ -2074,6 +2075,7 @@ mod tests {
                 local: "127.0.0.1:5002".parse().unwrap(),
                 kind: crate::core::transport::Kind::Tcp,
                 insecure: false,
+                via: None,
             })
             .session(&sid(1)),
         );

@@ -123,6 +123,12 @@ impl Session {
             local: dialed.local,
             kind: dialed.kind,
             insecure: dialed.insecure,
+            via: self
+                .redial
+                .as_ref()
+                .and_then(|r| r.dialer.via())
+                .cloned()
+                .map(Box::new),
         })
         .await;
         self.start_reading(Some(read));

@@ -9,6 +9,7 @@
 //! - `unix`: Unix domain stream sockets (`unix:/path`)
 //! - `serial`: serial ports and pseudo-terminals (`serial /dev/ttyUSB0`)
 //! - `rfc2217`: serial ports behind a Telnet COM-PORT server (`connect --rfc2217`)
+//! - `via`: TCP through a SOCKS or HTTP proxy (`connect --proxy`)
 //!
 //! Adding a transport: a file here that dials (a `Dialer` arm) and/or
 //! binds (a `Bound` arm) and yields an `Io`; a [`Kind`] and an
@@ -21,6 +22,7 @@ pub mod tcp;
 pub mod tls;
 pub mod udp;
 pub mod unix;
+pub mod via;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -101,6 +103,8 @@ pub enum Endpoint {
     Ip(SocketAddr),
     Unix(Option<PathBuf>),
     Device(PathBuf),
+    /// A host by name, its address unknown here (a proxy resolved it).
+    Name(HostPort),
 }
 
 impl Endpoint {
@@ -108,7 +112,7 @@ impl Endpoint {
     pub fn ip(&self) -> Option<SocketAddr> {
         match self {
             Endpoint::Ip(a) => Some(*a),
-            Endpoint::Unix(_) | Endpoint::Device(_) => None,
+            Endpoint::Unix(_) | Endpoint::Device(_) | Endpoint::Name(_) => None,
         }
     }
 }
@@ -138,6 +142,7 @@ impl std::fmt::Display for Endpoint {
             Endpoint::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
             Endpoint::Unix(None) => f.write_str("unix:(unnamed)"),
             Endpoint::Device(p) => write!(f, "{}", p.display()),
+            Endpoint::Name(hp) => write!(f, "{hp}"),
         }
     }
 }
@@ -335,6 +340,8 @@ pub(crate) struct Dialer {
     timeout: Duration,
     /// `-s`/`-p`: where to connect from (TCP).
     source: Option<SocketAddr>,
+    /// `--proxy`: the proxy to go through (TCP, TLS).
+    via: Option<via::Via>,
 }
 
 impl Dialer {
@@ -355,7 +362,27 @@ impl Dialer {
             tls,
             timeout: timeout.unwrap_or(CONNECT_TIMEOUT),
             source: None,
+            via: None,
         })
+    }
+
+    /// `--proxy`: go through it (TCP and TLS targets only).
+    pub fn through(mut self, proxy: Option<via::Via>) -> CoreResult<Dialer> {
+        if let Some(p) = &proxy
+            && !matches!(self.target, Target::Ip(_))
+        {
+            return Err(CoreError::new(
+                ErrorCode::CommandInvalid,
+                format!("{}: --proxy ({p}) is for TCP and TLS targets", self.target),
+            ));
+        }
+        self.via = proxy;
+        Ok(self)
+    }
+
+    /// The proxy dials go through, if any.
+    pub fn via(&self) -> Option<&via::Via> {
+        self.via.as_ref()
     }
 
     /// `-s ADDR` / `-p PORT`: connect from there (TCP targets only).
@@ -378,11 +405,23 @@ impl Dialer {
     pub async fn dial(&self) -> CoreResult<Link> {
         match &self.target {
             Target::Ip(hp) => {
-                let stream = tcp::connect_from(hp, self.timeout, self.source).await?;
-                match &self.tls {
-                    Some(side) => side.handshake(stream, hp, self.timeout).await,
-                    None => tcp::link(stream),
+                let (stream, end) = match &self.via {
+                    Some(via) => {
+                        let (stream, end) = via.connect(hp, self.timeout, self.source).await?;
+                        (stream, Some(end))
+                    }
+                    None => (tcp::connect_from(hp, self.timeout, self.source).await?, None),
+                };
+                let mut link = match &self.tls {
+                    Some(side) => side.handshake(stream, hp, self.timeout).await?,
+                    None => tcp::link(stream)?,
+                };
+                // Through a proxy the socket's peer is the proxy; the
+                // session's is the target.
+                if let Some(end) = end {
+                    link.peer = end;
                 }
+                Ok(link)
             }
             Target::Unix(path) => unix::dial(path, self.timeout).await,
             Target::Serial(port) => serial::open(port).await,
