@@ -229,3 +229,88 @@ fn a_udp_socket_served_by_a_program() {
     let _ = child.wait();
     assert_eq!(answer.as_deref(), Some(&b"HELLO UDP\n"[..]));
 }
+
+/// Reads from `s` until `want` has arrived (or the peer ends); all read.
+fn read_until(s: &mut TcpStream, want: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(want.len()).any(|w| w == want) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
+}
+
+/// `--pty`: the program's stdin, stdout and stderr are a terminal that
+/// echoes and ends lines as one (CR LF), byte for byte as socat's
+/// `SYSTEM:…,pty,setsid,ctty`.
+#[test]
+fn a_program_on_a_pty_sees_a_terminal_as_with_socat() {
+    let script = r#"test -t 0 && test -t 1 && test -t 2 && echo TTY; read x; echo "got $x""#;
+    let mut runs = vec![("muxcat", free_port())];
+    if have("socat") {
+        runs.push(("socat", free_port()));
+    }
+    for (tool, port) in runs {
+        let mut child = if tool == "muxcat" {
+            let addr = format!("127.0.0.1:{port}");
+            listener(
+                muxcat_bin().to_str().unwrap(),
+                &["listen", "-q", "--pty", "--sh-exec", script, &addr],
+                port,
+            )
+        } else {
+            let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr");
+            let exec = format!("SYSTEM:{},pty,setsid,ctty,stderr", script.replace(',', "\\,"));
+            listener("socat", &[&listen, &exec], port)
+        };
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = read_until(&mut s, b"TTY\r\n");
+        s.write_all(b"hello\n").unwrap();
+        s.read_to_end(&mut got).unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "TTY\r\nhello\r\ngot hello\r\n",
+            "{tool}"
+        );
+        let _ = child.wait();
+    }
+    // --pty is for a program.
+    let out = Command::new(muxcat_bin())
+        .args(["listen", "--pty", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--exec"));
+}
+
+/// The pty is the program's controlling terminal: Ctrl-C from the peer
+/// interrupts it (a shell's `sleep`), as in a terminal window; the size
+/// is 80×24.
+#[test]
+fn ctrl_c_from_the_peer_interrupts_a_program_on_a_pty() {
+    let port = free_port();
+    let script =
+        r#"trap 'echo INTERRUPTED; exit 3' INT; stty size; echo READY; sleep 30; echo NOT-INTERRUPTED"#;
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = listener(
+        muxcat_bin().to_str().unwrap(),
+        &["listen", "-q", "--pty", "--sh-exec", script, &addr],
+        port,
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = read_until(&mut s, b"READY\r\n");
+    s.write_all(b"\x03").unwrap();
+    s.read_to_end(&mut got).unwrap_or_default();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("24 80\r\nREADY\r\n"), "{text:?}");
+    assert!(
+        text.contains("INTERRUPTED\r\n") && !text.contains("NOT-"),
+        "{text:?}"
+    );
+    let _ = child.wait();
+}

@@ -199,11 +199,14 @@ pub struct SessionArgs {
     #[arg(long, value_name = "NAME", value_parser = crate::core::checksum::Checksum::parse)]
     pub check: Option<crate::core::checksum::Checksum>,
     /// Run PROGRAM with its stdin/stdout joined to the session, each client its own (split like a shell line, no shell; ncat -e)
-    #[arg(long, short = 'e', value_name = "PROGRAM", value_parser = crate::core::transport::exec::ExecSpec::program_arg, conflicts_with = "sh_exec")]
+    #[arg(long, short = 'e', value_name = "PROGRAM", value_parser = crate::core::transport::exec::ExecSpec::program_arg, group = "program")]
     pub exec: Option<crate::core::transport::exec::ExecSpec>,
     /// Run LINE through /bin/sh -c, joined to the session as --exec (ncat -c, socat SYSTEM:)
-    #[arg(long, value_name = "LINE")]
+    #[arg(long, value_name = "LINE", group = "program")]
     pub sh_exec: Option<String>,
+    /// Run the --exec/--sh-exec program on a pseudo-terminal (shells, REPLs, anything that wants a terminal; socat EXEC:…,pty,setsid,ctty)
+    #[arg(long, requires = "program")]
+    pub pty: bool,
     /// Answer Telnet negotiation (refusing every option) and take its commands out of what is shown and delivered (ncat -t; the transcript keeps them)
     #[arg(long, short = 't')]
     pub telnet: bool,
@@ -231,9 +234,9 @@ impl SessionArgs {
                 .or_else(|| {
                     self.sh_exec
                         .clone()
-                        .map(crate::core::transport::exec::ExecSpec::Shell)
+                        .map(crate::core::transport::exec::ExecSpec::shell)
                 })
-                .map(Box::new),
+                .map(|spec| Box::new(spec.on_pty(self.pty))),
             telnet: self.telnet,
             // Checked when parsed (value_parser).
             map: crate::core::linemap::LineMap {
@@ -805,12 +808,15 @@ enum LangCommand {
     Triggers,
     /// Hand a session to a program: its stdin gets what the peer sends, its stdout goes to the peer (needs --allow-exec)
     #[command(
-        after_help = "The program is split like a shell line and run directly; --sh runs it with\n/bin/sh -c. It sees ncat's NCAT_REMOTE_ADDR, NCAT_REMOTE_PORT, NCAT_LOCAL_ADDR,\nNCAT_LOCAL_PORT and NCAT_PROTO. The session stays in view: what passes shows as\nalways. When the program ends its output, the session closes.\n\nExamples:\n  exec board 'sz firmware.bin'\n  exec --sh 'while read l; do echo \"ack $l\"; done'"
+        after_help = "The program is split like a shell line and run directly; --sh runs it with\n/bin/sh -c. It sees ncat's NCAT_REMOTE_ADDR, NCAT_REMOTE_PORT, NCAT_LOCAL_ADDR,\nNCAT_LOCAL_PORT and NCAT_PROTO. The session stays in view: what passes shows as\nalways. When the program ends its output, the session closes.\n\nExamples:\n  exec board 'sz firmware.bin'\n  exec --sh 'while read l; do echo \"ack $l\"; done'\n  exec --pty 'bash -i'"
     )]
     Exec {
         /// Run it through /bin/sh -c
         #[arg(long)]
         sh: bool,
+        /// Run it on a pseudo-terminal (a shell, a REPL)
+        #[arg(long)]
+        pty: bool,
         #[arg(value_name = "[SESSION] CMD", num_args = 1..=2, required = true)]
         args: Vec<String>,
     },
@@ -1199,14 +1205,17 @@ fn lower(cmd: LangCommand) -> CoreResult<Parsed> {
             };
             Ok(Parsed::Filter { session, rule })
         }
-        LangCommand::Exec { sh, args } => {
+        LangCommand::Exec { sh, pty, args } => {
             let (session, line) = session_and_value(args);
             let spec = if sh {
-                crate::core::transport::exec::ExecSpec::Shell(line)
+                crate::core::transport::exec::ExecSpec::shell(line)
             } else {
                 crate::core::transport::exec::ExecSpec::program(&line)?
             };
-            core(Command::Exec { session, spec })
+            core(Command::Exec {
+                session,
+                spec: spec.on_pty(pty),
+            })
         }
         LangCommand::Triggers => core(Command::Triggers),
         LangCommand::Off { id } => core(Command::Off { id }),
