@@ -68,9 +68,19 @@ pub struct GlobalArgs {
     /// io.popen (--lua-exec is the same flag); off by default
     #[arg(long = "allow-exec", alias = "lua-exec", global = true)]
     pub lua_exec: bool,
-    /// Lines of scrollback the TUI keeps per session (a recording keeps all)
-    #[arg(long, global = true, value_name = "N", default_value_t = crate::tui::app::SCROLLBACK_LINES)]
-    pub scrollback_lines: usize,
+    /// Lines of scrollback the TUI keeps per session (a recording keeps all) [default: 100000]
+    #[arg(long, global = true, value_name = "N")]
+    pub scrollback_lines: Option<usize>,
+    /// Defaults for these options from FILE (default: $XDG_CONFIG_HOME/muxcat/config.toml, if it exists)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// `--scrollback-lines`, or its default.
+    pub fn scrollback_lines(&self) -> usize {
+        self.scrollback_lines.unwrap_or(crate::tui::app::SCROLLBACK_LINES)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -295,7 +305,11 @@ fn runtime(pipe_mode: bool) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Err(e) = crate::config::apply(&mut cli.global) {
+        eprintln!("muxcat: {e}");
+        return ExitCode::from(2);
+    }
     let _log = init_log(&cli.global);
     // Many sessions need many fds: raise the soft limit to the hard one,
     // as servers commonly do.
@@ -536,7 +550,7 @@ async fn tui(global: &GlobalArgs, initial: Option<Command>, mut commands: Vec<St
         keymap: global.keymap.clone(),
         sequences: global.sequences.clone(),
         record_dir: global.record.clone(),
-        scrollback_lines: global.scrollback_lines,
+        scrollback_lines: global.scrollback_lines(),
         replay: None,
         lua_exec: global.lua_exec,
     })
@@ -609,7 +623,7 @@ fn replay(
             keymap: global.keymap.clone(),
             sequences: global.sequences.clone(),
             record_dir: None,
-            scrollback_lines: global.scrollback_lines,
+            scrollback_lines: global.scrollback_lines(),
             replay: Some(crate::tui::ReplayFile { name, reader }),
             lua_exec: false,
         };

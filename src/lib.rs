@@ -44,6 +44,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cli;
+pub mod config;
 pub mod core;
 pub mod exec;
 pub mod export;

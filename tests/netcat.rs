@@ -274,6 +274,66 @@ fn source_address_and_port_as_nc() {
     }
 }
 
+/// `udp -s ADDR -p PORT` (nc -u -s -p): the datagram comes from there.
+#[test]
+fn udp_source_address_and_port_as_nc() {
+    let mut tools = vec!["muxcat"];
+    if have("nc") {
+        tools.push("nc");
+    }
+    for tool in tools {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let port = server.local_addr().unwrap().port();
+        let from = {
+            let probe = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let (source, source_port) = ("127.0.0.2".to_string(), from.to_string());
+        let mut cmd = if tool == "muxcat" {
+            let mut c = Command::new(muxcat_bin());
+            c.args(["-q", "udp", "-s", &source, "-p", &source_port, "--to"])
+                .arg(format!("127.0.0.1:{port}"));
+            c
+        } else {
+            let mut c = Command::new("nc");
+            c.args([
+                "-u",
+                "-s",
+                &source,
+                "-p",
+                &source_port,
+                "127.0.0.1",
+                &port.to_string(),
+            ]);
+            c
+        };
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"ping\n").unwrap();
+        let mut buf = [0u8; 64];
+        let (n, peer) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping\n", "{tool}");
+        assert_eq!(peer.to_string(), format!("127.0.0.2:{from}"), "{tool}");
+        drop(stdin);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Both ways of naming the bind address at once is a mistake.
+    let out = Command::new(muxcat_bin())
+        .args(["udp", "-s", "127.0.0.1", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not both"));
+}
+
 /// `-t/--telnet` (ncat -t): a telnetd's option requests are refused (each
 /// once), the server gets the same answers from muxcat as from ncat; and
 /// muxcat's output has no commands, a doubled 0xFF one (ncat's has them).

@@ -254,8 +254,12 @@ async fn unwritable_transcript_is_record_failed_and_the_session_goes_on() {
 #[tokio::test]
 async fn record_dir_that_cannot_be_written_reports_and_continues() {
     let echo = echo_server().await;
+    // A folder that cannot be made (a file is in the way; muxcat makes a
+    // missing one).
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("file"), "").unwrap();
     let (manager, events) = muxcat::core::Manager::start(muxcat::core::ManagerConfig {
-        record_dir: Some("/nonexistent-dir".into()),
+        record_dir: Some(tmp.path().join("file").join("transcripts")),
         ..Default::default()
     });
     let mut h = Harness {

@@ -524,7 +524,7 @@ fn man_pages_come_from_the_command_line_definitions() {
     let (code, main) = page(&[]);
     assert_eq!(code, Some(0));
     assert!(
-        main.contains(".TH muxcat 1") && main.contains("allow\\-exec"),
+        main.contains(".TH muxcat 1") && main.contains("allow\\-exec") && main.contains("config"),
         "{main}"
     );
     let (_, proxy) = page(&["proxy"]);
@@ -535,5 +535,40 @@ fn man_pages_come_from_the_command_line_definitions() {
     for option in ["tls\\-in", "tls\\-out", "allowfile", "quiet"] {
         assert!(proxy.contains(option), "{option} missing");
     }
+    let (_, connect) = page(&["connect"]);
+    for option in [
+        "proxy\\-type",
+        "proxy\\-auth",
+        "proxy\\-dns",
+        "pty",
+        "source\\-port",
+    ] {
+        assert!(connect.contains(option), "{option} missing");
+    }
     assert_eq!(page(&["nosuch"]).0, Some(2));
+}
+
+/// Shell completions know every option, the newest included.
+#[test]
+fn completions_know_every_option() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(muxcat_bin())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        for option in [
+            "proxy-type",
+            "proxy-auth",
+            "proxy-dns",
+            "pty",
+            "sh-exec",
+            "allowfile",
+            "config",
+            "telnet",
+        ] {
+            assert!(text.contains(option), "{shell}: {option} missing");
+        }
+    }
 }

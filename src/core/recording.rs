@@ -255,6 +255,16 @@ fn create_new(place: Place) -> CoreResult<(File, PathBuf)> {
             .map(|f| (f, path.clone()))
             .map_err(|e| failed(&path, e)),
         Place::Dir(dir, session) => {
+            // `--record DIR` (or the defaults file's `record`) names where
+            // transcripts go: made if missing, owner-only like them.
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|e| failed(&dir, e))?;
+            }
             let first = file_in(&dir, &session);
             let stem = first.with_extension("");
             let others = (2..=FREE_NAMES).map(|n| PathBuf::from(format!("{}-{n}.log", stem.display())));

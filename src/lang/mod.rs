@@ -510,11 +510,33 @@ pub struct UdpArgs {
     #[arg(long, value_name = "N", default_value_t = 128, requires = "per_peer")]
     pub max_connections: usize,
     /// Address to bind (no host: IPv4 and IPv6; port 0 picks one)
-    #[arg(value_name = "[HOST:]PORT")]
-    pub bind: String,
+    /// Send from (bind) this address (nc -u -s): instead of HOST in [HOST:]PORT
+    #[arg(long, short = 's', value_name = "ADDR")]
+    pub source: Option<std::net::IpAddr>,
+    /// Send from (bind) this port (nc -u -p): instead of [HOST:]PORT
+    #[arg(long, short = 'p', value_name = "PORT")]
+    pub source_port: Option<u16>,
+    /// Address to bind and receive on (port 0 picks one); with -s/-p it may be left out
+    #[arg(value_name = "[HOST:]PORT", required_unless_present_any = ["source", "source_port"])]
+    pub bind: Option<String>,
 }
 
 impl UdpArgs {
+    /// `[HOST:]PORT`, or what `-s`/`-p` give (nc's way of naming the
+    /// local end of a UDP "connection").
+    fn bind_text(&self) -> CoreResult<String> {
+        match (&self.bind, self.source, self.source_port) {
+            (Some(bind), None, None) => Ok(bind.clone()),
+            (Some(_), _, _) => Err(invalid(
+                "udp: give the address to bind as [HOST:]PORT or as -s ADDR -p PORT, not both",
+            )),
+            (None, addr, port) => Ok(match addr {
+                Some(a) => crate::core::addr::join_host_port(&a.to_string(), port.unwrap_or(0)),
+                None => port.unwrap_or(0).to_string(),
+            }),
+        }
+    }
+
     pub fn spec(&self) -> CoreResult<UdpSpec> {
         let default_host = match self.multicast {
             Some(std::net::IpAddr::V6(_)) => "::",
@@ -523,7 +545,7 @@ impl UdpArgs {
         };
         Ok(UdpSpec {
             socket: crate::core::transport::udp::SocketSpec {
-                bind: parse_bind(&self.bind, default_host)?,
+                bind: parse_bind(&self.bind_text()?, default_host)?,
                 to: self.to.as_deref().map(parse_host_port).transpose()?,
                 multicast: self.multicast,
                 iface: self.iface,
