@@ -321,6 +321,49 @@ async fn per_peer_limit_drops_extra_senders_and_says_so() {
     }
 }
 
+/// `--allow`/`--deny` on a per-peer listener (ncat -u -l --allow): only
+/// allowed senders become sessions; the others' datagrams are dropped and
+/// reported (ACCESS_DENIED naming the sender, once a second at most).
+#[tokio::test]
+async fn per_peer_access_lists_choose_the_senders() {
+    let mut h = Harness::new();
+    let lid = match h
+        .ok("udp --per-peer --allow 127.0.0.0/8 --deny 127.0.0.1 127.0.0.1:0")
+        .await
+    {
+        muxcat::core::Outcome::Listener(id) => id,
+        other => panic!("{other:?}"),
+    };
+    let port = listener_port(&mut h, &lid).await;
+    let denied = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let allowed = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    for _ in 0..20 {
+        denied.send_to(b"let me in\n", ("127.0.0.1", port)).await.unwrap();
+    }
+    let err = h.find(|e| error_code(e) == Some("ACCESS_DENIED")).await;
+    let text = &err.error.as_ref().unwrap().text;
+    assert!(text.contains(&denied.local_addr().unwrap().to_string()), "{text}");
+    allowed.send_to(b"hello\n", ("127.0.0.1", port)).await.unwrap();
+    let sid = match h.ok("accept").await {
+        muxcat::core::Outcome::Session(id) => id,
+        other => panic!("{other:?}"),
+    };
+    h.ok("waitfor ^hello$").await;
+    let accepted: Vec<_> = h.seen.iter().filter(|e| e.name() == "accepted").collect();
+    assert_eq!(accepted.len(), 1, "only the allowed sender is a session");
+    assert_eq!(accepted[0].session_id.as_deref(), Some(sid.as_str()));
+    let reports = h
+        .seen
+        .iter()
+        .filter(|e| error_code(e) == Some("ACCESS_DENIED"))
+        .count();
+    assert!(reports < 5, "{reports} reports");
+    // Without --per-peer there is no sender to choose.
+    let e = h.run("udp --allow 127.0.0.1 0").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::CommandInvalid);
+    assert!(e.text.contains("--per-peer"), "{}", e.text);
+}
+
 #[tokio::test]
 async fn icmp_port_unreachable_is_reported_on_a_connected_socket() {
     // A port nobody listens on: the kernel answers with ICMP port unreachable.

@@ -170,6 +170,8 @@ pub struct UdpSpec {
     pub opts: SessionOptions,
     /// `--per-peer N`: a listener with a session per sender, at most N.
     pub per_peer: Option<usize>,
+    /// `--allow`/`--deny` (per-peer listeners): whose datagrams are taken.
+    pub acl: Option<Box<super::acl::AclSpec>>,
 }
 
 /// A command for the session manager. Session and listener references are

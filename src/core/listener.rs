@@ -253,6 +253,7 @@ impl Listener {
         let mut buf = vec![0u8; 65536];
         let mut reported: Option<tokio::time::Instant> = None;
         let mut refused = 0u64;
+        let mut denied = 0u64;
         loop {
             let received = tokio::select! {
                 _ = self.cancel.cancelled() => break,
@@ -263,6 +264,21 @@ impl Listener {
                     let live = peers.get(&from).filter(|s| !s.is_closed()).cloned();
                     let session = match live {
                         Some(s) => s,
+                        None if !self.admits(&Endpoint::Ip(from)) => {
+                            // As over the limit: dropped, said at most once a second.
+                            denied += 1;
+                            let err = || {
+                                CoreError::new(
+                                    ErrorCode::AccessDenied,
+                                    format!(
+                                        "datagram from {from} dropped: not allowed on UDP listener {} by --allow/--deny ({denied} dropped so far)",
+                                        self.local
+                                    ),
+                                )
+                            };
+                            self.report_throttled(&mut reported, &ctx, err).await;
+                            continue;
+                        }
                         None if self.clients() >= self.max_connections => {
                             // Every datagram of a sender over the limit is
                             // dropped: say so at most once a second.

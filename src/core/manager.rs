@@ -1027,6 +1027,10 @@ impl Actor {
             spec.opts,
             self.registrar.clone(),
         );
+        let listener = match &spec.acl {
+            Some(acl) => listener.guarded(acl.resolve().await.map_err(with_id)?),
+            None => listener,
+        };
         self.announce(&listener, None).await;
         tokio::spawn(listener.run_udp(Arc::new(opened.socket), self.ctx.clone()));
         Ok(Outcome::Listener(id))

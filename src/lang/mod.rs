@@ -509,6 +509,9 @@ pub struct UdpArgs {
     /// With --per-peer: senders served at once; datagrams of more are dropped
     #[arg(long, value_name = "N", default_value_t = 128, requires = "per_peer")]
     pub max_connections: usize,
+    /// Who may send (--per-peer listeners): as listen's --allow/--deny; others' datagrams are dropped
+    #[command(flatten)]
+    pub acl: AclArgs,
     /// Address to bind (no host: IPv4 and IPv6; port 0 picks one)
     /// Send from (bind) this address (nc -u -s): instead of HOST in [HOST:]PORT
     #[arg(long, short = 's', value_name = "ADDR")]
@@ -556,6 +559,14 @@ impl UdpArgs {
             },
             opts: self.session.options(),
             per_peer: self.per_peer.then_some(self.max_connections),
+            acl: match self.acl.spec() {
+                Some(_) if !self.per_peer => {
+                    return Err(invalid(
+                        "udp: --allow/--deny/--allowfile/--denyfile choose the senders of a --per-peer listener: add --per-peer",
+                    ));
+                }
+                acl => acl,
+            },
         })
     }
 }
