@@ -816,7 +816,7 @@ impl App {
                     local,
                     kind,
                     insecure,
-                    ..
+                    via,
                 },
                 Some(id),
             ) => {
@@ -832,11 +832,14 @@ impl App {
                     row.port = ev.port;
                 }
                 // As the transcript says it.
-                let text = if again {
+                let mut text = if again {
                     format!("reconnected {local} -> {remote}")
                 } else {
                     "connected".to_string()
                 };
+                if let Some(via) = via {
+                    text.push_str(&format!(" via {via}"));
+                }
                 self.note(id, ev.timestamp, &text);
             }
             (EventKind::Accepted { remote, kind }, Some(id)) => {
