@@ -71,6 +71,9 @@ pub struct GlobalArgs {
     /// Lines of scrollback the TUI keeps per session (a recording keeps all) [default: 100000]
     #[arg(long, global = true, value_name = "N")]
     pub scrollback_lines: Option<usize>,
+    /// Transcript version to write: v2 writes mostly binary chunks as base64 (`<=`/`>=` lines), v1 escapes every byte [default: v2]
+    #[arg(long, global = true, value_name = "VERSION", value_enum)]
+    pub transcript_format: Option<crate::transcript::Format>,
     /// Defaults for these options from FILE (default: $XDG_CONFIG_HOME/muxcat/config.toml, if it exists)
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -377,7 +380,12 @@ pub fn main() -> ExitCode {
         },
         Some(Sub::Proxy { args, quiet, hex, .. }) => {
             let trace = crate::proxy::Trace::choose(quiet, hex, global.json);
-            rt.block_on(crate::proxy::run(args, trace, global.record.clone()))
+            rt.block_on(crate::proxy::run(
+                args,
+                trace,
+                global.record.clone(),
+                global.transcript_format.unwrap_or_default(),
+            ))
         }
         Some(Sub::Udp { args, front }) => match args.spec() {
             Ok(spec) if wants_tui(&front) => rt.block_on(tui(&global, Some(Command::Udp(spec)), Vec::new())),
@@ -451,6 +459,7 @@ async fn one_command(name: &str, args: &[String], global: &GlobalArgs) -> u8 {
         keep_going: false,
         stay: false,
         record_dir: None,
+        transcript_format: global.transcript_format.unwrap_or_default(),
         lua_exec: false,
         lua_file: None,
     };
@@ -526,6 +535,7 @@ async fn pipe(role: PipeRole, global: &GlobalArgs, front: &FrontArgs) -> u8 {
         json: global.json,
         quiet: global.quiet,
         record_dir: global.record.clone(),
+        transcript_format: global.transcript_format.unwrap_or_default(),
         exit_on_eof: front.exit_on_eof,
         send_only: front.send_only,
         recv_only: front.recv_only,
@@ -550,6 +560,7 @@ async fn tui(global: &GlobalArgs, initial: Option<Command>, mut commands: Vec<St
         keymap: global.keymap.clone(),
         sequences: global.sequences.clone(),
         record_dir: global.record.clone(),
+        transcript_format: global.transcript_format.unwrap_or_default(),
         scrollback_lines: global.scrollback_lines(),
         replay: None,
         lua_exec: global.lua_exec,
@@ -623,6 +634,7 @@ fn replay(
             keymap: global.keymap.clone(),
             sequences: global.sequences.clone(),
             record_dir: None,
+            transcript_format: global.transcript_format.unwrap_or_default(),
             scrollback_lines: global.scrollback_lines(),
             replay: Some(crate::tui::ReplayFile { name, reader }),
             lua_exec: false,
@@ -687,6 +699,7 @@ async fn run_script(
         keep_going,
         stay,
         record_dir: global.record.clone(),
+        transcript_format: global.transcript_format.unwrap_or_default(),
         lua_exec: global.lua_exec,
         lua_file: None,
     };

@@ -8,6 +8,7 @@
 //! scrollback_lines = 200000
 //! sequences = "seqs.toml"         # the TUI's send panel (next to this file)
 //! log = "/tmp/muxcat.log"
+//! transcript_format = "v1"        # for tools that read only v1
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,8 @@ struct Defaults {
     scrollback_lines: Option<Spanned<usize>>,
     sequences: Option<Spanned<PathBuf>>,
     log: Option<Spanned<PathBuf>>,
+    #[serde(alias = "transcript-format")]
+    transcript_format: Option<Spanned<String>>,
 }
 
 /// The largest defaults file read.
@@ -91,6 +94,19 @@ fn apply_text(global: &mut GlobalArgs, text: &str, path: &Path) -> Result<(), St
         }
         global.scrollback_lines = Some(lines.into_inner());
     }
+    if global.transcript_format.is_none()
+        && let Some(format) = defaults.transcript_format
+    {
+        use clap::ValueEnum;
+        let parsed = crate::transcript::Format::from_str(format.get_ref(), true).map_err(|_| {
+            format!(
+                "{}: transcript_format is v1 or v2, not {:?}",
+                at(Some(format.span())),
+                format.get_ref()
+            )
+        })?;
+        global.transcript_format = Some(parsed);
+    }
     let path_of = |value: Spanned<PathBuf>| relative_to(dir, &value.into_inner());
     if global.record.is_none() {
         global.record = defaults.record.map(path_of);
@@ -143,6 +159,8 @@ mod tests {
         assert_eq!(g.record, Some(PathBuf::from("/etc/muxcat/logs")));
         assert_eq!(g.scrollback_lines, Some(500));
         assert_eq!(g.log, Some(PathBuf::from("/tmp/m.log")));
+        let g = applied("transcript_format = \"v1\"", GlobalArgs::default()).unwrap();
+        assert_eq!(g.transcript_format, Some(crate::transcript::Format::V1));
         // The command line wins.
         let given = GlobalArgs {
             keymap: Some("emacs".into()),
@@ -173,6 +191,11 @@ mod tests {
         let e = applied("# mine\nkeymap = \"nosuch.toml\"\n", GlobalArgs::default()).unwrap_err();
         assert!(
             e.starts_with("/etc/muxcat/config.toml:2:10: keymap \"/etc/muxcat/nosuch.toml\""),
+            "{e}"
+        );
+        let e = applied("transcript_format = \"v3\"\n", GlobalArgs::default()).unwrap_err();
+        assert!(
+            e.starts_with("/etc/muxcat/config.toml:1:21: transcript_format is v1 or v2"),
             "{e}"
         );
         let e = applied("keymap = [\n", GlobalArgs::default()).unwrap_err();

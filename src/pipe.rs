@@ -54,6 +54,8 @@ pub struct PipeOptions {
     /// No diagnostics at all.
     pub quiet: bool,
     pub record_dir: Option<PathBuf>,
+    /// The transcript version recordings write.
+    pub transcript_format: crate::transcript::Format,
     /// End the run when the peer ends its output (ncat 7.96's default);
     /// otherwise stdin still goes to the peer until it ends (OpenBSD nc's).
     pub exit_on_eof: bool,
@@ -233,6 +235,7 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     // Bigger reads: pipe mode moves bulk bytes.
     let (manager, mut events) = Manager::start(ManagerConfig {
         record_dir: opts.record_dir.clone(),
+        transcript_format: opts.transcript_format,
         read_size: 256 * 1024,
         bulk: true,
         ..ManagerConfig::default()

@@ -36,7 +36,12 @@ impl Trace {
 /// Bytes per read of a relay with no trace.
 const RELAY_READ: usize = 256 << 10;
 
-pub async fn run(args: ProxyArgs, trace: Trace, record_dir: Option<std::path::PathBuf>) -> u8 {
+pub async fn run(
+    args: ProxyArgs,
+    trace: Trace,
+    record_dir: Option<std::path::PathBuf>,
+    transcript_format: crate::transcript::Format,
+) -> u8 {
     let mut spec = match args.spec() {
         Ok(s) => s,
         Err(e) => {
@@ -50,6 +55,7 @@ pub async fn run(args: ProxyArgs, trace: Trace, record_dir: Option<std::path::Pa
     spec.listen.opts.mode = Mode::Binary;
     let config = ManagerConfig {
         record_dir,
+        transcript_format,
         bulk: quiet,
         // Fewer, larger reads: a relay at socket speed (one event each).
         read_size: if quiet {

@@ -22,6 +22,8 @@ pub struct RunOptions {
     pub stay: bool,
     /// `--record DIR`: a transcript per session.
     pub record_dir: Option<std::path::PathBuf>,
+    /// The transcript version recordings write.
+    pub transcript_format: crate::transcript::Format,
     /// `--lua-exec`: Lua scripts may run programs.
     pub lua_exec: bool,
     /// `run script.lua` (or `--lua`): the script is this Lua file.
@@ -105,6 +107,7 @@ where
 {
     let (manager, events) = Manager::start(ManagerConfig {
         record_dir: opts.record_dir.clone(),
+        transcript_format: opts.transcript_format,
         ..ManagerConfig::default()
     });
     let (gone_tx, gone) = tokio::sync::oneshot::channel();

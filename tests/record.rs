@@ -68,7 +68,7 @@ async fn run_with_record_dir_writes_the_contract_format() {
     }
     let text = std::fs::read_to_string(&files[0]).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("# muxcat transcript v1 sess-"), "{text}");
+    assert!(lines[0].starts_with("# muxcat transcript v2 sess-"), "{text}");
     assert!(lines[0].contains(" tcp 127.0.0.1:"), "{}", lines[0]);
     assert!(
         lines[0].ends_with(&format!(" -> 127.0.0.1:{} mode=line dir=out", echo.port())),
@@ -86,9 +86,27 @@ async fn run_with_record_dir_writes_the_contract_format() {
 
 /// 16 MiB of random bytes each way through a recorded pipe-mode session:
 /// replay --raw gives back both streams exactly.
+/// Random bytes (binary: compact base64 lines in v2, the default) and
+/// the same with `--transcript-format v1` (every byte escaped): both read
+/// back byte-exact.
 #[test]
 fn sixteen_mib_both_ways_decode_byte_exact() {
-    const SIZE: usize = 16 * 1024 * 1024;
+    let v2 = record_both_ways(&[]);
+    assert!(v2.starts_with(b"# muxcat transcript v2 "));
+    assert!(v2.windows(4).any(|w| w == b" <= ") && v2.windows(4).any(|w| w == b" >= "));
+    // Base64: 4/3 of a byte a byte (v1 takes ~2.9 for random bytes).
+    assert!(v2.len() < 2 * SIZE * 14 / 10, "{} bytes", v2.len());
+    let v1 = record_both_ways(&["--transcript-format", "v1"]);
+    assert!(v1.starts_with(b"# muxcat transcript v1 "));
+    assert!(!v1.windows(4).any(|w| w == b" <= " || w == b" >= "));
+    assert!(v1.len() > 2 * SIZE * 2, "{} bytes", v1.len());
+}
+
+const SIZE: usize = 16 * 1024 * 1024;
+
+/// 16 MiB each way through `connect --record` (with `options`); checks
+/// every stream and the transcript's decoding; the transcript.
+fn record_both_ways(options: &[&str]) -> Vec<u8> {
     let to_peer = random_bytes(SIZE, 1);
     let from_peer = random_bytes(SIZE, 2);
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -108,13 +126,9 @@ fn sixteen_mib_both_ways_decode_byte_exact() {
     });
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(muxcat_bin())
-        .args([
-            "-q",
-            "--record",
-            dir.path().to_str().unwrap(),
-            "connect",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .args(["-q", "--record", dir.path().to_str().unwrap()])
+        .args(options)
+        .args(["connect", &format!("127.0.0.1:{port}")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -146,6 +160,7 @@ fn sixteen_mib_both_ways_decode_byte_exact() {
     // Pipe mode is binary: every line of the file is plain ASCII.
     let text = std::fs::read(file).unwrap();
     assert!(text.iter().all(|&b| b == b'\n' || (0x20..0x7f).contains(&b)));
+    text
 }
 
 /// A SIGKILLed process loses at most the flush interval.

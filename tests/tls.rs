@@ -84,6 +84,10 @@ async fn verified_tls_both_sides() {
     let v: serde_json::Value = serde_json::from_str(&connected.to_json()).unwrap();
     assert_eq!(v["tls"], true);
     assert_eq!(v["insecure"], false);
+    // What the handshake agreed on, said (rustls with ring prefers AES-256-GCM).
+    let cipher = v["tlsCipher"].as_str().unwrap_or_default();
+    assert!(cipher.starts_with("TLSv1.3 TLS13_"), "{cipher}");
+    assert!(connected.to_readable().contains(&format!("tls {cipher}")));
     let server = h.session(&format!("accept --on {lid}")).await;
     h.ok("send --to c over tls").await;
     h.ok(&format!("waitfor --on {server} ^over tls$")).await;

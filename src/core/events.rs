@@ -87,6 +87,8 @@ pub enum EventKind {
         insecure: bool,
         /// `--proxy`: the proxy the link goes through.
         via: Option<Box<crate::core::transport::via::Via>>,
+        /// TLS: the version and cipher suite agreed on.
+        cipher: Option<String>,
     },
     /// A listener (or a UDP socket, `kind` udp) is bound.
     Listening {
@@ -398,6 +400,7 @@ impl Event {
                 kind,
                 insecure,
                 via,
+                cipher,
             } => {
                 out.push_str(&format!(
                     "connected {} (local {}",
@@ -406,6 +409,9 @@ impl Event {
                 ));
                 if kind.is_tls() {
                     out.push_str(", tls");
+                    if let Some(cipher) = cipher {
+                        out.push_str(&format!(" {cipher}"));
+                    }
                 }
                 if let Some(port) = &self.port {
                     out.push_str(&format!(", {}", port.describe()));
@@ -674,8 +680,12 @@ impl Serialize for Event {
                 kind,
                 insecure,
                 via,
+                cipher,
             } => {
                 serialize_endpoint(&mut map, "remote", remote)?;
+                if let Some(cipher) = cipher {
+                    map.serialize_entry("tlsCipher", cipher)?;
+                }
                 if let Some(via) = via {
                     map.serialize_entry("proxy", &via.proxy.to_string())?;
                     map.serialize_entry("proxyType", via.kind.as_str())?;
@@ -845,6 +855,7 @@ mod tests {
             kind: crate::core::transport::Kind::Tcp,
             insecure: false,
             via: None,
+            cipher: None,
         })
         .session("sess-1");
         let v: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();

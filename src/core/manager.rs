@@ -61,6 +61,8 @@ pub struct ManagerConfig {
     /// them, and the broker's relay waits for writes while not reading
     /// events).
     pub bulk: bool,
+    /// The transcript version recordings write (`--transcript-format`).
+    pub transcript_format: crate::transcript::Format,
 }
 
 impl Default for ManagerConfig {
@@ -70,6 +72,7 @@ impl Default for ManagerConfig {
             record_dir: None,
             read_size: super::session::READ_SIZE,
             bulk: false,
+            transcript_format: crate::transcript::Format::default(),
         }
     }
 }
@@ -114,7 +117,7 @@ impl Manager {
     pub fn start(config: ManagerConfig) -> (Manager, EventStream) {
         let (events, rx_events) = EventSink::with_budget(config.event_budget);
         let (tx, rx) = mpsc::channel(256);
-        let recorder = super::recording::Recorder::start(events.clone());
+        let recorder = super::recording::Recorder::start(events.clone(), config.transcript_format);
         let ctx = Arc::new(Ctx {
             events: events.clone(),
             recorder: recorder.clone(),
@@ -829,7 +832,13 @@ impl Actor {
                 }
             };
             let (dialed, reply) = dialed;
-            let (remote, local, kind, insecure) = (dialed.peer, dialed.local, dialed.kind, dialed.insecure);
+            let (remote, local, kind, insecure, cipher) = (
+                dialed.peer,
+                dialed.local,
+                dialed.kind,
+                dialed.insecure,
+                dialed.cipher,
+            );
             let via = dialer.via().cloned().map(Box::new);
             let redial = spec.reconnect.map(|backoff| {
                 Box::new(Redial {
@@ -874,6 +883,7 @@ impl Actor {
                     kind,
                     insecure,
                     via,
+                    cipher,
                 })
                 .await;
             if let Err(e) = session.start(read, spec.opts.exec.as_deref()).await {

@@ -83,13 +83,13 @@ pub struct Transcript {
 impl Recorder {
     /// Starts the writer thread; write failures are reported as
     /// `RECORD_FAILED` events on `events`.
-    pub fn start(events: EventSink) -> Recorder {
+    pub fn start(events: EventSink, format: crate::transcript::Format) -> Recorder {
         let (tx, rx) = mpsc::channel(QUEUE);
         let budget = Arc::new(Semaphore::new(QUEUE_KIB as usize));
         let returns = budget.clone();
         let spawned = std::thread::Builder::new()
             .name("muxcat-transcripts".into())
-            .spawn(move || writer_thread(rx, returns, events));
+            .spawn(move || writer_thread(rx, returns, events, format));
         if let Err(e) = spawned {
             tracing::error!("cannot start the transcript writer: {e}");
         }
@@ -293,7 +293,13 @@ impl Drop for CloseOnExit {
     }
 }
 
-fn writer_thread(mut rx: mpsc::Receiver<Msg>, budget: Arc<Semaphore>, events: EventSink) {
+fn writer_thread(
+    mut rx: mpsc::Receiver<Msg>,
+    budget: Arc<Semaphore>,
+    events: EventSink,
+    format: crate::transcript::Format,
+) {
+    let compact = format == crate::transcript::Format::V2;
     let _closing = CloseOnExit(budget.clone());
     let mut files: HashMap<u64, OpenFile> = HashMap::new();
     let mut line = LineWriter::default();
@@ -329,7 +335,7 @@ fn writer_thread(mut rx: mpsc::Receiver<Msg>, budget: Arc<Semaphore>, events: Ev
             } => {
                 let opened = Ok::<File, std::io::Error>(file).and_then(|f| {
                     let mut out = BufWriter::with_capacity(64 * 1024, f);
-                    writeln!(out, "{header}")?;
+                    writeln!(out, "{}", format.header(&header))?;
                     out.flush()?;
                     Ok(out)
                 });
@@ -362,7 +368,7 @@ fn writer_thread(mut rx: mpsc::Receiver<Msg>, budget: Arc<Semaphore>, events: Ev
             } => {
                 if let Some(file) = files.get_mut(&id)
                     && !file.failed
-                    && let Err(e) = line.write(&mut file.out, at, mark, &data)
+                    && let Err(e) = line.write(&mut file.out, at, mark, &data, compact)
                 {
                     report(file, &events, e);
                 }

@@ -817,6 +817,7 @@ impl App {
                     kind,
                     insecure,
                     via,
+                    ..
                 },
                 Some(id),
             ) => {
@@ -1318,7 +1319,7 @@ impl App {
     /// lines at their recorded times (with dates when it spans days). The
     /// scrollback's bounds hold: a longer file shows its newest part.
     pub fn load_transcript<R: std::io::BufRead>(&mut self, name: &str, reader: crate::transcript::Reader<R>) {
-        // `# muxcat transcript v1 SESSION KIND FROM -> TO mode=MODE`
+        // `# muxcat transcript v1|v2 SESSION KIND FROM -> TO mode=MODE`
         let header: Vec<String> = reader.header.split(' ').map(str::to_string).collect();
         let word = |i: usize| header.get(i).cloned().unwrap_or_default();
         let id = word(4);
@@ -2520,6 +2521,7 @@ pub(crate) mod tests {
                 kind: crate::core::transport::Kind::Tcp,
                 insecure: false,
                 via: None,
+                cipher: None,
             })
             .session(&id),
         );

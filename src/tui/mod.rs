@@ -53,6 +53,8 @@ pub struct TuiOptions {
     /// `--sequences FILE` for the send panel.
     pub sequences: Option<PathBuf>,
     pub record_dir: Option<PathBuf>,
+    /// The transcript version recordings write.
+    pub transcript_format: crate::transcript::Format,
     pub scrollback_lines: usize,
     /// `muxcat replay FILE` on a terminal: the transcript, read-only.
     pub replay: Option<ReplayFile>,
@@ -102,6 +104,7 @@ pub async fn run(opts: TuiOptions) -> u8 {
     };
     let (manager, events) = Manager::start(ManagerConfig {
         record_dir: opts.record_dir.clone(),
+        transcript_format: opts.transcript_format,
         ..ManagerConfig::default()
     });
     let mut app = App::new(keymap, opts.scrollback_lines);
@@ -437,10 +440,10 @@ where
                 // milliseconds' worth: a flood costs one frame per batch,
                 // and keys still get their turn between batches.
                 let budget = Instant::now() + EVENT_BUDGET;
-                let mut effects = update(app, Msg::Core(ev));
+                let mut effects = update(app, Msg::Core(Box::new(ev)));
                 while Instant::now() < budget {
                     match events.try_recv() {
-                        Ok(ev) => effects.extend(update(app, Msg::Core(ev))),
+                        Ok(ev) => effects.extend(update(app, Msg::Core(Box::new(ev)))),
                         Err(_) => break,
                     }
                 }

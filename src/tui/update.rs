@@ -47,7 +47,7 @@ pub enum Msg {
     /// A sequence of the send panel started as this run.
     SequenceRun(String, u64),
     /// An event of the session manager.
-    Core(Event),
+    Core(Box<Event>),
     /// A command line finished: its line and result.
     Done(String, Result<String, String>),
     /// A `view` command the core resolved: the session's full id.

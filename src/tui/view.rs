@@ -1998,6 +1998,7 @@ mod tests {
             kind: crate::core::transport::Kind::Serial,
             insecure: false,
             via: None,
+            cipher: None,
         })
         .session(&id);
         opened.port = Some(PortSettings::parse_params("9600,8E1").unwrap());
@@ -2076,6 +2077,7 @@ mod tests {
                 kind: crate::core::transport::Kind::Tcp,
                 insecure: false,
                 via: None,
+                cipher: None,
             })
             .session(&sid(1)),
         );

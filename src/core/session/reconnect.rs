@@ -123,6 +123,7 @@ impl Session {
             local: dialed.local,
             kind: dialed.kind,
             insecure: dialed.insecure,
+            cipher: dialed.cipher,
             via: self
                 .redial
                 .as_ref()

@@ -141,6 +141,7 @@ pub(crate) fn spawn(spec: &ExecSpec, peers: &Peers) -> CoreResult<(Link, tokio::
         peer: name,
         kind: Kind::Exec,
         insecure: false,
+        cipher: None,
         control: None,
         reset: None,
     };

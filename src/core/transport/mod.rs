@@ -272,6 +272,9 @@ pub(crate) struct Link {
     pub kind: Kind,
     /// TLS without verifying the peer (`--insecure`).
     pub insecure: bool,
+    /// TLS: the version and cipher suite the handshake agreed on
+    /// (`TLSv1.3 TLS13_AES_256_GCM_SHA384`).
+    pub cipher: Option<String>,
     /// Modem lines and break, for links that have them (serial ports).
     pub control: Option<Control>,
     /// Closes it with a reset instead of a FIN (plain TCP links).

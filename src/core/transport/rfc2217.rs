@@ -284,6 +284,7 @@ pub(crate) async fn dial(
         peer,
         kind: Kind::Rfc2217,
         insecure: false,
+        cipher: None,
         control: Some(super::Control::Rfc2217(remote)),
         reset: None,
     })

@@ -404,6 +404,7 @@ pub(crate) async fn open(target: &SerialTarget) -> CoreResult<Link> {
         peer: path,
         kind: Kind::Serial,
         insecure: false,
+        cipher: None,
         control: Some(super::Control::Serial(port)),
         reset: None,
     })

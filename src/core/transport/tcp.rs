@@ -125,6 +125,7 @@ pub(crate) fn link(stream: TcpStream) -> CoreResult<Link> {
         peer,
         kind: Kind::Tcp,
         insecure: false,
+        cipher: None,
         control: None,
         reset: Some(reset),
     })

@@ -38,7 +38,10 @@ impl ClientSide {
         let (local, peer) = super::tcp::ends(&stream)?;
         let connector = TlsConnector::from(self.config.clone());
         match tokio::time::timeout(limit, connector.connect(self.name.clone(), stream)).await {
-            Ok(Ok(tls)) => Ok(link(tls, local, peer, self.insecure)),
+            Ok(Ok(tls)) => {
+                let cipher = agreed(tls.get_ref().1);
+                Ok(link(tls, local, peer, self.insecure, cipher))
+            }
             Ok(Err(e)) => Err(handshake_error(&target.to_string(), e)),
             Err(_) => Err(CoreError::new(
                 ErrorCode::TlsHandshakeFailed,
@@ -53,7 +56,10 @@ pub(crate) async fn accept(acceptor: &TlsAcceptor, stream: TcpStream, peer: &End
     let _ = stream.set_nodelay(true);
     let (local, _) = super::tcp::ends(&stream)?;
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => Ok(link(tls, local, peer.clone(), false)),
+        Ok(Ok(tls)) => {
+            let cipher = agreed(tls.get_ref().1);
+            Ok(link(tls, local, peer.clone(), false, cipher))
+        }
         Ok(Err(e)) => Err(handshake_error(&peer.to_string(), e)),
         Err(_) => Err(CoreError::new(
             ErrorCode::TlsHandshakeFailed,
@@ -65,8 +71,19 @@ pub(crate) async fn accept(acceptor: &TlsAcceptor, stream: TcpStream, peer: &End
     }
 }
 
+/// `TLSv1.3 TLS13_AES_256_GCM_SHA384`: what a handshake agreed on.
+fn agreed<D>(conn: &rustls::ConnectionCommon<D>) -> Option<String> {
+    let suite = conn.negotiated_cipher_suite()?;
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "TLS",
+    };
+    Some(format!("{version} {}", suite.suite().as_str().unwrap_or("?")))
+}
+
 /// A TLS stream (either side) as a link.
-fn link<S>(tls: S, local: Endpoint, peer: Endpoint, insecure: bool) -> Link
+fn link<S>(tls: S, local: Endpoint, peer: Endpoint, insecure: bool, cipher: Option<String>) -> Link
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
@@ -80,6 +97,7 @@ where
         peer,
         kind: Kind::Tls,
         insecure,
+        cipher,
         control: None,
         reset: None,
     }

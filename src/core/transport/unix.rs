@@ -57,6 +57,7 @@ pub(crate) fn link(stream: UnixStream) -> CoreResult<Link> {
         peer,
         kind: Kind::Unix,
         insecure: false,
+        cipher: None,
         control: None,
         reset: None,
     })
