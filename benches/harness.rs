@@ -23,6 +23,8 @@ mod proxy_bench;
 mod roundtrip_bench;
 #[path = "harness/serial.rs"]
 mod serial_bench;
+#[path = "harness/tls.rs"]
+mod tls_bench;
 use tokio::io::AsyncWriteExt;
 
 fn muxcat() -> PathBuf {
@@ -833,7 +835,7 @@ fn main() {
     } else {
         (512u64 << 20, 1, 2_000, 300)
     };
-    // `--only pipe|managed|scale|tui|startup|memory|serial|roundtrip|proxy` runs one section.
+    // `--only pipe|tls|managed|scale|tui|startup|memory|serial|roundtrip|proxy` runs one section.
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -843,6 +845,16 @@ fn main() {
     let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if run("pipe") {
         pipe_throughput(size, runs);
+    }
+    if run("tls") {
+        tls_bench::tls(
+            if full { 1 << 30 } else { 256 << 20 },
+            if full { 3 } else { 1 },
+            have,
+            &muxcat(),
+            pipe_once,
+            free_port,
+        );
     }
     if run("managed") {
         managed_throughput(if full { 1 << 30 } else { 256 << 20 });

@@ -243,10 +243,22 @@ impl ReadSide {
                 }
             },
             ReadSide::Other(rd) => {
+                use futures_util::FutureExt;
                 if buf.capacity() - buf.len() < size {
                     buf.reserve(size);
                 }
-                rd.read_buf(buf).await
+                let start = buf.len();
+                let n = rd.read_buf(buf).await?;
+                // A TLS stream yields one record (16 KiB at most) a read:
+                // what is ready now joins this chunk (never waiting), so
+                // a bulk transfer is a few large events, not many small.
+                while n > 0 && buf.len() - start < size && buf.capacity() > buf.len() {
+                    match rd.read_buf(buf).now_or_never() {
+                        Some(Ok(more)) if more > 0 => {}
+                        _ => break,
+                    }
+                }
+                Ok(buf.len() - start)
             }
         }
     }
