@@ -25,6 +25,8 @@ mod roundtrip_bench;
 mod serial_bench;
 #[path = "harness/tls.rs"]
 mod tls_bench;
+#[path = "harness/udp.rs"]
+mod udp_bench;
 use tokio::io::AsyncWriteExt;
 
 fn muxcat() -> PathBuf {
@@ -835,7 +837,7 @@ fn main() {
     } else {
         (512u64 << 20, 1, 2_000, 300)
     };
-    // `--only pipe|tls|managed|scale|tui|startup|memory|serial|roundtrip|proxy` runs one section.
+    // `--only pipe|tls|udp|managed|scale|tui|startup|memory|serial|roundtrip|proxy` runs one section.
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -855,6 +857,9 @@ fn main() {
             pipe_once,
             free_port,
         );
+    }
+    if run("udp") {
+        udp_bench::udp(if full { 1_000_000 } else { 200_000 }, have, &muxcat(), free_port);
     }
     if run("managed") {
         managed_throughput(if full { 1 << 30 } else { 256 << 20 });
