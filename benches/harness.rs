@@ -27,6 +27,8 @@ mod serial_bench;
 mod tls_bench;
 #[path = "harness/udp.rs"]
 mod udp_bench;
+#[path = "harness/latency.rs"]
+mod latency_bench;
 use tokio::io::AsyncWriteExt;
 
 fn muxcat() -> PathBuf {
@@ -837,7 +839,7 @@ fn main() {
     } else {
         (512u64 << 20, 1, 2_000, 300)
     };
-    // `--only pipe|tls|udp|managed|scale|tui|startup|memory|serial|roundtrip|proxy` runs one section.
+    // `--only pipe|tls|udp|managed|scale|tui|startup|memory|serial|roundtrip|latency|proxy` runs one section.
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -879,6 +881,9 @@ fn main() {
     }
     if run("roundtrip") {
         roundtrip_bench::roundtrips(if full { 10_000 } else { 2_000 }, have, &muxcat());
+    }
+    if run("latency") {
+        latency_bench::latency(1000, if full { 50 } else { 10 }, have, &muxcat(), free_port, wait_listen);
     }
     if run("proxy") {
         proxy_bench::proxy(
