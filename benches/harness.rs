@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use muxcat::core::{EventKind, Manager, ManagerConfig, Mode};
 
+#[path = "harness/aggregate.rs"]
+mod aggregate_bench;
+#[path = "harness/latency.rs"]
+mod latency_bench;
 #[path = "harness/proxy.rs"]
 mod proxy_bench;
 #[path = "harness/roundtrip.rs"]
@@ -27,8 +31,6 @@ mod serial_bench;
 mod tls_bench;
 #[path = "harness/udp.rs"]
 mod udp_bench;
-#[path = "harness/latency.rs"]
-mod latency_bench;
 use tokio::io::AsyncWriteExt;
 
 fn muxcat() -> PathBuf {
@@ -839,7 +841,7 @@ fn main() {
     } else {
         (512u64 << 20, 1, 2_000, 300)
     };
-    // `--only pipe|tls|udp|managed|scale|tui|startup|memory|serial|roundtrip|latency|proxy` runs one section.
+    // `--only pipe|tls|udp|managed|scale|tui|startup|memory|serial|roundtrip|latency|aggregate|proxy` runs one section.
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -883,7 +885,17 @@ fn main() {
         roundtrip_bench::roundtrips(if full { 10_000 } else { 2_000 }, have, &muxcat());
     }
     if run("latency") {
-        latency_bench::latency(1000, if full { 50 } else { 10 }, have, &muxcat(), free_port, wait_listen);
+        latency_bench::latency(
+            1000,
+            if full { 50 } else { 10 },
+            have,
+            &muxcat(),
+            free_port,
+            wait_listen,
+        );
+    }
+    if run("aggregate") {
+        aggregate_bench::aggregate(if full { 1000 } else { 200 }, &muxcat(), free_port, wait_listen);
     }
     if run("proxy") {
         proxy_bench::proxy(

@@ -56,10 +56,12 @@ const PRINT_BATCH: usize = 1 << 20;
 /// not draining, so sessions never stall on it; `gone` is told once.
 pub async fn print_events<W: Write>(
     mut events: EventStream,
-    mut out: W,
+    out: W,
     json: bool,
     gone: Option<tokio::sync::oneshot::Sender<()>>,
 ) {
+    // One write per batch, not per line (stdout is line-buffered).
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     let mut gone = gone;
     let mut broken = false;
     let mut line = String::new();

@@ -118,7 +118,10 @@ pub fn latency(
     let Ok(dir) = tempfile::tempdir() else {
         return println!("no temporary directory");
     };
-    println!("{:<28} {:>9} {:>8} {:>8} {:>8}", "server", "clients", "samples", "p50", "p99");
+    println!(
+        "{:<28} {:>9} {:>8} {:>8} {:>8}",
+        "server", "clients", "samples", "p50", "p99"
+    );
     let row = |name: &str, port: u16, clients: usize, per: usize| {
         let mut samples = rt.block_on(measure(port, clients, per));
         samples.sort_unstable();
@@ -135,7 +138,10 @@ pub fn latency(
     let script = dir.path().join("pong.mux");
     let _ = std::fs::write(
         &script,
-        format!("listen --max-connections {} 127.0.0.1:{port}\non ^PING$ send PONG\n", many + 10),
+        format!(
+            "listen --max-connections {} 127.0.0.1:{port}\non ^PING$ send PONG\n",
+            many + 10
+        ),
     );
     if let Some(mut server) = spawn(&format!("{} run --stay {}", muxcat.display(), script.display())) {
         if wait_listen(port) {

@@ -15,6 +15,20 @@ use super::trigger::Trigger;
 /// in all; past it the oldest give theirs up.
 pub const CLOSED_BACKLOGS: usize = 16 << 20;
 
+/// What the `waitfor` backlogs of live sessions may hold in all before
+/// each gets less than [`super::session::BACKLOG_BYTES`]: with many
+/// sessions flooding at once (a thousand clients each sending a file),
+/// each keeps `LIVE_BACKLOGS / live sessions`, never under
+/// [`MIN_BACKLOG`].
+pub const LIVE_BACKLOGS: usize = 64 << 20;
+/// The least a live session's backlog may hold.
+pub const MIN_BACKLOG: usize = 64 << 10;
+
+/// A live session's share of [`LIVE_BACKLOGS`] when `live` are open.
+fn backlog_share(live: usize) -> usize {
+    (LIVE_BACKLOGS / live.max(1)).clamp(MIN_BACKLOG, super::session::BACKLOG_BYTES)
+}
+
 /// What every session and listener task shares.
 pub(crate) struct Ctx {
     pub events: EventSink,
@@ -31,9 +45,16 @@ pub(crate) struct Ctx {
     /// Backlogs closed sessions keep for a late `waitfor`, bounded in all.
     pub closed_backlogs: ClosedBacklogs,
     pub next_message: AtomicU64,
+    /// Sessions open now (for the backlog bound).
+    pub live_sessions: std::sync::atomic::AtomicUsize,
 }
 
 impl Ctx {
+    /// What one live session's backlog may hold now.
+    pub fn backlog_limit(&self) -> usize {
+        backlog_share(self.live_sessions.load(Ordering::Relaxed))
+    }
+
     /// Triggers that apply to a session.
     pub fn triggers_for(&self, session: &str, listener: Option<&str>) -> Vec<Arc<Trigger>> {
         if self.trigger_count.load(Ordering::Acquire) == 0 {
@@ -92,5 +113,19 @@ impl ClosedBacklogs {
         for old in forget.iter().filter_map(Weak::upgrade) {
             old.forget_backlog();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backlogs_share_a_bound_when_many_sessions_are_live() {
+        assert_eq!(backlog_share(0), 1 << 20);
+        assert_eq!(backlog_share(64), 1 << 20);
+        assert_eq!(backlog_share(128), 512 << 10);
+        assert_eq!(backlog_share(1000), LIVE_BACKLOGS / 1000);
+        assert_eq!(backlog_share(19_000), MIN_BACKLOG);
     }
 }

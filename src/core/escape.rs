@@ -274,6 +274,13 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
 /// Valid UTF-8 text stays readable; bytes that are not all UTF-8 are shown
 /// as ASCII with `\xHH` for the rest (a binary chunk should not pose as text).
 pub fn escape_display(bytes: &[u8]) -> String {
+    // Plain printable ASCII (most lines of text) is itself: one pass that
+    // vectorizes, one copy.
+    if bytes.iter().all(|&b| b.wrapping_sub(0x20) < 0x5f && b != b'\\')
+        && let Ok(text) = std::str::from_utf8(bytes)
+    {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(bytes.len());
     let text = std::str::from_utf8(bytes).ok();
     let push_byte = |out: &mut String, b: u8| {

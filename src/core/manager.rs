@@ -127,6 +127,7 @@ impl Manager {
             triggers: Default::default(),
             trigger_count: Default::default(),
             closed_backlogs: Default::default(),
+            live_sessions: Default::default(),
             next_message: AtomicU64::new(0),
         });
         let (registrations, registered) = mpsc::channel::<Registration>(256);

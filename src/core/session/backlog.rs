@@ -9,8 +9,10 @@ use bytes::{Bytes, BytesMut};
 use super::{BACKLOG_BYTES, BACKLOG_LINES, LINE_OVERHEAD};
 
 /// Received data not yet consumed by a `waitfor`.
-#[derive(Default)]
 pub(super) struct Backlog {
+    /// Bytes it may hold (set before each push: it shrinks while many
+    /// sessions are live, see `Ctx::backlog_limit`).
+    pub(super) limit: usize,
     pub(super) lines: VecDeque<Bytes>,
     pub(super) line_bytes: usize,
     /// Binary mode: the received chunks as they came (no copy on the data
@@ -25,6 +27,20 @@ pub(super) struct Backlog {
     pub(super) partial_taken: bool,
 }
 
+impl Default for Backlog {
+    fn default() -> Self {
+        Backlog {
+            limit: BACKLOG_BYTES,
+            lines: VecDeque::new(),
+            line_bytes: 0,
+            chunks: VecDeque::new(),
+            chunk_bytes: 0,
+            partial: BytesMut::new(),
+            partial_taken: false,
+        }
+    }
+}
+
 impl Backlog {
     /// Takes the line as it is (no copy). Reads under 4 KiB are copied out
     /// of the read buffer before framing, so what a kept line can pin is
@@ -32,7 +48,7 @@ impl Backlog {
     pub(super) fn push_line(&mut self, line: Bytes) {
         self.line_bytes += line.len() + LINE_OVERHEAD;
         self.lines.push_back(line);
-        while self.lines.len() > BACKLOG_LINES || self.line_bytes > BACKLOG_BYTES {
+        while self.lines.len() > BACKLOG_LINES || self.line_bytes > self.limit {
             match self.lines.pop_front() {
                 Some(old) => self.line_bytes -= old.len() + LINE_OVERHEAD,
                 None => break,
@@ -77,12 +93,12 @@ impl Backlog {
         self.partial_taken = !self.partial.is_empty();
     }
 
-    /// Keeps the last `BACKLOG_BYTES` received bytes.
+    /// Keeps the last `limit` received bytes.
     pub(super) fn push_stream(&mut self, chunk: Bytes) {
         self.chunk_bytes += chunk.len();
         self.chunks.push_back(chunk);
-        while self.chunk_bytes > BACKLOG_BYTES {
-            let excess = self.chunk_bytes - BACKLOG_BYTES;
+        while self.chunk_bytes > self.limit {
+            let excess = self.chunk_bytes - self.limit;
             let Some(front) = self.chunks.front_mut() else {
                 break;
             };

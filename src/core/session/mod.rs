@@ -231,6 +231,8 @@ impl Session {
     /// Builds the session; [`Session::start_reading`] starts the reader
     /// once the opening event has been emitted, the first send the writer.
     pub(crate) fn new(parts: Parts, io: Io, ctx: Arc<Ctx>) -> (Arc<Session>, Option<ReadSide>) {
+        ctx.live_sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let client_tls = parts.kind.is_tls();
         let (read, write, udp) = match io {
             Io::Stream { read, write } => (Some(read), WriteSide::Stream(write), None),
@@ -894,6 +896,7 @@ impl Session {
             let mut state = self.lock();
             state.last_activity = Instant::now();
             state.last_sender = Some(from);
+            state.backlog.limit = self.ctx.backlog_limit();
             match self.mode {
                 _ if self.ctx.bulk => {}
                 Mode::Line => state.backlog.push_line(payload.clone()),
@@ -990,6 +993,7 @@ impl Session {
             let mut state = self.lock();
             state.last_activity = Instant::now();
             if !self.ctx.bulk {
+                state.backlog.limit = self.ctx.backlog_limit();
                 state.backlog.push_stream(frame.clone());
             }
         }
@@ -1028,6 +1032,7 @@ impl Session {
         {
             let mut state = self.lock();
             state.last_activity = Instant::now();
+            state.backlog.limit = self.ctx.backlog_limit();
             for line in lines.iter().filter(|_| !self.ctx.bulk) {
                 state.backlog.complete_line(line.content.clone());
             }
@@ -1099,6 +1104,9 @@ impl Session {
             }
         }
         self.release();
+        self.ctx
+            .live_sessions
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let held = self.lock().backlog.held();
         if held > 0 {
             let me: Arc<dyn KeepsBacklog> = self.clone();
