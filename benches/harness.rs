@@ -45,11 +45,30 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// A port for a peer that must be told one (socat, ncat): below the
+/// ephemeral range (32768-60999), where no client's own port can take it
+/// between this check and the peer's bind; free for TCP and UDP now.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    if NEXT.load(Ordering::Relaxed) == 0 {
+        // Runs at once on one machine start at different places.
+        let seed = std::process::id() as u16 % 8000;
+        let _ = NEXT.compare_exchange(0, 20_000 + seed, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..12_000 {
+        let mut port = NEXT.fetch_add(1, Ordering::Relaxed);
+        if !(20_000..32_000).contains(&port) {
+            NEXT.store(20_001, Ordering::Relaxed);
+            port = 20_000;
+        }
+        let tcp = TcpListener::bind(("127.0.0.1", port)).is_ok();
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if tcp && udp {
+            return port;
+        }
+    }
+    0
 }
 
 /// Waits (bounded) until something is in LISTEN on the port, without connecting.
@@ -426,17 +445,42 @@ fn tree_pss_kib(root: u32) -> (u64, usize) {
 }
 
 /// Opens `n` idle connections; returns how many were opened.
+/// Clients of 127.0.0.1:`port`, from 127.0.0.1, then 127.0.0.2, … (10 000
+/// each), so ephemeral ports (and TIME_WAIT from earlier rounds) never
+/// run short.
 fn open_clients(port: u16, n: usize) -> Vec<TcpStream> {
     let mut clients = Vec::with_capacity(n);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..n {
-        // A peer that stops accepting (ncat at its select() limit) must not hang the harness.
-        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+    for i in 0..n {
+        let source = std::net::SocketAddr::from(([127, 0, 0, 1 + (i / 10_000) as u8], 0));
+        let connect = || -> std::io::Result<TcpStream> {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+            s.bind(&source.into())?;
+            // A peer that stops accepting (ncat at its select() limit) must not hang the harness.
+            s.connect_timeout(&addr.into(), Duration::from_secs(2))?;
+            Ok(s.into())
+        };
+        match connect() {
             Ok(c) => clients.push(c),
             Err(_) => break,
         }
     }
     clients
+}
+
+/// Writes `command` to a `run` reading its stdin; how long until a line
+/// with `answer` came back (`answered` gets every such line's time).
+fn command_latency(
+    stdin: &mut std::process::ChildStdin,
+    answered: &std::sync::mpsc::Receiver<Instant>,
+    command: &str,
+) -> Option<Duration> {
+    while answered.try_recv().is_ok() {}
+    let start = Instant::now();
+    writeln!(stdin, "{command}").ok()?;
+    stdin.flush().ok()?;
+    let at = answered.recv_timeout(Duration::from_secs(10)).ok()?;
+    Some(at.saturating_duration_since(start))
 }
 
 fn scale(n: usize, peers_n: usize) {
@@ -453,23 +497,26 @@ fn scale(n: usize, peers_n: usize) {
         Ok(c) => c,
         Err(e) => return println!("cannot start muxcat: {e}"),
     };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = writeln!(stdin, "listen --max-connections 20000 127.0.0.1:{port}");
-    }
+    let Some(mut stdin) = child.stdin.take() else {
+        return;
+    };
+    let _ = writeln!(stdin, "listen --max-connections 20000 127.0.0.1:{port}");
+    let _ = stdin.flush();
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
     let _ = out.read_line(&mut line);
     std::thread::sleep(Duration::from_millis(200));
     let before = rss_kib(child.id()).unwrap_or(0);
     let (tx, rx) = std::sync::mpsc::channel();
+    let (answer_tx, answers) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut accepted = 0usize;
         for line in out.lines().map_while(Result::ok) {
             if line.contains(" accepted ") {
                 accepted += 1;
-                if tx.send(accepted).is_err() {
-                    break;
-                }
+                let _ = tx.send(accepted);
+            } else if line.contains(" listeners (") {
+                let _ = answer_tx.send(Instant::now());
             }
         }
     });
@@ -492,6 +539,30 @@ fn scale(n: usize, peers_n: usize) {
         after,
         per / 1024.0
     );
+    // A command while they are held, and while 1000 of them send a line.
+    let idle: Vec<_> = (0..5)
+        .filter_map(|_| command_latency(&mut stdin, &answers, "listeners"))
+        .collect();
+    let mut busy = Vec::new();
+    for _ in 0..5 {
+        for mut c in clients.iter().take(1000) {
+            let _ = c.write_all(b"a line from one of a thousand clients\n");
+        }
+        busy.extend(command_latency(&mut stdin, &answers, "listeners"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ms = |v: &[Duration]| {
+        v.iter()
+            .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "a command (listeners) answered in ms, sessions held: {}; right after 1000 of them each sent a line: {}",
+        ms(&idle),
+        ms(&busy)
+    );
+    drop(stdin);
     drop(clients);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -513,11 +584,19 @@ fn scale(n: usize, peers_n: usize) {
         {
             wait_listen(port);
             let (base, _) = tree_pss_kib(srv.id());
+            let start = Instant::now();
             let clients = open_clients(port, peers_n);
-            std::thread::sleep(Duration::from_millis(1500));
+            // Accepted = a child forked for it.
+            let mut procs = 0;
+            while procs <= clients.len() && start.elapsed() < Duration::from_secs(30) {
+                procs = tree_pss_kib(srv.id()).1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let rate = clients.len() as f64 / start.elapsed().as_secs_f64();
+            std::thread::sleep(Duration::from_millis(500));
             let (pss, procs) = tree_pss_kib(srv.id());
             println!(
-                "socat fork: {} connections, {} processes, {:.1} KiB PSS per connection",
+                "socat fork: {} connections, {} processes, accepted at {rate:.0}/s, {:.1} KiB PSS per connection",
                 clients.len(),
                 procs,
                 (pss.saturating_sub(base)) as f64 / clients.len().max(1) as f64
@@ -837,7 +916,7 @@ fn main() {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     let (size, runs, sessions, peers) = if full {
-        (2u64 << 30, 3, 10_000, 1_000)
+        (2u64 << 30, 3, 19_000, 1_000)
     } else {
         (512u64 << 20, 1, 2_000, 300)
     };

@@ -125,6 +125,57 @@ fn app_with(sessions: usize, lines: usize) -> App {
     app
 }
 
+/// Four sessions of `lines` lines each, their chunks interleaved in time.
+fn app_with_four(lines: usize) -> (App, Vec<String>) {
+    let mut app = App::new(Keymap::load(None).expect("keymap"), lines.max(1));
+    let ids: Vec<String> = (0..4).map(|n| format!("sess-{n:08x}-0000-4000-8000-000000000000")).collect();
+    for id in &ids {
+        app.on_event(
+            &Event::new(EventKind::Connecting {
+                target: muxcat::core::transport::Target::parse_connect("127.0.0.1:7000").unwrap(),
+            })
+            .session(id),
+        );
+    }
+    for i in 0..lines {
+        for id in &ids {
+            app.on_event(
+                &Event::new(EventKind::Data {
+                    payload: Bytes::from(format!("line {i} temperature=42 humidity=40 status=OK")),
+                    count: 45,
+                    from: None,
+                    eol: b"\r\n",
+                    check: None,
+                })
+                .session(id),
+            );
+        }
+    }
+    app.selected = Some(0);
+    (app, ids)
+}
+
+/// Four panes: three sessions side by side and the merged timeline of
+/// all four, each session holding 1k to 1M lines.
+fn frame_time_panes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tui_frame_panes");
+    g.sample_size(20);
+    for lines in [1_000usize, 100_000, 1_000_000] {
+        let (mut app, ids) = app_with_four(lines);
+        for id in &ids[1..3] {
+            let _ = app.split(Some(id.clone()), muxcat::tui::panes::SplitDir::Vertical);
+        }
+        let _ = app.merge(ids.clone());
+        assert_eq!(app.panes.len(), 4);
+        let mut term = Terminal::new(TestBackend::new(200, 50)).expect("backend");
+        let theme = Theme { color: true };
+        g.bench_with_input(BenchmarkId::new("three_panes_and_merged", lines), &lines, |b, _| {
+            b.iter(|| term.draw(|f| view(&app, f, theme)).map(|_| ()))
+        });
+    }
+    g.finish();
+}
+
 fn frame_time(c: &mut Criterion) {
     let mut g = c.benchmark_group("tui_frame");
     g.sample_size(30);
@@ -147,5 +198,5 @@ fn frame_time(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hot_paths, frame_time);
+criterion_group!(benches, hot_paths, frame_time, frame_time_panes);
 criterion_main!(benches);

@@ -25,7 +25,8 @@ pub(super) async fn read_loop(
     let mut splitter = LineSplitter::default();
     let mut lines = Vec::new();
     // `--frame`: binary frames, cut here.
-    let mut framer = session.frame.clone().map(Framer::new);
+    // Boxed: most sessions have none, and the reader stays small.
+    let mut framer = session.frame.clone().map(|spec| Box::new(Framer::new(spec)));
     // Bulk mode: the last chunks handed out, reused as read buffers once
     // nobody else holds them (fresh buffers cost page faults).
     let mut spent = Recycler::default();
@@ -44,19 +45,23 @@ pub(super) async fn read_loop(
             buf = reused;
         }
         let deadline = session.deadline();
-        let frame_due = framer.as_ref().and_then(Framer::deadline);
+        let frame_due = framer.as_deref().and_then(Framer::deadline);
+        // One timer for both (each costs the idle reader its size).
+        let wake = match (frame_due, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let result = tokio::select! {
             _ = link.cancelled() => return,
             // `hold c2s` while waiting for the client: the read stops.
             _ = session.c2s_held_now() => continue,
-            // Idle framing: the gap after the last byte ends the frame.
-            _ = sleep_until_opt(frame_due) => {
-                if let Some(frame) = framer.as_mut().and_then(Framer::flush) {
+            _ = sleep_until_opt(wake) => {
+                // Idle framing: the gap after the last byte ends the frame.
+                if frame_due.is_some_and(|d| d <= Instant::now())
+                    && let Some(frame) = framer.as_deref_mut().and_then(Framer::flush)
+                {
                     Box::pin(session.deliver_frame(frame)).await;
                 }
-                continue;
-            }
-            _ = sleep_until_opt(deadline) => {
                 if session.deadline().is_some_and(|d| d <= Instant::now()) {
                     // Cold paths are boxed so the reader future stays small while idle.
                     Box::pin(session.expire()).await;
@@ -69,9 +74,9 @@ pub(super) async fn read_loop(
         match result {
             Ok(0) => {
                 splitter.finish(&mut lines);
-                session.deliver_lines(&mut lines).await;
-                if let Some(frame) = framer.as_mut().and_then(Framer::flush) {
-                    session.deliver_frame(frame).await;
+                Box::pin(session.deliver_lines(&mut lines)).await;
+                if let Some(frame) = framer.as_deref_mut().and_then(Framer::flush) {
+                    Box::pin(session.deliver_frame(frame)).await;
                 }
                 Box::pin(session.input_ended(generation, None)).await;
                 return;
@@ -80,9 +85,9 @@ pub(super) async fn read_loop(
             // its stdin ends): the end of its output, said in the event.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && session.reads_tls() => {
                 splitter.finish(&mut lines);
-                session.deliver_lines(&mut lines).await;
-                if let Some(frame) = framer.as_mut().and_then(Framer::flush) {
-                    session.deliver_frame(frame).await;
+                Box::pin(session.deliver_lines(&mut lines)).await;
+                if let Some(frame) = framer.as_deref_mut().and_then(Framer::flush) {
+                    Box::pin(session.deliver_frame(frame)).await;
                 }
                 let note = "the TLS peer closed without close_notify (what it sent may be cut short)";
                 Box::pin(session.input_ended(generation, Some(note))).await;
@@ -113,9 +118,9 @@ pub(super) async fn read_loop(
             }
             Err(e) => {
                 splitter.finish(&mut lines);
-                session.deliver_lines(&mut lines).await;
-                if let Some(frame) = framer.as_mut().and_then(Framer::flush) {
-                    session.deliver_frame(frame).await;
+                Box::pin(session.deliver_lines(&mut lines)).await;
+                if let Some(frame) = framer.as_deref_mut().and_then(Framer::flush) {
+                    Box::pin(session.deliver_frame(frame)).await;
                 }
                 if e.kind() == std::io::ErrorKind::ConnectionReset {
                     // A proxy's client reset: so is its server connection.

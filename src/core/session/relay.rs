@@ -237,7 +237,7 @@ impl Session {
         let relay = Relay::new((None, None, client_tls), link)
             .ok_or_else(|| CoreError::new(ErrorCode::IoError, "the program has no stdio"))?
             .with_process(child);
-        if self.relay.set(relay).is_err() {
+        if self.relay.set(Box::new(relay)).is_err() {
             return Err(CoreError::new(
                 ErrorCode::CommandInvalid,
                 format!("session {} already relays", self.id),
@@ -266,7 +266,7 @@ impl Session {
 
     /// Starts the upstream reader (once the session reads too).
     pub fn start_relay(self: &Arc<Self>) {
-        if let Some(up) = self.relay.get().and_then(Relay::take_read) {
+        if let Some(up) = self.relay.get().and_then(|r| r.take_read()) {
             let task = tokio::spawn(upstream_loop(self.clone(), up));
             self.add_task(task);
         }
@@ -409,7 +409,9 @@ impl Session {
     /// Resolves once the client's direction is held (never for others).
     pub(super) async fn c2s_held_now(&self) {
         match self.relay.get() {
-            Some(relay) => relay.held_now(RelayDir::C2s).await,
+            // Boxed: every session's reader waits on this; only a proxy's
+            // needs the room.
+            Some(relay) => Box::pin(relay.held_now(RelayDir::C2s)).await,
             None => std::future::pending().await,
         }
     }
@@ -420,7 +422,7 @@ impl Session {
         if let Some(relay) = self.relay.get()
             && relay.is_held(RelayDir::C2s)
         {
-            relay.released(RelayDir::C2s).await;
+            Box::pin(relay.released(RelayDir::C2s)).await;
         }
     }
 }
