@@ -774,9 +774,8 @@ fn responsiveness(presses: usize) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = child.kill();
-    let _ = child.wait();
     if latencies.is_empty() {
+        let _ = child.kill();
         return println!("no keystroke took effect within 5 s");
     }
     let max = latencies.iter().cloned().fold(0.0, f64::max);
@@ -786,6 +785,81 @@ fn responsiveness(presses: usize) {
         max,
         latencies.len()
     );
+    keystroke_to_wire(&mut *writer, &wait_for, presses);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Keystroke → byte on the wire, the flood still running in another
+/// session: a line typed in insert mode (timed from its Enter) and a key in
+/// the raw console, each timed until a listener here reads it.
+fn keystroke_to_wire(
+    keys: &mut dyn Write,
+    wait_for: &dyn Fn(&dyn Fn(&str) -> bool, Duration) -> Option<Duration>,
+    presses: usize,
+) {
+    let wire = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = wire.local_addr().map(|a| a.port()).unwrap_or(0);
+    let (arrived, arrivals) = std::sync::mpsc::channel::<(Instant, usize)>();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = wire.accept() {
+            let _ = s.set_nodelay(true);
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 || arrived.send((Instant::now(), n)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let _ = keys.write_all(format!(":connect --label wire 127.0.0.1:{port}\r").as_bytes());
+    if wait_for(&|s| s.contains("Sessions 102"), Duration::from_secs(10)).is_none() {
+        return println!("the wire session did not open");
+    }
+    // The newest session is the last row; insert mode on it.
+    let _ = keys.write_all(&[b'j'; 102]);
+    let _ = keys.write_all(b"i");
+    let _ = keys.flush();
+    std::thread::sleep(Duration::from_millis(300));
+    let timed = |keys: &mut dyn Write, what: &str, press: &[u8], expect: usize| {
+        let mut took = Vec::new();
+        for _ in 0..presses {
+            while arrivals.try_recv().is_ok() {}
+            let start = Instant::now();
+            let _ = keys.write_all(press);
+            let _ = keys.flush();
+            let mut got = 0;
+            while got < expect {
+                match arrivals.recv_timeout(Duration::from_secs(5)) {
+                    Ok((at, n)) => {
+                        got += n;
+                        if got >= expect {
+                            took.push(at.duration_since(start).as_secs_f64() * 1000.0);
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if took.is_empty() {
+            return println!("{what}: nothing reached the wire within 5 s");
+        }
+        let max = took.iter().cloned().fold(0.0, f64::max);
+        println!(
+            "{what}, flood in another session: median {:.2} ms, max {:.2} ms ({} presses)",
+            median(took.clone()),
+            max,
+            took.len()
+        );
+    };
+    // "x" then Enter: the line and its line end leave together.
+    timed(keys, "insert mode: Enter to line on the wire", b"x\r", 2);
+    // ctrl-t in insert mode opens the raw console: each key out at once.
+    let _ = keys.write_all(b"\x14");
+    let _ = keys.flush();
+    std::thread::sleep(Duration::from_millis(300));
+    timed(keys, "raw console: keystroke to byte on the wire", b"y", 1);
 }
 
 fn startup(runs: usize) {
