@@ -19,6 +19,8 @@ use muxcat::core::{EventKind, Manager, ManagerConfig, Mode};
 
 #[path = "harness/aggregate.rs"]
 mod aggregate_bench;
+#[path = "harness/copier.rs"]
+mod copier;
 #[path = "harness/latency.rs"]
 mod latency_bench;
 #[path = "harness/proxy.rs"]
@@ -193,6 +195,19 @@ fn pipe_table(what: &str, source: &str, size: u64, runs: usize, all_peers: bool)
         ),
         ("disk: their transcripts alone".into(), Pair::Disk),
     ];
+    if let Ok(me) = std::env::current_exe() {
+        let me = me.display();
+        pairs.insert(
+            1,
+            (
+                "limit: blocking read/write".into(),
+                Pair::Run(
+                    format!("{me} --copy-listen {{P}}"),
+                    format!("{me} --copy-connect {{P}}"),
+                ),
+            ),
+        );
+    }
     if have("socat") {
         pairs.push((
             "socat".into(),
@@ -264,6 +279,17 @@ fn pipe_table(what: &str, source: &str, size: u64, runs: usize, all_peers: bool)
                 .unwrap_or_else(|| "-".into())
         };
         println!("{name:<30} {v:>8.2} {:>10} {:>10}", ratio(socat), ratio(nc));
+    }
+    if let (Some(m), Some(ceiling), Some(limit)) = (
+        find("muxcat"),
+        find("ceiling: head | cat"),
+        find("limit: blocking read/write"),
+    ) {
+        println!(
+            "muxcat: {:.0}% of head | cat, {:.0}% of a blocking read/write relay over the same socket",
+            100.0 * m / ceiling,
+            100.0 * m / limit
+        );
     }
     let volume: u64 = transcripts.iter().sum();
     if let (Some(rec), Some(disk)) = (
@@ -980,6 +1006,9 @@ fn memory(secs: u64) {
 }
 
 fn main() {
+    if copier::serve_if_asked() {
+        return;
+    }
     let full = std::env::args().any(|a| a == "--full");
     println!(
         "# muxcat benchmark harness ({} mode)",

@@ -128,7 +128,9 @@ fn app_with(sessions: usize, lines: usize) -> App {
 /// Four sessions of `lines` lines each, their chunks interleaved in time.
 fn app_with_four(lines: usize) -> (App, Vec<String>) {
     let mut app = App::new(Keymap::load(None).expect("keymap"), lines.max(1));
-    let ids: Vec<String> = (0..4).map(|n| format!("sess-{n:08x}-0000-4000-8000-000000000000")).collect();
+    let ids: Vec<String> = (0..4)
+        .map(|n| format!("sess-{n:08x}-0000-4000-8000-000000000000"))
+        .collect();
     for id in &ids {
         app.on_event(
             &Event::new(EventKind::Connecting {
@@ -169,9 +171,11 @@ fn frame_time_panes(c: &mut Criterion) {
         assert_eq!(app.panes.len(), 4);
         let mut term = Terminal::new(TestBackend::new(200, 50)).expect("backend");
         let theme = Theme { color: true };
-        g.bench_with_input(BenchmarkId::new("three_panes_and_merged", lines), &lines, |b, _| {
-            b.iter(|| term.draw(|f| view(&app, f, theme)).map(|_| ()))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("three_panes_and_merged", lines),
+            &lines,
+            |b, _| b.iter(|| term.draw(|f| view(&app, f, theme)).map(|_| ())),
+        );
     }
     g.finish();
 }

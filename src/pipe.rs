@@ -25,6 +25,8 @@ use crate::script::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STDOUT_GONE, sh
 
 /// stdin is read in chunks of this size.
 const STDIN_CHUNK: usize = 256 * 1024;
+/// Received chunks smaller than this are gathered up to it for stdout.
+const STAGE_LIMIT: usize = 64 * 1024;
 /// Sends queued ahead of the one being written.
 const SENDS_IN_FLIGHT: usize = 4;
 /// How far a broker client may fall behind on relayed bytes (queued for it,
@@ -365,6 +367,8 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     // Taken (and stdout closed) once the one peer has ended its output;
     // never used with --exec or --send-only.
     let mut out_tx = (!exec && !opts.send_only).then_some(out_tx);
+    // Received data waiting to go to stdout with the data queued behind it.
+    let mut staged = bytes::BytesMut::new();
     tokio::pin!(pump);
     let mut pump_running = !no_stdin;
     let mut quit_at: Option<tokio::time::Instant> = None;
@@ -403,10 +407,26 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
                             clients.relay(&manager, sid.as_deref(), &payload, &opts).await;
                         }
                         let Some(out) = &out_tx else { continue };
+                        // Small chunks (datagrams, short reads) are gathered
+                        // while more data waits, so stdout's thread wakes and
+                        // writes once per batch; bulk reads go as they are.
+                        let chunk = if staged.is_empty() && payload.len() >= STAGE_LIMIT {
+                            payload
+                        } else {
+                            staged.extend_from_slice(&payload);
+                            if early.is_empty() && let Ok(next) = events.try_recv() {
+                                early.push_back(next);
+                            }
+                            let more = early.front().is_some_and(|e| matches!(e.kind, EventKind::Data { .. }));
+                            if more && staged.len() < STAGE_LIMIT {
+                                continue;
+                            }
+                            staged.split().freeze()
+                        };
                         // stdout may be stuck (`| less`, not reading):
                         // waiting for it must not deafen us to Ctrl-C.
                         tokio::select! {
-                            _ = out.send(payload) => {}
+                            _ = out.send(chunk) => {}
                             _ = &mut interrupt => {
                                 code = EXIT_INTERRUPTED;
                                 break;
