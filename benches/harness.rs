@@ -816,12 +816,15 @@ fn responsiveness(presses: usize) {
     let _ = child.wait();
 }
 
+/// Waits (bounded) until the screen's text passes a test; how long it took.
+type ScreenWait = dyn Fn(&dyn Fn(&str) -> bool, Duration) -> Option<Duration>;
+
 /// Keystroke → byte on the wire, the flood still running in another
 /// session: a line typed in insert mode (timed from its Enter) and a key in
 /// the raw console, each timed until a listener here reads it.
 fn keystroke_to_wire(
     keys: &mut dyn Write,
-    wait_for: &dyn Fn(&dyn Fn(&str) -> bool, Duration) -> Option<Duration>,
+    wait_for: &ScreenWait,
     presses: usize,
 ) {
     let wire = TcpListener::bind("127.0.0.1:0").expect("bind");
