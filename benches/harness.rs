@@ -817,16 +817,12 @@ fn responsiveness(presses: usize) {
 }
 
 /// Waits (bounded) until the screen's text passes a test; how long it took.
-type ScreenWait = dyn Fn(&dyn Fn(&str) -> bool, Duration) -> Option<Duration>;
+type ScreenWait<'a> = dyn Fn(&dyn Fn(&str) -> bool, Duration) -> Option<Duration> + 'a;
 
 /// Keystroke → byte on the wire, the flood still running in another
 /// session: a line typed in insert mode (timed from its Enter) and a key in
 /// the raw console, each timed until a listener here reads it.
-fn keystroke_to_wire(
-    keys: &mut dyn Write,
-    wait_for: &ScreenWait,
-    presses: usize,
-) {
+fn keystroke_to_wire(keys: &mut dyn Write, wait_for: &ScreenWait<'_>, presses: usize) {
     let wire = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = wire.local_addr().map(|a| a.port()).unwrap_or(0);
     let (arrived, arrivals) = std::sync::mpsc::channel::<(Instant, usize)>();
