@@ -65,7 +65,7 @@ pub fn proxy(
     free_port: impl Fn() -> u16,
 ) {
     println!(
-        "\n## 11. Relay: {} MiB through a proxy to a reading server ({rounds} interleaved rounds, median)",
+        "\n## 13. Relay: {} MiB through a proxy to a reading server ({rounds} interleaved rounds, median)",
         size >> 20
     );
     let target = sink();
