@@ -419,13 +419,13 @@ async fn triggers_rewrite_either_direction_and_answer_the_server() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("> version=91\\n"), "{text}");
     assert!(
-        text.contains("s2c rewritten by trig-1, the server sent: version=1\\\\n"),
+        text.contains("s2c rewritten by trig-1, the server sent: version=1\\n"),
         "{text}"
     );
     assert!(text.contains("< my secret\\n"), "{text}");
     assert!(
-        text.contains("c2s rewritten by trig-2, the server got: my XXXXXX\\\\n"),
+        text.contains("c2s rewritten by trig-2, the server got: my XXXXXX\\n"),
         "{text}"
     );
-    assert!(text.contains("injected c2s PONG abc\\\\n"), "{text}");
+    assert!(text.contains("injected c2s PONG abc\\n"), "{text}");
 }

@@ -188,8 +188,13 @@ impl Transcript {
     }
 
     pub async fn event(&self, text: &str) {
-        self.write(Mark::Event, Bytes::copy_from_slice(text.as_bytes()))
-            .await;
+        self.event_bytes(Bytes::copy_from_slice(text.as_bytes())).await;
+    }
+
+    /// An event line whose text holds bytes that need not be UTF-8 (a
+    /// relayed chunk quoted in it).
+    pub async fn event_bytes(&self, text: Bytes) {
+        self.write(Mark::Event, text).await;
     }
 
     /// Closes the file; returns once what was queued for it is written.

@@ -481,6 +481,17 @@ impl Session {
         }
     }
 
+    /// A `*` line of `text` followed by the bytes of `data` as they are:
+    /// the line's escaping shows them once (`\r\n`, not `\\r\\n`).
+    async fn record_event_with(&self, text: &str, data: &[u8]) {
+        if let Some(t) = self.transcript() {
+            let mut line = Vec::with_capacity(text.len() + data.len());
+            line.extend_from_slice(text.as_bytes());
+            line.extend_from_slice(data);
+            t.event_bytes(Bytes::from(line)).await;
+        }
+    }
+
     /// The peer ended its output: the session closes, unless it is
     /// half-open and we still have output to send (then `eof` says so).
     async fn input_ended(self: &Arc<Self>, generation: u64, note: Option<&str>) {

@@ -282,11 +282,8 @@ impl Session {
         let forwarded = match self.rewrite(RelayDir::C2s, chunk) {
             Some((rewritten, by)) => {
                 // `<` keeps what the client sent; what the server got instead:
-                self.record_event(&format!(
-                    "c2s rewritten by {by}, the server got: {}",
-                    crate::core::escape::escape_transcript(&rewritten)
-                ))
-                .await;
+                self.record_event_with(&format!("c2s rewritten by {by}, the server got: "), &rewritten)
+                    .await;
                 rewritten
             }
             None => chunk.clone(),
@@ -354,11 +351,7 @@ impl Session {
         if self.is_closed() {
             return Err(self.not_connected());
         }
-        self.record_event(&format!(
-            "injected c2s {}",
-            crate::core::escape::escape_transcript(&data)
-        ))
-        .await;
+        self.record_event_with("injected c2s ", &data).await;
         relay.to_server(&data).await.map_err(|e| {
             CoreError::new(
                 ErrorCode::IoError,
@@ -481,10 +474,7 @@ pub(super) async fn upstream_loop(session: Arc<Session>, relay_read: ReadSide) {
                     Some((rewritten, by)) => {
                         // `>` has what the client got; what the server sent:
                         session
-                            .record_event(&format!(
-                                "s2c rewritten by {by}, the server sent: {}",
-                                crate::core::escape::escape_transcript(&chunk)
-                            ))
+                            .record_event_with(&format!("s2c rewritten by {by}, the server sent: "), &chunk)
                             .await;
                         rewritten
                     }
