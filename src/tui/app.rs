@@ -817,7 +817,7 @@ impl App {
                     kind,
                     insecure,
                     via,
-                    ..
+                    cipher,
                 },
                 Some(id),
             ) => {
@@ -840,6 +840,10 @@ impl App {
                 };
                 if let Some(via) = via {
                     text.push_str(&format!(" via {via}"));
+                }
+                // What was agreed is part of the evidence (an old protocol, a weak suite).
+                if let Some(cipher) = cipher {
+                    text.push_str(&format!(", tls {cipher}"));
                 }
                 self.note(id, ev.timestamp, &text);
             }

@@ -1978,6 +1978,50 @@ mod tests {
         assert!(screen.contains("✗ checksum bad"), "{screen}");
     }
 
+    /// A TLS link through a proxy: its connected line names the proxy and
+    /// what was agreed, as the transcript and `run` do.
+    #[test]
+    fn a_connected_line_names_the_proxy_and_the_cipher() {
+        use crate::core::addr::HostPort;
+        use crate::core::transport::via::{ProxyDns, ProxyType, Via};
+        let mut a = app();
+        let id = sid(1);
+        a.on_event(
+            &Event::new(EventKind::Connecting {
+                target: crate::core::transport::Target::parse_connect("device.lan:443").unwrap(),
+            })
+            .session(&id),
+        );
+        a.on_event(
+            &Event::new(EventKind::Connected {
+                remote: crate::core::transport::Endpoint::Name(HostPort {
+                    host: "device.lan".into(),
+                    port: 443,
+                }),
+                local: "127.0.0.1:5000".parse().unwrap(),
+                kind: crate::core::transport::Kind::Tls,
+                insecure: false,
+                via: Some(Box::new(Via {
+                    kind: ProxyType::Socks5,
+                    proxy: HostPort {
+                        host: "127.0.0.1".into(),
+                        port: 1080,
+                    },
+                    auth: None,
+                    dns: ProxyDns::Remote,
+                })),
+                cipher: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".into()),
+            })
+            .session(&id),
+        );
+        let screen = render_at(&a, 160, 20);
+        assert!(
+            screen
+                .contains("connected via socks5 proxy 127.0.0.1:1080, tls TLSv1.3 TLS13_AES_256_GCM_SHA384"),
+            "{screen}"
+        );
+    }
+
     /// A serial session: the title names the device, its settings and
     /// its modem lines; changes are `*` lines; the keys set the lines.
     #[test]
