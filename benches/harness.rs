@@ -25,6 +25,9 @@ mod copier;
 mod latency_bench;
 #[path = "harness/proxy.rs"]
 mod proxy_bench;
+#[path = "harness/pty_tui.rs"]
+mod pty_tui;
+use pty_tui::PtyTui;
 #[path = "harness/roundtrip.rs"]
 mod roundtrip_bench;
 #[path = "harness/serial.rs"]
@@ -679,9 +682,6 @@ fn cpu_ticks(pid: u32) -> u64 {
 /// The TUI in a pseudo-terminal: keystroke-to-screen latency while one
 /// session is flooded, and idle CPU with 100 quiet sessions.
 fn responsiveness(presses: usize) {
-    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-    use std::io::Read;
-    use std::sync::{Arc, Mutex};
     println!("\n## 5. Responsiveness: keystroke to screen while a session is flooded");
     // A flood server and an echo server (for the quiet sessions).
     let flood = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -701,89 +701,48 @@ fn responsiveness(presses: usize) {
             held.push(s);
         }
     });
-    let home = tempfile::tempdir().expect("tempdir");
-    let pty = match native_pty_system().openpty(PtySize {
-        rows: 40,
-        cols: 140,
-        pixel_width: 0,
-        pixel_height: 0,
-    }) {
-        Ok(p) => p,
-        Err(e) => return println!("no pseudo-terminal: {e}"),
-    };
-    let mut cmd = CommandBuilder::new(muxcat());
     let mut args = vec!["tui".to_string()];
     for _ in 0..100 {
         args.push("-c".into());
         args.push(format!("connect 127.0.0.1:{quiet_port}"));
     }
-    cmd.args(&args);
-    cmd.env("TERM", "xterm-256color");
-    cmd.env("HOME", home.path());
-    cmd.env("XDG_DATA_HOME", home.path());
-    let Ok(mut child) = pty.slave.spawn_command(cmd) else {
-        return println!("cannot start the TUI");
+    let Some(mut tui) = PtyTui::start(&muxcat(), &args, true) else {
+        return println!("cannot start the TUI in a pseudo-terminal");
     };
-    drop(pty.slave);
-    let Ok(mut reader) = pty.master.try_clone_reader() else {
-        return;
-    };
-    let Ok(mut writer) = pty.master.take_writer() else {
-        return;
-    };
-    let parser = Arc::new(Mutex::new(vt100::Parser::new(
-        std::num::NonZeroU16::new(40).expect("rows"),
-        std::num::NonZeroU16::new(140).expect("cols"),
-        0,
-    )));
-    let feed = parser.clone();
-    std::thread::spawn(move || {
-        let _master = pty.master;
-        let mut buf = [0u8; 65536];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            if let Ok(mut p) = feed.lock() {
-                p.process(&buf[..n]);
-            }
-        }
-    });
-    let screen = || parser.lock().map(|p| p.screen().contents()).unwrap_or_default();
-    let wait_for = |pred: &dyn Fn(&str) -> bool, limit: Duration| -> Option<Duration> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if pred(&screen()) {
-                return Some(start.elapsed());
-            }
-            std::thread::sleep(Duration::from_micros(500));
-        }
-        None
-    };
-    if wait_for(&|s| s.contains("Sessions 100"), Duration::from_secs(20)).is_none() {
-        let _ = child.kill();
+    if tui
+        .wait_for(&|s| s.contains("Sessions 100"), Duration::from_secs(20))
+        .is_none()
+    {
+        tui.stop();
         return println!("the TUI did not show 100 sessions");
     }
     // Idle: 100 quiet sessions, nothing happening.
-    let pid = child.process_id().unwrap_or(0);
+    let pid = tui.pid().unwrap_or(0);
     std::thread::sleep(Duration::from_millis(500));
     let before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(3));
     let idle = cpu_ticks(pid).saturating_sub(before);
     println!("idle CPU, 100 quiet sessions: {} ms over 3 s", idle * 10);
     // Open the flood and select it: the newest session is the last row.
-    let _ = writer.write_all(format!(":connect --label flood 127.0.0.1:{flood_port}\r").as_bytes());
-    if wait_for(&|s| s.contains("Sessions 101"), Duration::from_secs(10)).is_none() {
-        let _ = child.kill();
+    let _ = tui
+        .keys()
+        .write_all(format!(":connect --label flood 127.0.0.1:{flood_port}\r").as_bytes());
+    if tui
+        .wait_for(&|s| s.contains("Sessions 101"), Duration::from_secs(10))
+        .is_none()
+    {
+        tui.stop();
         return println!("the flood session did not open");
     }
-    for _ in 0..101 {
-        let _ = writer.write_all(b"j");
-    }
-    let _ = writer.flush();
-    if wait_for(&|s| s.contains("< FLOOD"), Duration::from_secs(10)).is_none() {
-        let _ = child.kill();
-        return println!("the flood never showed; the screen:\n{}", screen());
+    let _ = tui.keys().write_all(&[b'j'; 101]);
+    let _ = tui.keys().flush();
+    if tui
+        .wait_for(&|s| s.contains("< FLOOD"), Duration::from_secs(10))
+        .is_none()
+    {
+        let screen = tui.screen();
+        tui.stop();
+        return println!("the flood never showed; the screen:\n{screen}");
     }
     // Each press of `t` hides or shows the timestamps: time until the screen agrees.
     let mut latencies = Vec::new();
@@ -792,37 +751,38 @@ fn responsiveness(presses: usize) {
             .any(|l| l.contains(" < FLOOD") && l.chars().filter(|c| *c == ':').count() >= 2)
     };
     for _ in 0..presses {
-        let shown = stamp(&screen());
-        let _ = writer.write_all(b"t");
-        let _ = writer.flush();
-        if let Some(d) = wait_for(&|s| stamp(s) != shown, Duration::from_secs(5)) {
+        let shown = stamp(&tui.screen());
+        let _ = tui.keys().write_all(b"t");
+        let _ = tui.keys().flush();
+        if let Some(d) = tui.wait_for(&|s| stamp(s) != shown, Duration::from_secs(5)) {
             latencies.push(d.as_secs_f64() * 1000.0);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     if latencies.is_empty() {
-        let _ = child.kill();
+        tui.stop();
         return println!("no keystroke took effect within 5 s");
     }
-    let max = latencies.iter().cloned().fold(0.0, f64::max);
-    println!(
-        "keystroke to screen under flood: median {:.1} ms, max {:.1} ms ({} presses)",
-        median(latencies.clone()),
-        max,
-        latencies.len()
-    );
-    keystroke_to_wire(&mut *writer, &wait_for, presses);
-    let _ = child.kill();
-    let _ = child.wait();
+    print_spread("keystroke to screen under flood", &latencies, 1);
+    keystroke_to_wire(&mut tui, presses);
+    tui.stop();
 }
 
-/// Waits (bounded) until the screen's text passes a test; how long it took.
-type ScreenWait<'a> = dyn Fn(&dyn Fn(&str) -> bool, Duration) -> Option<Duration> + 'a;
+/// `WHAT: median M ms, max X ms (N presses)` with `digits` decimals.
+fn print_spread(what: &str, took: &[f64], digits: usize) {
+    let max = took.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "{what}: median {:.digits$} ms, max {:.digits$} ms ({} presses)",
+        median(took.to_vec()),
+        max,
+        took.len()
+    );
+}
 
 /// Keystroke → byte on the wire, the flood still running in another
 /// session: a line typed in insert mode (timed from its Enter) and a key in
 /// the raw console, each timed until a listener here reads it.
-fn keystroke_to_wire(keys: &mut dyn Write, wait_for: &ScreenWait<'_>, presses: usize) {
+fn keystroke_to_wire(tui: &mut PtyTui, presses: usize) {
     let wire = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = wire.local_addr().map(|a| a.port()).unwrap_or(0);
     let (arrived, arrivals) = std::sync::mpsc::channel::<(Instant, usize)>();
@@ -837,14 +797,19 @@ fn keystroke_to_wire(keys: &mut dyn Write, wait_for: &ScreenWait<'_>, presses: u
             }
         }
     });
-    let _ = keys.write_all(format!(":connect --label wire 127.0.0.1:{port}\r").as_bytes());
-    if wait_for(&|s| s.contains("Sessions 102"), Duration::from_secs(10)).is_none() {
+    let _ = tui
+        .keys()
+        .write_all(format!(":connect --label wire 127.0.0.1:{port}\r").as_bytes());
+    if tui
+        .wait_for(&|s| s.contains("Sessions 102"), Duration::from_secs(10))
+        .is_none()
+    {
         return println!("the wire session did not open");
     }
     // The newest session is the last row; insert mode on it.
-    let _ = keys.write_all(&[b'j'; 102]);
-    let _ = keys.write_all(b"i");
-    let _ = keys.flush();
+    let _ = tui.keys().write_all(&[b'j'; 102]);
+    let _ = tui.keys().write_all(b"i");
+    let _ = tui.keys().flush();
     std::thread::sleep(Duration::from_millis(300));
     let timed = |keys: &mut dyn Write, what: &str, press: &[u8], expect: usize| {
         let mut took = Vec::new();
@@ -870,21 +835,15 @@ fn keystroke_to_wire(keys: &mut dyn Write, wait_for: &ScreenWait<'_>, presses: u
         if took.is_empty() {
             return println!("{what}: nothing reached the wire within 5 s");
         }
-        let max = took.iter().cloned().fold(0.0, f64::max);
-        println!(
-            "{what}, flood in another session: median {:.2} ms, max {:.2} ms ({} presses)",
-            median(took.clone()),
-            max,
-            took.len()
-        );
+        print_spread(&format!("{what}, flood in another session"), &took, 2);
     };
     // "x" then Enter: the line and its line end leave together.
-    timed(keys, "insert mode: Enter to line on the wire", b"x\r", 2);
+    timed(tui.keys(), "insert mode: Enter to line on the wire", b"x\r", 2);
     // ctrl-t in insert mode opens the raw console: each key out at once.
-    let _ = keys.write_all(b"\x14");
-    let _ = keys.flush();
+    let _ = tui.keys().write_all(b"\x14");
+    let _ = tui.keys().flush();
     std::thread::sleep(Duration::from_millis(300));
-    timed(keys, "raw console: keystroke to byte on the wire", b"y", 1);
+    timed(tui.keys(), "raw console: keystroke to byte on the wire", b"y", 1);
 }
 
 fn startup(runs: usize) {

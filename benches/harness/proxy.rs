@@ -133,7 +133,7 @@ pub fn proxy(
             format!("127.0.0.1:{port}"),
             format!("127.0.0.1:{target}"),
         ];
-        if let Some(tui) = Tui::start(muxcat, &args) {
+        if let Some(tui) = super::PtyTui::start(muxcat, &args, false) {
             if super::wait_listen(port)
                 && let Some(t) = push(port, size)
             {
@@ -162,50 +162,5 @@ pub fn proxy(
             None if name.starts_with("socat") && !socat => {}
             None => println!("{name}: failed"),
         }
-    }
-}
-
-/// The TUI in a pseudo-terminal whose output is read and thrown away (as
-/// a terminal would draw it).
-struct Tui {
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    _master: Box<dyn portable_pty::MasterPty + Send>,
-    _home: tempfile::TempDir,
-}
-
-impl Tui {
-    fn start(muxcat: &Path, args: &[String]) -> Option<Tui> {
-        use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-        let home = tempfile::tempdir().ok()?;
-        let pty = native_pty_system()
-            .openpty(PtySize {
-                rows: 40,
-                cols: 140,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .ok()?;
-        let mut cmd = CommandBuilder::new(muxcat);
-        cmd.args(args);
-        cmd.env("TERM", "xterm-256color");
-        cmd.env("HOME", home.path());
-        cmd.env("XDG_CONFIG_HOME", home.path());
-        let child = pty.slave.spawn_command(cmd).ok()?;
-        drop(pty.slave);
-        let mut reader = pty.master.try_clone_reader().ok()?;
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 64 << 10];
-            while reader.read(&mut buf).is_ok_and(|n| n > 0) {}
-        });
-        Some(Tui {
-            child,
-            _master: pty.master,
-            _home: home,
-        })
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -257,45 +257,15 @@ pub fn udp(count: u64, have: fn(&str) -> bool, muxcat: &Path, free_port: fn() ->
 /// (the TUI takes every datagram it reads; when it falls behind, it stops
 /// reading) and its CPU time over the run, in % of one core.
 fn tui_receive(muxcat: &Path, count: u64, size: usize, rate: u64, port: u16) -> Option<(u64, f64)> {
-    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-    let home = tempfile::tempdir().ok()?;
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows: 40,
-            cols: 140,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .ok()?;
-    let mut cmd = CommandBuilder::new(muxcat);
-    cmd.args(["tui", "-c", &format!("udp 127.0.0.1:{port}")]);
-    cmd.env("TERM", "xterm-256color");
-    cmd.env("HOME", home.path());
-    cmd.env("XDG_DATA_HOME", home.path());
-    cmd.env("XDG_CONFIG_HOME", home.path());
-    let mut child = pty.slave.spawn_command(cmd).ok()?;
-    drop(pty.slave);
-    let mut reader = pty.master.try_clone_reader().ok()?;
-    let drain = std::thread::spawn(move || {
-        let mut buf = [0u8; 65536];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-        }
-    });
-    let pid = child.process_id();
+    let tui = super::PtyTui::start(
+        muxcat,
+        &["tui".into(), "-c".into(), format!("udp 127.0.0.1:{port}")],
+        false,
+    )?;
+    let ticks = |pid: Option<u32>| pid.map(super::cpu_ticks).unwrap_or(0);
+    let pid = tui.pid();
     let ready = wait_udp(port);
     std::thread::sleep(Duration::from_millis(300));
-    let ticks = |pid: Option<u32>| -> u64 {
-        let stat = pid
-            .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
-            .unwrap_or_default();
-        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<&str> = after.split_whitespace().collect();
-        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
-    };
     let result = ready.then(|| {
         let sender = UdpSocket::bind("127.0.0.1:0").ok()?;
         let mut payload = vec![b'x'; size];
@@ -317,9 +287,6 @@ fn tui_receive(muxcat: &Path, count: u64, size: usize, rate: u64, port: u16) -> 
         let cpu = (ticks(pid) - cpu_before) as f64 / 100.0 / took * 100.0;
         Some((rcvbuf_errors().saturating_sub(drops_before), cpu))
     });
-    let _ = child.kill();
-    let _ = child.wait();
-    drop(pty.master);
-    let _ = drain.join();
+    tui.stop();
     result.flatten()
 }
