@@ -102,6 +102,10 @@ pub(super) async fn write_loop(
                 // precede its request in the transcript; a failed write is
                 // noted there when the session closes.
                 session.record(Mark::Out, &data).await;
+                // Reported before it goes out too: the answer to it, read
+                // on another thread, can then never be reported first (a
+                // failed write follows as the send's error).
+                let id = session.sent(&data, data.len(), trigger).await;
                 let result = async {
                     w.write_all(&data).await?;
                     w.flush().await
@@ -109,10 +113,10 @@ pub(super) async fn write_loop(
                 .await;
                 match result {
                     Ok(()) => {
-                        let id = session.sent(&data, data.len(), trigger).await;
                         let _ = done.send(Ok(id));
                     }
                     Err(e) => {
+                        session.bytes_out.fetch_sub(data.len() as u64, Ordering::Relaxed);
                         let _ = done.send(Err(CoreError::new(
                             ErrorCode::IoError,
                             format!("write to {} failed: {e}", session.id),
