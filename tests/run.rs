@@ -49,6 +49,38 @@ fn readme_script(port: u16) -> String {
     format!("connect 127.0.0.1:{port}\nsend hello\nwaitfor ^hello$\ndisconnect\n")
 }
 
+/// Every `sent` is reported before the echo of what it sent, however the
+/// runtime's threads interleave (under load it once was not).
+#[tokio::test]
+async fn a_send_is_reported_before_its_echo() {
+    let echo = echo_server().await;
+    let mut script = format!("connect 127.0.0.1:{}\n", echo.port());
+    for i in 0..300 {
+        script.push_str(&format!("send m{i}\nwaitfor ^m{i}$\n"));
+    }
+    let out = muxcat(&["run"], &script).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let mut sent = 0;
+    let mut echoes = 0;
+    for line in out.stdout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.get(2..4) {
+            Some([">", "sent"]) => sent += 1,
+            Some(["<", text]) => {
+                assert_eq!(*text, format!("m{echoes}"), "{line}");
+                echoes += 1;
+                assert!(
+                    sent >= echoes,
+                    "echo {echoes} reported before its send:\n{}",
+                    out.stdout
+                );
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((sent, echoes), (300, 300), "{}", out.stdout);
+}
+
 #[tokio::test]
 async fn readme_script_readable() {
     let echo = echo_server().await;
