@@ -641,19 +641,38 @@ fn scale(n: usize, peers_n: usize) {
     if have("ncat") {
         let port = free_port();
         if let Ok(mut srv) = Command::new("ncat")
-            .args(["-l", "--broker", "-m", "20000", "127.0.0.1", &port.to_string()])
+            // -n: no reverse lookup of each client (on a machine without
+            // DNS each one waits ~37 ms for it).
+            .args([
+                "-l",
+                "-n",
+                "--broker",
+                "-m",
+                "20000",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
         {
             wait_listen(port);
             let base = rss_kib(srv.id()).unwrap_or(0);
+            // Accepted = a descriptor more in ncat (it forks nothing).
+            let fds = |pid: u32| std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+            let base_fds = fds(srv.id());
+            let start = Instant::now();
             let clients = open_clients(port, peers_n.min(1000));
+            while fds(srv.id()) < base_fds + clients.len() && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let accepted = fds(srv.id()).saturating_sub(base_fds);
+            let rate = accepted as f64 / start.elapsed().as_secs_f64();
             std::thread::sleep(Duration::from_millis(500));
             let alive = srv.try_wait().ok().flatten().is_none();
             let after = rss_kib(srv.id()).unwrap_or(0);
             println!(
-                "ncat --broker: {} connections, {}, {:.2} KiB RSS per connection (select(): at most ~1018)",
+                "ncat --broker: {} connections, {}, accepted {accepted} at {rate:.0}/s, {:.2} KiB RSS per connection (select(): at most ~1018)",
                 clients.len(),
                 if alive { "alive" } else { "died" },
                 (after.saturating_sub(base)) as f64 / clients.len().max(1) as f64
