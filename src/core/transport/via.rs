@@ -182,51 +182,45 @@ impl Via {
             ProxyType::Http => http_connect(stream, to, self.auth.as_deref()).await,
             ProxyType::Socks5 => {
                 use tokio_socks::tcp::Socks5Stream;
-                let result = match (to, user) {
-                    (Destination::Addr(a), Some(u)) => {
-                        Socks5Stream::connect_with_password_and_socket(&mut *stream, *a, u, pass).await
+                let result = match user {
+                    Some(u) => {
+                        Socks5Stream::connect_with_password_and_socket(&mut *stream, to.socks(), u, pass)
+                            .await
                     }
-                    (Destination::Addr(a), None) => Socks5Stream::connect_with_socket(&mut *stream, *a).await,
-                    (Destination::Name(h, p), Some(u)) => {
-                        Socks5Stream::connect_with_password_and_socket(
-                            &mut *stream,
-                            (h.as_str(), *p),
-                            u,
-                            pass,
-                        )
-                        .await
-                    }
-                    (Destination::Name(h, p), None) => {
-                        Socks5Stream::connect_with_socket(&mut *stream, (h.as_str(), *p)).await
-                    }
+                    None => Socks5Stream::connect_with_socket(&mut *stream, to.socks()).await,
                 };
                 result.map(drop).map_err(socks_reason)
             }
             ProxyType::Socks4 => {
                 use tokio_socks::tcp::Socks4Stream;
-                // The crate builds the request in 513 bytes.
-                if let (Destination::Name(h, _), Some(u)) = (to, user)
-                    && h.len() + u.len() > 500
-                {
-                    return Err("the user id and host name are too long for SOCKS4a".into());
-                }
-                let result = match (to, user) {
+                match (to, user) {
                     (Destination::Addr(SocketAddr::V6(_)), _) => {
                         return Err("SOCKS4 carries IPv4 addresses only".into());
                     }
-                    (Destination::Addr(a), Some(u)) => {
-                        Socks4Stream::connect_with_userid_and_socket(&mut *stream, *a, u).await
+                    // The crate builds the request in 513 bytes.
+                    (Destination::Name(h, _), Some(u)) if h.len() + u.len() > 500 => {
+                        return Err("the user id and host name are too long for SOCKS4a".into());
                     }
-                    (Destination::Addr(a), None) => Socks4Stream::connect_with_socket(&mut *stream, *a).await,
-                    (Destination::Name(h, p), Some(u)) => {
-                        Socks4Stream::connect_with_userid_and_socket(&mut *stream, (h.as_str(), *p), u).await
+                    _ => {}
+                }
+                let result = match user {
+                    Some(u) => {
+                        Socks4Stream::connect_with_userid_and_socket(&mut *stream, to.socks(), u).await
                     }
-                    (Destination::Name(h, p), None) => {
-                        Socks4Stream::connect_with_socket(&mut *stream, (h.as_str(), *p)).await
-                    }
+                    None => Socks4Stream::connect_with_socket(&mut *stream, to.socks()).await,
                 };
                 result.map(drop).map_err(socks_reason)
             }
+        }
+    }
+}
+
+impl Destination {
+    /// As tokio-socks takes it: a name goes to the proxy as it is.
+    fn socks(&self) -> tokio_socks::TargetAddr<'_> {
+        match self {
+            Destination::Addr(a) => tokio_socks::TargetAddr::Ip(*a),
+            Destination::Name(h, p) => tokio_socks::TargetAddr::Domain(h.as_str().into(), *p),
         }
     }
 }
