@@ -141,6 +141,13 @@ impl tokio::io::AsyncRead for ReadAhead {
             if buf.remaining() >= READ_AHEAD {
                 return std::pin::Pin::new(&mut me.stream).poll_read(cx, buf);
             }
+            // Nothing to read yet: wait without making (and zeroing) a
+            // buffer only to drop it, as every drained socket would.
+            match me.stream.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
             let mut ahead = std::mem::take(&mut me.held);
             ahead.resize(READ_AHEAD, 0);
             let mut read = tokio::io::ReadBuf::new(&mut ahead);
