@@ -512,14 +512,13 @@ pub struct UdpArgs {
     /// Who may send (--per-peer listeners): as listen's --allow/--deny; others' datagrams are dropped
     #[command(flatten)]
     pub acl: AclArgs,
-    /// Address to bind (no host: IPv4 and IPv6; port 0 picks one)
     /// Send from (bind) this address (nc -u -s): instead of HOST in [HOST:]PORT
     #[arg(long, short = 's', value_name = "ADDR")]
     pub source: Option<std::net::IpAddr>,
     /// Send from (bind) this port (nc -u -p): instead of [HOST:]PORT
     #[arg(long, short = 'p', value_name = "PORT")]
     pub source_port: Option<u16>,
-    /// Address to bind and receive on (port 0 picks one); with -s/-p it may be left out
+    /// Address to bind and receive on (no host: IPv4 and IPv6; port 0 picks one); with -s/-p it may be left out
     #[arg(value_name = "[HOST:]PORT", required_unless_present_any = ["source", "source_port"])]
     pub bind: Option<String>,
 }
