@@ -84,6 +84,11 @@ impl GlobalArgs {
     pub fn scrollback_lines(&self) -> usize {
         self.scrollback_lines.unwrap_or(crate::tui::app::SCROLLBACK_LINES)
     }
+
+    /// `--transcript-format`, or its default.
+    pub fn transcript_format(&self) -> crate::transcript::Format {
+        self.transcript_format.unwrap_or_default()
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -384,7 +389,7 @@ pub fn main() -> ExitCode {
                 args,
                 trace,
                 global.record.clone(),
-                global.transcript_format.unwrap_or_default(),
+                global.transcript_format(),
             ))
         }
         Some(Sub::Udp { args, front }) => match args.spec() {
@@ -459,7 +464,7 @@ async fn one_command(name: &str, args: &[String], global: &GlobalArgs) -> u8 {
         keep_going: false,
         stay: false,
         record_dir: None,
-        transcript_format: global.transcript_format.unwrap_or_default(),
+        transcript_format: global.transcript_format(),
         lua_exec: false,
         lua_file: None,
     };
@@ -535,7 +540,7 @@ async fn pipe(role: PipeRole, global: &GlobalArgs, front: &FrontArgs) -> u8 {
         json: global.json,
         quiet: global.quiet,
         record_dir: global.record.clone(),
-        transcript_format: global.transcript_format.unwrap_or_default(),
+        transcript_format: global.transcript_format(),
         exit_on_eof: front.exit_on_eof,
         send_only: front.send_only,
         recv_only: front.recv_only,
@@ -560,7 +565,7 @@ async fn tui(global: &GlobalArgs, initial: Option<Command>, mut commands: Vec<St
         keymap: global.keymap.clone(),
         sequences: global.sequences.clone(),
         record_dir: global.record.clone(),
-        transcript_format: global.transcript_format.unwrap_or_default(),
+        transcript_format: global.transcript_format(),
         scrollback_lines: global.scrollback_lines(),
         replay: None,
         lua_exec: global.lua_exec,
@@ -634,7 +639,7 @@ fn replay(
             keymap: global.keymap.clone(),
             sequences: global.sequences.clone(),
             record_dir: None,
-            transcript_format: global.transcript_format.unwrap_or_default(),
+            transcript_format: global.transcript_format(),
             scrollback_lines: global.scrollback_lines(),
             replay: Some(crate::tui::ReplayFile { name, reader }),
             lua_exec: false,
@@ -699,7 +704,7 @@ async fn run_script(
         keep_going,
         stay,
         record_dir: global.record.clone(),
-        transcript_format: global.transcript_format.unwrap_or_default(),
+        transcript_format: global.transcript_format(),
         lua_exec: global.lua_exec,
         lua_file: None,
     };
