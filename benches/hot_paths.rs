@@ -95,29 +95,39 @@ fn hot_paths(c: &mut Criterion) {
     g.finish();
 }
 
+/// Session `id` opening, as the app hears of it.
+fn open(app: &mut App, id: &str) {
+    app.on_event(
+        &Event::new(EventKind::Connecting {
+            target: muxcat::core::transport::Target::parse_connect("127.0.0.1:7000").unwrap(),
+        })
+        .session(id),
+    );
+}
+
+/// Line `i` received on session `id`.
+fn line(app: &mut App, id: &str, i: usize) {
+    app.on_event(
+        &Event::new(EventKind::Data {
+            payload: Bytes::from(format!("line {i} temperature=42 humidity=40 status=OK")),
+            count: 45,
+            from: None,
+            eol: b"\r\n",
+            check: None,
+        })
+        .session(id),
+    );
+}
+
 /// An app with `sessions` sessions, the selected one holding `lines` lines.
 fn app_with(sessions: usize, lines: usize) -> App {
     let mut app = App::new(Keymap::load(None).expect("keymap"), lines.max(1));
     for n in 0..sessions {
         let id = format!("sess-{n:08x}-0000-4000-8000-000000000000");
-        app.on_event(
-            &Event::new(EventKind::Connecting {
-                target: muxcat::core::transport::Target::parse_connect("127.0.0.1:7000").unwrap(),
-            })
-            .session(&id),
-        );
+        open(&mut app, &id);
         if n == 0 {
             for i in 0..lines {
-                app.on_event(
-                    &Event::new(EventKind::Data {
-                        payload: Bytes::from(format!("line {i} temperature=42 humidity=40 status=OK")),
-                        count: 45,
-                        from: None,
-                        eol: b"\r\n",
-                        check: None,
-                    })
-                    .session(&id),
-                );
+                line(&mut app, &id, i);
             }
         }
     }
@@ -132,25 +142,11 @@ fn app_with_four(lines: usize) -> (App, Vec<String>) {
         .map(|n| format!("sess-{n:08x}-0000-4000-8000-000000000000"))
         .collect();
     for id in &ids {
-        app.on_event(
-            &Event::new(EventKind::Connecting {
-                target: muxcat::core::transport::Target::parse_connect("127.0.0.1:7000").unwrap(),
-            })
-            .session(id),
-        );
+        open(&mut app, id);
     }
     for i in 0..lines {
         for id in &ids {
-            app.on_event(
-                &Event::new(EventKind::Data {
-                    payload: Bytes::from(format!("line {i} temperature=42 humidity=40 status=OK")),
-                    count: 45,
-                    from: None,
-                    eol: b"\r\n",
-                    check: None,
-                })
-                .session(id),
-            );
+            line(&mut app, id, i);
         }
     }
     app.selected = Some(0);
