@@ -105,19 +105,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// One timed transfer: server to /dev/null, `SOURCE | client` (SOURCE
 /// yields `size` bytes).
 fn pipe_once(source: &str, server: &str, client: &str, size: u64) -> Option<f64> {
-    let port = free_port();
-    let server = server.replace("{P}", &port.to_string());
+    let (mut srv, port) = start_server(server)?;
     let client = client.replace("{P}", &port.to_string());
-    let mut srv = Command::new("sh")
-        .args(["-c", &format!("exec {server} > /dev/null")])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    if !wait_listen(port) {
-        let _ = srv.kill();
-        return None;
-    }
     let start = Instant::now();
     let ok = Command::new("bash")
         .args(["-c", &format!("{source} | {client}")])
@@ -128,6 +117,25 @@ fn pipe_once(source: &str, server: &str, client: &str, size: u64) -> Option<f64>
     let waited = wait_bounded(&mut srv, Duration::from_secs(30));
     let elapsed = start.elapsed();
     (ok && waited).then(|| gb(size, elapsed))
+}
+
+/// Starts `SERVER` (`{P}`: a free port) with its output thrown away, and
+/// waits until it listens; the process and the port.
+fn start_server(server: &str) -> Option<(Child, u16)> {
+    let port = free_port();
+    let server = server.replace("{P}", &port.to_string());
+    let mut srv = Command::new("sh")
+        .args(["-c", &format!("exec {server} > /dev/null")])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    if !wait_listen(port) {
+        let _ = srv.kill();
+        let _ = srv.wait();
+        return None;
+    }
+    Some((srv, port))
 }
 
 fn wait_bounded(child: &mut Child, limit: Duration) -> bool {
@@ -1018,7 +1026,6 @@ fn main() {
             have,
             &muxcat(),
             pipe_once,
-            free_port,
         );
     }
     if run("udp") {

@@ -11,14 +11,7 @@ use std::process::{Command, Stdio};
 /// One timed transfer (the harness's `pipe_once`).
 pub type PipeOnce = fn(&str, &str, &str, u64) -> Option<f64>;
 
-pub fn tls(
-    size: u64,
-    runs: usize,
-    have: fn(&str) -> bool,
-    muxcat: &Path,
-    pipe_once: PipeOnce,
-    free_port: fn() -> u16,
-) {
+pub fn tls(size: u64, runs: usize, have: fn(&str) -> bool, muxcat: &Path, pipe_once: PipeOnce) {
     println!(
         "\n## 1b. TLS pipe: {} MiB of zeros, RSA-2048 certificate, median of {runs}",
         size >> 20
@@ -98,7 +91,7 @@ pub fn tls(
         .fold(0.0f64, f64::max);
     println!("{:<10} {:>8} {:>14}  agreed", "pair", "GB/s", "÷ fastest peer");
     for ((name, server, _), figure) in pairs.iter().zip(&medians) {
-        let agreed = agreed(name, server, muxcat, free_port).unwrap_or_else(|| "?".into());
+        let agreed = agreed(name, server, muxcat).unwrap_or_else(|| "?".into());
         match figure {
             Some(f) if fastest_peer > 0.0 => {
                 println!("{name:<10} {f:>8.2} {:>14.2}  {agreed}", f / fastest_peer)
@@ -113,16 +106,8 @@ pub fn tls(
 /// connection: muxcat says it (`tlsCipher`), socat logs it (`-d -d`), and
 /// ncat's listener is asked by `openssl s_client` (ncat's client is
 /// OpenSSL with its defaults too).
-fn agreed(name: &str, server: &str, muxcat: &Path, free_port: fn() -> u16) -> Option<String> {
-    let port = free_port();
-    let server = server.replace("{P}", &port.to_string());
-    let mut srv = Command::new("sh")
-        .args(["-c", &format!("exec {server} > /dev/null")])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    std::thread::sleep(std::time::Duration::from_millis(300));
+fn agreed(name: &str, server: &str, muxcat: &Path) -> Option<String> {
+    let (mut srv, port) = super::start_server(server)?;
     let client = match name {
         "muxcat" => format!(
             "{} --json connect --tls --insecure 127.0.0.1:{port} < /dev/null",
