@@ -512,3 +512,46 @@ mux.log("memory", tostring(okm), tostring(em):match("memory") ~= nil)
         );
     }
 }
+
+/// Thousands of send/expect round trips on one thread (`#[tokio::test]`
+/// is a current-thread runtime): the instruction-count hook that lets
+/// other tasks run once yielded inside mlua's async wrapper between a
+/// pending poll and its yield, and the reply's wake-up was lost there (a
+/// script stalled for good after ~2000 round trips; on the multi-thread
+/// runtime the same race is only rarer).
+#[tokio::test]
+async fn thousands_of_round_trips_on_one_thread_never_stall() {
+    use muxcat::exec::{Executor, Headless, Script, Step};
+    let addr = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::new();
+    let mut events = h.events;
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    let executor = Executor::new(
+        h.manager.clone(),
+        std::sync::Arc::new(Headless(h.manager.clone())),
+    );
+    let script = write_script(
+        &dir,
+        "round_trips.lua",
+        &format!(
+            "local s = mux.connect('{addr}')\n\
+             for i = 1, 4000 do\n\
+               s:send('ping ' .. i)\n\
+               assert(s:expect('^ping ' .. i .. '$', 5))\n\
+             end\n"
+        ),
+    );
+    let step = tokio::time::timeout(
+        Duration::from_secs(120),
+        executor.run_line(
+            format!("source {}", script.display()).as_bytes(),
+            "line 1",
+            &mut Script::default(),
+            0,
+        ),
+    )
+    .await
+    .expect("the script stalled");
+    assert!(matches!(step, Step::Done(_)), "{step:?}");
+}

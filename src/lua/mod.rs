@@ -28,6 +28,8 @@ use crate::exec::{Executor, Script, Step};
 const PRELUDE: &str = include_str!("prelude.lua");
 /// How often a running script checks whether it was stopped.
 const HOOK_EVERY: u32 = 10_000;
+/// The chunk name mlua gives the Lua wrapper of every async function.
+const ASYNC_WRAPPER: &str = "=__mlua_async_poll";
 /// What one script's Lua state may allocate.
 const LUA_MEMORY: usize = 256 << 20;
 /// Matches of computed triggers waiting for the script, at most.
@@ -643,9 +645,17 @@ async fn execute(
     // sessions sharing its thread; the script goes on at once after).
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-        move |_, _| {
+        move |_, at| {
             if stop.is_cancelled() {
                 Err(stopped())
+            } else if at.source().source.as_deref() == Some(ASYNC_WRAPPER) {
+                // Not inside mlua's wrapper of an async function: yielding
+                // between its poll of a pending future and its own yield
+                // loses that future's wake-up (the wake lands on the
+                // hook's re-poll, which resumes Lua and yields "pending"
+                // without polling the future again), and the script
+                // waits forever. The wrapper yields or returns at once.
+                Ok(VmState::Continue)
             } else {
                 Ok(VmState::Yield)
             }
