@@ -171,7 +171,7 @@ enum Pair {
     Run(String, String),
     /// The same, with transcripts written to the recording directory.
     Recorded(String, String),
-    /// Writing the volume of the last recorded run's transcripts alone, two
+    /// Writing the volume of the recorded pair just before it alone, two
     /// writers at once as in the recorded pair: what this disk allows.
     Disk,
 }
@@ -204,8 +204,22 @@ fn pipe_table(what: &str, source: &str, size: u64, runs: usize, all_peers: bool)
                 format!("{m} -q --record {rec_dir} connect 127.0.0.1:{{P}}"),
             ),
         ),
-        ("disk: their transcripts alone".into(), Pair::Disk),
     ];
+    if all_peers {
+        // Binary data: what transcript v3's LZ4 lines change against v2's
+        // base64, and what the disk takes of v2's volume.
+        let v2 = format!("{m} -q --record {rec_dir} --transcript-format v2");
+        pairs.push((
+            "muxcat --record v2 (both ends)".into(),
+            Pair::Recorded(
+                format!("{v2} listen 127.0.0.1:{{P}}"),
+                format!("{v2} connect 127.0.0.1:{{P}}"),
+            ),
+        ));
+        pairs.push(("disk: v2's transcripts alone".into(), Pair::Disk));
+    } else {
+        pairs.push(("disk: their transcripts alone".into(), Pair::Disk));
+    }
     if let Ok(me) = std::env::current_exe() {
         let me = me.display();
         pairs.insert(
@@ -250,8 +264,9 @@ fn pipe_table(what: &str, source: &str, size: u64, runs: usize, all_peers: bool)
     // machine hits all of them rather than one.
     let mut figures: Vec<Vec<f64>> = vec![Vec::new(); pairs.len()];
     let mut transcripts: Vec<u64> = Vec::new();
+    let mut volumes: Vec<(String, u64)> = Vec::new();
     for _ in 0..runs {
-        for ((_, pair), got) in pairs.iter().zip(figures.iter_mut()) {
+        for ((name, pair), got) in pairs.iter().zip(figures.iter_mut()) {
             let f = match pair {
                 Pair::Ceiling => {
                     let start = Instant::now();
@@ -266,6 +281,8 @@ fn pipe_table(what: &str, source: &str, size: u64, runs: usize, all_peers: bool)
                     let f = pipe_once(source, server, client, size);
                     // Transcripts of zeros are large: measured, then dropped.
                     transcripts = drain_dir(rec.path());
+                    volumes.retain(|(n, _)| n != name);
+                    volumes.push((name.clone(), transcripts.iter().sum()));
                     f
                 }
                 Pair::Disk => write_alone(rec.path(), &transcripts).map(|d| gb(size, d)),
@@ -302,16 +319,25 @@ fn pipe_table(what: &str, source: &str, size: u64, runs: usize, all_peers: bool)
             100.0 * m / limit
         );
     }
-    let volume: u64 = transcripts.iter().sum();
-    if let (Some(rec), Some(disk)) = (
-        find("muxcat --record (both ends)"),
-        find("disk: their transcripts alone"),
-    ) {
+    for (name, volume) in &volumes {
         println!(
-            "transcripts: {:.2} bytes written per byte moved; --record runs at {:.2} of what the disk takes",
-            volume as f64 / size as f64,
-            rec / disk
+            "{name}: transcripts of {:.3} bytes written per byte moved",
+            *volume as f64 / size as f64
         );
+    }
+    for (i, (name, _)) in pairs
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, p))| matches!(p, Pair::Disk))
+    {
+        // The disk row measures the recorded pair just before it.
+        let before = &pairs[i.saturating_sub(1)].0;
+        if let (Some(rec), Some(disk)) = (find(before), find(name)) {
+            println!(
+                "{before} runs at {:.2} of what the disk takes of its volume",
+                rec / disk
+            );
+        }
     }
 }
 

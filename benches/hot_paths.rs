@@ -10,6 +10,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use muxcat::core::escape::{escape_transcript_to_slice, escaped_room};
 use muxcat::core::framing::LineSplitter;
 use muxcat::core::{Event, EventKind};
+use muxcat::transcript::{Format, LineWriter, Mark};
 use muxcat::tui::app::App;
 use muxcat::tui::keymap::{Action, Keymap};
 use muxcat::tui::view::{Theme, hex_line, view};
@@ -78,6 +79,24 @@ fn hot_paths(c: &mut Criterion) {
                 black_box(n)
             })
         });
+    }
+    // Whole transcript lines as a recording writes them, per version:
+    // what v3's LZ4 attempt costs on bytes it cannot shrink, and saves on
+    // ones it can.
+    let at = chrono::Utc::now();
+    for (what, data) in [("binary", &bin), ("zeros", &vec![0u8; SIZE])] {
+        for (version, format) in [("v2", Format::V2), ("v3", Format::V3)] {
+            g.throughput(Throughput::Bytes(data.len() as u64));
+            g.bench_function(format!("transcript_line_{version}_{what}"), |b| {
+                let mut writer = LineWriter::default();
+                b.iter(|| {
+                    let mut out = std::io::sink();
+                    for chunk in data.chunks(64 * 1024) {
+                        writer.write(&mut out, at, Mark::In, chunk, format).unwrap();
+                    }
+                })
+            });
+        }
     }
     g.throughput(Throughput::Bytes(bin.len() as u64));
     g.bench_function("hex_dump_rows", |b| {

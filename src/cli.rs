@@ -71,7 +71,7 @@ pub struct GlobalArgs {
     /// Lines of scrollback the TUI keeps per session (a recording keeps all) [default: 100000]
     #[arg(long, global = true, value_name = "N")]
     pub scrollback_lines: Option<usize>,
-    /// Transcript version to write: v2 writes mostly binary chunks as base64 (`<=`/`>=` lines), v1 escapes every byte [default: v2]
+    /// Transcript version to write: v3 writes binary chunks that compress as LZ4 frames in base64 (`<~`/`>~`), v2 the rest of mostly binary chunks as base64 (`<=`/`>=`), v1 escapes every byte [default: v3]
     #[arg(long, global = true, value_name = "VERSION", value_enum)]
     pub transcript_format: Option<crate::transcript::Format>,
     /// Defaults for these options from FILE (default: $XDG_CONFIG_HOME/muxcat/config.toml, if it exists)

@@ -100,7 +100,7 @@ fn apply_text(global: &mut GlobalArgs, text: &str, path: &Path) -> Result<(), St
         use clap::ValueEnum;
         let parsed = crate::transcript::Format::from_str(format.get_ref(), true).map_err(|_| {
             format!(
-                "{}: transcript_format is v1 or v2, not {:?}",
+                "{}: transcript_format is v1, v2 or v3, not {:?}",
                 at(Some(format.span())),
                 format.get_ref()
             )
@@ -193,9 +193,9 @@ mod tests {
             e.starts_with("/etc/muxcat/config.toml:2:10: keymap \"/etc/muxcat/nosuch.toml\""),
             "{e}"
         );
-        let e = applied("transcript_format = \"v3\"\n", GlobalArgs::default()).unwrap_err();
+        let e = applied("transcript_format = \"v4\"\n", GlobalArgs::default()).unwrap_err();
         assert!(
-            e.starts_with("/etc/muxcat/config.toml:1:21: transcript_format is v1 or v2"),
+            e.starts_with("/etc/muxcat/config.toml:1:21: transcript_format is v1, v2 or v3"),
             "{e}"
         );
         let e = applied("keymap = [\n", GlobalArgs::default()).unwrap_err();

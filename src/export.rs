@@ -61,10 +61,7 @@ fn parse_header(line: &str) -> Result<Header, String> {
         from: addr(words[6]),
         to: addr(words[8]),
         inbound: words[9..].contains(&"dir=in"),
-        text: line
-            .trim_start_matches(transcript::HEADER_PREFIX)
-            .trim_start_matches(transcript::HEADER_PREFIX_V2)
-            .to_string(),
+        text: transcript::Format::strip_header(line).to_string(),
     })
 }
 

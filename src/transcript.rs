@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use lz4_flex::frame::{BlockMode, BlockSize, FrameDecoder, FrameEncoder, FrameInfo};
 
 use crate::core::escape::{
     escape_transcript_into, escape_transcript_to_slice, escaped_room, unescape_transcript,
@@ -15,15 +16,21 @@ use crate::core::escape::{
 pub const HEADER_PREFIX: &str = "# muxcat transcript v1 ";
 /// Version 2: v1 plus the compact form of mostly binary chunks.
 pub const HEADER_PREFIX_V2: &str = "# muxcat transcript v2 ";
+/// Version 3: v2 plus LZ4-compressed binary chunks.
+pub const HEADER_PREFIX_V3: &str = "# muxcat transcript v3 ";
 
 /// Which transcript version a recording writes (`--transcript-format`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+/// Each version reads every line form of the ones before it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Format {
     /// Every chunk escaped (`\xHH`): four bytes a byte for binary data
     V1,
     /// As v1, but a chunk that is mostly not text is written as base64 (`<=`, `>=`)
-    #[default]
     V2,
+    /// As v2, but a binary chunk of 2 KiB or more that LZ4 shrinks by a
+    /// quarter is written as the base64 of an LZ4 frame (`<~`, `>~`)
+    #[default]
+    V3,
 }
 
 impl Format {
@@ -31,8 +38,17 @@ impl Format {
     pub fn header(self, header: &str) -> String {
         match (self, header.strip_prefix(HEADER_PREFIX)) {
             (Format::V2, Some(rest)) => format!("{HEADER_PREFIX_V2}{rest}"),
+            (Format::V3, Some(rest)) => format!("{HEADER_PREFIX_V3}{rest}"),
             _ => header.to_string(),
         }
+    }
+
+    /// The header line's text after its version word.
+    pub fn strip_header(line: &str) -> &str {
+        [HEADER_PREFIX, HEADER_PREFIX_V2, HEADER_PREFIX_V3]
+            .iter()
+            .find_map(|prefix| line.strip_prefix(prefix))
+            .unwrap_or(line)
     }
 }
 
@@ -54,6 +70,29 @@ pub fn compact_pays(data: &[u8]) -> bool {
         odd += usize::from(n);
     }
     data.len() >= 8 && odd * 3 > data.len()
+}
+
+/// v3 tries LZ4 on binary chunks of this many bytes or more: below it a
+/// frame's fixed costs (a 16 KiB match table cleared per chunk, 15 bytes
+/// of framing) buy little.
+pub const LZ4_MIN: usize = 2048;
+
+/// Whether an LZ4 frame of `len` bytes is worth writing for a chunk of
+/// `raw` bytes: a quarter smaller, so reading it back costs less than the
+/// space it saves.
+fn lz4_pays(len: usize, raw: usize) -> bool {
+    len * 4 <= raw * 3
+}
+
+/// How a chunk's bytes are written on its line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// `<`, `>`, `*`: escaped text.
+    Escaped,
+    /// `<=`, `>=` (v2): base64 of the chunk.
+    Base64,
+    /// `<~`, `>~` (v3): base64 of an LZ4 frame of the chunk.
+    Lz4,
 }
 
 /// The direction mark of a transcript line.
@@ -79,12 +118,16 @@ impl Mark {
         }
     }
 
-    /// `<=` / `>=`: the mark of a compact (base64) line, v2.
-    fn compact(self) -> &'static str {
-        match self {
-            Mark::In => "<=",
-            Mark::Out => ">=",
-            Mark::Event => "*",
+    /// The mark a line of this direction and form starts with.
+    fn text(self, form: Form) -> &'static str {
+        match (self, form) {
+            (Mark::Event, _) => "*",
+            (Mark::In, Form::Escaped) => "<",
+            (Mark::Out, Form::Escaped) => ">",
+            (Mark::In, Form::Base64) => "<=",
+            (Mark::Out, Form::Base64) => ">=",
+            (Mark::In, Form::Lz4) => "<~",
+            (Mark::Out, Form::Lz4) => ">~",
         }
     }
 
@@ -103,9 +146,9 @@ pub fn format_line(out: &mut Vec<u8>, at: DateTime<Utc>, mark: Mark, data: &[u8]
 }
 
 /// [`format_line`] as a recording of `format` writes it (v2: mostly
-/// binary chunks as base64).
+/// binary chunks as base64; v3: those that compress as LZ4 frames).
 pub fn format_line_as(format: Format, out: &mut Vec<u8>, at: DateTime<Utc>, mark: Mark, data: &[u8]) {
-    let _ = LineWriter::default().write(out, at, mark, data, format == Format::V2);
+    let _ = LineWriter::default().write(out, at, mark, data, format);
 }
 
 /// `2026-11-23T03:44:01.123456Z < ` (31 bytes; room for years past 9999).
@@ -125,54 +168,101 @@ const PIECE: usize = 3 * 43_690;
 /// is zeroed once rather than per line, and long chunks go out in pieces
 /// (the line is still one line; the buffer stays bounded).
 #[derive(Default)]
-pub(crate) struct LineWriter {
+pub struct LineWriter {
     buf: Vec<u8>,
+    /// v3's LZ4 encoder, kept between chunks (one frame each): a new one
+    /// per chunk would allocate its buffers and table every time.
+    lz4: Option<FrameEncoder<Vec<u8>>>,
 }
 
 impl LineWriter {
-    /// One chunk as one line: escaped, or (`compact`, v2) base64 when
-    /// [`compact_pays`].
-    pub(crate) fn write(
+    /// One chunk as one line in `format`: escaped; base64 when
+    /// [`compact_pays`] (v2 and on); an LZ4 frame in base64 when that also
+    /// [`lz4_pays`] (v3).
+    pub fn write(
         &mut self,
         out: &mut impl Write,
         at: DateTime<Utc>,
         mark: Mark,
         data: &[u8],
-        compact: bool,
+        format: Format,
     ) -> std::io::Result<()> {
-        let compact = compact && mark != Mark::Event && compact_pays(data);
-        let symbol = [mark.byte()];
-        let mark_text = if compact {
-            mark.compact()
-        } else {
-            std::str::from_utf8(&symbol).unwrap_or("*")
+        let binary = format >= Format::V2 && mark != Mark::Event && compact_pays(data);
+        let form = match binary {
+            false => Form::Escaped,
+            true if format >= Format::V3 && data.len() >= LZ4_MIN && self.compress(data) => Form::Lz4,
+            true => Form::Base64,
         };
-        let (prefix, mut used) = line_prefix(at, mark_text);
-        let room = prefix.len() + escaped_room(data.len().min(PIECE)) + 1;
-        if self.buf.len() < room {
-            self.buf.resize(room, 0);
-        }
-        self.buf[..used].copy_from_slice(&prefix[..used]);
-        let mut pieces = data.chunks(PIECE).peekable();
-        while let Some(piece) = pieces.next() {
-            used += if compact {
-                // SIMD base64 (AVX2/SSSE3 picked at run time): the scalar
-                // engine was a quarter of a binary recording's CPU time.
-                // The buffer holds 4x a piece, more than its base64.
-                base64_simd::STANDARD
-                    .encode(piece, base64_simd::Out::from_slice(&mut self.buf[used..]))
-                    .len()
-            } else {
-                escape_transcript_to_slice(piece, &mut self.buf[used..])
-            };
-            if pieces.peek().is_some() {
-                out.write_all(&self.buf[..used])?;
-                used = 0;
+        let (prefix, used) = line_prefix(at, mark.text(form));
+        if form == Form::Lz4 {
+            let frame = self
+                .lz4
+                .as_mut()
+                .map(|e| std::mem::take(e.get_mut()))
+                .unwrap_or_default();
+            let written = write_body(&mut self.buf, out, &prefix[..used], &frame, Form::Base64);
+            // The frame's buffer goes back for the next chunk.
+            if let Some(e) = self.lz4.as_mut() {
+                *e.get_mut() = frame;
+                e.get_mut().clear();
             }
+            written
+        } else {
+            write_body(&mut self.buf, out, &prefix[..used], data, form)
         }
-        self.buf[used] = b'\n';
-        out.write_all(&self.buf[..=used])
     }
+
+    /// Compresses `data` into one LZ4 frame in the encoder's buffer; true
+    /// when it [`lz4_pays`].
+    fn compress(&mut self, data: &[u8]) -> bool {
+        let encoder = self.lz4.get_or_insert_with(|| {
+            let info = FrameInfo::new()
+                .block_size(BlockSize::Max64KB)
+                .block_mode(BlockMode::Independent);
+            FrameEncoder::with_frame_info(info, Vec::new())
+        });
+        encoder.get_mut().clear();
+        let made = encoder
+            .write_all(data)
+            .and_then(|()| encoder.try_finish().map_err(std::io::Error::other));
+        made.is_ok() && lz4_pays(encoder.get_ref().len(), data.len())
+    }
+}
+
+/// `prefix`, `body` escaped or in base64, and the newline, through `buf`
+/// a piece at a time.
+fn write_body(
+    buf: &mut Vec<u8>,
+    out: &mut impl Write,
+    prefix: &[u8],
+    body: &[u8],
+    form: Form,
+) -> std::io::Result<()> {
+    let mut used = prefix.len();
+    let room = used + escaped_room(body.len().min(PIECE)) + 1;
+    if buf.len() < room {
+        buf.resize(room, 0);
+    }
+    buf[..used].copy_from_slice(prefix);
+    let mut pieces = body.chunks(PIECE).peekable();
+    while let Some(piece) = pieces.next() {
+        used += if form == Form::Escaped {
+            escape_transcript_to_slice(piece, &mut buf[used..])
+        } else {
+            // SIMD base64 (AVX2/SSSE3 picked at run time): the scalar
+            // engine was a quarter of a binary recording's CPU time.
+            // The buffer holds 4x a piece, more than its base64.
+            base64_simd::STANDARD
+                .encode(piece, base64_simd::Out::from_slice(&mut buf[used..]))
+                .len()
+        };
+        if pieces.peek().is_some() {
+            out.write_all(&buf[..used])?;
+            used = 0;
+        }
+    }
+    buf[used] = b'\n';
+    out.write_all(&buf[..=used])
 }
 
 /// The transcript header line (without the newline).
@@ -249,13 +339,18 @@ pub fn parse_lenient(text: &[u8], name: &str) -> Result<Parsed, String> {
 /// bytes a byte.
 pub const LINE_MAX: usize = 64 * 1024 * 1024;
 
+/// The most one LZ4 line (v3) may expand to when read back: a chunk is a
+/// read or a line of at most 1 MiB, and this keeps a crafted line (LZ4
+/// expands up to 255 times) from taking memory without bound.
+pub const CHUNK_MAX: usize = 64 * 1024 * 1024;
+
 /// Reads a transcript a line at a time, so a file of any size is read in
 /// bounded memory (`replay` of a long capture).
 pub struct Reader<R> {
     input: R,
     name: String,
     pub header: String,
-    /// v1, or v2 (compact lines allowed).
+    /// Which line forms it may hold.
     pub version: Format,
     line: usize,
     failed: bool,
@@ -271,11 +366,13 @@ impl<R: std::io::BufRead> Reader<R> {
             Format::V1
         } else if first.starts_with(HEADER_PREFIX_V2.as_bytes()) {
             Format::V2
+        } else if first.starts_with(HEADER_PREFIX_V3.as_bytes()) {
+            Format::V3
         } else if first.starts_with(b"# muxcat transcript v") {
             let word =
                 String::from_utf8_lossy(first.split(|&b| b == b' ').nth(3).unwrap_or_default()).into_owned();
             return Err(format!(
-                "{name}: transcript version {:?} is newer than this muxcat reads (v1, v2)",
+                "{name}: transcript version {:?} is newer than this muxcat reads (v1, v2, v3)",
                 crate::core::escape::escape_display(word.trim_end().as_bytes())
             ));
         } else {
@@ -345,28 +442,50 @@ fn parse_entry(raw: &[u8], n: usize, name: &str, version: Format) -> Result<Entr
     if at.len() != "2026-11-23T03:44:01.123456Z".len() || !at.ends_with(b"Z") {
         return Err(bad("the timestamp is malformed"));
     }
-    let (mark, compact) = match mark {
-        b"<" => (Mark::In, false),
-        b">" => (Mark::Out, false),
-        b"*" => (Mark::Event, false),
-        b"<=" if version == Format::V2 => (Mark::In, true),
-        b">=" if version == Format::V2 => (Mark::Out, true),
-        _ if version == Format::V2 => return Err(bad("the mark is not <, >, *, <= or >=")),
-        _ => return Err(bad("the mark is not <, > or *")),
+    let (mark, form) = match mark {
+        b"<" => (Mark::In, Form::Escaped),
+        b">" => (Mark::Out, Form::Escaped),
+        b"*" => (Mark::Event, Form::Escaped),
+        b"<=" if version >= Format::V2 => (Mark::In, Form::Base64),
+        b">=" if version >= Format::V2 => (Mark::Out, Form::Base64),
+        b"<~" if version >= Format::V3 => (Mark::In, Form::Lz4),
+        b">~" if version >= Format::V3 => (Mark::Out, Form::Lz4),
+        _ => {
+            return Err(bad(match version {
+                Format::V1 => "the mark is not <, > or *",
+                Format::V2 => "the mark is not <, >, *, <= or >=",
+                Format::V3 => "the mark is not <, >, *, <=, >=, <~ or >~",
+            }));
+        }
     };
-    let data = if compact {
+    let base64 = |text: &[u8]| {
         use base64::Engine;
-        BASE64
-            .decode(rest)
-            .map_err(|e| bad(&format!("bad base64: {e}")))?
-    } else {
-        unescape_transcript(rest).map_err(|e| bad(&e))?
+        BASE64.decode(text).map_err(|e| bad(&format!("bad base64: {e}")))
+    };
+    let data = match form {
+        Form::Escaped => unescape_transcript(rest).map_err(|e| bad(&e))?,
+        Form::Base64 => base64(rest)?,
+        Form::Lz4 => lz4_chunk(&base64(rest)?).map_err(|e| bad(&e))?,
     };
     Ok(Entry {
         at: String::from_utf8_lossy(at).into_owned(),
         mark,
         data,
     })
+}
+
+/// The chunk an LZ4 line's frame holds, at most [`CHUNK_MAX`] bytes.
+fn lz4_chunk(frame: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    FrameDecoder::new(frame)
+        .take(CHUNK_MAX as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("bad LZ4 frame: {e}"))?;
+    if data.len() > CHUNK_MAX {
+        return Err(format!("its LZ4 frame holds more than {} MiB", CHUNK_MAX >> 20));
+    }
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -398,12 +517,14 @@ mod tests {
         let mut file = Vec::new();
         let mut writer = LineWriter::default();
         writer
-            .write(&mut file, Utc::now(), Mark::In, b"first\n", false)
+            .write(&mut file, Utc::now(), Mark::In, b"first\n", Format::V1)
             .unwrap();
         writer
-            .write(&mut file, Utc::now(), Mark::Out, &data, false)
+            .write(&mut file, Utc::now(), Mark::Out, &data, Format::V1)
             .unwrap();
-        writer.write(&mut file, Utc::now(), Mark::In, b"", false).unwrap();
+        writer
+            .write(&mut file, Utc::now(), Mark::In, b"", Format::V1)
+            .unwrap();
         assert_eq!(file.iter().filter(|&&b| b == b'\n').count(), 3);
         let mut want = Vec::new();
         format_line(&mut want, Utc::now(), Mark::Out, &data);
@@ -442,7 +563,9 @@ mod tests {
             format!("{}\n", Format::V2.header(&header("s", "tcp", "a", "b", "binary"))).into_bytes();
         let mut writer = LineWriter::default();
         for (mark, data) in &chunks {
-            writer.write(&mut file, Utc::now(), *mark, data, true).unwrap();
+            writer
+                .write(&mut file, Utc::now(), *mark, data, Format::V2)
+                .unwrap();
         }
         let written = String::from_utf8(file.clone()).unwrap();
         let lines: Vec<&str> = written.lines().collect();
@@ -474,13 +597,104 @@ mod tests {
         let e = parse(&bad, "f").unwrap_err();
         assert!(e.contains("line 2") && e.contains("bad base64"), "{e}");
         // A version from the future is named.
-        let future = b"# muxcat transcript v3 s tcp a -> b\n";
-        assert!(parse(future, "f").unwrap_err().contains("version \"v3\""));
+        let future = b"# muxcat transcript v4 s tcp a -> b\n";
+        assert!(parse(future, "f").unwrap_err().contains("version \"v4\""));
         // v1 writing: every chunk escaped, v1 header.
         assert_eq!(
             Format::V1.header(&header("s", "tcp", "a", "b", "line")),
             header("s", "tcp", "a", "b", "line")
         );
+    }
+
+    /// v3: binary chunks that compress as LZ4 frames in base64 (`<~`,
+    /// `>~`), the rest as in v2; the frames are standard ones and read
+    /// back exactly; v2 files may not hold them; a frame that expands past
+    /// [`CHUNK_MAX`] is refused, not allocated.
+    #[test]
+    fn version_3_compresses_repetitive_binary_and_reads_back() {
+        let zeros = vec![0u8; PIECE * 3 + 17];
+        let frames: Vec<u8> = (0..4096u32)
+            .flat_map(|i| [1, 3, 0, 0, 0, 10, (i % 7) as u8, 0xc5])
+            .collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let random: Vec<u8> = (0..8192)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let chunks: Vec<(Mark, Vec<u8>)> = vec![
+            (Mark::In, b"OK\r\n".to_vec()),
+            (Mark::Out, zeros.clone()),
+            (Mark::In, frames.clone()),
+            (Mark::In, random.clone()),
+            (Mark::Out, vec![0; LZ4_MIN - 1]),
+            (Mark::Event, b"disconnected remote".to_vec()),
+        ];
+        let mut file =
+            format!("{}\n", Format::V3.header(&header("s", "tcp", "a", "b", "binary"))).into_bytes();
+        let mut writer = LineWriter::default();
+        for (mark, data) in &chunks {
+            writer
+                .write(&mut file, Utc::now(), *mark, data, Format::V3)
+                .unwrap();
+        }
+        let written = String::from_utf8(file.clone()).unwrap();
+        let lines: Vec<&str> = written.lines().collect();
+        assert!(
+            lines[0].starts_with("# muxcat transcript v3 s tcp a -> b"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].ends_with(" < OK\\r\\n"), "{}", lines[1]);
+        assert!(lines[2][27..].starts_with(" >~ "), "{}", &lines[2][..40]);
+        // 384 KiB of zeros take under 1% of that.
+        assert!(lines[2].len() < zeros.len() / 100, "{}", lines[2].len());
+        assert!(lines[3][27..].starts_with(" <~ "), "{}", &lines[3][..40]);
+        // What LZ4 cannot shrink, and short chunks, stay as in v2.
+        assert!(lines[4][27..].starts_with(" <= "), "{}", &lines[4][..40]);
+        assert!(lines[5][27..].starts_with(" >= "), "{}", &lines[5][..40]);
+        // The frame is a standard LZ4 frame: `base64 -d | lz4 -d` reads it.
+        use base64::Engine;
+        let frame = BASE64.decode(&lines[3][31..]).unwrap();
+        assert_eq!(&frame[..4], &[0x04, 0x22, 0x4d, 0x18]);
+        let parsed = parse(&file, "t").unwrap();
+        let got: Vec<(Mark, Vec<u8>)> = parsed.entries.into_iter().map(|e| (e.mark, e.data)).collect();
+        assert_eq!(got, chunks);
+        // The encoder is reused: the same chunk again makes the same frame.
+        let mut again = Vec::new();
+        writer
+            .write(&mut again, Utc::now(), Mark::In, &frames, Format::V3)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(again).unwrap()[27..],
+            lines[3][27..].to_string() + "\n"
+        );
+        // A v2 file may not hold LZ4 lines.
+        let v2 = written.replacen("transcript v3", "transcript v2", 1);
+        let e = parse(v2.as_bytes(), "old").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("<= or >="), "{e}");
+        // A frame that is not LZ4, and one that expands past the bound.
+        let mut bad = format!("{HEADER_PREFIX_V3}s tcp a -> b mode=line\n").into_bytes();
+        bad.extend_from_slice(b"2026-11-23T03:44:01.123456Z <~ AAAA\n");
+        let e = parse(&bad, "f").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("LZ4"), "{e}");
+        let mut bomb =
+            FrameEncoder::with_frame_info(FrameInfo::new().block_size(BlockSize::Max4MB), Vec::new());
+        let mut held = 0;
+        while held <= CHUNK_MAX {
+            bomb.write_all(&[0; 1 << 20]).unwrap();
+            held += 1 << 20;
+        }
+        let bomb = bomb.finish().unwrap();
+        let mut file = format!("{HEADER_PREFIX_V3}s tcp a -> b mode=line\n").into_bytes();
+        file.extend_from_slice(b"2026-11-23T03:44:01.123456Z <~ ");
+        file.extend_from_slice(BASE64.encode(&bomb).as_bytes());
+        file.push(b'\n');
+        let e = parse(&file, "f").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("more than 64 MiB"), "{e}");
     }
 
     #[test]

@@ -68,7 +68,7 @@ async fn run_with_record_dir_writes_the_contract_format() {
     }
     let text = std::fs::read_to_string(&files[0]).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("# muxcat transcript v2 sess-"), "{text}");
+    assert!(lines[0].starts_with("# muxcat transcript v3 sess-"), "{text}");
     assert!(lines[0].contains(" tcp 127.0.0.1:"), "{}", lines[0]);
     assert!(
         lines[0].ends_with(&format!(" -> 127.0.0.1:{} mode=line dir=out", echo.port())),
@@ -86,29 +86,95 @@ async fn run_with_record_dir_writes_the_contract_format() {
 
 /// 16 MiB of random bytes each way through a recorded pipe-mode session:
 /// replay --raw gives back both streams exactly.
-/// Random bytes (binary: compact base64 lines in v2, the default) and
-/// the same with `--transcript-format v1` (every byte escaped): both read
-/// back byte-exact.
+/// Random bytes (binary: compact base64 lines from v2 on; LZ4 cannot
+/// shrink them, so v3, the default, writes them as v2 does) and the same
+/// with `--transcript-format v1` (every byte escaped): both read back
+/// byte-exact.
 #[test]
 fn sixteen_mib_both_ways_decode_byte_exact() {
-    let v2 = record_both_ways(&[]);
-    assert!(v2.starts_with(b"# muxcat transcript v2 "));
-    assert!(v2.windows(4).any(|w| w == b" <= ") && v2.windows(4).any(|w| w == b" >= "));
+    let v3 = record_both_ways(&[], random_bytes(SIZE, 1), random_bytes(SIZE, 2));
+    assert!(v3.starts_with(b"# muxcat transcript v3 "));
+    assert!(v3.windows(4).any(|w| w == b" <= ") && v3.windows(4).any(|w| w == b" >= "));
+    assert!(!v3.windows(4).any(|w| w == b" <~ " || w == b" >~ "));
     // Base64: 4/3 of a byte a byte (v1 takes ~2.9 for random bytes).
-    assert!(v2.len() < 2 * SIZE * 14 / 10, "{} bytes", v2.len());
-    let v1 = record_both_ways(&["--transcript-format", "v1"]);
+    assert!(v3.len() < 2 * SIZE * 14 / 10, "{} bytes", v3.len());
+    let v1 = record_both_ways(
+        &["--transcript-format", "v1"],
+        random_bytes(SIZE, 1),
+        random_bytes(SIZE, 2),
+    );
     assert!(v1.starts_with(b"# muxcat transcript v1 "));
     assert!(!v1.windows(4).any(|w| w == b" <= " || w == b" >= "));
     assert!(v1.len() > 2 * SIZE * 2, "{} bytes", v1.len());
 }
 
+/// A firmware-like image (random blocks between runs of 0xff and zeros)
+/// each way: v3 writes the runs as LZ4 lines and the file is a fraction of
+/// v2's; both read back byte-exact, and the frames are standard ones: the
+/// `lz4` tool decodes them to the bytes muxcat reads from them.
+#[test]
+fn padded_binary_is_compressed_and_the_lz4_tool_reads_the_frames() {
+    let image = |seed| {
+        let mut out = Vec::with_capacity(SIZE);
+        for (i, block) in random_bytes(SIZE, seed).chunks(256 * 1024).enumerate() {
+            match i % 4 {
+                0 => out.extend_from_slice(block),
+                1 | 2 => out.resize(out.len() + block.len(), 0xff),
+                _ => out.resize(out.len() + block.len(), 0),
+            }
+        }
+        out
+    };
+    let v3 = record_both_ways(&[], image(3), image(4));
+    let v2 = record_both_ways(&["--transcript-format", "v2"], image(3), image(4));
+    assert!(v3.starts_with(b"# muxcat transcript v3 "));
+    // A quarter random (4/3 a byte), three quarters runs (almost nothing).
+    assert!(v3.len() * 3 < v2.len(), "v3 {} bytes, v2 {}", v3.len(), v2.len());
+    let text = String::from_utf8(v3).unwrap();
+    let lz4_lines: Vec<&str> = text.lines().filter(|l| l.get(27..31) == Some(" <~ ")).collect();
+    assert!(!lz4_lines.is_empty() && text.contains(" >~ "));
+    if !common::have("lz4") {
+        return;
+    }
+    // muxcat's reading of those lines, and lz4's of their frames.
+    let header = text.lines().next().unwrap();
+    let only_lz4 = format!("{header}\n{}\n", lz4_lines.join("\n"));
+    let ours = transcript::parse(only_lz4.as_bytes(), "lz4-lines")
+        .unwrap()
+        .stream(Mark::In);
+    let frames: Vec<u8> = lz4_lines
+        .iter()
+        .flat_map(|l| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(&l[31..])
+                .unwrap()
+        })
+        .collect();
+    let mut lz4 = Command::new("lz4")
+        .args(["-d", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = lz4.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || stdin.write_all(&frames).unwrap());
+    let theirs = lz4.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(
+        theirs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&theirs.stderr)
+    );
+    assert!(!ours.is_empty());
+    assert_eq!(sha256(&theirs.stdout), sha256(&ours));
+}
+
 const SIZE: usize = 16 * 1024 * 1024;
 
-/// 16 MiB each way through `connect --record` (with `options`); checks
-/// every stream and the transcript's decoding; the transcript.
-fn record_both_ways(options: &[&str]) -> Vec<u8> {
-    let to_peer = random_bytes(SIZE, 1);
-    let from_peer = random_bytes(SIZE, 2);
+/// `to_peer` and `from_peer` through `connect --record` (with `options`);
+/// checks every stream and the transcript's decoding; the transcript.
+fn record_both_ways(options: &[&str], to_peer: Vec<u8>, from_peer: Vec<u8>) -> Vec<u8> {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
     let peer_data = from_peer.clone();
@@ -148,7 +214,7 @@ fn record_both_ways(options: &[&str]) -> Vec<u8> {
     let file = files[0].to_str().unwrap();
     let sent = replay(&[file, "--raw", "out"]);
     assert!(sent.status.success());
-    assert_eq!(sent.stdout.len(), SIZE);
+    assert_eq!(sent.stdout.len(), to_peer.len());
     assert_eq!(sha256(&sent.stdout), sha256(&to_peer), "sent stream differs");
     let received = replay(&[file, "--raw", "in"]);
     assert!(received.status.success());

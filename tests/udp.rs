@@ -263,7 +263,7 @@ async fn per_peer_sessions_like_a_listener_for_datagrams() {
         h.find(is("disconnected", id)).await;
     }
     let log = std::fs::read_to_string(dir.path().join("1.log")).unwrap();
-    assert!(log.starts_with("# muxcat transcript v2 sess-"), "{log}");
+    assert!(log.starts_with("# muxcat transcript v3 sess-"), "{log}");
     assert!(
         log.contains(" udp 127.0.0.1:") && log.contains("< again\\n") && log.contains("> just-you\\n"),
         "{log}"

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // As chunks written by muxcat, in each version: the first byte of each
     // piece says which way.
-    for format in [transcript::Format::V1, transcript::Format::V2] {
+    for format in [transcript::Format::V1, transcript::Format::V2, transcript::Format::V3] {
         let header = transcript::header("sess-fuzz", "tcp", "a", "b", "line");
         let mut file = format.header(&header).into_bytes();
         file.push(b'\n');

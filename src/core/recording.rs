@@ -304,7 +304,6 @@ fn writer_thread(
     events: EventSink,
     format: crate::transcript::Format,
 ) {
-    let compact = format == crate::transcript::Format::V2;
     let _closing = CloseOnExit(budget.clone());
     let mut files: HashMap<u64, OpenFile> = HashMap::new();
     let mut line = LineWriter::default();
@@ -373,7 +372,7 @@ fn writer_thread(
             } => {
                 if let Some(file) = files.get_mut(&id)
                     && !file.failed
-                    && let Err(e) = line.write(&mut file.out, at, mark, &data, compact)
+                    && let Err(e) = line.write(&mut file.out, at, mark, &data, format)
                 {
                     report(file, &events, e);
                 }
