@@ -89,6 +89,11 @@ async fn verified_tls_both_sides() {
     assert!(cipher.starts_with("TLSv1.3 TLS13_"), "{cipher}");
     assert!(connected.to_readable().contains(&format!("tls {cipher}")));
     let server = h.session(&format!("accept --on {lid}")).await;
+    // The listening side names the same agreement on `accepted`.
+    let accepted = h.find(is("accepted", &server)).await;
+    let v: serde_json::Value = serde_json::from_str(&accepted.to_json()).unwrap();
+    assert_eq!(v["tlsCipher"].as_str(), Some(cipher), "{v}");
+    assert!(accepted.to_readable().contains(&format!("(tls {cipher})")));
     h.ok("send --to c over tls").await;
     h.ok(&format!("waitfor --on {server} ^over tls$")).await;
     h.ok(&format!("send --to {server} and back")).await;

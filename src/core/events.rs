@@ -102,6 +102,8 @@ pub enum EventKind {
     Accepted {
         remote: Endpoint,
         kind: Kind,
+        /// TLS: the version and cipher suite the handshake agreed on.
+        cipher: Option<String>,
     },
     /// Received bytes: one line (without its terminator) in line mode, one
     /// chunk in binary mode, one datagram for UDP. `count` is the number of
@@ -471,13 +473,16 @@ impl Event {
                     out.push_str(&format!(" self-signed sha256={fp}"));
                 }
             }
-            EventKind::Accepted { remote, .. } => {
+            EventKind::Accepted { remote, cipher, .. } => {
                 out.push_str(&format!(
                     "accepted {}",
                     escape_display(remote.to_string().as_bytes())
                 ));
                 if let Some(l) = &self.listener_id {
                     out.push_str(&format!(" on {}", short_id(l)));
+                }
+                if let Some(cipher) = cipher {
+                    out.push_str(&format!(" (tls {cipher})"));
                 }
             }
             EventKind::Data {
@@ -743,8 +748,11 @@ impl Serialize for Event {
                     map.serialize_entry("fingerprint", fp)?;
                 }
             }
-            EventKind::Accepted { remote, kind } => {
+            EventKind::Accepted { remote, kind, cipher } => {
                 serialize_endpoint(&mut map, "remote", remote)?;
+                if let Some(cipher) = cipher {
+                    map.serialize_entry("tlsCipher", cipher)?;
+                }
                 map.serialize_entry("kind", kind.as_str())?;
             }
             EventKind::Data {

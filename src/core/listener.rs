@@ -17,7 +17,7 @@ use super::events::{CoreError, CoreResult, ErrorCode, Event, EventKind, Listener
 use super::session::{Direction, Parts, Registrar, Session};
 use super::slots::{Membership, Slots};
 use super::transport::udp::Datagrams;
-use super::transport::{Accepted, Bound, Endpoint, Io, Kind};
+use super::transport::{Accepted, Bound, Endpoint, Io, Kind, Link};
 use super::util::{format_duration, new_id, once_a_second};
 
 /// Accepted clients no `accept` has returned yet, kept for `accept` (oldest dropped).
@@ -355,28 +355,35 @@ impl Listener {
         ctx: &Arc<Ctx>,
     ) -> Option<Arc<Session>> {
         self.slots.take();
-        self.open_client(
-            self.local.clone(),
-            Endpoint::Ip(from),
-            Io::UdpPeer(socket.clone()),
-            Kind::UdpPeer,
-            None,
-            ctx,
-        )
-        .await
+        let link = Link {
+            io: Io::UdpPeer(socket.clone()),
+            local: self.local.clone(),
+            peer: Endpoint::Ip(from),
+            kind: Kind::UdpPeer,
+            insecure: false,
+            cipher: None,
+            control: None,
+            reset: None,
+        };
+        self.open_client(link, None, ctx).await
     }
 
     /// A client's session: registered, recorded, `accepted`, queued for
     /// `accept`, reading. `None` when the manager is shutting down.
     async fn open_client(
         self: &Arc<Self>,
-        local: Endpoint,
-        peer: Endpoint,
-        io: Io,
-        kind: Kind,
-        upstream: Option<(super::transport::Link, Option<super::transport::tcp::Resetter>)>,
+        link: Link,
+        upstream: Option<(Link, Option<super::transport::tcp::Resetter>)>,
         ctx: &Arc<Ctx>,
     ) -> Option<Arc<Session>> {
+        let Link {
+            io,
+            local,
+            peer,
+            kind,
+            cipher,
+            ..
+        } = link;
         let (upstream, client_reset) = match upstream {
             Some((up, reset)) => (Some(up), reset),
             None => (None, None),
@@ -412,6 +419,7 @@ impl Listener {
             .emit(EventKind::Accepted {
                 remote: peer,
                 kind: session.kind,
+                cipher,
             })
             .await;
         self.push_unclaimed(session.id.clone());
@@ -429,7 +437,7 @@ impl Listener {
         tls: Option<TlsAcceptor>,
         ctx: Arc<Ctx>,
     ) {
-        let link = match stream.into_link(&peer, tls.as_ref()).await {
+        let mut link = match stream.into_link(&peer, tls.as_ref()).await {
             Ok(link) => link,
             Err(err) => {
                 self.client_closed();
@@ -442,7 +450,7 @@ impl Listener {
         let upstream = match &self.upstream {
             None => None,
             Some(dialer) => match dialer.dial().await {
-                Ok(up) => Some((up, link.reset)),
+                Ok(up) => Some((up, link.reset.take())),
                 Err(e) => {
                     drop(link);
                     self.client_closed();
@@ -460,7 +468,6 @@ impl Listener {
                 }
             },
         };
-        self.open_client(link.local, link.peer, link.io, link.kind, upstream, &ctx)
-            .await;
+        self.open_client(link, upstream, &ctx).await;
     }
 }

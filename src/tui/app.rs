@@ -847,7 +847,7 @@ impl App {
                 }
                 self.note(id, ev.timestamp, &text);
             }
-            (EventKind::Accepted { remote, kind }, Some(id)) => {
+            (EventKind::Accepted { remote, kind, cipher }, Some(id)) => {
                 let proxied = ev.target.is_some();
                 let mut row = self.new_row(id, if proxied { "prox" } else { "in" }, remote.to_string());
                 row.state = SessionState::Live;
@@ -866,7 +866,11 @@ impl App {
                 if self.selected != Some(i) {
                     self.sessions[i].unread = true;
                 }
-                self.note(id, ev.timestamp, &format!("accepted from {remote}"));
+                let mut text = format!("accepted from {remote}");
+                if let Some(cipher) = cipher {
+                    text.push_str(&format!(", tls {cipher}"));
+                }
+                self.note(id, ev.timestamp, &text);
             }
             (EventKind::Listening { local, kind, .. }, Some(id)) => {
                 // A UDP socket: a session of its own.
@@ -2504,6 +2508,7 @@ pub(crate) mod tests {
             &Event::new(EventKind::Accepted {
                 remote: format!("127.0.0.1:{port}").parse().unwrap(),
                 kind: crate::core::transport::Kind::Tcp,
+                cipher: None,
             })
             .session(&sid(n))
             .listener("lstn-1"),
@@ -2632,6 +2637,7 @@ pub(crate) mod tests {
             &Event::new(EventKind::Accepted {
                 remote: "127.0.0.1:50000".parse().unwrap(),
                 kind: crate::core::transport::Kind::Tcp,
+                cipher: None,
             })
             .session(&sid(3)),
         );
@@ -3005,6 +3011,7 @@ pub(crate) mod tests {
         let mut ev = Event::new(EventKind::Accepted {
             remote: "127.0.0.1:50000".parse().unwrap(),
             kind: crate::core::transport::Kind::Tcp,
+            cipher: None,
         })
         .session(&sid(1));
         ev.framing = Some(crate::core::events::Framing {
@@ -3457,6 +3464,7 @@ pub(crate) mod tests {
             &Event::new(EventKind::Accepted {
                 remote: "127.0.0.1:50000".parse().unwrap(),
                 kind: crate::core::transport::Kind::Tls,
+                cipher: None,
             })
             .session(&sid(4))
             .listener("lstn-1"),

@@ -1846,6 +1846,7 @@ mod tests {
         let mut ev = Event::new(EventKind::Accepted {
             remote: "127.0.0.1:40000".parse().unwrap(),
             kind: crate::core::transport::Kind::Proxy,
+            cipher: None,
         })
         .session(&sid(1))
         .listener("lstn-1");
@@ -2022,6 +2023,26 @@ mod tests {
         );
     }
 
+    /// A client a TLS listener accepted: its first line names what the
+    /// handshake agreed on, as an outbound session's does.
+    #[test]
+    fn an_accepted_line_names_the_cipher() {
+        let mut a = app();
+        a.on_event(
+            &Event::new(EventKind::Accepted {
+                remote: "127.0.0.1:50000".parse().unwrap(),
+                kind: crate::core::transport::Kind::Tls,
+                cipher: Some("TLSv1.3 TLS13_CHACHA20_POLY1305_SHA256".into()),
+            })
+            .session(&sid(1)),
+        );
+        let screen = render_at(&a, 160, 20);
+        assert!(
+            screen.contains("accepted from 127.0.0.1:50000, tls TLSv1.3 TLS13_CHACHA20_POLY1305_SHA256"),
+            "{screen}"
+        );
+    }
+
     /// A serial session: the title names the device, its settings and
     /// its modem lines; changes are `*` lines; the keys set the lines.
     #[test]
@@ -2155,6 +2176,7 @@ mod tests {
                 &Event::new(EventKind::Accepted {
                     remote: format!("127.0.0.1:{port}").parse().unwrap(),
                     kind: crate::core::transport::Kind::UdpPeer,
+                    cipher: None,
                 })
                 .session(&sid(n))
                 .listener("lstn-9"),
