@@ -50,6 +50,19 @@ impl FrontEnd for Headless {
     fn help(&self, text: String) -> BoxFuture<'_, ()> {
         Box::pin(self.0.emit(Event::new(crate::core::EventKind::Info(text))))
     }
+
+    /// Succeeds (a profile with display rules runs headless too) and says
+    /// that nothing changed, so a script's author is not left guessing.
+    fn display(&self, req: crate::lang::DisplayRequest) -> BoxFuture<'_, Result<String, String>> {
+        let text = format!(
+            "{}: only the TUI shows it; nothing to do without a screen",
+            req.command()
+        );
+        Box::pin(async move {
+            self.0.emit(Event::new(crate::core::EventKind::Info(text))).await;
+            Ok(String::new())
+        })
+    }
 }
 
 /// One running script (a `run` file, a `source` file, a macro, the `-c`

@@ -490,7 +490,8 @@ async fn operator_words_never_reach_the_terminal_raw_or_the_file_system() {
 /// `plot` in a script: each matching line is a `sample` event (JSON and
 /// text), one value per capture group; display rules (`highlight`,
 /// `filter`) are accepted without a screen, so a profile with them runs
-/// headless too; a plot is listed with the triggers and `off` removes it.
+/// headless too, and say they did nothing; a plot is listed with the
+/// triggers and `off` removes it.
 #[tokio::test]
 async fn plots_send_samples_and_display_rules_run_headless() {
     let script = |server: std::net::SocketAddr| {
@@ -530,6 +531,15 @@ async fn plots_send_samples_and_display_rules_run_headless() {
         out.stdout
     );
     assert!(out.stdout.contains("plot plot-1 removed"), "{}", out.stdout);
+    for command in ["highlight", "filter"] {
+        assert!(
+            out.stdout.contains(&format!(
+                "{command}: only the TUI shows it; nothing to do without a screen"
+            )),
+            "{}",
+            out.stdout
+        );
+    }
     // A bad colour or regex fails the line, naming it.
     let out = muxcat(&["run", "--json"], "highlight ERROR mauve\n").await;
     assert_eq!(out.code, 1);

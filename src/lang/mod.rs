@@ -115,6 +115,20 @@ pub enum DisplayRequest {
     Merge(Vec<String>),
 }
 
+impl DisplayRequest {
+    /// The command that asked for it.
+    pub fn command(&self) -> &'static str {
+        match self {
+            DisplayRequest::Highlight { .. } | DisplayRequest::Unhighlight(_) => "highlight",
+            DisplayRequest::Highlights => "highlights",
+            DisplayRequest::Filter { .. } => "filter",
+            DisplayRequest::Split { .. } => "split",
+            DisplayRequest::Unsplit => "unsplit",
+            DisplayRequest::Merge(_) => "merge",
+        }
+    }
+}
+
 /// `filter REGEX` (shows matching lines) or `filter -v REGEX` (hides them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FilterRule {
