@@ -492,6 +492,17 @@ fn lz4_chunk(frame: &[u8]) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
 
+    /// `chunks` as a recording of `format` writes them, header first; the
+    /// writer, to go on with.
+    fn recorded(format: Format, chunks: &[(Mark, Vec<u8>)]) -> (Vec<u8>, LineWriter) {
+        let mut file = format!("{}\n", format.header(&header("s", "tcp", "a", "b", "binary"))).into_bytes();
+        let mut writer = LineWriter::default();
+        for (mark, data) in chunks {
+            writer.write(&mut file, Utc::now(), *mark, data, format).unwrap();
+        }
+        (file, writer)
+    }
+
     #[test]
     fn lines_round_trip() {
         let at = Utc::now();
@@ -559,14 +570,7 @@ mod tests {
             (Mark::Event, b"disconnected remote".to_vec()),
             (Mark::Out, vec![0, 0, 0]),
         ];
-        let mut file =
-            format!("{}\n", Format::V2.header(&header("s", "tcp", "a", "b", "binary"))).into_bytes();
-        let mut writer = LineWriter::default();
-        for (mark, data) in &chunks {
-            writer
-                .write(&mut file, Utc::now(), *mark, data, Format::V2)
-                .unwrap();
-        }
+        let (file, _) = recorded(Format::V2, &chunks);
         let written = String::from_utf8(file.clone()).unwrap();
         let lines: Vec<&str> = written.lines().collect();
         assert!(
@@ -633,14 +637,7 @@ mod tests {
             (Mark::Out, vec![0; LZ4_MIN - 1]),
             (Mark::Event, b"disconnected remote".to_vec()),
         ];
-        let mut file =
-            format!("{}\n", Format::V3.header(&header("s", "tcp", "a", "b", "binary"))).into_bytes();
-        let mut writer = LineWriter::default();
-        for (mark, data) in &chunks {
-            writer
-                .write(&mut file, Utc::now(), *mark, data, Format::V3)
-                .unwrap();
-        }
+        let (file, mut writer) = recorded(Format::V3, &chunks);
         let written = String::from_utf8(file.clone()).unwrap();
         let lines: Vec<&str> = written.lines().collect();
         assert!(
