@@ -28,6 +28,15 @@ fuzz_target!(|data: &[u8]| {
                 continue;
             };
             let mark = if way & 1 == 0 { Mark::In } else { Mark::Out };
+            // v3: the piece repeated to an LZ4-sized chunk, so the frames
+            // (made and read back) are fuzzed too; v2 covers short chunks.
+            let repeated;
+            let chunk = if format == transcript::Format::V3 && !chunk.is_empty() {
+                repeated = chunk.repeat(transcript::LZ4_MIN.div_ceil(chunk.len()));
+                &repeated[..]
+            } else {
+                chunk
+            };
             transcript::format_line_as(format, &mut file, at(), mark, chunk);
             match mark {
                 Mark::In => received.extend_from_slice(chunk),
