@@ -1327,13 +1327,21 @@ impl App {
     /// lines at their recorded times (with dates when it spans days). The
     /// scrollback's bounds hold: a longer file shows its newest part.
     pub fn load_transcript<R: std::io::BufRead>(&mut self, name: &str, reader: crate::transcript::Reader<R>) {
-        // `# muxcat transcript v1|v2 SESSION KIND FROM -> TO mode=MODE`
+        // `# muxcat transcript vN SESSION KIND FROM -> TO mode=MODE [dir=in]`:
+        // FROM is the side that opened the session, the client when
+        // muxcat accepted it (`dir=in`).
         let header: Vec<String> = reader.header.split(' ').map(str::to_string).collect();
         let word = |i: usize| header.get(i).cloned().unwrap_or_default();
         let id = word(4);
         let id = if id.is_empty() { "replay".to_string() } else { id };
-        let mut row = self.new_row(&id, "out", word(8));
-        row.local = word(6);
+        let accepted = header.iter().any(|w| w == "dir=in");
+        let (direction, local, peer) = if accepted {
+            ("in", word(8), word(6))
+        } else {
+            ("out", word(6), word(8))
+        };
+        let mut row = self.new_row(&id, direction, peer);
+        row.local = local;
         row.kind = crate::core::transport::Kind::parse(&word(5)).unwrap_or(Kind::Tcp);
         row.tls = row.kind.is_tls();
         let file = std::path::Path::new(name)
@@ -3065,6 +3073,16 @@ pub(crate) mod tests {
         assert_eq!(a.shown().found, Some(2));
         a.apply(Action::ToggleHex);
         assert_eq!(a.shown().view, View::Hex);
+        // A session muxcat accepted (v3, `dir=in`): the client is the peer.
+        let text = "# muxcat transcript v3 sess-2 tcp 127.0.0.1:52720 -> 127.0.0.1:24444 mode=line dir=in\n\
+            2026-12-01T00:00:00.250000Z < hi\\n\n";
+        let reader = crate::transcript::Reader::new(text.as_bytes(), "in.log").unwrap();
+        a.load_transcript("in.log", reader);
+        let s = &a.sessions[1];
+        assert_eq!(
+            (s.direction, s.peer.as_str(), s.local.as_str()),
+            ("in", "127.0.0.1:52720", "127.0.0.1:24444")
+        );
     }
 
     #[test]
