@@ -225,7 +225,13 @@ impl LineWriter {
         let made = encoder
             .write_all(data)
             .and_then(|()| encoder.try_finish().map_err(std::io::Error::other));
-        made.is_ok() && lz4_pays(encoder.get_ref().len(), data.len())
+        if made.is_err() {
+            // Into a Vec this does not fail; if it ever did, a frame left
+            // open must not run into the next chunk's: start afresh.
+            self.lz4 = None;
+            return false;
+        }
+        lz4_pays(encoder.get_ref().len(), data.len())
     }
 }
 
