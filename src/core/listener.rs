@@ -17,7 +17,7 @@ use super::events::{CoreError, CoreResult, ErrorCode, Event, EventKind, Listener
 use super::session::{Direction, Parts, Registrar, Session};
 use super::slots::{Membership, Slots};
 use super::transport::udp::Datagrams;
-use super::transport::{Accepted, Bound, Endpoint, Io, Kind, Link};
+use super::transport::{Accepted, Bound, Endpoint, Kind, Link};
 use super::util::{format_duration, new_id, once_a_second};
 
 /// Accepted clients no `accept` has returned yet, kept for `accept` (oldest dropped).
@@ -355,16 +355,7 @@ impl Listener {
         ctx: &Arc<Ctx>,
     ) -> Option<Arc<Session>> {
         self.slots.take();
-        let link = Link {
-            io: Io::UdpPeer(socket.clone()),
-            local: self.local.clone(),
-            peer: Endpoint::Ip(from),
-            kind: Kind::UdpPeer,
-            insecure: false,
-            cipher: None,
-            control: None,
-            reset: None,
-        };
+        let link = super::transport::udp::peer_link(socket, self.local.clone(), from);
         self.open_client(link, None, ctx).await
     }
 

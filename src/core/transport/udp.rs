@@ -1,10 +1,13 @@
-//! Opening UDP sockets: bind, `--reuse`, `--broadcast`, `--multicast` and `--ttl`.
+//! Opening UDP sockets: bind, `--reuse`, `--broadcast`, `--multicast` and
+//! `--ttl`; a per-peer listener's senders as session links.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
+use super::{Endpoint, Io, Kind, Link};
 use crate::core::addr::HostPort;
 use crate::core::addr::{self, resolve};
 use crate::core::error::{CoreError, CoreResult, ErrorCode};
@@ -63,6 +66,21 @@ impl Datagrams {
     pub async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
         let (n, from) = self.socket.recv_from(buf).await?;
         Ok((n, addr::canonical(from)))
+    }
+}
+
+/// One sender of a per-peer listener's socket as a session's link: the
+/// listener hands its datagrams over, replies go out of the same socket.
+pub(crate) fn peer_link(socket: &Arc<Datagrams>, local: Endpoint, from: SocketAddr) -> Link {
+    Link {
+        io: Io::UdpPeer(socket.clone()),
+        local,
+        peer: Endpoint::Ip(from),
+        kind: Kind::UdpPeer,
+        insecure: false,
+        cipher: None,
+        control: None,
+        reset: None,
     }
 }
 
