@@ -536,6 +536,14 @@ pub async fn run(role: PipeRole, opts: PipeOptions) -> u8 {
     if let Some(p) = &progress {
         p.show(true);
     }
+    // Bytes gathered for stdout when a deadline ended the run (the serial
+    // linger, --quit-after) were received: they go out like the rest.
+    if (code == EXIT_OK || code == EXIT_FAILED)
+        && !staged.is_empty()
+        && let Some(out) = &out_tx
+    {
+        let _ = out.send(staged.split().freeze()).await;
+    }
     // Nothing reads events from here on: closing sessions must not wait
     // for room in a queue nobody drains (a stdout that is stuck, say).
     manager.stop_waiting();

@@ -649,7 +649,7 @@ async fn execute(
             if stop.is_cancelled() {
                 Err(stopped())
             } else if at.source().source.as_deref() == Some(ASYNC_WRAPPER) {
-                // Not inside mlua's wrapper of an async function: yielding
+                // Never inside mlua's wrapper of an async function: yielding
                 // between its poll of a pending future and its own yield
                 // loses that future's wake-up (the wake lands on the
                 // hook's re-poll, which resumes Lua and yields "pending"
