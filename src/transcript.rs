@@ -34,20 +34,38 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every version, oldest first.
+    const ALL: [Format; 3] = [Format::V1, Format::V2, Format::V3];
+
+    /// How this version's header line starts.
+    fn prefix(self) -> &'static str {
+        match self {
+            Format::V1 => HEADER_PREFIX,
+            Format::V2 => HEADER_PREFIX_V2,
+            Format::V3 => HEADER_PREFIX_V3,
+        }
+    }
+
     /// `header` (as [`header`] makes it) for this version.
     pub fn header(self, header: &str) -> String {
-        match (self, header.strip_prefix(HEADER_PREFIX)) {
-            (Format::V2, Some(rest)) => format!("{HEADER_PREFIX_V2}{rest}"),
-            (Format::V3, Some(rest)) => format!("{HEADER_PREFIX_V3}{rest}"),
-            _ => header.to_string(),
+        match header.strip_prefix(HEADER_PREFIX) {
+            Some(rest) => format!("{}{rest}", self.prefix()),
+            None => header.to_string(),
         }
+    }
+
+    /// The version a header line names, if this muxcat reads it.
+    fn of_header(line: &[u8]) -> Option<Format> {
+        Format::ALL
+            .into_iter()
+            .find(|f| line.starts_with(f.prefix().as_bytes()))
     }
 
     /// The header line's text after its version word.
     pub fn strip_header(line: &str) -> &str {
-        [HEADER_PREFIX, HEADER_PREFIX_V2, HEADER_PREFIX_V3]
+        Format::ALL
             .iter()
-            .find_map(|prefix| line.strip_prefix(prefix))
+            .find_map(|f| line.strip_prefix(f.prefix()))
             .unwrap_or(line)
     }
 }
@@ -368,20 +386,15 @@ impl<R: std::io::BufRead> Reader<R> {
     pub fn new(mut input: R, name: &str) -> Result<Reader<R>, String> {
         let mut first = Vec::new();
         read_line(&mut input, &mut first).map_err(|e| format!("{name}: {e}"))?;
-        let version = if first.starts_with(HEADER_PREFIX.as_bytes()) {
-            Format::V1
-        } else if first.starts_with(HEADER_PREFIX_V2.as_bytes()) {
-            Format::V2
-        } else if first.starts_with(HEADER_PREFIX_V3.as_bytes()) {
-            Format::V3
-        } else if first.starts_with(b"# muxcat transcript v") {
-            let word =
-                String::from_utf8_lossy(first.split(|&b| b == b' ').nth(3).unwrap_or_default()).into_owned();
-            return Err(format!(
-                "{name}: transcript version {:?} is newer than this muxcat reads (v1, v2, v3)",
-                crate::core::escape::escape_display(word.trim_end().as_bytes())
-            ));
-        } else {
+        let Some(version) = Format::of_header(&first) else {
+            if first.starts_with(b"# muxcat transcript v") {
+                let word = String::from_utf8_lossy(first.split(|&b| b == b' ').nth(3).unwrap_or_default())
+                    .into_owned();
+                return Err(format!(
+                    "{name}: transcript version {:?} is newer than this muxcat reads (v1, v2, v3)",
+                    crate::core::escape::escape_display(word.trim_end().as_bytes())
+                ));
+            }
             return Err(format!(
                 "{name}: line 1 is not a muxcat transcript header (expected {:?})",
                 HEADER_PREFIX.trim_end()
