@@ -212,22 +212,12 @@ impl LineWriter {
             true => Form::Base64,
         };
         let (prefix, used) = line_prefix(at, mark.text(form));
-        if form == Form::Lz4 {
-            let frame = self
-                .lz4
-                .as_mut()
-                .map(|e| std::mem::take(e.get_mut()))
-                .unwrap_or_default();
-            let written = write_body(&mut self.buf, out, &prefix[..used], &frame, Form::Base64);
-            // The frame's buffer goes back for the next chunk.
-            if let Some(e) = self.lz4.as_mut() {
-                *e.get_mut() = frame;
-                e.get_mut().clear();
-            }
-            written
-        } else {
-            write_body(&mut self.buf, out, &prefix[..used], data, form)
-        }
+        // An LZ4 line's body is the frame `compress` left in the encoder.
+        let body = match &self.lz4 {
+            Some(encoder) if form == Form::Lz4 => encoder.get_ref(),
+            _ => data,
+        };
+        write_body(&mut self.buf, out, &prefix[..used], body, form)
     }
 
     /// Compresses `data` into one LZ4 frame in the encoder's buffer; true
@@ -253,8 +243,8 @@ impl LineWriter {
     }
 }
 
-/// `prefix`, `body` escaped or in base64, and the newline, through `buf`
-/// a piece at a time.
+/// `prefix`, `body` (escaped, or in base64 for the other forms) and the
+/// newline, through `buf` a piece at a time.
 fn write_body(
     buf: &mut Vec<u8>,
     out: &mut impl Write,
