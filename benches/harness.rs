@@ -776,19 +776,11 @@ fn responsiveness(presses: usize) {
     std::thread::sleep(Duration::from_secs(3));
     let idle = cpu_ticks(pid).saturating_sub(before);
     println!("idle CPU, 100 quiet sessions: {} ms over 3 s", idle * 10);
-    // Open the flood and select it: the newest session is the last row.
-    let _ = tui
-        .keys()
-        .write_all(format!(":connect --label flood 127.0.0.1:{flood_port}\r").as_bytes());
-    if tui
-        .wait_for(&|s| s.contains("Sessions 101"), Duration::from_secs(10))
-        .is_none()
-    {
+    // Open the flood and select it.
+    if !tui.open_and_select("flood", flood_port, 101) {
         tui.stop();
         return println!("the flood session did not open");
     }
-    let _ = tui.keys().write_all(&[b'j'; 101]);
-    let _ = tui.keys().flush();
     if tui
         .wait_for(&|s| s.contains("< FLOOD"), Duration::from_secs(10))
         .is_none()
@@ -850,17 +842,10 @@ fn keystroke_to_wire(tui: &mut PtyTui, presses: usize) {
             }
         }
     });
-    let _ = tui
-        .keys()
-        .write_all(format!(":connect --label wire 127.0.0.1:{port}\r").as_bytes());
-    if tui
-        .wait_for(&|s| s.contains("Sessions 102"), Duration::from_secs(10))
-        .is_none()
-    {
+    if !tui.open_and_select("wire", port, 102) {
         return println!("the wire session did not open");
     }
-    // The newest session is the last row; insert mode on it.
-    let _ = tui.keys().write_all(&[b'j'; 102]);
+    // Insert mode on it.
     let _ = tui.keys().write_all(b"i");
     let _ = tui.keys().flush();
     std::thread::sleep(Duration::from_millis(300));

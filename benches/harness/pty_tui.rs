@@ -100,6 +100,25 @@ impl PtyTui {
         None
     }
 
+    /// `:connect --label LABEL 127.0.0.1:PORT` from the command bar, and
+    /// once the list holds `sessions`, that newest one (the last row)
+    /// selected; false when it did not open within 10 s.
+    pub fn open_and_select(&mut self, label: &str, port: u16, sessions: usize) -> bool {
+        let _ = self
+            .keys()
+            .write_all(format!(":connect --label {label} 127.0.0.1:{port}\r").as_bytes());
+        let listed = format!("Sessions {sessions}");
+        if self
+            .wait_for(&|s| s.contains(&listed), Duration::from_secs(10))
+            .is_none()
+        {
+            return false;
+        }
+        let _ = self.keys().write_all(&vec![b'j'; sessions]);
+        let _ = self.keys().flush();
+        true
+    }
+
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
